@@ -1,0 +1,27 @@
+{
+  "target_defaults": {
+    "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+    "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
+    "cflags!": ["-fno-exceptions"],
+    "cflags_cc!": ["-fno-exceptions"],
+    "cflags_cc": ["-std=c++17", "-fexceptions", "-O2", "-Wall", "-Wextra", "-Wno-missing-field-initializers", "-Wno-unused-parameter"]
+  },
+  "targets": [
+    {
+      "target_name": "xsk",
+      "sources": [
+        "native/common/mapping.cc",
+        "native/xsk/addon.cc",
+        "native/xsk/xsk.cc",
+        "native/xsk/bpf.cc",
+        "native/xsk/netlink.cc",
+        "native/xsk/host.cc",
+        "native/xsk/raw_loop.cc"
+      ]
+    },
+    {
+      "target_name": "kvm",
+      "sources": ["native/kvm/addon.cc"]
+    }
+  ]
+}

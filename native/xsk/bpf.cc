@@ -1,0 +1,149 @@
+// Raw bpf(2) calls: maps, program load (instructions are assembled in
+// TypeScript), BPF links for XDP, object info. No libbpf: nothing to fetch.
+#include "xsk.h"
+#include "../common/napi_util.h"
+
+#include <fcntl.h>
+#include <linux/bpf.h>
+
+#include <cstring>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <vector>
+
+namespace xdpvm {
+namespace {
+
+long Bpf(int cmd, bpf_attr* attr) { return syscall(__NR_bpf, cmd, attr, sizeof(*attr)); }
+
+void CopyName(char (&dst)[BPF_OBJ_NAME_LEN], const std::string& src) {
+  size_t n = src.size() < BPF_OBJ_NAME_LEN - 1 ? src.size() : BPF_OBJ_NAME_LEN - 1;
+  memcpy(dst, src.data(), n);
+}
+
+// mapCreate(type, keySize, valueSize, maxEntries, name) -> fd
+Napi::Value MapCreate(const Napi::CallbackInfo& info) {
+  bpf_attr a{};
+  a.map_type = static_cast<uint32_t>(ArgInt(info, 0, "type"));
+  a.key_size = static_cast<uint32_t>(ArgInt(info, 1, "keySize"));
+  a.value_size = static_cast<uint32_t>(ArgInt(info, 2, "valueSize"));
+  a.max_entries = static_cast<uint32_t>(ArgInt(info, 3, "maxEntries"));
+  CopyName(a.map_name, ArgString(info, 4, "name"));
+  a.map_flags = 0;
+  long fd = Bpf(BPF_MAP_CREATE, &a);
+  if (fd < 0) throw ErrnoError(info.Env(), "bpf(BPF_MAP_CREATE)", errno);
+  // The kernel does not set O_CLOEXEC on bpf fds created without it on old kernels; make sure.
+  fcntl(static_cast<int>(fd), F_SETFD, FD_CLOEXEC);
+  return Napi::Number::New(info.Env(), static_cast<double>(fd));
+}
+
+// mapUpdate(fd, key bytes, value bytes)
+Napi::Value MapUpdate(const Napi::CallbackInfo& info) {
+  bpf_attr a{};
+  a.map_fd = static_cast<uint32_t>(ArgInt(info, 0, "fd"));
+  Bytes k = ArgBytes(info, 1, "key");
+  Bytes v = ArgBytes(info, 2, "value");
+  a.key = reinterpret_cast<uint64_t>(k.data);
+  a.value = reinterpret_cast<uint64_t>(v.data);
+  a.flags = BPF_ANY;
+  if (Bpf(BPF_MAP_UPDATE_ELEM, &a) != 0) throw ErrnoError(info.Env(), "bpf(BPF_MAP_UPDATE_ELEM)", errno);
+  return info.Env().Undefined();
+}
+
+// mapLookup(fd, key bytes, value out bytes) -> true if found
+Napi::Value MapLookup(const Napi::CallbackInfo& info) {
+  bpf_attr a{};
+  a.map_fd = static_cast<uint32_t>(ArgInt(info, 0, "fd"));
+  Bytes k = ArgBytes(info, 1, "key");
+  Bytes v = ArgBytes(info, 2, "value");
+  a.key = reinterpret_cast<uint64_t>(k.data);
+  a.value = reinterpret_cast<uint64_t>(v.data);
+  if (Bpf(BPF_MAP_LOOKUP_ELEM, &a) != 0) {
+    if (errno == ENOENT) return Napi::Boolean::New(info.Env(), false);
+    throw ErrnoError(info.Env(), "bpf(BPF_MAP_LOOKUP_ELEM)", errno);
+  }
+  return Napi::Boolean::New(info.Env(), true);
+}
+
+// mapDelete(fd, key bytes) -> true if it was there
+Napi::Value MapDelete(const Napi::CallbackInfo& info) {
+  bpf_attr a{};
+  a.map_fd = static_cast<uint32_t>(ArgInt(info, 0, "fd"));
+  Bytes k = ArgBytes(info, 1, "key");
+  a.key = reinterpret_cast<uint64_t>(k.data);
+  if (Bpf(BPF_MAP_DELETE_ELEM, &a) != 0) {
+    if (errno == ENOENT) return Napi::Boolean::New(info.Env(), false);
+    throw ErrnoError(info.Env(), "bpf(BPF_MAP_DELETE_ELEM)", errno);
+  }
+  return Napi::Boolean::New(info.Env(), true);
+}
+
+// progLoad(type, instructions bytes, license, name, expectedAttachType) -> fd.
+// On a verifier rejection the error message carries the verifier log.
+Napi::Value ProgLoad(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Bytes insns = ArgBytes(info, 1, "instructions");
+  std::string license = ArgString(info, 2, "license");
+  std::vector<char> log(64 * 1024);
+  bpf_attr a{};
+  a.prog_type = static_cast<uint32_t>(ArgInt(info, 0, "type"));
+  a.insns = reinterpret_cast<uint64_t>(insns.data);
+  a.insn_cnt = static_cast<uint32_t>(insns.length / sizeof(bpf_insn));
+  a.license = reinterpret_cast<uint64_t>(license.c_str());
+  CopyName(a.prog_name, ArgString(info, 3, "name"));
+  a.expected_attach_type = static_cast<uint32_t>(ArgInt(info, 4, "expectedAttachType"));
+  long fd = Bpf(BPF_PROG_LOAD, &a);
+  if (fd < 0) {
+    int err = errno;
+    // Load again with the log on, only to explain the failure.
+    a.log_buf = reinterpret_cast<uint64_t>(log.data());
+    a.log_size = static_cast<uint32_t>(log.size());
+    a.log_level = 1;
+    if (Bpf(BPF_PROG_LOAD, &a) >= 0) {}
+    Napi::Error e = ErrnoError(env, "bpf(BPF_PROG_LOAD)", err);
+    e.Set("verifierLog", Napi::String::New(env, log.data()));
+    throw e;
+  }
+  fcntl(static_cast<int>(fd), F_SETFD, FD_CLOEXEC);
+  return Napi::Number::New(env, static_cast<double>(fd));
+}
+
+// linkCreate(progFd, targetIfindex, attachType, flags) -> link fd. For XDP the
+// program stays attached exactly as long as this fd (or a dup of it) is open.
+Napi::Value LinkCreate(const Napi::CallbackInfo& info) {
+  bpf_attr a{};
+  a.link_create.prog_fd = static_cast<uint32_t>(ArgInt(info, 0, "progFd"));
+  a.link_create.target_ifindex = static_cast<uint32_t>(ArgInt(info, 1, "ifindex"));
+  a.link_create.attach_type = static_cast<uint32_t>(ArgInt(info, 2, "attachType"));
+  a.link_create.flags = static_cast<uint32_t>(ArgInt(info, 3, "flags"));
+  long fd = Bpf(BPF_LINK_CREATE, &a);
+  if (fd < 0) throw ErrnoError(info.Env(), "bpf(BPF_LINK_CREATE)", errno);
+  fcntl(static_cast<int>(fd), F_SETFD, FD_CLOEXEC);
+  return Napi::Number::New(info.Env(), static_cast<double>(fd));
+}
+
+// progId(progFd) -> the kernel's id of a loaded program.
+Napi::Value ProgId(const Napi::CallbackInfo& info) {
+  bpf_prog_info pi{};
+  bpf_attr a{};
+  a.info.bpf_fd = static_cast<uint32_t>(ArgInt(info, 0, "progFd"));
+  a.info.info_len = sizeof(pi);
+  a.info.info = reinterpret_cast<uint64_t>(&pi);
+  if (Bpf(BPF_OBJ_GET_INFO_BY_FD, &a) != 0) throw ErrnoError(info.Env(), "bpf(BPF_OBJ_GET_INFO_BY_FD)", errno);
+  return Napi::Number::New(info.Env(), pi.id);
+}
+
+}  // namespace
+
+void InitBpf(Napi::Env env, Napi::Object exports) {
+  exports.Set("bpfMapCreate", Napi::Function::New(env, MapCreate));
+  exports.Set("bpfMapUpdate", Napi::Function::New(env, MapUpdate));
+  exports.Set("bpfMapLookup", Napi::Function::New(env, MapLookup));
+  exports.Set("bpfMapDelete", Napi::Function::New(env, MapDelete));
+  exports.Set("bpfProgLoad", Napi::Function::New(env, ProgLoad));
+  exports.Set("bpfLinkCreate", Napi::Function::New(env, LinkCreate));
+  exports.Set("bpfProgId", Napi::Function::New(env, ProgId));
+}
+
+}  // namespace xdpvm

@@ -1,0 +1,41 @@
+// The contract between the virtio-net device and a packet backend (AF_XDP,
+// loopback). One NetBackendQueue per queue pair; each is used by exactly one
+// thread, so nothing here locks. Every call is allocation-free: frames are
+// offsets into `txBuffer` / `rxBuffer`, not objects.
+
+/** Result of txAcquire when the frame cannot be taken. */
+export const TX_OVERSIZE = -1; // frame larger than the backend carries: dropped and counted, go on
+export const TX_BUSY = -2; // no free frame or Tx slot now: stop, retry when writable
+
+export interface NetBackendQueue {
+  /** Largest frame (without the virtio-net header) the backend can carry. */
+  readonly maxFrameSize: number;
+
+  // Guest -> wire.
+  /** Memory that txAcquire offsets point into. */
+  readonly txBuffer: Uint8Array;
+  /**
+   * Reserves room for one frame of `length` bytes. Returns the offset in
+   * txBuffer to copy the frame to, TX_OVERSIZE (counted as a drop) or TX_BUSY.
+   */
+  txAcquire(length: number): number;
+  /** Queues the frame copied at `offset` (from txAcquire) for sending. */
+  txCommit(offset: number, length: number): void;
+  /** Publishes committed frames and kicks the kernel once for the batch. */
+  txFlush(): void;
+
+  // Wire -> guest.
+  /** Memory that rxOffset points into. */
+  readonly rxBuffer: Uint8Array;
+  /** Number of received frames ready (at most `max`), without taking them. */
+  rxPeek(max: number): number;
+  /** Offset in rxBuffer of the i-th peeked frame. */
+  rxOffset(i: number): number;
+  /** Length of the i-th peeked frame. */
+  rxLength(i: number): number;
+  /** Takes the first `n` peeked frames (n may be less than peeked: the rest stay queued). */
+  rxRelease(n: number): void;
+
+  /** File descriptor to poll: readable when rxPeek may find frames, writable when TX_BUSY may clear. */
+  readonly pollFd: number;
+}

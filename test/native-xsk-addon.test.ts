@@ -1,0 +1,28 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { xsk } from '../src/native/xsk';
+
+test('an AF_XDP socket reports the AF_XDP domain', () => {
+  const fd = xsk.socket();
+  try {
+    assert.is(xsk.socketDomain(fd), xsk.constants.AF_XDP);
+  } finally {
+    xsk.close(fd);
+  }
+});
+
+test('socketDomain of a non-socket fd is a negative errno', () => {
+  assert.ok(xsk.socketDomain(0) < 0 || xsk.socketDomain(0) !== xsk.constants.AF_XDP);
+});
+
+test('an unmapped mapping is detached, not dangling', () => {
+  const ab = xsk.mapAnonymous(1 << 16);
+  const view = new Uint8Array(ab);
+  view[100] = 7;
+  assert.is(view[100], 7);
+  xsk.unmap(ab);
+  assert.is(ab.byteLength, 0);
+  assert.is(view.length, 0);
+});
+
+test.run();

@@ -1,0 +1,2 @@
+// Filled in as the device model grows.
+export {};
