@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include <cerrno>
 #include <cstring>
 #include <vector>
 
@@ -116,9 +117,13 @@ Napi::Value RawLoop(const Napi::CallbackInfo& info) {
         d->options = 0;
       }
       if (k) StoreRelease(txr.producer, tprod + k);
+      // Copy-mode xmit sends at most 32 frames per call (EAGAIN: more left).
       if (NeedsWakeup(txr)) {
-        sendto(fd, nullptr, 0, MSG_DONTWAIT, nullptr, 0);
-        kicks++;
+        for (int i = 0; i < 65; i++) {
+          kicks++;
+          if (sendto(fd, nullptr, 0, MSG_DONTWAIT, nullptr, 0) >= 0 || errno != EAGAIN) break;
+          if (*txr.producer == LoadAcquire(txr.consumer)) break;
+        }
       }
     } else {
       uint32_t rprod = LoadAcquire(rx.producer), rcons = *rx.consumer;

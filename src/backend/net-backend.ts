@@ -21,6 +21,8 @@ export interface NetBackendQueue {
   txAcquire(length: number): number;
   /** Queues the frame copied at `offset` (from txAcquire) for sending. */
   txCommit(offset: number, length: number): void;
+  /** Gives back a frame from txAcquire that will not be committed. */
+  txCancel(offset: number): void;
   /** Publishes committed frames and kicks the kernel once for the batch. */
   txFlush(): void;
 

@@ -1,0 +1,120 @@
+// The AF_XDP network backend (-netdev af-xdp): one socket and queue per device
+// queue, the default XDP program attached unless inhibit=on, and a tear-down
+// that detaches only what this backend attached.
+import { Capability, hasEffectiveCapability } from '../../host/capabilities';
+import { xsk } from '../../native/xsk';
+import { AfXdpQueue } from './af-xdp-queue';
+import { OptionError, type AfXdpOptions } from './af-xdp-options';
+import { XdpAttachment, type XdpMode } from './xdp-attachment';
+import { DEFAULT_FRAME_COUNT, DEFAULT_FRAME_SIZE, DEFAULT_RING_SIZE, XskSocket, type CopyMode } from './xsk-socket';
+
+/** Sizes below the user-visible options (tests and benchmarks shrink them). */
+export interface AfXdpTuning {
+  frameSize: number;
+  frameCount: number;
+  ringSize: number;
+}
+
+export const DEFAULT_TUNING: AfXdpTuning = { frameSize: DEFAULT_FRAME_SIZE, frameCount: DEFAULT_FRAME_COUNT, ringSize: DEFAULT_RING_SIZE };
+
+export class AfXdpBackend {
+  private closed = false;
+
+  private constructor(
+    readonly options: AfXdpOptions,
+    readonly ifindex: number,
+    /** The attach mode in force: ours, or (inhibit=on) the helper's. */
+    readonly mode: XdpMode,
+    readonly queues: readonly AfXdpQueue[],
+    private readonly attachment: XdpAttachment | undefined,
+  ) {}
+
+  static open(options: AfXdpOptions, tuning: AfXdpTuning = DEFAULT_TUNING): AfXdpBackend {
+    const { ifname, queues: n, startQueue } = options;
+    const ifindex = xsk.ifNameToIndex(ifname);
+    if (ifindex === 0) throw new OptionError(`af-xdp: 'ifname': no interface named '${ifname}'`);
+    checkMemlock(options, tuning);
+    if (options.sockFds) checkSockFds(options.sockFds);
+
+    let attachment: XdpAttachment | undefined;
+    const queues: AfXdpQueue[] = [];
+    let handedIn = options.sockFds ? [...options.sockFds] : undefined;
+    try {
+      if (!options.inhibit) attachment = XdpAttachment.attach(ifname, ifindex, options.mode, startQueue + n);
+      const copyMode: CopyMode = options.forceCopy ? 'copy' : 'default';
+      for (let q = 0; q < n; q++) {
+        const fd = handedIn?.shift();
+        const socket = XskSocket.open({
+          ifname,
+          ifindex,
+          queueId: startQueue + q,
+          frameSize: tuning.frameSize,
+          frameCount: tuning.frameCount,
+          fillSize: tuning.ringSize,
+          completionSize: tuning.ringSize,
+          rxSize: tuning.ringSize,
+          txSize: tuning.ringSize,
+          copyMode,
+          ...(fd !== undefined ? { fd } : {}),
+        });
+        queues.push(new AfXdpQueue(socket));
+        attachment?.addSocket(startQueue + q, socket.fd);
+      }
+      const mode = attachment?.mode ?? attachedMode(ifname, ifindex);
+      return new AfXdpBackend(options, ifindex, mode, queues, attachment);
+    } catch (e) {
+      for (const q of queues) q.socket.close();
+      for (const fd of handedIn ?? []) xsk.close(fd);
+      attachment?.detach();
+      throw e;
+    }
+  }
+
+  /** Whether the sockets were bound zero-copy (the driver supports it and force-copy is off). */
+  get zeroCopy(): boolean {
+    return this.queues.every((q) => q.socket.zeroCopy);
+  }
+
+  /** Closes the sockets, frees the UMEMs and detaches the program if this backend attached it. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const q of this.queues) {
+      try {
+        this.attachment?.removeSocket(q.queueId);
+      } catch {
+        // Already gone with the socket; nothing to undo.
+      }
+      q.socket.close();
+    }
+    this.attachment?.detach();
+  }
+}
+
+/** inhibit=on: the traffic arrives only if somebody attached a program; say so now rather than never. */
+function attachedMode(ifname: string, ifindex: number): XdpMode {
+  const st = xsk.xdpQuery(ifindex);
+  if (st.attached === 0)
+    throw new OptionError(`af-xdp: 'inhibit=on' but no XDP program is attached to ${ifname}: traffic would never reach the sockets`);
+  return st.skbProgId !== 0 && st.drvProgId === 0 ? 'skb' : 'native';
+}
+
+function checkMemlock(options: AfXdpOptions, tuning: AfXdpTuning): void {
+  const needed = options.queues * tuning.frameSize * tuning.frameCount;
+  const { soft } = xsk.memlockLimit();
+  if (soft < 0 || soft >= needed || hasEffectiveCapability(Capability.IPC_LOCK)) return;
+  const mib = (b: number): string => `${Math.ceil(b / (1 << 20))} MiB`;
+  throw new OptionError(
+    `af-xdp: 'queues=${options.queues}' needs ${mib(needed)} of locked memory for its UMEMs but RLIMIT_MEMLOCK is ${mib(soft)}; ` +
+      `raise it (e.g. 'ulimit -l ${Math.ceil(needed / 1024)}', or LimitMEMLOCK= for a systemd unit)`,
+  );
+}
+
+function checkSockFds(fds: readonly number[]): void {
+  for (const fd of fds) {
+    const domain = xsk.socketDomain(fd);
+    if (domain === -9 /* EBADF */) throw new OptionError(`af-xdp: 'sock-fds': fd ${fd} is not open`);
+    if (domain < 0) throw new OptionError(`af-xdp: 'sock-fds': fd ${fd} is not a socket`);
+    if (domain !== xsk.constants.AF_XDP) throw new OptionError(`af-xdp: 'sock-fds': fd ${fd} is not an AF_XDP socket (domain ${domain})`);
+  }
+}

@@ -1,0 +1,111 @@
+// `-netdev af-xdp,...` options, spelled and checked as QEMU 8.2 does
+// (qapi/net.json NetdevAFXDPOptions): every error names the option.
+
+export interface AfXdpOptions {
+  id: string;
+  ifname: string;
+  /** undefined: try native, fall back to skb. */
+  mode?: 'native' | 'skb';
+  forceCopy: boolean;
+  queues: number;
+  startQueue: number;
+  inhibit: boolean;
+  sockFds?: number[];
+}
+
+export class OptionError extends Error {}
+
+const KEYS = new Set(['id', 'ifname', 'mode', 'force-copy', 'queues', 'start-queue', 'inhibit', 'sock-fds']);
+const MAX_QUEUES = 1024;
+
+/** Parses `af-xdp,id=n1,ifname=eth0,...` (the leading type may be omitted). */
+export function parseAfXdpOptions(spec: string): AfXdpOptions {
+  const parts = splitOptions(spec);
+  if (parts.length > 0 && !parts[0]!.includes('=')) {
+    const type = parts.shift()!;
+    if (type !== 'af-xdp') throw new OptionError(`netdev type '${type}' is not af-xdp`);
+  }
+  const kv = new Map<string, string>();
+  for (const p of parts) {
+    const eq = p.indexOf('=');
+    if (eq <= 0) throw new OptionError(`af-xdp: '${p}' is not of the form key=value`);
+    const key = p.slice(0, eq);
+    const value = p.slice(eq + 1);
+    if (!KEYS.has(key)) throw new OptionError(`af-xdp: unknown option '${key}'`);
+    if (kv.has(key)) throw new OptionError(`af-xdp: option '${key}' given twice`);
+    kv.set(key, value);
+  }
+  const id = kv.get('id');
+  if (id === undefined || id === '') throw new OptionError("af-xdp: 'id' is required");
+  if (!/^[A-Za-z][A-Za-z0-9_.-]*$/.test(id)) throw new OptionError(`af-xdp: 'id' must start with a letter and use only letters, digits, '-', '.', '_' (got '${id}')`);
+  const ifname = kv.get('ifname');
+  if (ifname === undefined || ifname === '') throw new OptionError("af-xdp: 'ifname' is required");
+  if (ifname.length > 15 || /[\s/:]/.test(ifname)) throw new OptionError(`af-xdp: 'ifname' '${ifname}' is not a valid interface name`);
+
+  const modeText = kv.get('mode');
+  if (modeText !== undefined && modeText !== 'native' && modeText !== 'skb')
+    throw new OptionError(`af-xdp: 'mode' must be native or skb (got '${modeText}')`);
+
+  const opts: AfXdpOptions = {
+    id,
+    ifname,
+    forceCopy: parseBool(kv, 'force-copy', false),
+    queues: parseInteger(kv, 'queues', 1),
+    startQueue: parseInteger(kv, 'start-queue', 0),
+    inhibit: parseBool(kv, 'inhibit', false),
+  };
+  if (modeText !== undefined) opts.mode = modeText;
+  if (opts.queues < 1) throw new OptionError(`af-xdp: 'queues' must be at least 1 (got ${opts.queues})`);
+  if (opts.queues > MAX_QUEUES) throw new OptionError(`af-xdp: 'queues' must be at most ${MAX_QUEUES} (got ${opts.queues})`);
+  if (opts.startQueue < 0) throw new OptionError(`af-xdp: 'start-queue' must not be negative (got ${opts.startQueue})`);
+
+  const fdsText = kv.get('sock-fds');
+  if (fdsText !== undefined) {
+    const fds = fdsText.split(':').map((t) => {
+      if (!/^\d+$/.test(t)) throw new OptionError(`af-xdp: 'sock-fds' must be file descriptor numbers separated by ':' (got '${fdsText}')`);
+      return Number(t);
+    });
+    if (new Set(fds).size !== fds.length) throw new OptionError(`af-xdp: 'sock-fds' names the same fd twice ('${fdsText}')`);
+    opts.sockFds = fds;
+  }
+  if (opts.inhibit && opts.sockFds === undefined) throw new OptionError("af-xdp: 'inhibit=on' requires 'sock-fds'");
+  if (!opts.inhibit && opts.sockFds !== undefined) throw new OptionError("af-xdp: 'sock-fds' requires 'inhibit=on'");
+  if (opts.sockFds !== undefined && opts.sockFds.length !== opts.queues)
+    throw new OptionError(`af-xdp: 'sock-fds' has ${opts.sockFds.length} fds but 'queues' is ${opts.queues}: give one socket per queue`);
+  return opts;
+}
+
+/** Splits on commas; ',,' is a literal comma as in QEMU's option syntax. */
+function splitOptions(spec: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  for (let i = 0; i < spec.length; i++) {
+    const ch = spec[i]!;
+    if (ch === ',') {
+      if (spec[i + 1] === ',') {
+        cur += ',';
+        i++;
+        continue;
+      }
+      out.push(cur);
+      cur = '';
+    } else cur += ch;
+  }
+  out.push(cur);
+  return out.filter((p, i) => p !== '' || i !== out.length - 1);
+}
+
+function parseBool(kv: Map<string, string>, key: string, dflt: boolean): boolean {
+  const v = kv.get(key);
+  if (v === undefined) return dflt;
+  if (v === 'on' || v === 'yes' || v === 'true') return true;
+  if (v === 'off' || v === 'no' || v === 'false') return false;
+  throw new OptionError(`af-xdp: '${key}' must be on or off (got '${v}')`);
+}
+
+function parseInteger(kv: Map<string, string>, key: string, dflt: number): number {
+  const v = kv.get(key);
+  if (v === undefined) return dflt;
+  if (!/^-?\d+$/.test(v) || !Number.isSafeInteger(Number(v))) throw new OptionError(`af-xdp: '${key}' must be an integer (got '${v}')`);
+  return Number(v);
+}

@@ -1,0 +1,23 @@
+// Per-queue counters: plain number fields (one hidden class, cheap increments).
+export class QueueCounters {
+  txPackets = 0;
+  txBytes = 0;
+  /** Frames larger than a UMEM frame, dropped (they could never be sent). */
+  txDropOversize = 0;
+  /** Times the device had to stop because no frame or Tx slot was free. */
+  txBusy = 0;
+  txKicks = 0;
+  /** sendto kicks that failed with something other than a transient error. */
+  txKickErrors = 0;
+  txCompletions = 0;
+  rxPackets = 0;
+  rxBytes = 0;
+  /** Fill-ring wakeups (the kernel ran out of receive buffers). */
+  rxKicks = 0;
+  /** Times received frames were left on the Rx ring because the consumer took fewer than offered. */
+  rxDeferred = 0;
+
+  snapshot(): Record<string, number> {
+    return Object.fromEntries(Object.entries(this)) as Record<string, number>;
+  }
+}

@@ -1,0 +1,85 @@
+// Loading the default program with its XSKMAP and attaching it to an
+// interface through a BPF link, so that it goes away with the last fd even
+// when the process is killed. Auto mode tries native (driver) then skb.
+import { xsk, type NativeError } from '../../native/xsk';
+import { attachXdpLink, BpfMapType, loadXdpProgram, mapDeleteU32, mapUpdateU32, XdpFlags } from '../../bpf/syscalls';
+import { redirectByQueueProgram } from './xdp-program';
+
+export type XdpMode = 'native' | 'skb';
+
+export class XdpAttachment {
+  private closed = false;
+
+  private constructor(
+    readonly ifname: string,
+    readonly ifindex: number,
+    readonly mode: XdpMode,
+    readonly mapFd: number,
+    private readonly progFd: number,
+    private readonly linkFd: number,
+    readonly progId: number,
+  ) {}
+
+  /**
+   * Loads the redirect program with an XSKMAP of `mapEntries` slots and
+   * attaches it in `mode` (undefined: native, falling back to skb).
+   */
+  static attach(ifname: string, ifindex: number, mode: XdpMode | undefined, mapEntries: number): XdpAttachment {
+    const mapFd = xsk.bpfMapCreate(BpfMapType.XSKMAP, 4, 4, mapEntries, 'xdpvm_xsks');
+    let progFd = -1;
+    try {
+      progFd = loadXdpProgram(redirectByQueueProgram(mapFd), 'xdpvm_redirect');
+      const tries: XdpMode[] = mode ? [mode] : ['native', 'skb'];
+      let lastErr: NativeError | undefined;
+      for (const m of tries) {
+        try {
+          const linkFd = attachXdpLink(progFd, ifindex, m === 'native' ? XdpFlags.DRV_MODE : XdpFlags.SKB_MODE);
+          return new XdpAttachment(ifname, ifindex, m, mapFd, progFd, linkFd, xsk.bpfProgId(progFd));
+        } catch (e) {
+          lastErr = e as NativeError;
+        }
+      }
+      throw attachError(ifname, ifindex, mode, lastErr);
+    } catch (e) {
+      if (progFd >= 0) xsk.close(progFd);
+      xsk.close(mapFd);
+      throw e;
+    }
+  }
+
+  /** Puts the socket for device queue `queueId` into the map. */
+  addSocket(queueId: number, xskFd: number): void {
+    mapUpdateU32(this.mapFd, queueId, xskFd);
+  }
+
+  removeSocket(queueId: number): void {
+    mapDeleteU32(this.mapFd, queueId);
+  }
+
+  /** Detaches the program (closing the link) and frees the map. Idempotent. */
+  detach(): void {
+    if (this.closed) return;
+    this.closed = true;
+    xsk.close(this.linkFd);
+    xsk.close(this.progFd);
+    xsk.close(this.mapFd);
+  }
+
+  /** Duplicates the link fd: whoever holds a copy keeps the program attached. */
+  dupLink(): number {
+    return xsk.dup(this.linkFd);
+  }
+}
+
+function attachError(ifname: string, ifindex: number, mode: XdpMode | undefined, err: NativeError | undefined): Error {
+  const what = mode ? `in ${mode} mode` : 'in native or skb mode';
+  if (err?.code === 'EBUSY' || err?.code === 'EEXIST') {
+    const st = xsk.xdpQuery(ifindex);
+    return new Error(
+      `ifname=${ifname}: another XDP program (id ${st.progId || st.drvProgId || st.skbProgId}) is already attached; ` +
+        `detach it, or use inhibit=on with sock-fds from the program's owner`,
+    );
+  }
+  if (err?.code === 'EPERM') return new Error(`ifname=${ifname}: attaching an XDP program needs CAP_NET_ADMIN and CAP_BPF (or run through 'xdpvm xsk-helper')`);
+  return new Error(`ifname=${ifname}: cannot attach the XDP program ${what}: ${err?.message ?? 'unknown error'}`);
+}

@@ -1,0 +1,132 @@
+// One AF_XDP socket with its own UMEM and four rings, set up by syscalls and
+// bound to (interface, queue). Servicing the rings is AfXdpQueue's job.
+import { RingId, xsk, type NativeError, type RawRing } from '../../native/xsk';
+import { ConsumerRing, ProducerRing } from './xsk-ring';
+
+export type CopyMode = 'default' | 'copy' | 'zero-copy';
+
+export interface XskSocketConfig {
+  ifname: string;
+  ifindex: number;
+  queueId: number;
+  frameSize: number;
+  frameCount: number;
+  fillSize: number;
+  completionSize: number;
+  rxSize: number;
+  txSize: number;
+  copyMode: CopyMode;
+  /** An already created, unbound AF_XDP socket handed in (sock-fds); owned from here on. */
+  fd?: number;
+}
+
+// Ring sizes and UMEM size as QEMU chooses them: 2048-entry rings and enough
+// 4 KiB frames for all four rings full at once ((fill + completion) * 2).
+export const DEFAULT_RING_SIZE = 2048;
+export const DEFAULT_FRAME_SIZE = 4096;
+export const DEFAULT_FRAME_COUNT = (DEFAULT_RING_SIZE + DEFAULT_RING_SIZE) * 2;
+
+const ADDR_ENTRY = 8;
+const DESC_ENTRY = 16;
+
+export class XskSocket {
+  private closed = false;
+
+  private constructor(
+    readonly config: XskSocketConfig,
+    readonly fd: number,
+    readonly umem: ArrayBuffer,
+    readonly fill: ProducerRing,
+    readonly completion: ConsumerRing,
+    readonly rx: ConsumerRing,
+    readonly tx: ProducerRing,
+    readonly zeroCopy: boolean,
+  ) {}
+
+  static open(config: XskSocketConfig): XskSocket {
+    const { frameSize, frameCount } = config;
+    if (frameSize < 2048 || frameSize > 65536 || (frameSize & (frameSize - 1)) !== 0)
+      throw new RangeError(`frame size ${frameSize} must be a power of two from 2048 to 65536`);
+    const fd = config.fd ?? xsk.socket();
+    const mapped: ArrayBuffer[] = [];
+    try {
+      const umem = xsk.mapAnonymous(frameSize * frameCount);
+      mapped.push(umem);
+      try {
+        xsk.umemRegister(fd, umem, frameSize, 0);
+      } catch (e) {
+        throw umemError(e as NativeError, config, umem.byteLength);
+      }
+      xsk.setRingSize(fd, RingId.Fill, config.fillSize);
+      xsk.setRingSize(fd, RingId.Completion, config.completionSize);
+      xsk.setRingSize(fd, RingId.Rx, config.rxSize);
+      xsk.setRingSize(fd, RingId.Tx, config.txSize);
+      const off = xsk.mmapOffsets(fd);
+      const map = (id: RingId, o: { desc: number }, n: number, entry: number): ArrayBuffer => {
+        const b = xsk.mapRing(fd, id, o.desc + n * entry);
+        mapped.push(b);
+        return b;
+      };
+      const fill = new ProducerRing(map(RingId.Fill, off.fill, config.fillSize, ADDR_ENTRY), off.fill, config.fillSize, ADDR_ENTRY);
+      const comp = new ConsumerRing(
+        map(RingId.Completion, off.completion, config.completionSize, ADDR_ENTRY),
+        off.completion,
+        config.completionSize,
+        ADDR_ENTRY,
+      );
+      const rx = new ConsumerRing(map(RingId.Rx, off.rx, config.rxSize, DESC_ENTRY), off.rx, config.rxSize, DESC_ENTRY);
+      const tx = new ProducerRing(map(RingId.Tx, off.tx, config.txSize, DESC_ENTRY), off.tx, config.txSize, DESC_ENTRY);
+      const c = xsk.constants;
+      const modeFlag = config.copyMode === 'copy' ? c.XDP_COPY : config.copyMode === 'zero-copy' ? c.XDP_ZEROCOPY : 0;
+      try {
+        xsk.bind(fd, config.ifindex, config.queueId, modeFlag | c.XDP_USE_NEED_WAKEUP);
+      } catch (e) {
+        throw bindError(e as NativeError, config);
+      }
+      return new XskSocket(config, fd, umem, fill, comp, rx, tx, xsk.isZeroCopy(fd));
+    } catch (e) {
+      for (const b of mapped.reverse()) xsk.unmap(b);
+      xsk.close(fd);
+      throw e;
+    }
+  }
+
+  /** The rings as the raw C baseline loop takes them. */
+  rawRings(): { fill: RawRing; completion: RawRing; rx: RawRing; tx: RawRing } {
+    const raw = (r: ProducerRing | ConsumerRing): RawRing => ({ buffer: r.buffer, offsets: r.offsets, size: r.size });
+    return { fill: raw(this.fill), completion: raw(this.completion), rx: raw(this.rx), tx: raw(this.tx) };
+  }
+
+  /** Closes the socket (the kernel unbinds it and drops it from any XSKMAP) and unmaps everything. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    xsk.close(this.fd);
+    for (const b of [this.fill.buffer, this.completion.buffer, this.rx.buffer, this.tx.buffer, this.umem]) xsk.unmap(b);
+  }
+}
+
+function umemError(e: NativeError, config: XskSocketConfig, bytes: number): Error {
+  if (e.code === 'ENOBUFS' || e.code === 'ENOMEM' || e.code === 'EPERM') {
+    const mib = Math.ceil(bytes / (1 << 20));
+    return new Error(
+      `ifname=${config.ifname} queue ${config.queueId}: cannot lock the ${mib} MiB UMEM (${e.code}); ` +
+        `RLIMIT_MEMLOCK is too small: raise it (ulimit -l, or LimitMEMLOCK= in systemd) by ${mib} MiB per queue`,
+    );
+  }
+  return new Error(`ifname=${config.ifname} queue ${config.queueId}: UMEM registration failed: ${e.message}`);
+}
+
+function bindError(e: NativeError, config: XskSocketConfig): Error {
+  const where = `ifname=${config.ifname} queue ${config.queueId}`;
+  switch (e.code) {
+    case 'EINVAL':
+      return new Error(`${where}: bind failed: no such queue on the interface (check queues/start-queue) (${e.message})`);
+    case 'EOPNOTSUPP':
+      return new Error(`${where}: the driver does not support zero-copy; drop the zero-copy request or use force-copy=on`);
+    case 'EBUSY':
+      return new Error(`${where}: the queue already has an AF_XDP socket, or a handed-in socket was already bound`);
+    default:
+      return new Error(`${where}: bind failed: ${e.message}`);
+  }
+}

@@ -1,0 +1,117 @@
+// `xdpvm bench backend --mode txonly|rxonly`: the TypeScript AF_XDP backend
+// against the raw C loop on the same veth pair, alternating run by run so
+// that both see the same machine. Counts at both ends: for txonly the
+// sender's completions and the peer's XDP counter; for rxonly the C
+// generator's sent frames and the receiver's taken frames.
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { inNetns, VethPair } from '../host/netns';
+import { xsk } from '../native/xsk';
+import type { XdpMode } from '../backend/af-xdp/xdp-attachment';
+import { summarize } from './stats';
+import { gitCommit, machineFacts, toolVersion, type BenchResult } from './report';
+import { XdpCounter } from './xdp-counter';
+import type { EndpointParams, EndpointResult } from './xsk-endpoint';
+
+export interface BackendBenchOptions {
+  mode: 'txonly' | 'rxonly';
+  xdpMode: XdpMode;
+  seconds: number;
+  runs: number;
+  size: number;
+  batch: number;
+  progress: (line: string) => void;
+}
+
+const ENDPOINT = path.join(__dirname, 'xsk-endpoint.js');
+
+function runEndpoint(p: EndpointParams): Promise<EndpointResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [ENDPOINT, JSON.stringify(p)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code !== 0) return reject(new Error(`benchmark endpoint (${p.impl} ${p.direction}) failed: ${err.trim() || `exit ${code}`}`));
+      resolve(JSON.parse(out.trim().split('\n').pop()!) as EndpointResult);
+    });
+  });
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+interface Run {
+  impl: 'ts' | 'c';
+  mpps: number;
+  packets: number;
+  peerPackets: number;
+  seconds: number;
+}
+
+export async function benchBackend(o: BackendBenchOptions): Promise<BenchResult> {
+  const pair = new VethPair('bench');
+  const runs: Run[] = [];
+  let counter: XdpCounter | undefined;
+  try {
+    if (o.mode === 'txonly') counter = inNetns(pair.b.netns, () => XdpCounter.attach(xsk.ifNameToIndex(pair.b.ifname), 'native'));
+    for (let r = 0; r < o.runs; r++) {
+      // Alternate which goes first so drift over time hits both equally.
+      for (const impl of r % 2 === 0 ? (['ts', 'c'] as const) : (['c', 'ts'] as const)) {
+        const common = { seconds: o.seconds, size: o.size, batch: o.batch, queue: 0, xdpMode: o.xdpMode };
+        let res: EndpointResult;
+        let peer: number;
+        if (o.mode === 'txonly') {
+          const before = counter!.total();
+          res = await runEndpoint({ ...common, netns: pair.a.netns, ifname: pair.a.ifname, impl, direction: 'tx' });
+          await sleep(50);
+          peer = counter!.total() - before;
+        } else {
+          // The generator runs longer than the receiver, around it.
+          const gen = runEndpoint({ ...common, seconds: o.seconds + 1.5, netns: pair.b.netns, ifname: pair.b.ifname, impl: 'c', direction: 'tx' });
+          await sleep(400);
+          res = await runEndpoint({ ...common, netns: pair.a.netns, ifname: pair.a.ifname, impl, direction: 'rx' });
+          peer = (await gen).packets;
+        }
+        const run: Run = { impl, mpps: res.packets / res.seconds / 1e6, packets: res.packets, peerPackets: peer, seconds: res.seconds };
+        runs.push(run);
+        o.progress(
+          `  run ${r + 1}/${o.runs} ${impl === 'ts' ? 'TypeScript' : 'raw C     '}: ${run.mpps.toFixed(3)} Mpps, ` +
+            `${o.mode === 'txonly' ? `sent ${res.packets}, peer counted ${peer}` : `received ${res.packets}, generator sent ${peer}`} in ${res.seconds.toFixed(2)} s`,
+        );
+      }
+    }
+  } finally {
+    counter?.close();
+    pair.remove();
+  }
+  const ts = runs.filter((r) => r.impl === 'ts');
+  const c = runs.filter((r) => r.impl === 'c');
+  const mpps = summarize(ts.map((r) => r.mpps));
+  const base = summarize(c.map((r) => r.mpps));
+  return {
+    tool: 'xdpvm',
+    version: toolVersion(),
+    commit: gitCommit(),
+    date: new Date().toISOString(),
+    machine: machineFacts(),
+    benchmark: 'backend',
+    workload: o.mode,
+    params: { xdpMode: o.xdpMode, seconds: o.seconds, runs: o.runs, size: o.size, batch: o.batch, queues: 1, ring: 2048, frame: 4096 },
+    mpps,
+    baseline: { name: 'raw C', mpps: base },
+    ratio: mpps.median / base.median,
+    runs: ts.map((t, i) => ({
+      run: i + 1,
+      mpps: t.mpps,
+      packets: t.packets,
+      peerPackets: t.peerPackets,
+      seconds: t.seconds,
+      baselineMpps: c[i]!.mpps,
+      baselinePackets: c[i]!.packets,
+      baselinePeerPackets: c[i]!.peerPackets,
+      baselineSeconds: c[i]!.seconds,
+    })),
+  };
+}

@@ -1,0 +1,125 @@
+// What every benchmark reports: machine facts, the commit, per-run figures,
+// the baseline measured in the same run and the ratio; as a table for people,
+// as JSON for the next run to compare against, and as an SVG bar chart.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Summary } from './stats';
+
+export interface MachineFacts {
+  cpu: string;
+  cores: number;
+  kernel: string;
+  node: string;
+  pvm: boolean;
+}
+
+export function machineFacts(): MachineFacts {
+  let pvm = false;
+  try {
+    readFileSync('/sys/module/kvm_pvm/initstate');
+    pvm = true;
+  } catch {
+    pvm = false;
+  }
+  return { cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, kernel: os.release(), node: process.version, pvm };
+}
+
+export const repoRoot = path.resolve(__dirname, '..', '..', '..');
+
+export function gitCommit(): string {
+  try {
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: repoRoot, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: repoRoot, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    return dirty ? `${head}-dirty` : head;
+  } catch {
+    return 'unknown';
+  }
+}
+
+export function toolVersion(): string {
+  return (JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version;
+}
+
+/** The JSON object of one benchmark invocation (the last line printed with --json). */
+export interface BenchResult {
+  tool: 'xdpvm';
+  version: string;
+  commit: string;
+  date: string;
+  machine: MachineFacts;
+  benchmark: string;
+  workload: string;
+  params: Record<string, unknown>;
+  mpps: Summary;
+  baseline: { name: string; mpps: Summary };
+  ratio: number;
+  runs: Array<Record<string, unknown>>;
+}
+
+export function fmt(n: number, digits = 3): string {
+  return n.toFixed(digits);
+}
+
+/** A fixed-width table: header row plus rows. */
+export function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}
+
+/** Writes the result JSON (and an SVG chart of the runs) under results/; returns the JSON path. */
+export function saveResult(result: BenchResult, outFile?: string): string {
+  const stamp = result.date.replace(/[:.]/g, '-');
+  const file = outFile ?? path.join(repoRoot, 'results', `${result.benchmark}-${result.workload}-${stamp}.json`);
+  mkdirSync(path.dirname(file), { recursive: true });
+  writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
+  writeFileSync(file.replace(/\.json$/, '.svg'), barChart(result));
+  return file;
+}
+
+/** Compares with an earlier result: a regression is a ratio lower by more than `threshold` (fraction). */
+export function compareWithBaseline(result: BenchResult, baselineFile: string, threshold: number): { regressed: boolean; text: string } {
+  const old = JSON.parse(readFileSync(baselineFile, 'utf8')) as BenchResult;
+  const change = result.ratio / old.ratio - 1;
+  const regressed = change < -threshold;
+  const text =
+    `vs ${path.basename(baselineFile)} (${old.commit}, ${old.date}): ratio ${fmt(old.ratio)} -> ${fmt(result.ratio)} ` +
+    `(${change >= 0 ? '+' : ''}${fmt(change * 100, 1)}%), Mpps ${fmt(old.mpps.median)} -> ${fmt(result.mpps.median)}` +
+    (regressed ? `  REGRESSION beyond ${fmt(threshold * 100, 0)}%` : '');
+  return { regressed, text };
+}
+
+/** Runs as bars: ours and the baseline per run, medians as lines. */
+export function barChart(r: BenchResult): string {
+  const runs = r.runs as Array<{ mpps?: number; baselineMpps?: number }>;
+  const vals = runs.flatMap((x) => [x.mpps ?? 0, x.baselineMpps ?? 0]);
+  const max = Math.max(...vals, r.mpps.max, r.baseline.mpps.max) * 1.1 || 1;
+  const W = 640, H = 320, left = 50, bottom = 40, top = 40;
+  const plotH = H - bottom - top;
+  const bw = (W - left - 20) / (runs.length * 2 + runs.length);
+  const y = (v: number): number => top + plotH - (v / max) * plotH;
+  let bars = '';
+  runs.forEach((x, i) => {
+    const x0 = left + i * 3 * bw + bw / 2;
+    for (const [k, v, color] of [[0, x.mpps ?? 0, '#2b6cb0'], [1, x.baselineMpps ?? 0, '#a0aec0']] as const) {
+      bars += `<rect x="${(x0 + k * bw).toFixed(1)}" y="${y(v).toFixed(1)}" width="${(bw * 0.9).toFixed(1)}" height="${(top + plotH - y(v)).toFixed(1)}" fill="${color}"/>`;
+    }
+    bars += `<text x="${(x0 + bw).toFixed(1)}" y="${H - bottom + 15}" font-size="11" text-anchor="middle">run ${i + 1}</text>`;
+  });
+  const ticks = [0, 0.25, 0.5, 0.75, 1].map((f) => {
+    const v = max * f;
+    return `<line x1="${left}" x2="${W - 10}" y1="${y(v)}" y2="${y(v)}" stroke="#e2e8f0"/><text x="${left - 5}" y="${y(v) + 4}" font-size="10" text-anchor="end">${v.toFixed(2)}</text>`;
+  });
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif">
+<rect width="100%" height="100%" fill="white"/>
+<text x="${W / 2}" y="20" font-size="14" text-anchor="middle">${r.benchmark} ${r.workload}: ${fmt(r.mpps.median)} Mpps vs ${r.baseline.name} ${fmt(r.baseline.mpps.median)} (ratio ${fmt(r.ratio)}) @ ${r.commit}</text>
+${ticks.join('\n')}
+${bars}
+<text x="14" y="${top + plotH / 2}" font-size="11" transform="rotate(-90 14 ${top + plotH / 2})" text-anchor="middle">Mpps</text>
+<rect x="${W - 200}" y="28" width="10" height="10" fill="#2b6cb0"/><text x="${W - 185}" y="37" font-size="11">xdpvm (TypeScript)</text>
+<rect x="${W - 90}" y="28" width="10" height="10" fill="#a0aec0"/><text x="${W - 75}" y="37" font-size="11">${r.baseline.name}</text>
+</svg>
+`;
+}

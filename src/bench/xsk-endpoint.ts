@@ -1,0 +1,82 @@
+// One end of a backend benchmark run, in its own process so each side has a
+// core and a clean heap: the TypeScript backend or the raw C loop, sending or
+// receiving on one queue for a fixed time. Prints one JSON line.
+//   node xsk-endpoint.js '{"netns":..., "ifname":..., "impl":"ts"|"c", "direction":"tx"|"rx", ...}'
+import { AfXdpBackend } from '../backend/af-xdp/af-xdp-backend';
+import { XdpAttachment, type XdpMode } from '../backend/af-xdp/xdp-attachment';
+import { XskSocket } from '../backend/af-xdp/xsk-socket';
+import { inNetns } from '../host/netns';
+import { xsk } from '../native/xsk';
+import { rxLoop, txLoop, type LoopResult } from './backend-loops';
+import { udpFrame } from './udp-frame';
+
+export interface EndpointParams {
+  netns: string;
+  ifname: string;
+  impl: 'ts' | 'c';
+  direction: 'tx' | 'rx';
+  xdpMode: XdpMode;
+  seconds: number;
+  size: number;
+  batch: number;
+  queue: number;
+}
+
+export interface EndpointResult extends LoopResult {
+  impl: 'ts' | 'c';
+  direction: 'tx' | 'rx';
+  mode: XdpMode;
+  counters?: Record<string, number>;
+}
+
+const RING = 2048;
+const FRAME = 4096;
+const FRAMES = RING * 4;
+
+function runTs(p: EndpointParams): EndpointResult {
+  const backend = inNetns(p.netns, () =>
+    AfXdpBackend.open(
+      { id: 'bench', ifname: p.ifname, mode: p.xdpMode, forceCopy: false, queues: 1, startQueue: p.queue, inhibit: false },
+      { frameSize: FRAME, frameCount: FRAMES, ringSize: RING },
+    ),
+  );
+  try {
+    const q = backend.queues[0]!;
+    const r = p.direction === 'tx' ? txLoop(q, udpFrame(p.size), p.batch, p.seconds) : rxLoop(q, p.batch, p.seconds);
+    return { ...r, impl: 'ts', direction: p.direction, mode: backend.mode, counters: q.counters.snapshot() };
+  } finally {
+    backend.close();
+  }
+}
+
+function runC(p: EndpointParams): EndpointResult {
+  return inNetns(p.netns, () => {
+    const ifindex = xsk.ifNameToIndex(p.ifname);
+    // The receiver needs the redirect program; a sender does not.
+    const attachment = p.direction === 'rx' ? XdpAttachment.attach(p.ifname, ifindex, p.xdpMode, p.queue + 1) : undefined;
+    try {
+      const sock = XskSocket.open({
+        ifname: p.ifname, ifindex, queueId: p.queue, frameSize: FRAME, frameCount: FRAMES,
+        fillSize: RING, completionSize: RING, rxSize: RING, txSize: RING, copyMode: 'default',
+      });
+      try {
+        attachment?.addSocket(p.queue, sock.fd);
+        const r = xsk.rawLoop({
+          fd: sock.fd, umem: sock.umem, frameSize: FRAME, mode: p.direction, batch: p.batch,
+          seconds: p.seconds, packet: udpFrame(p.size), rings: sock.rawRings(),
+        });
+        return { ...r, impl: 'c', direction: p.direction, mode: attachment?.mode ?? p.xdpMode };
+      } finally {
+        sock.close();
+      }
+    } finally {
+      attachment?.detach();
+    }
+  });
+}
+
+if (require.main === module) {
+  const p = JSON.parse(process.argv[2] ?? '{}') as EndpointParams;
+  const r = p.impl === 'ts' ? runTs(p) : runC(p);
+  process.stdout.write(`${JSON.stringify(r)}\n`);
+}

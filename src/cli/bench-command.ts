@@ -1,0 +1,71 @@
+// `xdpvm bench backend ...`: runs a benchmark, prints progress and a table,
+// saves JSON + SVG, compares with --baseline, and with --json ends with the
+// result object on one line.
+import { benchBackend } from '../bench/backend-bench';
+import { compareWithBaseline, fmt, saveResult, table, type BenchResult } from '../bench/report';
+import { parseFlags, UsageError, type FlagSpec } from './args';
+
+const COMMON: Record<string, FlagSpec> = {
+  seconds: { type: 'number', min: 0.2, max: 600 },
+  runs: { type: 'number', integer: true, min: 1, max: 100 },
+  json: { type: 'boolean' },
+  out: { type: 'string' },
+  baseline: { type: 'string' },
+  threshold: { type: 'number', min: 0, max: 1 },
+};
+
+export const BENCH_USAGE = `usage: xdpvm bench backend --mode txonly|rxonly [--xdp-mode native|skb] [--seconds S] [--runs N]
+                          [--size BYTES] [--batch N] [--json] [--out FILE] [--baseline FILE] [--threshold FRACTION]`;
+
+export async function benchCommand(argv: readonly string[]): Promise<number> {
+  const [what, ...rest] = argv;
+  if (what !== 'backend') throw new UsageError(`unknown benchmark '${what ?? ''}'\n${BENCH_USAGE}`);
+  const { flags } = parseFlags(rest, {
+    ...COMMON,
+    mode: { type: 'enum', values: ['txonly', 'rxonly'] },
+    'xdp-mode': { type: 'enum', values: ['native', 'skb'] },
+    size: { type: 'number', integer: true, min: 60, max: 3500 },
+    batch: { type: 'number', integer: true, min: 1, max: 256 },
+  });
+  if (!flags.mode) throw new UsageError(`--mode is required\n${BENCH_USAGE}`);
+  const log = (l: string): void => void process.stderr.write(`${l}\n`);
+  const o = {
+    mode: flags.mode as 'txonly' | 'rxonly',
+    xdpMode: (flags['xdp-mode'] as 'native' | 'skb' | undefined) ?? 'native',
+    seconds: (flags.seconds as number | undefined) ?? 3,
+    runs: (flags.runs as number | undefined) ?? 5,
+    size: (flags.size as number | undefined) ?? 64,
+    batch: (flags.batch as number | undefined) ?? 64,
+    progress: log,
+  };
+  log(`bench backend ${o.mode}: ${o.xdpMode} mode, ${o.size} B frames, batch ${o.batch}, ${o.runs} runs x ${o.seconds} s each for TypeScript and raw C`);
+  const result = await benchBackend(o);
+  return finish(result, flags, log);
+}
+
+function finish(result: BenchResult, flags: Record<string, unknown>, log: (l: string) => void): number {
+  const runs = result.runs as Array<Record<string, number>>;
+  log('');
+  log(
+    table(
+      ['', 'Mpps median', 'min', 'max', 'packets (this end)', 'packets (other end)'],
+      [
+        ['xdpvm (TypeScript)', fmt(result.mpps.median), fmt(result.mpps.min), fmt(result.mpps.max),
+          String(runs.reduce((s, r) => s + r.packets!, 0)), String(runs.reduce((s, r) => s + r.peerPackets!, 0))],
+        [result.baseline.name, fmt(result.baseline.mpps.median), fmt(result.baseline.mpps.min), fmt(result.baseline.mpps.max),
+          String(runs.reduce((s, r) => s + r.baselinePackets!, 0)), String(runs.reduce((s, r) => s + r.baselinePeerPackets!, 0))],
+      ],
+    ),
+  );
+  log(`ratio TypeScript / ${result.baseline.name}: ${fmt(result.ratio)}`);
+  const file = saveResult(result, flags.out as string | undefined);
+  log(`saved ${file} (and .svg)`);
+  let code = 0;
+  if (flags.baseline) {
+    const cmp = compareWithBaseline(result, flags.baseline as string, (flags.threshold as number | undefined) ?? 0.05);
+    log(cmp.text);
+    if (cmp.regressed) code = 3;
+  }
+  if (flags.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+  return code;
+}

@@ -1,0 +1,35 @@
+// xdpvm command line: dispatches to the subcommands.
+import { benchCommand, BENCH_USAGE } from './bench-command';
+import { UsageError } from './args';
+import { xskHelperCommand, XSK_HELPER_USAGE } from './xsk-helper-command';
+
+const USAGE = `xdpvm: a KVM VMM with a virtio-net device serviced against AF_XDP sockets
+
+${BENCH_USAGE}
+${XSK_HELPER_USAGE}`;
+
+export async function main(argv: readonly string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  try {
+    switch (cmd) {
+      case 'bench':
+        return await benchCommand(rest);
+      case 'xsk-helper':
+        return await xskHelperCommand(rest);
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        process.stdout.write(`${USAGE}\n`);
+        return cmd === undefined ? 2 : 0;
+      default:
+        throw new UsageError(`unknown command '${cmd}'`);
+    }
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`xdpvm: ${e.message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+}
