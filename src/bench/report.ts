@@ -2,7 +2,7 @@
 // the baseline measured in the same run and the ratio; as a table for people,
 // as JSON for the next run to compare against, and as an SVG bar chart.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Summary } from './stats';
@@ -16,13 +16,7 @@ export interface MachineFacts {
 }
 
 export function machineFacts(): MachineFacts {
-  let pvm = false;
-  try {
-    readFileSync('/sys/module/kvm_pvm/initstate');
-    pvm = true;
-  } catch {
-    pvm = false;
-  }
+  const pvm = existsSync('/sys/module/kvm_pvm');
   return { cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, kernel: os.release(), node: process.version, pvm };
 }
 

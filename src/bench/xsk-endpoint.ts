@@ -6,7 +6,7 @@ import { AfXdpBackend } from '../backend/af-xdp/af-xdp-backend';
 import { XdpAttachment, type XdpMode } from '../backend/af-xdp/xdp-attachment';
 import { XskSocket } from '../backend/af-xdp/xsk-socket';
 import { inNetns } from '../host/netns';
-import { xsk } from '../native/xsk';
+import { xsk, type XskStatistics } from '../native/xsk';
 import { rxLoop, txLoop, type LoopResult } from './backend-loops';
 import { udpFrame } from './udp-frame';
 
@@ -27,6 +27,8 @@ export interface EndpointResult extends LoopResult {
   direction: 'tx' | 'rx';
   mode: XdpMode;
   counters?: Record<string, number>;
+  /** The kernel's view of the socket (XDP_STATISTICS): where frames were lost. */
+  kernel: XskStatistics;
 }
 
 const RING = 2048;
@@ -43,7 +45,7 @@ function runTs(p: EndpointParams): EndpointResult {
   try {
     const q = backend.queues[0]!;
     const r = p.direction === 'tx' ? txLoop(q, udpFrame(p.size), p.batch, p.seconds) : rxLoop(q, p.batch, p.seconds);
-    return { ...r, impl: 'ts', direction: p.direction, mode: backend.mode, counters: q.counters.snapshot() };
+    return { ...r, impl: 'ts', direction: p.direction, mode: backend.mode, counters: q.counters.snapshot(), kernel: xsk.statistics(q.socket.fd) };
   } finally {
     backend.close();
   }
@@ -65,7 +67,7 @@ function runC(p: EndpointParams): EndpointResult {
           fd: sock.fd, umem: sock.umem, frameSize: FRAME, mode: p.direction, batch: p.batch,
           seconds: p.seconds, packet: udpFrame(p.size), rings: sock.rawRings(),
         });
-        return { ...r, impl: 'c', direction: p.direction, mode: attachment?.mode ?? p.xdpMode };
+        return { ...r, impl: 'c', direction: p.direction, mode: attachment?.mode ?? p.xdpMode, kernel: xsk.statistics(sock.fd) };
       } finally {
         sock.close();
       }

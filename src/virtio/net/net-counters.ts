@@ -1,0 +1,24 @@
+// What a queue pair counts: what crossed, and every frame or buffer the
+// device refused and why (the guest can cause each of these).
+export class NetQueueCounters {
+  txFrames = 0;
+  txBytes = 0;
+  /** Chains shorter than the virtio-net header plus an Ethernet header. */
+  txDropRunt = 0;
+  /** Frames larger than the backend carries (and not segmentable). */
+  txDropOversize = 0;
+  /** NEEDS_CSUM with a checksum position outside the frame. */
+  txDropBadCsum = 0;
+  /** Times the backend had no room and the device waited. */
+  txBackpressure = 0;
+  /** TSO frames cut into wire-size segments. */
+  txSegmented = 0;
+  rxFrames = 0;
+  rxBytes = 0;
+  /** Frames left in the backend because the guest had no receive buffers. */
+  rxNoBuffers = 0;
+  /** Frames dropped because the guest's buffer could not hold them (no mergeable buffers). */
+  rxDropTooSmall = 0;
+  /** Used-buffer notifications sent to the guest. */
+  interrupts = 0;
+}

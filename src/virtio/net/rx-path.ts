@@ -1,0 +1,99 @@
+// Backend -> guest (§5.1.6.3, §5.1.6.4): each received frame goes into the
+// guest's receive buffers behind a virtio-net header. With mergeable
+// buffers (VIRTIO_NET_F_MRG_RXBUF) one frame may fill several chains and
+// num_buffers says how many. When the guest has no room, the frame stays in
+// the backend (nothing is lost) until the guest posts buffers.
+import { NetHdr } from 'virtio-spec-types';
+import type { GuestMemory } from '../../memory/guest-memory';
+import type { NetBackendQueue } from '../../backend/net-backend';
+import { DescriptorChain, QueueError, type Virtqueue } from '../queue';
+import { scatterToChain } from './frame-copy';
+import type { NetQueueCounters } from './net-counters';
+
+/** Chains one frame may span: a 64 KiB frame in 1 KiB buffers, generously. */
+const MAX_CHAINS_PER_FRAME = 64;
+
+export class RxPath {
+  /** The guest ran out of receive buffers: wait for its notification. */
+  blocked = false;
+  private readonly chains: DescriptorChain[];
+  private readonly hdr = new Uint8Array(NetHdr.SIZE);
+  private readonly hdrView = new DataView(this.hdr.buffer);
+
+  constructor(
+    private readonly mem: GuestMemory,
+    private readonly vq: Virtqueue,
+    private readonly be: NetBackendQueue,
+    private readonly counters: NetQueueCounters,
+    private readonly mergeable: boolean,
+  ) {
+    const n = mergeable ? MAX_CHAINS_PER_FRAME : 1;
+    this.chains = Array.from({ length: n }, () => new DescriptorChain(vq.size));
+  }
+
+  /** Delivers up to `budget` received frames. Returns frames taken from the backend. */
+  process(budget: number): number {
+    const { vq, be, counters } = this;
+    this.blocked = false;
+    const n = be.rxPeek(budget);
+    let taken = 0;
+    for (; taken < n; taken++) {
+      const len = be.rxLength(taken);
+      const total = NetHdr.SIZE + len;
+      vq.mark();
+      let used = 0;
+      let room = 0;
+      while (room < total && used < this.chains.length) {
+        const c = this.chains[used]!;
+        if (!vq.pop(c)) break;
+        if (c.readableCount > 0) {
+          // §5.1.6.3: receive buffers are device-writable only.
+          vq.stop(QueueError.DeviceRejected);
+          return this.finish(taken);
+        }
+        room += c.writableLength;
+        used++;
+      }
+      if (room < total) {
+        if (!this.mergeable && used === 1) {
+          // The one buffer cannot hold it: drop this frame, keep the buffer for the next.
+          vq.rewind();
+          counters.rxDropTooSmall++;
+          continue;
+        }
+        vq.rewind();
+        if (vq.broken) return this.finish(taken);
+        counters.rxNoBuffers++;
+        this.blocked = true;
+        break;
+      }
+      this.deliver(be.rxOffset(taken), len, used);
+      counters.rxFrames++;
+      counters.rxBytes += len;
+    }
+    return this.finish(taken);
+  }
+
+  private finish(taken: number): number {
+    this.be.rxRelease(taken);
+    return taken;
+  }
+
+  /** Writes header + frame across `used` popped chains and pushes them. */
+  private deliver(off: number, len: number, used: number): void {
+    const { mem, vq, hdr } = this;
+    hdr.fill(0);
+    this.hdrView.setUint16(NetHdr.NUM_BUFFERS, used, true);
+    const src = this.be.rxBuffer;
+    let pos = 0; // bytes of the frame written so far
+    for (let k = 0; k < used; k++) {
+      const c = this.chains[k]!;
+      let written = 0;
+      if (k === 0) written = scatterToChain(mem, c, 0, hdr, 0, NetHdr.SIZE);
+      const take = Math.min(c.writableLength - written, len - pos);
+      written += scatterToChain(mem, c, written, src, off + pos, take);
+      pos += take;
+      vq.push(c.headId, written, c.ringSlots);
+    }
+  }
+}
