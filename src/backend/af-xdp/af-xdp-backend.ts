@@ -25,9 +25,21 @@ export class AfXdpBackend {
     readonly ifindex: number,
     /** The attach mode in force: ours, or (inhibit=on) the helper's. */
     readonly mode: XdpMode,
-    readonly queues: readonly AfXdpQueue[],
+    readonly sockets: readonly XskSocket[],
     private readonly attachment: XdpAttachment | undefined,
   ) {}
+
+  private serviced: AfXdpQueue[] | undefined;
+
+  /**
+   * The queues, serviced from this thread (created on first use). A socket is
+   * serviced by exactly one thread: use either this or socket handles passed
+   * to workers (XskSocket.handle / AfXdpQueue over XskSocket.fromHandle).
+   */
+  get queues(): readonly AfXdpQueue[] {
+    this.serviced ??= this.sockets.map((s) => new AfXdpQueue(s));
+    return this.serviced;
+  }
 
   static open(options: AfXdpOptions, tuning: AfXdpTuning = DEFAULT_TUNING): AfXdpBackend {
     const { ifname, queues: n, startQueue } = options;
@@ -37,7 +49,7 @@ export class AfXdpBackend {
     if (options.sockFds) checkSockFds(options.sockFds);
 
     let attachment: XdpAttachment | undefined;
-    const queues: AfXdpQueue[] = [];
+    const sockets: XskSocket[] = [];
     let handedIn = options.sockFds ? [...options.sockFds] : undefined;
     try {
       if (!options.inhibit) attachment = XdpAttachment.attach(ifname, ifindex, options.mode, startQueue + n);
@@ -57,13 +69,13 @@ export class AfXdpBackend {
           copyMode,
           ...(fd !== undefined ? { fd } : {}),
         });
-        queues.push(new AfXdpQueue(socket));
+        sockets.push(socket);
         attachment?.addSocket(startQueue + q, socket.fd);
       }
       const mode = attachment?.mode ?? attachedMode(ifname, ifindex);
-      return new AfXdpBackend(options, ifindex, mode, queues, attachment);
+      return new AfXdpBackend(options, ifindex, mode, sockets, attachment);
     } catch (e) {
-      for (const q of queues) q.socket.close();
+      for (const s of sockets) s.close();
       for (const fd of handedIn ?? []) xsk.close(fd);
       attachment?.detach();
       throw e;
@@ -72,20 +84,20 @@ export class AfXdpBackend {
 
   /** Whether the sockets were bound zero-copy (the driver supports it and force-copy is off). */
   get zeroCopy(): boolean {
-    return this.queues.every((q) => q.socket.zeroCopy);
+    return this.sockets.every((s) => s.zeroCopy);
   }
 
   /** Closes the sockets, frees the UMEMs and detaches the program if this backend attached it. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    for (const q of this.queues) {
+    for (const s of this.sockets) {
       try {
-        this.attachment?.removeSocket(q.queueId);
+        this.attachment?.removeSocket(s.config.queueId);
       } catch {
         // Already gone with the socket; nothing to undo.
       }
-      q.socket.close();
+      s.close();
     }
     this.attachment?.detach();
   }

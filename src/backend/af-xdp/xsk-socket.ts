@@ -1,6 +1,6 @@
 // One AF_XDP socket with its own UMEM and four rings, set up by syscalls and
 // bound to (interface, queue). Servicing the rings is AfXdpQueue's job.
-import { RingId, xsk, type NativeError, type RawRing } from '../../native/xsk';
+import { RingId, xsk, type NativeError, type RawRing, type RingOffsets } from '../../native/xsk';
 import { ConsumerRing, ProducerRing } from './xsk-ring';
 
 export type CopyMode = 'default' | 'copy' | 'zero-copy';
@@ -29,6 +29,18 @@ export const DEFAULT_FRAME_COUNT = (DEFAULT_RING_SIZE + DEFAULT_RING_SIZE) * 2;
 const ADDR_ENTRY = 8;
 const DESC_ENTRY = 16;
 
+/**
+ * What another thread of this process needs to service a socket opened here:
+ * the fd and where its UMEM and rings are mapped (structured-cloneable).
+ */
+export interface XskSocketHandle {
+  config: XskSocketConfig;
+  fd: number;
+  zeroCopy: boolean;
+  umem: { address: bigint; length: number };
+  rings: Record<'fill' | 'completion' | 'rx' | 'tx', { address: bigint; length: number; offsets: RingOffsets; size: number }>;
+}
+
 export class XskSocket {
   private closed = false;
 
@@ -41,7 +53,43 @@ export class XskSocket {
     readonly rx: ConsumerRing,
     readonly tx: ProducerRing,
     readonly zeroCopy: boolean,
+    /** False for a view from another thread: closing it releases nothing. */
+    private readonly owner = true,
   ) {}
+
+  /** Describes this socket for a worker thread (the owner keeps it open until the worker is done). */
+  handle(): XskSocketHandle {
+    const ring = (r: ProducerRing | ConsumerRing): XskSocketHandle['rings']['fill'] => ({
+      address: xsk.addressOf(r.buffer),
+      length: r.buffer.byteLength,
+      offsets: r.offsets,
+      size: r.size,
+    });
+    return {
+      config: this.config,
+      fd: this.fd,
+      zeroCopy: this.zeroCopy,
+      umem: { address: xsk.addressOf(this.umem), length: this.umem.byteLength },
+      rings: { fill: ring(this.fill), completion: ring(this.completion), rx: ring(this.rx), tx: ring(this.tx) },
+    };
+  }
+
+  /** The same socket seen from another thread, over the owner's mappings. */
+  static fromHandle(h: XskSocketHandle): XskSocket {
+    const buf = (r: { address: bigint; length: number }): ArrayBuffer => xsk.alias(r.address, r.length);
+    const { rings } = h;
+    return new XskSocket(
+      h.config,
+      h.fd,
+      buf(h.umem),
+      new ProducerRing(buf(rings.fill), rings.fill.offsets, rings.fill.size, ADDR_ENTRY),
+      new ConsumerRing(buf(rings.completion), rings.completion.offsets, rings.completion.size, ADDR_ENTRY),
+      new ConsumerRing(buf(rings.rx), rings.rx.offsets, rings.rx.size, DESC_ENTRY),
+      new ProducerRing(buf(rings.tx), rings.tx.offsets, rings.tx.size, DESC_ENTRY),
+      h.zeroCopy,
+      false,
+    );
+  }
 
   static open(config: XskSocketConfig): XskSocket {
     const { frameSize, frameCount } = config;
@@ -78,11 +126,7 @@ export class XskSocket {
       const tx = new ProducerRing(map(RingId.Tx, off.tx, config.txSize, DESC_ENTRY), off.tx, config.txSize, DESC_ENTRY);
       const c = xsk.constants;
       const modeFlag = config.copyMode === 'copy' ? c.XDP_COPY : config.copyMode === 'zero-copy' ? c.XDP_ZEROCOPY : 0;
-      try {
-        xsk.bind(fd, config.ifindex, config.queueId, modeFlag | c.XDP_USE_NEED_WAKEUP);
-      } catch (e) {
-        throw bindError(e as NativeError, config);
-      }
+      bindWithRetry(fd, config, modeFlag | c.XDP_USE_NEED_WAKEUP);
       return new XskSocket(config, fd, umem, fill, comp, rx, tx, xsk.isZeroCopy(fd));
     } catch (e) {
       for (const b of mapped.reverse()) xsk.unmap(b);
@@ -101,8 +145,28 @@ export class XskSocket {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    if (!this.owner) return;
     xsk.close(this.fd);
     for (const b of [this.fill.buffer, this.completion.buffer, this.rx.buffer, this.tx.buffer, this.umem]) xsk.unmap(b);
+  }
+}
+
+// A socket closed on this queue a moment ago still holds it until the kernel's
+// deferred release runs (xp_release_deferred, a workqueue): retry EBUSY briefly.
+const BIND_RETRY_MS = 1000;
+const BIND_RETRY_STEP_MS = 10;
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+
+function bindWithRetry(fd: number, config: XskSocketConfig, flags: number): void {
+  for (let waited = 0; ; waited += BIND_RETRY_STEP_MS) {
+    try {
+      xsk.bind(fd, config.ifindex, config.queueId, flags);
+      return;
+    } catch (e) {
+      const err = e as NativeError;
+      if (err.code !== 'EBUSY' || waited >= BIND_RETRY_MS) throw bindError(err, config);
+      Atomics.wait(sleeper, 0, 0, BIND_RETRY_STEP_MS);
+    }
   }
 }
 

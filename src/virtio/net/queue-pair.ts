@@ -35,6 +35,8 @@ export class NetQueuePair {
   private readonly rx: RxPath;
   private readonly tx: TxPath;
   private brokenReported = false;
+  /** Frames moved in the last service() round (both directions). */
+  lastWork = 0;
 
   constructor(private readonly o: QueuePairOptions) {
     const features = queueFeaturesFrom(o.features);
@@ -67,10 +69,28 @@ export class NetQueuePair {
     if (this.broken) return false;
     const sent = this.tx.process(SERVICE_BUDGET);
     const received = this.rx.process(SERVICE_BUDGET);
+    this.lastWork = sent + received;
     if (this.txq.flush()) this.notify(this.o.tx.index);
     if (this.rxq.flush()) this.notify(this.o.rx.index);
     this.checkBroken();
     return (sent === SERVICE_BUDGET && !this.tx.blocked) || (received === SERVICE_BUDGET && !this.rx.blocked);
+  }
+
+  /**
+   * Before sleeping: ask the driver for kicks again (RX only when waiting for
+   * buffers matters, but both are cheap) and re-check the rings. Returns true
+   * when buffers arrived meanwhile (§2.7.10's race: service again, do not sleep).
+   */
+  armNotifications(): boolean {
+    const tx = this.txq.enableNotifications();
+    const rx = this.rxq.enableNotifications();
+    return tx || (rx && this.rx.blocked);
+  }
+
+  /** While busy-polling: no kicks needed. */
+  disarmNotifications(): void {
+    this.txq.disableNotifications();
+    this.rxq.disableNotifications();
   }
 
   private notify(index: number): void {

@@ -10,9 +10,13 @@ import { createVirtqueue, queueFeaturesFrom } from '../queue';
 import { ControlQueue } from './control-queue';
 import { NetConfigSpace } from './net-config-space';
 import { NetQueuePair } from './queue-pair';
+import type { QueuePairRunner } from './queue-pair-runner';
 
 export interface VirtioNetOptions {
-  backends: readonly NetBackendQueue[];
+  /** Backend queues serviced inline, in the device's thread (one per pair)... */
+  backends?: readonly NetBackendQueue[];
+  /** ...or a runner that services the pairs elsewhere (I/O worker threads). */
+  runner?: QueuePairRunner;
   mac: Uint8Array;
   /** Largest Queue Size offered (power of two). */
   queueMaxSize?: number;
@@ -43,8 +47,9 @@ export class VirtioNetDevice implements VirtioDevice {
   private needsReset = false;
 
   constructor(private readonly o: VirtioNetOptions) {
-    if (o.backends.length < 1) throw new Error('virtio-net needs at least one backend queue');
-    this.maxPairs = o.backends.length;
+    if ((o.backends === undefined) === (o.runner === undefined)) throw new Error('virtio-net needs either backends or a runner');
+    this.maxPairs = o.backends?.length ?? o.runner!.pairs;
+    if (this.maxPairs < 1) throw new Error('virtio-net needs at least one queue pair');
     this.queueCount = 2 * this.maxPairs + 1;
     this.queueMaxSize = o.queueMaxSize ?? 256;
     const mtu = o.mtu ?? 1500;
@@ -103,14 +108,28 @@ export class VirtioNetDevice implements VirtioDevice {
       const rx = queues[2 * p];
       const tx = queues[2 * p + 1];
       if (!rx?.enabled || !tx?.enabled) continue;
-      this.pairs[p] = new NetQueuePair({
-        memory: ctx.memory,
+      const spec = {
+        pair: p,
         rx,
         tx,
         features: f,
         mergeable: has(NetFeature.MRG_RXBUF),
         offloads: { csum: has(NetFeature.CSUM), tso: has(NetFeature.HOST_TSO4) || has(NetFeature.HOST_TSO6) },
-        backend: this.o.backends[p]!,
+      };
+      if (this.o.runner) {
+        this.o.runner.start(spec, {
+          memory: ctx.memory,
+          features: ctx.features,
+          signalUsed: (i) => ctx.signalUsed(i),
+          signalConfig: () => ctx.signalConfig(),
+          markNeedsReset: () => this.markNeedsReset(),
+        });
+        continue;
+      }
+      this.pairs[p] = new NetQueuePair({
+        ...spec,
+        memory: ctx.memory,
+        backend: this.o.backends![p]!,
         signal: (i) => this.ctx?.signalUsed(i),
         onBroken: () => this.markNeedsReset(),
       });
@@ -140,7 +159,8 @@ export class VirtioNetDevice implements VirtioDevice {
       if (this.ctrl?.vq.broken) this.markNeedsReset();
       return;
     }
-    this.servicePair(index >> 1);
+    if (this.o.runner) this.o.runner.kick(index >> 1);
+    else this.servicePair(index >> 1);
   }
 
   /** Services every active pair whose backend may have work (frames to receive, room to send). */
@@ -174,6 +194,7 @@ export class VirtioNetDevice implements VirtioDevice {
   }
 
   reset(): void {
+    this.o.runner?.stopAll();
     this.ctx = undefined;
     this.pairs = [];
     this.ctrl = undefined;

@@ -1,0 +1,26 @@
+// Where queue pairs are serviced. The device decides what pairs exist and
+// when they start and stop; a runner decides which thread services them.
+// Inline (default): in the device's thread, driven by kicks and polls.
+// Worker (src/io): one thread per pair, woken by eventfds.
+import type { DeviceContext, QueueConfig } from '../device';
+import type { TxOffloads } from './tx-path';
+
+export interface QueuePairSpec {
+  pair: number;
+  rx: QueueConfig;
+  tx: QueueConfig;
+  features: bigint;
+  mergeable: boolean;
+  offloads: TxOffloads;
+}
+
+export interface QueuePairRunner {
+  /** Queue pairs the runner can service (one backend queue each). */
+  readonly pairs: number;
+  /** DRIVER_OK: start servicing a pair. */
+  start(spec: QueuePairSpec, ctx: DeviceContext): void;
+  /** Available-buffer notification that reached the device (transports without ioeventfd). */
+  kick(pair: number): void;
+  /** Reset: stop every pair and forget its ring state. */
+  stopAll(): void;
+}

@@ -1,0 +1,16 @@
+// Virtqueues, device side: the common interface, both layouts, and the pieces they share.
+export { DescriptorChain } from './descriptor-chain';
+export { packedNeedEvent, vringNeedEvent } from './event-idx';
+export { PackedQueue } from './packed-queue';
+export { QUEUE_ERROR_COUNT, QueueError, QueueErrorCounters, queueErrorName } from './queue-error';
+export { SplitQueue } from './split-queue';
+export {
+  createVirtqueue,
+  queueFeaturesFrom,
+  queueLayoutKindFrom,
+  type QueueFeatures,
+  type QueueLayout,
+  type QueueLayoutKind,
+  type QueueOptions,
+  type Virtqueue,
+} from './virtqueue';
