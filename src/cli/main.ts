@@ -1,12 +1,14 @@
 // xdpvm command line: dispatches to the subcommands.
 import { benchCommand, BENCH_USAGE } from './bench-command';
 import { UsageError } from './args';
+import { fuzzCommand, FUZZ_USAGE } from './fuzz-command';
 import { xskHelperCommand, XSK_HELPER_USAGE } from './xsk-helper-command';
 
 const USAGE = `xdpvm: a KVM VMM with a virtio-net device serviced against AF_XDP sockets
 
 ${BENCH_USAGE}
-${XSK_HELPER_USAGE}`;
+${XSK_HELPER_USAGE}
+${FUZZ_USAGE}`;
 
 export async function main(argv: readonly string[]): Promise<number> {
   const [cmd, ...rest] = argv;
@@ -14,6 +16,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     switch (cmd) {
       case 'bench':
         return await benchCommand(rest);
+      case 'fuzz':
+        return fuzzCommand(rest);
       case 'xsk-helper':
         return await xskHelperCommand(rest);
       case undefined:

@@ -25,6 +25,8 @@ import { SplitRingDriver } from './split-ring-driver';
 export interface VirtqueueFuzzOptions {
   readonly cases: number;
   readonly seed: number;
+  /** Index of the first case (runs cases firstCase..firstCase+cases-1, so a long run can be split into chunks). */
+  readonly firstCase?: number;
   /** The device under test; a GenericDeviceTarget when omitted. */
   readonly target?: FuzzTarget;
 }
@@ -393,7 +395,8 @@ export function runVirtqueueFuzz(options: VirtqueueFuzzOptions): VirtqueueFuzzRe
   };
   const badChainsBefore = target.badChains;
 
-  for (let index = 0; index < cases; index++) {
+  const first = options.firstCase ?? 0;
+  for (let index = first; index < first + cases; index++) {
     const rng = new FuzzRng(caseSeed(options.seed, index));
     arena.regionA.fill(0);
     arena.regionB.fill(0);

@@ -12,12 +12,14 @@ import type { NetQueueCounters } from './net-counters';
 
 /** Chains one frame may span: a 64 KiB frame in 1 KiB buffers, generously. */
 const MAX_CHAINS_PER_FRAME = 64;
+const HDR_SIZE = NetHdr.SIZE;
+const HDR_NUM_BUFFERS = NetHdr.NUM_BUFFERS;
 
 export class RxPath {
   /** The guest ran out of receive buffers: wait for its notification. */
   blocked = false;
   private readonly chains: DescriptorChain[];
-  private readonly hdr = new Uint8Array(NetHdr.SIZE);
+  private readonly hdr = new Uint8Array(HDR_SIZE);
   private readonly hdrView = new DataView(this.hdr.buffer);
 
   constructor(
@@ -39,7 +41,7 @@ export class RxPath {
     let taken = 0;
     for (; taken < n; taken++) {
       const len = be.rxLength(taken);
-      const total = NetHdr.SIZE + len;
+      const total = HDR_SIZE + len;
       vq.mark();
       let used = 0;
       let room = 0;
@@ -83,13 +85,13 @@ export class RxPath {
   private deliver(off: number, len: number, used: number): void {
     const { mem, vq, hdr } = this;
     hdr.fill(0);
-    this.hdrView.setUint16(NetHdr.NUM_BUFFERS, used, true);
+    this.hdrView.setUint16(HDR_NUM_BUFFERS, used, true);
     const src = this.be.rxBuffer;
     let pos = 0; // bytes of the frame written so far
     for (let k = 0; k < used; k++) {
       const c = this.chains[k]!;
       let written = 0;
-      if (k === 0) written = scatterToChain(mem, c, 0, hdr, 0, NetHdr.SIZE);
+      if (k === 0) written = scatterToChain(mem, c, 0, hdr, 0, HDR_SIZE);
       const take = Math.min(c.writableLength - written, len - pos);
       written += scatterToChain(mem, c, written, src, off + pos, take);
       pos += take;

@@ -13,6 +13,15 @@ import type { NetQueueCounters } from './net-counters';
 import { TsoSegmenter } from './tso-segmenter';
 
 const ETH_HLEN = 14;
+// Module constants: the package's exports are getters, too slow per packet.
+const HDR_SIZE = NetHdr.SIZE;
+const HDR_FLAGS = NetHdr.FLAGS;
+const HDR_GSO_TYPE = NetHdr.GSO_TYPE;
+const HDR_CSUM_START = NetHdr.CSUM_START;
+const HDR_CSUM_OFFSET = NetHdr.CSUM_OFFSET;
+const GSO_NONE = NetGsoType.NONE;
+const GSO_ECN = NetGsoType.ECN;
+const NEEDS_CSUM = NetHdrFlags.NEEDS_CSUM;
 
 export interface TxOffloads {
   /** VIRTIO_NET_F_CSUM negotiated: honour NEEDS_CSUM. */
@@ -25,7 +34,7 @@ export class TxPath {
   /** The backend had no room: the queue waits until the backend is writable. */
   blocked = false;
   private readonly chain: DescriptorChain;
-  private readonly hdr = new Uint8Array(NetHdr.SIZE);
+  private readonly hdr = new Uint8Array(HDR_SIZE);
   private readonly hdrView = new DataView(this.hdr.buffer);
   private readonly tso: TsoSegmenter;
 
@@ -47,17 +56,17 @@ export class TxPath {
     let done = 0;
     while (done < budget && vq.pop(chain)) {
       const total = chain.readableLength;
-      if (total < NetHdr.SIZE + ETH_HLEN) {
+      if (total < HDR_SIZE + ETH_HLEN) {
         counters.txDropRunt++;
         vq.push(chain.headId, 0, chain.ringSlots);
         done++;
         continue;
       }
-      gatherFromChain(this.mem, chain, 0, this.hdr, 0, NetHdr.SIZE);
-      const frameLen = total - NetHdr.SIZE;
-      const gso = this.hdr[NetHdr.GSO_TYPE]! & ~NetGsoType.ECN;
+      gatherFromChain(this.mem, chain, 0, this.hdr, 0, HDR_SIZE);
+      const frameLen = total - HDR_SIZE;
+      const gso = this.hdr[HDR_GSO_TYPE]! & ~GSO_ECN;
       let result: number;
-      if (gso !== NetGsoType.NONE) result = this.offloads.tso ? this.tso.send(this.mem, chain, this.hdr, frameLen) : TX_OVERSIZE;
+      if (gso !== GSO_NONE) result = this.offloads.tso ? this.tso.send(this.mem, chain, this.hdr, frameLen) : TX_OVERSIZE;
       else result = this.sendOne(frameLen);
       if (result === TX_BUSY) {
         vq.undo();
@@ -78,10 +87,10 @@ export class TxPath {
     const { be, counters } = this;
     const off = be.txAcquire(frameLen);
     if (off < 0) return off;
-    gatherFromChain(this.mem, this.chain, NetHdr.SIZE, be.txBuffer, off, frameLen);
-    if (this.offloads.csum && (this.hdr[NetHdr.FLAGS]! & NetHdrFlags.NEEDS_CSUM) !== 0) {
-      const start = this.hdrView.getUint16(NetHdr.CSUM_START, true);
-      const field = this.hdrView.getUint16(NetHdr.CSUM_OFFSET, true);
+    gatherFromChain(this.mem, this.chain, HDR_SIZE, be.txBuffer, off, frameLen);
+    if (this.offloads.csum && (this.hdr[HDR_FLAGS]! & NEEDS_CSUM) !== 0) {
+      const start = this.hdrView.getUint16(HDR_CSUM_START, true);
+      const field = this.hdrView.getUint16(HDR_CSUM_OFFSET, true);
       if (start + field + 2 > frameLen) {
         be.txCancel(off);
         counters.txDropBadCsum++;
