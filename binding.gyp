@@ -21,7 +21,18 @@
     },
     {
       "target_name": "kvm",
-      "sources": ["native/kvm/addon.cc"]
+      "sources": [
+        "native/common/mapping.cc",
+        "native/kvm/addon.cc",
+        "native/kvm/system.cc",
+        "native/kvm/vm.cc",
+        "native/kvm/vcpu.cc",
+        "native/kvm/memory.cc",
+        "native/kvm/eventfd.cc",
+        "native/kvm/epoll.cc",
+        "native/kvm/kick.cc",
+        "native/kvm/layout.cc"
+      ]
     }
   ]
 }

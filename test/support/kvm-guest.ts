@@ -10,13 +10,15 @@ import { GuestRam, Kvm, Vcpu, Vm, type ExitReason } from '../../src/kvm';
 export const KVM_DEVICE = '/dev/kvm';
 export const HAVE_KVM = existsSync(KVM_DEVICE);
 
-/** A test that needs /dev/kvm: skipped (and said so once) when there is none. */
+/**
+ * A test that needs /dev/kvm. Without one it is not registered, only named
+ * (uvu's test.skip is left out because scripts/test.mjs subtracts uvu's
+ * "Skipped" from a "Total" that already excludes it).
+ */
 export function kvmTest(name: string, fn: () => void | Promise<void>): void {
   if (HAVE_KVM) test(name, fn);
-  else test.skip(name, fn);
+  else console.log(`# not run (${KVM_DEVICE} missing): ${name}`);
 }
-
-if (!HAVE_KVM) console.log(`# ${KVM_DEVICE} missing: tests that need KVM are skipped`);
 
 export function openFds(): number {
   return readdirSync('/proc/self/fd').length;

@@ -1,0 +1,110 @@
+// How a vCPU worker hands a port-I/O or MMIO exit to the platform thread,
+// which owns the device model (one PCI bus, one set of devices, whatever
+// the number of vCPUs). One SharedArrayBuffer per vCPU, two sequence
+// numbers: the worker bumps `request` and waits on `response`; the platform
+// waits (Atomics.waitAsync, no polling) on `request` and answers. Only
+// register accesses travel this way; packets never do (they go through
+// ioeventfd/irqfd and the I/O workers).
+
+export const enum Slot {
+  Request = 0,
+  Response = 1,
+  Kind = 2,
+  Size = 3,
+  AddressLo = 4,
+  AddressHi = 5,
+  /** Set by the platform to make the vCPU stop at its next exit. */
+  Stop = 6,
+  /** Exit status when the vCPU stopped (ExitKind.Stopped). */
+  Status = 7,
+  Words = 8,
+}
+
+export const enum ExitKind {
+  PioRead = 1,
+  PioWrite = 2,
+  MmioRead = 3,
+  MmioWrite = 4,
+  /** The vCPU stopped: Status holds why (StopReason), data holds details. */
+  Stopped = 5,
+}
+
+export const enum StopReason {
+  Requested = 0,
+  Shutdown = 1,
+  InternalError = 2,
+  FailEntry = 3,
+  SystemReset = 4,
+  SystemShutdown = 5,
+  Unexpected = 6,
+  RunError = 7,
+}
+
+export const MAILBOX_BYTES = Slot.Words * 4 + 64;
+
+export class ExitMailbox {
+  readonly words: Int32Array;
+  /** Access data (up to 8 bytes) or, for Stopped, a short detail string's bytes. */
+  readonly data: Uint8Array;
+
+  constructor(readonly buffer: SharedArrayBuffer = new SharedArrayBuffer(MAILBOX_BYTES)) {
+    this.words = new Int32Array(buffer, 0, Slot.Words);
+    this.data = new Uint8Array(buffer, Slot.Words * 4, 64);
+  }
+
+  /** Worker side: posts an access and blocks until the platform has answered. */
+  call(kind: ExitKind, address: number, size: number): void {
+    const w = this.words;
+    w[Slot.Kind] = kind;
+    w[Slot.Size] = size;
+    w[Slot.AddressLo] = address % 0x1_0000_0000;
+    w[Slot.AddressHi] = Math.floor(address / 0x1_0000_0000);
+    const seq = (w[Slot.Request]! + 1) | 0;
+    Atomics.store(w, Slot.Request, seq);
+    Atomics.notify(w, Slot.Request);
+    while (Atomics.load(w, Slot.Response) !== seq) Atomics.wait(w, Slot.Response, Atomics.load(w, Slot.Response));
+  }
+
+  get address(): number {
+    return (this.words[Slot.AddressHi]! >>> 0) * 0x1_0000_0000 + (this.words[Slot.AddressLo]! >>> 0);
+  }
+
+  get stopRequested(): boolean {
+    return Atomics.load(this.words, Slot.Stop) !== 0;
+  }
+}
+
+/**
+ * Platform side: answers one vCPU's exits until it stops. `handle` performs
+ * the access (reading into / writing from `box.data`); `stopped` gets the
+ * final reason and detail.
+ */
+export async function serveMailbox(
+  box: ExitMailbox,
+  handle: (kind: ExitKind, address: number, data: Uint8Array) => void,
+  stopped: (reason: StopReason, detail: string) => void,
+): Promise<void> {
+  const w = box.words;
+  let seen = Atomics.load(w, Slot.Request);
+  for (;;) {
+    const r = Atomics.waitAsync(w, Slot.Request, seen);
+    if (r.async) await r.value;
+    const seq = Atomics.load(w, Slot.Request);
+    if (seq === seen) continue;
+    seen = seq;
+    const kind = w[Slot.Kind] as ExitKind;
+    if (kind === ExitKind.Stopped) {
+      const detail = Buffer.from(box.data).toString('utf8').replace(/\0.*$/s, '');
+      Atomics.store(w, Slot.Response, seq);
+      Atomics.notify(w, Slot.Response);
+      stopped(w[Slot.Status] as StopReason, detail);
+      return;
+    }
+    try {
+      handle(kind, box.address, box.data.subarray(0, w[Slot.Size]!));
+    } finally {
+      Atomics.store(w, Slot.Response, seq);
+      Atomics.notify(w, Slot.Response);
+    }
+  }
+}

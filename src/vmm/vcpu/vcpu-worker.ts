@@ -1,0 +1,81 @@
+// One vCPU's thread: KVM_RUN in a loop. Port I/O and MMIO exits go to the
+// platform thread through the exit mailbox (the only per-exit traffic);
+// everything else ends the vCPU with a reason the VMM reports.
+import { workerData } from 'node:worker_threads';
+import { ExitReason, IoDirection, Vcpu, type VcpuHandle } from '../../kvm/vcpu';
+import { ExitKind, ExitMailbox, Slot, StopReason } from './exit-mailbox';
+
+export interface VcpuWorkerData {
+  vcpu: VcpuHandle;
+  mailbox: SharedArrayBuffer;
+}
+
+function stop(box: ExitMailbox, reason: StopReason, detail: string): void {
+  box.data.fill(0);
+  box.data.set(Buffer.from(detail.slice(0, 63)));
+  box.words[Slot.Status] = reason;
+  box.call(ExitKind.Stopped, 0, 0);
+}
+
+function run(d: VcpuWorkerData): void {
+  const vcpu = Vcpu.attach(d.vcpu);
+  const box = new ExitMailbox(d.mailbox);
+  vcpu.bindThread();
+  try {
+    for (;;) {
+      if (box.stopRequested) return stop(box, StopReason.Requested, '');
+      let exit: ExitReason;
+      try {
+        exit = vcpu.run();
+      } catch (e) {
+        return stop(box, StopReason.RunError, (e as Error).message);
+      }
+      switch (exit) {
+        case ExitReason.Io: {
+          const size = vcpu.ioSize;
+          const count = vcpu.ioCount;
+          const port = vcpu.ioPort;
+          const out = vcpu.ioDirection === IoDirection.Out;
+          // String I/O (rep ins/outs) arrives as `count` elements back to back.
+          let at = vcpu.ioDataOffset;
+          for (let i = 0; i < count; i++, at += size) {
+            if (out) box.data.set(vcpu.runBytes.subarray(at, at + size));
+            box.call(out ? ExitKind.PioWrite : ExitKind.PioRead, port, size);
+            if (!out) vcpu.runBytes.set(box.data.subarray(0, size), at);
+          }
+          break;
+        }
+        case ExitReason.Mmio: {
+          const len = vcpu.mmioLen;
+          const write = vcpu.mmioIsWrite;
+          if (write) box.data.set(vcpu.mmioData.subarray(0, len));
+          box.call(write ? ExitKind.MmioWrite : ExitKind.MmioRead, vcpu.mmioAddress, len);
+          if (!write) vcpu.mmioData.set(box.data.subarray(0, len));
+          break;
+        }
+        case ExitReason.Intr:
+        case ExitReason.IrqWindowOpen:
+          break;
+        case ExitReason.Hlt:
+          // With the in-kernel irqchip hlt stays in the kernel; an exit means no irqchip wakes us.
+          return stop(box, StopReason.Shutdown, 'hlt with no interrupt source');
+        case ExitReason.Shutdown:
+          return stop(box, StopReason.Shutdown, 'triple fault (KVM_EXIT_SHUTDOWN)');
+        case ExitReason.InternalError:
+          return stop(box, StopReason.InternalError, `KVM internal error, suberror ${vcpu.internalSuberror}`);
+        case ExitReason.FailEntry:
+          return stop(box, StopReason.FailEntry, `entry failed, hardware reason 0x${vcpu.failEntryReason.toString(16)}`);
+        case ExitReason.SystemEvent: {
+          const t = vcpu.systemEventType;
+          return stop(box, t === 2 ? StopReason.SystemReset : StopReason.SystemShutdown, `system event ${t}`);
+        }
+        default:
+          return stop(box, StopReason.Unexpected, `unexpected exit reason ${exit}`);
+      }
+    }
+  } finally {
+    vcpu.unbindThread();
+  }
+}
+
+run(workerData as VcpuWorkerData);
