@@ -48,6 +48,18 @@ function mtime(p) {
   return existsSync(p) ? statSync(p).mtimeMs : 0;
 }
 
+/** What scripts/kvm-in-tcg.sh needs: QEMU, a Debian kernel with its modules, a static busybox, cpio. */
+export function ensureKvmHarness() {
+  const kernels = existsSync('/boot') ? readdirSync('/boot').filter((n) => n.startsWith('vmlinuz-')) : [];
+  const list = [
+    ['/usr/bin/qemu-system-x86_64', 'qemu-system-x86'],
+    ['/usr/bin/cpio', 'cpio'],
+    ['/bin/busybox', 'busybox-static'],
+  ];
+  if (kernels.length === 0) list.push(['/nonexistent-kernel', 'linux-image-amd64']);
+  ensureDebian(list);
+}
+
 export function ensure({ forTests = false } = {}) {
   ensureDebian(DEBIAN);
   const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';

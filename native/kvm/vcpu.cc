@@ -49,6 +49,8 @@ Napi::Value SetLapic(const Napi::CallbackInfo& i) { return StructIoctl<KVM_SET_L
 Napi::Value GetVcpuEvents(const Napi::CallbackInfo& i) {
   return StructIoctl<KVM_GET_VCPU_EVENTS, kvm_vcpu_events>(i, "KVM_GET_VCPU_EVENTS");
 }
+Napi::Value GetMpState(const Napi::CallbackInfo& i) { return StructIoctl<KVM_GET_MP_STATE, kvm_mp_state>(i, "KVM_GET_MP_STATE"); }
+Napi::Value SetMpState(const Napi::CallbackInfo& i) { return StructIoctl<KVM_SET_MP_STATE, kvm_mp_state>(i, "KVM_SET_MP_STATE"); }
 Napi::Value SetVcpuEvents(const Napi::CallbackInfo& i) {
   return StructIoctl<KVM_SET_VCPU_EVENTS, kvm_vcpu_events>(i, "KVM_SET_VCPU_EVENTS");
 }
@@ -116,6 +118,8 @@ void InitKvmVcpu(Napi::Env env, Napi::Object exports) {
   exports.Set("getLapic", Napi::Function::New(env, GetLapic));
   exports.Set("setLapic", Napi::Function::New(env, SetLapic));
   exports.Set("getVcpuEvents", Napi::Function::New(env, GetVcpuEvents));
+  exports.Set("getMpState", Napi::Function::New(env, GetMpState));
+  exports.Set("setMpState", Napi::Function::New(env, SetMpState));
   exports.Set("setVcpuEvents", Napi::Function::New(env, SetVcpuEvents));
   exports.Set("getMsrs", Napi::Function::New(env, GetMsrs));
   exports.Set("setMsrs", Napi::Function::New(env, SetMsrs));

@@ -54,6 +54,15 @@ export const enum SystemEvent {
   Crash = 3,
 }
 
+/** KVM_MP_STATE_* values. */
+export const enum MpState {
+  Runnable = 0,
+  Uninitialized = 1,
+  InitReceived = 2,
+  Halted = 3,
+  SipiReceived = 4,
+}
+
 export interface VcpuEvents {
   exception: { injected: number; nr: number; hasErrorCode: number; pending: number; errorCode: number };
   interrupt: { injected: number; nr: number; soft: number; shadow: number };
@@ -379,6 +388,18 @@ export class Vcpu {
 
   setLapic(regs: Uint8Array): void {
     kvmNative.setLapic(this.fd, regs);
+  }
+
+  /** KVM_MP_STATE_* (0 runnable, 1 uninitialized: an AP waiting for INIT/SIPI, 3 halted...). */
+  getMpState(): number {
+    const b = new Uint32Array(1);
+    kvmNative.getMpState(this.fd, new Uint8Array(b.buffer));
+    return b[0]!;
+  }
+
+  /** Makes an application processor run at once instead of waiting for INIT/SIPI (bare-metal guests). */
+  setMpState(state: MpState): void {
+    kvmNative.setMpState(this.fd, new Uint8Array(Uint32Array.of(state).buffer));
   }
 
   getVcpuEvents(): VcpuEvents {

@@ -145,6 +145,9 @@ export interface KvmAddon {
   getLapic(vcpuFd: number, lapic: StructBytes): void;
   setLapic(vcpuFd: number, lapic: StructBytes): void;
   getVcpuEvents(vcpuFd: number, events: StructBytes): void;
+  /** struct kvm_mp_state (one u32). */
+  getMpState(vcpuFd: number, state: StructBytes): void;
+  setMpState(vcpuFd: number, state: StructBytes): void;
   setVcpuEvents(vcpuFd: number, events: StructBytes): void;
   /** Returns how many entries the kernel processed. */
   getMsrs(vcpuFd: number, msrs: StructBytes): number;

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Runs a shell command where /dev/kvm exists even though this host has none:
+# inside a Debian kernel under QEMU's software CPU (TCG, -cpu max), whose
+# emulated SVM lets kvm_amd load and provide a real /dev/kvm. The host's /
+# is the guest's / (9p, read-only); /tmp and /run are fresh tmpfs (network
+# namespaces work there). Functionally real KVM, but every guest instruction
+# is emulated: never a place to measure speed.
+#   scripts/kvm-in-tcg.sh 'cd /work/main && node dist/test/kvm-ioeventfd.test.js'
+# Needs the Debian packages qemu-system-x86 linux-image-amd64 busybox-static cpio
+# (scripts/ensure.mjs installs them). Exit status: the command's.
+set -euo pipefail
+KVER=$(ls /lib/modules | sort -V | tail -n1)
+KERNEL=/boot/vmlinuz-$KVER
+WORK=${XDPVM_TCG_DIR:-/var/tmp/xdpvm-kvm-in-tcg}
+INITRD=$WORK/initrd-$KVER.gz
+if [ ! -f "$INITRD" ]; then
+  rm -rf "$WORK/root" && mkdir -p "$WORK"/root/{bin,mods,mnt,proc,sys,dev}
+  cp /bin/busybox "$WORK/root/bin/"
+  MODS=/lib/modules/$KVER/kernel
+  # virtio transport and 9p, in load order.
+  LIST="fs/netfs/netfs fs/fscache/fscache net/9p/9pnet drivers/virtio/virtio_ring drivers/virtio/virtio
+        drivers/virtio/virtio_pci_legacy_dev drivers/virtio/virtio_pci_modern_dev drivers/virtio/virtio_pci
+        net/9p/9pnet_virtio fs/9p/9p"
+  for m in $LIST; do [ -f "$MODS/$m.ko" ] && cp "$MODS/$m.ko" "$WORK/root/mods/"; done
+  cat > "$WORK/root/init" <<'INIT'
+#!/bin/busybox sh
+B=/bin/busybox
+$B mount -t proc proc /proc; $B mount -t devtmpfs dev /dev
+for m in netfs fscache 9pnet virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci 9pnet_virtio 9p; do
+  [ -f /mods/$m.ko ] && $B insmod /mods/$m.ko
+done
+$B mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144 hostroot /mnt
+$B mount -t proc proc /mnt/proc; $B mount -t sysfs sys /mnt/sys
+$B mount -t devtmpfs dev /mnt/dev; $B mount -t tmpfs tmp /mnt/tmp; $B mount -t tmpfs run /mnt/run
+$B mount -t bpf bpf /mnt/sys/fs/bpf 2>/dev/null
+CMD=$($B cat /proc/cmdline | $B sed -n 's/.*xcmd=\([^ ]*\).*/\1/p' | $B base64 -d)
+$B chroot /mnt /bin/sh -c "modprobe kvm_amd 2>/dev/null || modprobe kvm_intel; ip link set lo up; $CMD"
+echo "==== kvm-in-tcg: command exited $?"
+$B poweroff -f
+INIT
+  chmod +x "$WORK/root/init"
+  (cd "$WORK/root" && find . | cpio -o -H newc 2>/dev/null | gzip -1 > "$INITRD.tmp") && mv "$INITRD.tmp" "$INITRD"
+fi
+CMD64=$(printf '%s' "$1" | base64 -w0)
+OUT=$(mktemp)
+trap 'rm -f "$OUT"' EXIT
+timeout "${XDPVM_TCG_TIMEOUT:-1800}" qemu-system-x86_64 -accel tcg -cpu max -smp "${XDPVM_TCG_CPUS:-2}" -m 4096 \
+  -nographic -no-reboot -kernel "$KERNEL" -initrd "$INITRD" -append "console=ttyS0 quiet panic=-1 xcmd=$CMD64" \
+  -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap -nic none | tee "$OUT"
+code=$(sed -n 's/^==== kvm-in-tcg: command exited \([0-9]*\).*/\1/p' "$OUT" | tail -n1)
+exit "${code:-125}"

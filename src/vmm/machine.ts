@@ -1,0 +1,223 @@
+// The x86 machine xdpvm runs: KVM VM with in-kernel irqchip and PIT, RAM
+// around the PCI hole, a PCI host bridge with virtio-net devices (AF_XDP
+// backends, one I/O worker per queue pair), COM1, debug-exit and i8042
+// reset, and one worker thread per vCPU. This thread owns the device model
+// and answers the vCPUs' register exits; packets never pass through it.
+import path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import type { AfXdpOptions } from '../backend/af-xdp/af-xdp-options';
+import type { CpuidEntry } from '../kvm/cpuid';
+import { Kvm } from '../kvm/kvm';
+import { GuestRam } from '../kvm/memory';
+import { detectPvm, maskCpuidForPvm, pvmWarning } from '../kvm/pvm';
+import type { Vcpu } from '../kvm/vcpu';
+import type { Vm } from '../kvm/vm';
+import { GuestMemory } from '../memory/guest-memory';
+import { PciBus } from '../pci/pci-bus';
+import { DebugExit, DEBUG_EXIT_PORT } from './devices/debug-exit';
+import { I8042_COMMAND, I8042Reset } from './devices/i8042-reset';
+import { PortIoBus } from './devices/port-io-bus';
+import { COM1_BASE, COM1_IRQ, Serial8250 } from './devices/serial-8250';
+import { InterruptRouting } from './interrupt-routing';
+import { KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR, PCI_MMIO32, ramSlots } from './memory-layout';
+import { VirtioNetPci } from './net/virtio-net-pci';
+import { ExitKind, ExitMailbox, serveMailbox, Slot, StopReason } from './vcpu/exit-mailbox';
+import type { VcpuWorkerData } from './vcpu/vcpu-worker';
+
+export interface NetDeviceConfig {
+  id: string;
+  backend: AfXdpOptions;
+  mac: Uint8Array;
+}
+
+/** What a loader (Linux, bare-metal) prepares: guest memory contents and each vCPU's initial state. */
+export interface BootPlan {
+  setupVcpu(vcpu: Vcpu, index: number): void;
+}
+
+export interface MachineConfig {
+  memoryBytes: number;
+  cpus: number;
+  nets: NetDeviceConfig[];
+  /** Fills guest memory; called once RAM exists. */
+  load(memory: GuestMemory, cpus: number): BootPlan;
+  console(byte: number): void;
+  warn(line: string): void;
+}
+
+export interface RunResult {
+  /** How the run ended. */
+  reason: 'debug-exit' | 'shutdown' | 'reset' | 'stopped' | 'error';
+  /** The guest's debug-exit status, or 0. */
+  status: number;
+  detail: string;
+}
+
+const VCPU_WORKER = path.join(__dirname, 'vcpu', 'vcpu-worker.js');
+const INTX_GSI = 10;
+
+export class Machine {
+  readonly memory: GuestMemory;
+  readonly nets: VirtioNetPci[] = [];
+  private readonly kvm: Kvm;
+  private readonly vm: Vm;
+  private readonly ram: GuestRam;
+  private readonly vcpus: Vcpu[] = [];
+  private readonly boxes: ExitMailbox[] = [];
+  private readonly workers: Worker[] = [];
+  private readonly bus: PciBus;
+  private readonly ports: PortIoBus;
+  private finish: ((r: RunResult) => void) | undefined;
+  private result: RunResult | undefined;
+  unknownMmio = 0;
+
+  constructor(private readonly config: MachineConfig) {
+    const pvm = detectPvm();
+    const warning = pvmWarning(pvm);
+    if (warning) config.warn(warning);
+    this.kvm = Kvm.open();
+    try {
+      this.kvm.requireExtensions();
+      this.vm = this.kvm.createVm();
+      this.vm.setTssAddr(KVM_TSS_ADDR);
+      this.vm.setIdentityMapAddr(KVM_IDENTITY_MAP_ADDR);
+      this.vm.createIrqchip();
+      this.vm.createPit2();
+      this.ram = GuestRam.allocate(config.memoryBytes, { memfd: 'xdpvm-guest-ram' });
+      const slots = ramSlots(config.memoryBytes);
+      for (const s of slots)
+        this.vm.setUserMemoryRegion({ slot: s.slot, guestPhysAddr: s.gpa, memory: new Uint8Array(this.ram.buffer, s.offset, s.size) });
+      this.memory = new GuestMemory(slots.map((s) => ({ gpa: s.gpa, bytes: new Uint8Array(this.ram.buffer, s.offset, s.size) })));
+      const ramAddress = this.ram.handle().address;
+      const regions = slots.map((s) => ({ gpa: s.gpa, address: ramAddress + BigInt(s.offset), length: s.size }));
+
+      this.bus = new PciBus({ mmio32: PCI_MMIO32 });
+      this.ports = new PortIoBus(config.warn);
+      const serial = new Serial8250(COM1_BASE, config.console, (level) => this.vm.irqLine(COM1_IRQ, level));
+      this.ports.register(COM1_BASE, 8, serial);
+      this.ports.register(DEBUG_EXIT_PORT, 1, new DebugExit((s) => this.end({ reason: 'debug-exit', status: s, detail: '' })));
+      this.ports.register(I8042_COMMAND, 1, new I8042Reset(() => this.end({ reason: 'reset', status: 0, detail: 'i8042 reset' })));
+
+      const routing = new InterruptRouting(this.vm);
+      for (const n of config.nets)
+        this.nets.push(new VirtioNetPci({ id: n.id, backend: n.backend, mac: n.mac, vm: this.vm, bus: this.bus, memory: this.memory, regions, routing, intxGsi: INTX_GSI }));
+
+      const plan = config.load(this.memory, config.cpus);
+      const cpuid = this.cpuid(pvm.pvm);
+      for (let i = 0; i < config.cpus; i++) {
+        const vcpu = this.vm.createVcpu(i);
+        this.vcpus.push(vcpu);
+        vcpu.setCpuid(withApicId(cpuid, i));
+        plan.setupVcpu(vcpu, i);
+      }
+    } catch (e) {
+      for (const n of this.nets) n.backend.close();
+      this.releaseSync();
+      throw e;
+    }
+  }
+
+  private cpuid(pvm: boolean): CpuidEntry[] {
+    const supported = this.kvm.supportedCpuid();
+    return pvm ? maskCpuidForPvm(supported) : supported;
+  }
+
+  /** Runs until the guest exits, resets, shuts down, or stop() is called. */
+  async run(): Promise<RunResult> {
+    const done = new Promise<RunResult>((resolve) => (this.finish = resolve));
+    const serving: Promise<void>[] = [];
+    for (const vcpu of this.vcpus) {
+      const box = new ExitMailbox();
+      this.boxes.push(box);
+      const data: VcpuWorkerData = { vcpu: vcpu.handle(), mailbox: box.buffer };
+      const worker = new Worker(VCPU_WORKER, { workerData: data });
+      worker.on('error', (e) => this.end({ reason: 'error', status: 0, detail: `vCPU ${vcpu.id} thread: ${e.message}` }));
+      this.workers.push(worker);
+      serving.push(serveMailbox(box, (kind, address, bytes) => this.access(kind, address, bytes), (reason, detail) => this.vcpuStopped(vcpu.id, reason, detail)));
+    }
+    const result = await done;
+    this.stopVcpus();
+    await Promise.all(this.workers.map((w) => new Promise<void>((r) => (w.threadId === -1 ? r() : w.once('exit', () => r())))));
+    await Promise.all(serving);
+    return result;
+  }
+
+  /** Ends the run from outside (SIGINT/SIGTERM). */
+  stop(why: string): void {
+    this.end({ reason: 'stopped', status: 0, detail: why });
+  }
+
+  private access(kind: ExitKind, address: number, data: Uint8Array): void {
+    switch (kind) {
+      case ExitKind.PioRead:
+        if (!this.bus.pioRead(address, data)) this.ports.read(address, data);
+        break;
+      case ExitKind.PioWrite:
+        if (!this.bus.pioWrite(address, data)) this.ports.write(address, data);
+        break;
+      case ExitKind.MmioRead:
+        if (!this.bus.mmioRead(address, data)) this.unclaimedMmio(address, data, 'read');
+        break;
+      case ExitKind.MmioWrite:
+        if (!this.bus.mmioWrite(address, data)) this.unclaimedMmio(address, data, 'write');
+        break;
+      default:
+        break;
+    }
+  }
+
+  private unclaimedMmio(address: number, data: Uint8Array, what: string): void {
+    if (what === 'read') data.fill(0xff);
+    if (this.unknownMmio++ === 0) this.config.warn(`xdpvm: guest ${what} at unclaimed address 0x${address.toString(16)} (ignored; further ones counted)`);
+  }
+
+  private vcpuStopped(id: number, reason: StopReason, detail: string): void {
+    switch (reason) {
+      case StopReason.Requested:
+        return;
+      case StopReason.Shutdown:
+        return this.end({ reason: 'shutdown', status: 0, detail: `vCPU ${id}: ${detail}` });
+      case StopReason.SystemReset:
+        return this.end({ reason: 'reset', status: 0, detail: `vCPU ${id}: ${detail}` });
+      case StopReason.SystemShutdown:
+        return this.end({ reason: 'shutdown', status: 0, detail: `vCPU ${id}: ${detail}` });
+      default:
+        return this.end({ reason: 'error', status: 0, detail: `vCPU ${id}: ${detail}` });
+    }
+  }
+
+  private end(r: RunResult): void {
+    if (this.result) return;
+    this.result = r;
+    this.finish?.(r);
+  }
+
+  private stopVcpus(): void {
+    for (const [i, box] of this.boxes.entries()) {
+      Atomics.store(box.words, Slot.Stop, 1);
+      this.vcpus[i]!.kick();
+    }
+  }
+
+  /** Tears everything down (workers first, then what they used). */
+  async close(): Promise<void> {
+    for (const n of this.nets) await n.close();
+    this.releaseSync();
+  }
+
+  private releaseSync(): void {
+    for (const v of this.vcpus) v.close();
+    this.vm?.close();
+    this.ram?.release();
+    this.kvm.close();
+  }
+}
+
+/** CPUID for vCPU `id`: its initial APIC id in leaf 1 EBX[31:24] and leaf 0xB EDX. */
+function withApicId(entries: readonly CpuidEntry[], id: number): CpuidEntry[] {
+  return entries.map((e) => {
+    if (e.function === 1) return { ...e, ebx: ((e.ebx & 0x00ffffff) | (id << 24)) >>> 0 };
+    if (e.function === 0xb || e.function === 0x1f) return { ...e, edx: id };
+    return e;
+  });
+}
