@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 const require = createRequire(import.meta.url);
 const args = [process.argv[2] === 'build' ? 'build' : 'rebuild'];
@@ -16,5 +17,11 @@ for (const id of ['node-gyp/bin/node-gyp.js']) {
   try { gyp = require.resolve(id); } catch { /* not a local dependency */ }
 }
 gyp ??= path.join(path.dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
-const r = spawnSync(process.execPath, [gyp, ...args, '--jobs=2'], { stdio: 'inherit' });
+// Two builds in one tree at once clobber build/: serialize them on a lock
+// beside the tree (flock from util-linux; without it, build unguarded).
+const cmd = [process.execPath, gyp, ...args, '--jobs=2'];
+const lock = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '.native-build.lock');
+const r = existsSync('/usr/bin/flock')
+  ? spawnSync('/usr/bin/flock', [lock, ...cmd], { stdio: 'inherit' })
+  : spawnSync(cmd[0], cmd.slice(1), { stdio: 'inherit' });
 process.exit(r.status ?? 1);
