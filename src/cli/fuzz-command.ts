@@ -1,11 +1,14 @@
 // `xdpvm fuzz virtqueue [--cases N] [--seed S] [--json]`: random and
 // adversarial rings against the device side; reports escaped exceptions and
 // out-of-range accesses (both must be 0) and queues that stopped themselves.
+import { GenericDeviceTarget } from '../fuzz/generic-device-target';
+import type { FuzzTarget } from '../fuzz/fuzz-target';
+import { VirtioNetTarget } from '../fuzz/virtio-net-target';
 import { runVirtqueueFuzz, type VirtqueueFuzzResult } from '../fuzz/virtqueue-fuzz';
 import { parseFlags, UsageError } from './args';
 
-export const FUZZ_USAGE = 'usage: xdpvm fuzz virtqueue [--cases N] [--seed S] [--json]';
-const CHUNK = 50_000;
+export const FUZZ_USAGE = 'usage: xdpvm fuzz virtqueue [--cases N] [--seed S] [--target all|generic|virtio-net] [--json]';
+const CHUNK = 10_000;
 
 export function fuzzCommand(argv: readonly string[]): number {
   const [what, ...rest] = argv;
@@ -14,13 +17,20 @@ export function fuzzCommand(argv: readonly string[]): number {
     cases: { type: 'number', integer: true, min: 1, max: 1e9 },
     seed: { type: 'number', integer: true, min: 0, max: 2 ** 32 - 1 },
     json: { type: 'boolean' },
+    target: { type: 'enum', values: ['all', 'generic', 'virtio-net'] },
   });
+  const which = (flags.target as string | undefined) ?? 'all';
+  // Cases alternate between the targets chosen: the queue layer under a generic device, and the virtio-net data path.
+  const targets: FuzzTarget[] = [];
+  if (which !== 'virtio-net') targets.push(new GenericDeviceTarget());
+  if (which !== 'generic') targets.push(new VirtioNetTarget());
   const cases = (flags.cases as number | undefined) ?? 100_000;
   const seed = (flags.seed as number | undefined) ?? 1;
   const total: VirtqueueFuzzResult = { cases: 0, escaped: 0, outOfRange: 0, broken: 0, reasons: {}, badChains: 0, canaryDamaged: 0, harnessErrors: 0 };
   const t0 = Date.now();
   for (let first = 0; first < cases; first += CHUNK) {
-    const r = runVirtqueueFuzz({ cases: Math.min(CHUNK, cases - first), seed, firstCase: first });
+    const target = targets[(first / CHUNK) % targets.length]!;
+    const r = runVirtqueueFuzz({ cases: Math.min(CHUNK, cases - first), seed, firstCase: first, target });
     total.cases += r.cases;
     total.escaped += r.escaped;
     total.outOfRange += r.outOfRange;
