@@ -1,0 +1,143 @@
+// `xdpvm run` options, spelled as QEMU spells them:
+//   -m 256M -smp 2 -kernel FILE [-initrd FILE] [-append "..."]
+//   -netdev af-xdp,id=n1,ifname=eth0[,...] -device virtio-net-pci,netdev=n1[,mac=52:54:00:12:34:56]
+// Several netdev/device pairs are allowed. Every error names the option.
+import { parseAfXdpOptions, type AfXdpOptions } from '../backend/af-xdp/af-xdp-options';
+import { UsageError } from '../cli/args';
+import { parseMemorySize } from './memory-layout';
+
+export interface RunNet {
+  id: string;
+  backend: AfXdpOptions;
+  mac: Uint8Array;
+}
+
+export interface RunOptions {
+  memoryBytes: number;
+  cpus: number;
+  kernel: string;
+  initrd?: string;
+  append: string;
+  nets: RunNet[];
+}
+
+const MAX_CPUS = 64;
+
+export function parseMac(text: string): Uint8Array {
+  const m = /^([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2})$/i.exec(text);
+  if (!m) throw new UsageError(`-device virtio-net-pci: mac '${text}' is not of the form 52:54:00:12:34:56`);
+  const mac = Uint8Array.from(m.slice(1).map((h) => parseInt(h, 16)));
+  if ((mac[0]! & 1) !== 0) throw new UsageError(`-device virtio-net-pci: mac '${text}' is a multicast address`);
+  return mac;
+}
+
+function keyValues(spec: string, what: string): { head: string; kv: Map<string, string> } {
+  const [head, ...rest] = spec.split(',');
+  const kv = new Map<string, string>();
+  for (const p of rest) {
+    const eq = p.indexOf('=');
+    if (eq <= 0) throw new UsageError(`${what}: '${p}' is not key=value`);
+    const k = p.slice(0, eq);
+    if (kv.has(k)) throw new UsageError(`${what}: '${k}' given twice`);
+    kv.set(k, p.slice(eq + 1));
+  }
+  return { head: head ?? '', kv };
+}
+
+export function parseRunOptions(argv: readonly string[]): RunOptions {
+  let memoryBytes = 256 << 20;
+  let cpus = 1;
+  let kernel: string | undefined;
+  let initrd: string | undefined;
+  let append = '';
+  const netdevs = new Map<string, AfXdpOptions>();
+  const devices: Array<{ netdev: string; mac?: Uint8Array }> = [];
+  const seen = new Set<string>();
+  for (let i = 0; i < argv.length; i++) {
+    const opt = argv[i]!;
+    const value = (): string => {
+      const v = argv[++i];
+      if (v === undefined) throw new UsageError(`${opt} needs a value`);
+      return v;
+    };
+    const once = (): void => {
+      if (seen.has(opt)) throw new UsageError(`${opt} given twice`);
+      seen.add(opt);
+    };
+    switch (opt) {
+      case '-m': {
+        once();
+        const v = value().replace(/^size=/, '');
+        try {
+          memoryBytes = parseMemorySize(v);
+        } catch (e) {
+          throw new UsageError(`-m: ${(e as Error).message}`);
+        }
+        if (memoryBytes < 16 << 20 || memoryBytes % (2 << 20) !== 0) throw new UsageError(`-m: memory must be a multiple of 2 MiB and at least 16 MiB (got '${v}')`);
+        break;
+      }
+      case '-smp': {
+        once();
+        const v = value();
+        const n = /^(?:cpus=)?(\d+)$/.exec(v.split(',')[0]!);
+        if (!n) throw new UsageError(`-smp: '${v}' is not a vCPU count`);
+        cpus = Number(n[1]);
+        if (cpus < 1 || cpus > MAX_CPUS) throw new UsageError(`-smp: between 1 and ${MAX_CPUS} vCPUs (got ${cpus})`);
+        break;
+      }
+      case '-kernel':
+        once();
+        kernel = value();
+        break;
+      case '-initrd':
+        once();
+        initrd = value();
+        break;
+      case '-append':
+        once();
+        append = value();
+        break;
+      case '-netdev': {
+        const spec = value();
+        let o: AfXdpOptions;
+        try {
+          o = parseAfXdpOptions(spec);
+        } catch (e) {
+          throw new UsageError(`-netdev: ${(e as Error).message}`);
+        }
+        if (netdevs.has(o.id)) throw new UsageError(`-netdev: id '${o.id}' used twice`);
+        netdevs.set(o.id, o);
+        break;
+      }
+      case '-device': {
+        const { head, kv } = keyValues(value(), '-device');
+        if (head !== 'virtio-net-pci') throw new UsageError(`-device: only virtio-net-pci is supported (got '${head}')`);
+        for (const k of kv.keys()) if (!['netdev', 'mac', 'id'].includes(k)) throw new UsageError(`-device virtio-net-pci: unknown property '${k}'`);
+        const netdev = kv.get('netdev');
+        if (!netdev) throw new UsageError('-device virtio-net-pci: netdev= is required');
+        const mac = kv.get('mac');
+        devices.push(mac ? { netdev, mac: parseMac(mac) } : { netdev });
+        break;
+      }
+      case '-nographic':
+      case '-no-reboot':
+        // Always so here: the console is stdio and a guest reset ends the run.
+        break;
+      case '-enable-kvm':
+        break;
+      default:
+        throw new UsageError(`unknown option '${opt}'`);
+    }
+  }
+  if (!kernel) throw new UsageError('-kernel is required');
+  const used = new Set<string>();
+  const nets: RunNet[] = devices.map((d, i) => {
+    const backend = netdevs.get(d.netdev);
+    if (!backend) throw new UsageError(`-device virtio-net-pci: no -netdev with id '${d.netdev}'`);
+    if (used.has(d.netdev)) throw new UsageError(`-device virtio-net-pci: netdev '${d.netdev}' is already used by another device`);
+    used.add(d.netdev);
+    return { id: d.netdev, backend, mac: d.mac ?? Uint8Array.of(0x52, 0x54, 0x00, 0x12, 0x34, 0x56 + i) };
+  });
+  for (const id of netdevs.keys()) if (!used.has(id)) throw new UsageError(`-netdev '${id}' has no -device virtio-net-pci,netdev=${id}`);
+  return { memoryBytes, cpus, kernel, ...(initrd !== undefined ? { initrd } : {}), append, nets };
+}

@@ -1,0 +1,52 @@
+// `xdpvm run` command-line parsing: QEMU's spelling, and a named error for each mistake.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { parseRunOptions } from '../src/vmm/run-options';
+
+test('parses a QEMU-style command line with two NICs', () => {
+  const o = parseRunOptions([
+    '-m', '512M', '-smp', '2', '-kernel', 'k', '-initrd', 'i', '-append', 'console=ttyS0',
+    '-netdev', 'af-xdp,id=n1,ifname=eth0,queues=2', '-device', 'virtio-net-pci,netdev=n1,mac=02:00:00:00:00:01',
+    '-netdev', 'af-xdp,id=n2,ifname=eth1', '-device', 'virtio-net-pci,netdev=n2',
+  ]);
+  assert.is(o.memoryBytes, 512 << 20);
+  assert.is(o.cpus, 2);
+  assert.is(o.kernel, 'k');
+  assert.is(o.initrd, 'i');
+  assert.is(o.append, 'console=ttyS0');
+  assert.equal(o.nets.map((n) => [n.id, n.backend.ifname, n.backend.queues, [...n.mac]]), [
+    ['n1', 'eth0', 2, [2, 0, 0, 0, 0, 1]],
+    ['n2', 'eth1', 1, [0x52, 0x54, 0, 0x12, 0x34, 0x57]],
+  ]);
+});
+
+test('-m takes QEMU sizes, plain numbers are MiB', () => {
+  assert.is(parseRunOptions(['-m', '1G', '-kernel', 'k']).memoryBytes, 1 << 30);
+  assert.is(parseRunOptions(['-m', '64', '-kernel', 'k']).memoryBytes, 64 << 20);
+});
+
+const bad: Array<[string[], RegExp]> = [
+  [[], /-kernel is required/],
+  [['-kernel'], /-kernel needs a value/],
+  [['-kernel', 'k', '-m', 'lots'], /-m: 'lots' is not a size/],
+  [['-kernel', 'k', '-m', '8M'], /-m: memory must be/],
+  [['-kernel', 'k', '-smp', '0'], /-smp: between 1 and 64/],
+  [['-kernel', 'k', '-smp', 'x'], /-smp: 'x' is not a vCPU count/],
+  [['-kernel', 'k', '-kernel', 'j'], /-kernel given twice/],
+  [['-kernel', 'k', '-device', 'e1000,netdev=n1'], /only virtio-net-pci/],
+  [['-kernel', 'k', '-device', 'virtio-net-pci'], /netdev= is required/],
+  [['-kernel', 'k', '-device', 'virtio-net-pci,netdev=n9'], /no -netdev with id 'n9'/],
+  [['-kernel', 'k', '-netdev', 'af-xdp,id=n1,ifname=e'], /-netdev 'n1' has no -device/],
+  [['-kernel', 'k', '-netdev', 'af-xdp,id=n1,ifname=e,queues=0', '-device', 'virtio-net-pci,netdev=n1'], /-netdev: af-xdp: 'queues' must be at least 1/],
+  [['-kernel', 'k', '-netdev', 'af-xdp,id=n1,ifname=e', '-device', 'virtio-net-pci,netdev=n1,mac=zz'], /mac 'zz'/],
+  [['-kernel', 'k', '-netdev', 'af-xdp,id=n1,ifname=e', '-device', 'virtio-net-pci,netdev=n1,mac=01:00:00:00:00:01'], /multicast/],
+  [['-kernel', 'k', '-netdev', 'af-xdp,id=n1,ifname=e', '-device', 'virtio-net-pci,netdev=n1', '-device', 'virtio-net-pci,netdev=n1'], /already used/],
+  [['-kernel', 'k', '-bogus'], /unknown option '-bogus'/],
+];
+for (const [argv, msg] of bad) {
+  test(`rejects ${argv.join(' ') || '(nothing)'}`, () => {
+    assert.throws(() => parseRunOptions(argv), msg);
+  });
+}
+
+test.run();
