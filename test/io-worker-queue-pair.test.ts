@@ -14,7 +14,7 @@ import { xsk } from '../src/native/xsk';
 import type { QueueConfig } from '../src/virtio/device';
 import { frameSeq, frameTag, makeFrame } from './support/frames';
 import { receive, sendAll, sleep } from './support/queue-traffic';
-import { openBackend, withVeth } from './support/veth-backends';
+import { openBackend, openUnservicedBackend, withVeth } from './support/veth-backends';
 
 const MEM = 8 << 20;
 const N = 100;
@@ -26,9 +26,9 @@ function ring(index: number, base: number): QueueConfig {
 
 test('an I/O worker moves frames both ways between guest rings and AF_XDP', async () => {
   await withVeth('iow', {}, async (pair) => {
-    const a = openBackend(pair.a.netns, `af-xdp,id=a,ifname=${pair.a.ifname}`);
+    const a = openUnservicedBackend(pair.a.netns, `af-xdp,id=a,ifname=${pair.a.ifname}`);
     const b = openBackend(pair.b.netns, `af-xdp,id=b,ifname=${pair.b.ifname}`);
-    const qb = b.queues[0]!; // prime the peer's Fill ring before traffic arrives
+    const qb = b.queues[0]!;
     const ram = xsk.mapAnonymous(MEM);
     const bytes = new Uint8Array(ram);
     const memory = new GuestMemory([{ gpa: 0, bytes }]);

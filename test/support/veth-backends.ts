@@ -6,7 +6,15 @@ import { inNetns, VethPair, type VethPairOptions } from '../../src/host/netns';
 /** Small UMEMs keep the tests light; the data path is the same. */
 export const TEST_TUNING: AfXdpTuning = { frameSize: 4096, frameCount: 2048, ringSize: 512 };
 
+/** A backend serviced from this thread: its queues exist (and Fill rings are primed) at once. */
 export function openBackend(netns: string, spec: string, tuning = TEST_TUNING): AfXdpBackend {
+  const b = openUnservicedBackend(netns, spec, tuning);
+  void b.queues;
+  return b;
+}
+
+/** A backend whose sockets another thread will service (nothing primed here). */
+export function openUnservicedBackend(netns: string, spec: string, tuning = TEST_TUNING): AfXdpBackend {
   return inNetns(netns, () => AfXdpBackend.open(parseAfXdpOptions(spec), tuning));
 }
 
