@@ -2,10 +2,12 @@
 import { benchCommand, BENCH_USAGE } from './bench-command';
 import { UsageError } from './args';
 import { fuzzCommand, FUZZ_USAGE } from './fuzz-command';
+import { runCommand, RUN_USAGE } from './run-command';
 import { xskHelperCommand, XSK_HELPER_USAGE } from './xsk-helper-command';
 
 const USAGE = `xdpvm: a KVM VMM with a virtio-net device serviced against AF_XDP sockets
 
+${RUN_USAGE}
 ${BENCH_USAGE}
 ${XSK_HELPER_USAGE}
 ${FUZZ_USAGE}`;
@@ -16,6 +18,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     switch (cmd) {
       case 'bench':
         return await benchCommand(rest);
+      case 'run':
+        return await runCommand(rest);
       case 'fuzz':
         return fuzzCommand(rest);
       case 'xsk-helper':
