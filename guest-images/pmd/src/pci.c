@@ -1,0 +1,257 @@
+/*
+ * PCI configuration mechanism #1 (ports 0xCF8/0xCFC, PCI Local Bus 3.0
+ * §3.2.2.3.2), bus 0 enumeration, BARs, and the virtio vendor capabilities
+ * (§4.1.4) of a modern virtio-net function.
+ */
+#include "pci.h"
+#include "virtio_defs.h"
+
+#define PCI_CONFIG_ADDRESS 0xcf8
+#define PCI_CONFIG_DATA 0xcfc
+
+#define PCI_VENDOR_ID 0x00
+#define PCI_COMMAND 0x04
+#define PCI_STATUS 0x06
+#define PCI_HEADER_TYPE 0x0e
+#define PCI_BAR0 0x10
+#define PCI_CAP_PTR 0x34
+#define PCI_STATUS_CAP_LIST (1u << 4)
+#define PCI_COMMAND_MEMORY (1u << 1)
+#define PCI_COMMAND_MASTER (1u << 2)
+
+static u32 cfg_addr(u8 dev, u8 fn, u8 reg)
+{
+    return 0x80000000u | ((u32)dev << 11) | ((u32)fn << 8) | (reg & 0xfc);
+}
+
+u32 pci_read32(u8 dev, u8 fn, u8 reg)
+{
+    outl(PCI_CONFIG_ADDRESS, cfg_addr(dev, fn, reg));
+    return inl(PCI_CONFIG_DATA);
+}
+
+u16 pci_read16(u8 dev, u8 fn, u8 reg)
+{
+    outl(PCI_CONFIG_ADDRESS, cfg_addr(dev, fn, reg));
+    return inw((u16)(PCI_CONFIG_DATA + (reg & 2)));
+}
+
+u8 pci_read8(u8 dev, u8 fn, u8 reg)
+{
+    outl(PCI_CONFIG_ADDRESS, cfg_addr(dev, fn, reg));
+    return inb((u16)(PCI_CONFIG_DATA + (reg & 3)));
+}
+
+void pci_write16(u8 dev, u8 fn, u8 reg, u16 v)
+{
+    outl(PCI_CONFIG_ADDRESS, cfg_addr(dev, fn, reg));
+    outw((u16)(PCI_CONFIG_DATA + (reg & 2)), v);
+}
+
+static u8 bar_reg(u8 bar) { return (u8)(PCI_BAR0 + 4 * bar); }
+
+void pci_write32(u8 dev, u8 fn, u8 reg, u32 v)
+{
+    outl(PCI_CONFIG_ADDRESS, cfg_addr(dev, fn, reg));
+    outl(PCI_CONFIG_DATA, v);
+}
+
+/* Whether BAR `bar` is a 64-bit memory BAR (PCI 3.0 §6.2.5.1: type 10b in bits 2:1). */
+static int bar_is_mem64(u8 dev, u8 fn, u8 bar)
+{
+    u32 lo = pci_read32(dev, fn, bar_reg(bar));
+    return !(lo & 1) && ((lo >> 1) & 3) == 2;
+}
+
+/* Address a memory BAR decodes (64-bit BARs take two registers). 0 for I/O or unassigned BARs. */
+static u64 bar_address(u8 dev, u8 fn, u8 bar)
+{
+    if (bar > 5)
+        return 0;
+    u32 lo = pci_read32(dev, fn, bar_reg(bar));
+    if (lo & 1)
+        return 0; /* I/O BAR: the virtio structures this driver uses live in memory BARs */
+    u64 addr = lo & ~0xfull;
+    if (bar_is_mem64(dev, fn, bar)) {
+        if (bar == 5)
+            return 0;
+        addr |= (u64)pci_read32(dev, fn, bar_reg((u8)(bar + 1))) << 32;
+    }
+    return addr;
+}
+
+/* PCI 3.0 §6.2.5.1: write all ones, read back the size mask, restore. Decoding must be off. */
+static u64 bar_size(u8 dev, u8 fn, u8 bar)
+{
+    int wide = bar_is_mem64(dev, fn, bar) && bar < 5;
+    u32 lo = pci_read32(dev, fn, bar_reg(bar));
+    u32 hi = wide ? pci_read32(dev, fn, bar_reg((u8)(bar + 1))) : 0;
+    pci_write32(dev, fn, bar_reg(bar), 0xffffffffu);
+    if (wide)
+        pci_write32(dev, fn, bar_reg((u8)(bar + 1)), 0xffffffffu);
+    u64 mask = pci_read32(dev, fn, bar_reg(bar)) & ~0xfull;
+    mask |= wide ? (u64)pci_read32(dev, fn, bar_reg((u8)(bar + 1))) << 32 : 0xffffffff00000000ull;
+    pci_write32(dev, fn, bar_reg(bar), lo);
+    if (wide)
+        pci_write32(dev, fn, bar_reg((u8)(bar + 1)), hi);
+    return mask ? ~mask + 1 : 0;
+}
+
+/* Highest end of any memory BAR on bus 0 that already decodes inside the window: where free space starts. */
+static u64 window_used_top(u64 mmio_base, u64 mmio_size)
+{
+    u64 top = mmio_base;
+    for (u8 dev = 0; dev < 32; dev++) {
+        u8 fns = 1;
+        for (u8 fn = 0; fn < fns; fn++) {
+            if ((pci_read32(dev, fn, PCI_VENDOR_ID) & 0xffff) == 0xffff)
+                continue;
+            u8 ht = pci_read8(dev, fn, PCI_HEADER_TYPE);
+            if (fn == 0 && (ht & 0x80))
+                fns = 8;
+            if ((ht & 0x7f) != 0)
+                continue; /* only type 0 headers have six BARs */
+            u16 cmd = pci_read16(dev, fn, PCI_COMMAND);
+            pci_write16(dev, fn, PCI_COMMAND, (u16)(cmd & ~PCI_COMMAND_MEMORY)); /* sizing needs decoding off */
+            for (u8 bar = 0; bar < 6; bar++) {
+                u64 a = bar_address(dev, fn, bar);
+                int wide = bar_is_mem64(dev, fn, bar);
+                if (a >= mmio_base && a < mmio_base + mmio_size) {
+                    u64 end = a + bar_size(dev, fn, bar);
+                    if (end > top)
+                        top = end;
+                }
+                if (wide)
+                    bar++;
+            }
+            pci_write16(dev, fn, PCI_COMMAND, cmd);
+        }
+    }
+    return top;
+}
+
+/*
+ * Firmware normally places BARs (xdpvm's PciBus does, as a BIOS would); on a
+ * machine without firmware (e.g. QEMU started with a bare -bios stub) they
+ * read 0. Then this driver places the ones it needs in the MMIO window.
+ */
+static void assign_bar_if_needed(u8 dev, u8 fn, u8 bar, u64 mmio_base, u64 mmio_size, u64 *next)
+{
+    u64 a = bar_address(dev, fn, bar);
+    if (a >= mmio_base && a < mmio_base + mmio_size)
+        return;
+    u32 lo = pci_read32(dev, fn, bar_reg(bar));
+    if (lo & 1)
+        fatal(EXIT_DEVICE, "virtio structure in an I/O BAR (not supported):", bar);
+    u64 size = bar_size(dev, fn, bar);
+    if (!size || (size & (size - 1)))
+        fatal(EXIT_DEVICE, "BAR has no valid size:", bar);
+    u64 at = (*next + size - 1) & ~(size - 1);
+    if (at + size > mmio_base + mmio_size)
+        fatal(EXIT_DEVICE, "BAR does not fit in the PCI MMIO window; size:", size);
+    pci_write32(dev, fn, bar_reg(bar), (u32)at | (lo & 0xf));
+    if (bar_is_mem64(dev, fn, bar))
+        pci_write32(dev, fn, bar_reg((u8)(bar + 1)), (u32)(at >> 32));
+    else if (at >> 32)
+        fatal(EXIT_DEVICE, "32-bit BAR cannot reach the window:", at);
+    *next = at + size;
+    con_puts("xdpvm-pmd: assigned BAR");
+    con_dec(bar);
+    con_puts(" at ");
+    con_hex(at);
+    con_puts(" size ");
+    con_hex(size);
+    con_putc('\n');
+}
+
+static int find_virtio_net(u8 *dev_out, u8 *fn_out)
+{
+    for (u8 dev = 0; dev < 32; dev++) {
+        u8 fns = 1;
+        for (u8 fn = 0; fn < fns; fn++) {
+            u32 id = pci_read32(dev, fn, PCI_VENDOR_ID);
+            if ((id & 0xffff) == 0xffff)
+                continue; /* master abort: no function here */
+            if (fn == 0 && (pci_read8(dev, 0, PCI_HEADER_TYPE) & 0x80))
+                fns = 8;
+            if ((id & 0xffff) == VIRTIO_PCI_VENDOR && (id >> 16) == VIRTIO_PCI_DEVICE_NET) {
+                *dev_out = dev;
+                *fn_out = fn;
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+void pci_find_virtio_net(struct virtio_pci_dev *d, u64 mmio_base, u64 mmio_size)
+{
+    memset(d, 0, sizeof(*d));
+    if (!find_virtio_net(&d->dev, &d->fn))
+        fatal(EXIT_NO_DEVICE, "no virtio-net PCI function (1af4:1041) on bus 0:", 0);
+
+    if (!(pci_read16(d->dev, d->fn, PCI_STATUS) & PCI_STATUS_CAP_LIST))
+        fatal(EXIT_DEVICE, "virtio-net function has no capability list:", d->dev);
+
+    /* BARs the virtio capabilities name must decode inside the window (assign them if firmware did not). */
+    u16 cmd = pci_read16(d->dev, d->fn, PCI_COMMAND);
+    pci_write16(d->dev, d->fn, PCI_COMMAND, (u16)(cmd & ~(PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER)));
+    u64 next_free = window_used_top(mmio_base, mmio_size);
+    u8 ptr = pci_read8(d->dev, d->fn, PCI_CAP_PTR) & 0xfc;
+    for (int guard = 0; ptr && guard < 48; guard++) {
+        if (pci_read8(d->dev, d->fn, ptr) == PCI_CAP_ID_VNDR) {
+            u8 type = pci_read8(d->dev, d->fn, (u8)(ptr + VCAP_CFG_TYPE));
+            u8 bar = pci_read8(d->dev, d->fn, (u8)(ptr + VCAP_BAR));
+            if (type >= VIRTIO_PCI_CAP_COMMON_CFG && type <= VIRTIO_PCI_CAP_DEVICE_CFG && bar <= 5)
+                assign_bar_if_needed(d->dev, d->fn, bar, mmio_base, mmio_size, &next_free);
+        }
+        ptr = pci_read8(d->dev, d->fn, (u8)(ptr + 1)) & 0xfc;
+    }
+
+    /* §4.1.4: walk the list; the first capability of each type the driver can use wins. */
+    ptr = pci_read8(d->dev, d->fn, PCI_CAP_PTR) & 0xfc;
+    for (int guard = 0; ptr && guard < 48; guard++) {
+        u8 id = pci_read8(d->dev, d->fn, ptr);
+        u8 next = pci_read8(d->dev, d->fn, (u8)(ptr + 1)) & 0xfc;
+        if (id == PCI_CAP_ID_VNDR) {
+            u8 type = pci_read8(d->dev, d->fn, (u8)(ptr + VCAP_CFG_TYPE));
+            u8 bar = pci_read8(d->dev, d->fn, (u8)(ptr + VCAP_BAR));
+            u32 off = pci_read32(d->dev, d->fn, (u8)(ptr + VCAP_OFFSET));
+            u32 len = pci_read32(d->dev, d->fn, (u8)(ptr + VCAP_LENGTH));
+            struct virtio_region *r = 0;
+            if (type == VIRTIO_PCI_CAP_COMMON_CFG) r = &d->common;
+            else if (type == VIRTIO_PCI_CAP_NOTIFY_CFG) r = &d->notify;
+            else if (type == VIRTIO_PCI_CAP_ISR_CFG) r = &d->isr;
+            else if (type == VIRTIO_PCI_CAP_DEVICE_CFG) r = &d->device;
+            u64 base = bar_address(d->dev, d->fn, bar);
+            /* §4.1.4.1: skip capabilities naming a reserved BAR or one this driver cannot map. */
+            if (r && !r->addr && base) {
+                r->addr = base + off;
+                r->len = len;
+                r->bar = bar;
+                if (type == VIRTIO_PCI_CAP_NOTIFY_CFG)
+                    d->notify_mult = pci_read32(d->dev, d->fn, (u8)(ptr + VCAP_NOTIFY_MULT));
+            }
+        }
+        ptr = next;
+    }
+    if (!d->common.addr) fatal(EXIT_DEVICE, "no usable COMMON_CFG capability (§4.1.4.3)", 0);
+    if (!d->notify.addr) fatal(EXIT_DEVICE, "no usable NOTIFY_CFG capability (§4.1.4.4)", 0);
+    if (!d->isr.addr) fatal(EXIT_DEVICE, "no usable ISR_CFG capability (§4.1.4.5)", 0);
+    if (!d->device.addr) fatal(EXIT_DEVICE, "no usable DEVICE_CFG capability (virtio-net has a config, §5.1.4)", 0);
+    if (d->common.len < VC_COMMON_MIN_LEN) fatal(EXIT_DEVICE, "COMMON_CFG shorter than struct virtio_pci_common_cfg:", d->common.len);
+
+    /* Only the MMIO window is mapped (uncached) by the boot contract: the structures must lie in it. */
+    struct virtio_region *all[4] = { &d->common, &d->notify, &d->isr, &d->device };
+    for (int i = 0; i < 4; i++) {
+        u64 a = all[i]->addr, end = a + all[i]->len;
+        if (a < mmio_base || end > mmio_base + mmio_size || end < a)
+            fatal(EXIT_DEVICE, "virtio structure outside the PCI MMIO window:", a);
+    }
+
+    /* Memory decoding and bus mastering (the device reads and writes the rings in guest RAM). */
+    pci_write16(d->dev, d->fn, PCI_COMMAND, (u16)(cmd | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER));
+    if ((pci_read16(d->dev, d->fn, PCI_COMMAND) & (PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER)) !=
+        (PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER))
+        fatal(EXIT_DEVICE, "command register refused memory space / bus master:", cmd);
+}
