@@ -12,17 +12,20 @@ set -euo pipefail
 KVER=$(ls /lib/modules | sort -V | tail -n1)
 KERNEL=/boot/vmlinuz-$KVER
 WORK=${XDPVM_TCG_DIR:-/var/tmp/xdpvm-kvm-in-tcg}
-INITRD=$WORK/initrd-$KVER.gz
+INITRD=$WORK/initrd-$KVER-$(sha256sum "$0" | cut -c1-12).gz
 if [ ! -f "$INITRD" ]; then
-  rm -rf "$WORK/root" && mkdir -p "$WORK"/root/{bin,mods,mnt,proc,sys,dev}
-  cp /bin/busybox "$WORK/root/bin/"
+  # Built in a private directory, then renamed: concurrent callers never see half an initrd.
+  STAGE=$(mktemp -d "$WORK.XXXXXX")
+  trap 'rm -rf "$STAGE"' EXIT
+  mkdir -p "$WORK" "$STAGE"/root/{bin,mods,mnt,proc,sys,dev}
+  cp /bin/busybox "$STAGE/root/bin/"
   MODS=/lib/modules/$KVER/kernel
   # virtio transport and 9p, in load order.
   LIST="fs/netfs/netfs fs/fscache/fscache net/9p/9pnet drivers/virtio/virtio_ring drivers/virtio/virtio
         drivers/virtio/virtio_pci_legacy_dev drivers/virtio/virtio_pci_modern_dev drivers/virtio/virtio_pci
         net/9p/9pnet_virtio fs/9p/9p"
-  for m in $LIST; do [ -f "$MODS/$m.ko" ] && cp "$MODS/$m.ko" "$WORK/root/mods/"; done
-  cat > "$WORK/root/init" <<'INIT'
+  for m in $LIST; do [ -f "$MODS/$m.ko" ] && cp "$MODS/$m.ko" "$STAGE/root/mods/"; done
+  cat > "$STAGE/root/init" <<'INIT'
 #!/bin/busybox sh
 B=/bin/busybox
 $B mount -t proc proc /proc; $B mount -t devtmpfs dev /dev
@@ -30,22 +33,27 @@ for m in netfs fscache 9pnet virtio_ring virtio virtio_pci_legacy_dev virtio_pci
   [ -f /mods/$m.ko ] && $B insmod /mods/$m.ko
 done
 $B mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144 hostroot /mnt
+$B mkdir -p /host && $B mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144 hostroot /host
 $B mount -t proc proc /mnt/proc; $B mount -t sysfs sys /mnt/sys
 $B mount -t devtmpfs dev /mnt/dev; $B mount -t tmpfs tmp /mnt/tmp; $B mount -t tmpfs run /mnt/run
+# The caller's directory (the checkout) stays visible even when it lives under /tmp.
+BIND=$($B cat /proc/cmdline | $B sed -n 's/.*xbind=\([^ ]*\).*/\1/p' | $B base64 -d)
+if [ -n "$BIND" ] && [ -d "/host$BIND" ]; then $B mkdir -p "/mnt$BIND" 2>/dev/null; $B mount -o bind "/host$BIND" "/mnt$BIND"; fi
 $B mount -t bpf bpf /mnt/sys/fs/bpf 2>/dev/null
 CMD=$($B cat /proc/cmdline | $B sed -n 's/.*xcmd=\([^ ]*\).*/\1/p' | $B base64 -d)
 $B chroot /mnt /bin/sh -c "modprobe kvm_amd 2>/dev/null || modprobe kvm_intel; ip link set lo up; $CMD"
 echo "==== kvm-in-tcg: command exited $?"
 $B poweroff -f
 INIT
-  chmod +x "$WORK/root/init"
-  (cd "$WORK/root" && find . | cpio -o -H newc 2>/dev/null | gzip -1 > "$INITRD.tmp") && mv "$INITRD.tmp" "$INITRD"
+  chmod +x "$STAGE/root/init"
+  (cd "$STAGE/root" && find . | cpio -o -H newc 2>/dev/null | gzip -1 > "$STAGE/initrd.gz") && mv "$STAGE/initrd.gz" "$INITRD"
 fi
 CMD64=$(printf '%s' "$1" | base64 -w0)
+BIND64=$(printf '%s' "$PWD" | base64 -w0)
 OUT=$(mktemp)
-trap 'rm -f "$OUT"' EXIT
+trap 'rm -f "$OUT"; [ -n "${STAGE:-}" ] && rm -rf "$STAGE"' EXIT
 timeout "${XDPVM_TCG_TIMEOUT:-1800}" qemu-system-x86_64 -accel tcg -cpu max -smp "${XDPVM_TCG_CPUS:-2}" -m 4096 \
-  -nographic -no-reboot -kernel "$KERNEL" -initrd "$INITRD" -append "console=ttyS0 quiet panic=-1 xcmd=$CMD64" \
+  -nographic -no-reboot -kernel "$KERNEL" -initrd "$INITRD" -append "console=ttyS0 quiet panic=-1 xcmd=$CMD64 xbind=$BIND64" \
   -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap -nic none | tee "$OUT"
 code=$(sed -n 's/^==== kvm-in-tcg: command exited \([0-9]*\).*/\1/p' "$OUT" | tail -n1)
 exit "${code:-125}"

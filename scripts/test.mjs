@@ -100,7 +100,7 @@ if (tcgFiles.length > 0) {
     const m = new RegExp(`@@@ BEGIN ${rel}\\n([\\s\\S]*?)@@@ END ${rel} (\\d+)`).exec(out);
     process.stdout.write(`\n=== ${rel} (in the TCG guest)\n`);
     if (!m) {
-      process.stdout.write(r.stderr ?? '');
+      process.stdout.write(`harness output (last lines):\n${out.split('\n').slice(-15).join('\n')}\n${r.stderr ?? ''}`);
       failed += 1;
       failures.push(`${rel}: did not run in the TCG guest (harness exit ${r.status ?? r.signal})`);
       continue;
