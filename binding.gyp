@@ -16,7 +16,8 @@
         "native/xsk/bpf.cc",
         "native/xsk/netlink.cc",
         "native/xsk/host.cc",
-        "native/xsk/raw_loop.cc"
+        "native/xsk/raw_loop.cc",
+        "native/xsk/unix_socket.cc"
       ]
     },
     {

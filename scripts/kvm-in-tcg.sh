@@ -33,7 +33,7 @@ for m in netfs fscache 9pnet virtio_ring virtio virtio_pci_legacy_dev virtio_pci
   [ -f /mods/$m.ko ] && $B insmod /mods/$m.ko
 done
 $B mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144 hostroot /mnt
-$B mkdir -p /host && $B mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144 hostroot /host
+$B mkdir -p /host && $B mount -o bind /mnt /host
 $B mount -t proc proc /mnt/proc; $B mount -t sysfs sys /mnt/sys
 $B mount -t devtmpfs dev /mnt/dev; $B mount -t tmpfs tmp /mnt/tmp; $B mount -t tmpfs run /mnt/run
 # The caller's directory (the checkout) stays visible even when it lives under /tmp.

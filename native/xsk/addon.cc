@@ -5,6 +5,8 @@
 #include "xsk.h"
 
 namespace xdpvm {
+void InitUnixSocket(Napi::Env env, Napi::Object exports);  // unix_socket.cc
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitMapping(env, exports);
   InitXsk(env, exports);
@@ -12,6 +14,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitNetlink(env, exports);
   InitHost(env, exports);
   InitRawLoop(env, exports);
+  InitUnixSocket(env, exports);
   return exports;
 }
 }  // namespace xdpvm

@@ -1,13 +1,25 @@
 // What crosses from the main thread to a queue pair's I/O worker: plain,
 // structured-cloneable data (fds, addresses, ring configs) and one small
 // SharedArrayBuffer for control and live counters. No per-packet messages.
+//
+// A worker services one *session* at a time: a ring configuration, the
+// guest memory it lives in and its kick/call eventfds. A one-shot worker
+// (the VMM) services the session it was started with and exits when it is
+// stopped. A persistent worker (the vhost-user server) stays with its AF_XDP
+// socket for the runner's lifetime and services one session after another,
+// so the socket's frames stay accounted for by one AfXdpQueue.
+import type { MessagePort } from 'node:worker_threads';
 import type { XskSocketHandle } from '../backend/af-xdp/xsk-socket';
 import type { QueuePairSpec } from '../virtio/net/queue-pair-runner';
 
 export interface SharedRegion {
   gpa: number;
+  /** Page-aligned start of the mapping that holds the region (for xsk.alias in the worker). */
   address: bigint;
+  /** Bytes of the region. */
   length: number;
+  /** Bytes of the mapping before the region's first byte (a mapping offset that was not page-aligned). Default 0. */
+  offset?: number;
 }
 
 export interface QueuePairEventFds {
@@ -19,26 +31,76 @@ export interface QueuePairEventFds {
   txCall: number;
 }
 
-export interface QueuePairWorkerData {
+/** One start(): what the worker services until it is asked to stop that generation. */
+export interface QueuePairSession {
   regions: SharedRegion[];
   spec: QueuePairSpec;
-  socket: XskSocketHandle;
   fds: QueuePairEventFds;
+  /** Increases with every session of a worker, from 1. */
+  generation: number;
+}
+
+export interface QueuePairWorkerData extends QueuePairSession {
+  socket: XskSocketHandle;
   /** Written by the main thread to wake the worker for a stop. */
   wakeFd: number;
   control: SharedArrayBuffer;
   /** Busy-poll rounds without work before arming notifications and sleeping. */
   spinRounds: number;
+  /** Persistent worker: after a session, wait for the next one (QueuePairSession messages on this port). */
+  port?: MessagePort;
 }
 
 /** Int32 slots of the control block. */
 export const enum Control {
+  /** Highest session generation the main thread asked to stop. */
   Stop = 0,
+  /** 1 while a session is serviced. */
   Running = 1,
+  /** Generation of the last session whose ring broke a rule (0: none). */
   Broken = 2,
-  Words = 4,
+  /** Bumped by the main thread when it posts a session or asks a persistent worker to exit. */
+  Doorbell = 3,
+  /** Highest generation whose session has ended: its final ring positions are below. */
+  Done = 4,
+  /** Persistent worker: leave once idle. */
+  Exit = 5,
+  /** Final ring positions of session Done, in Virtqueue availBase/usedBase encoding. */
+  RxNextAvail = 6,
+  RxNextUsed = 7,
+  TxNextAvail = 8,
+  TxNextUsed = 9,
+  /** Where the socket's UMEM frames are (AfXdpQueue.frameAccounting), published with the counters. */
+  FramesPool = 10,
+  FramesFill = 11,
+  FramesRx = 12,
+  FramesTx = 13,
+  FramesCompletion = 14,
+  FrameCount = 15,
+  Words = 16,
 }
 
 /** Float64 slots (after the Int32 words) with live counters, updated every few rounds. */
 export const COUNTER_NAMES = ['txFrames', 'txBytes', 'rxFrames', 'rxBytes', 'rxNoBuffers', 'txBackpressure', 'interrupts', 'sleeps'] as const;
 export const CONTROL_BYTES = Control.Words * 4 + COUNTER_NAMES.length * 8;
+
+/** Where a ring stopped (vhost-user GET_VRING_BASE; the next start resumes there). */
+export interface RingPosition {
+  nextAvail: number;
+  nextUsed: number;
+}
+
+export interface PairPositions {
+  rx: RingPosition;
+  tx: RingPosition;
+}
+
+export interface FrameAccounting {
+  pool: number;
+  fill: number;
+  rx: number;
+  tx: number;
+  completion: number;
+  total: number;
+  frameCount: number;
+}

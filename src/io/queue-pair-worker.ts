@@ -2,7 +2,12 @@
 // pair's virtqueues and its AF_XDP socket. It busy-polls while there is
 // traffic (guest kicks disabled), and when idle arms the guest's kicks,
 // re-checks, and sleeps in epoll on the kick eventfds and the socket.
-import { workerData } from 'node:worker_threads';
+//
+// The AfXdpQueue (frame pool, Fill priming) is built once per worker: a
+// persistent worker services session after session on the same socket
+// without priming its Fill ring twice (every UMEM frame stays in exactly one
+// place: the pool or one of the four rings).
+import { receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { AfXdpQueue } from '../backend/af-xdp/af-xdp-queue';
 import { XskSocket } from '../backend/af-xdp/xsk-socket';
 import { Epoll, EpollEvents } from '../kvm/epoll';
@@ -10,7 +15,7 @@ import { GuestMemory } from '../memory/guest-memory';
 import { kvmNative } from '../native/kvm';
 import { xsk } from '../native/xsk';
 import { NetQueuePair } from '../virtio/net/queue-pair';
-import { COUNTER_NAMES, Control, type QueuePairWorkerData } from './queue-pair-thread';
+import { COUNTER_NAMES, Control, type QueuePairSession, type QueuePairWorkerData } from './queue-pair-thread';
 
 const TAG_RX_KICK = 0;
 const TAG_TX_KICK = 1;
@@ -21,80 +26,155 @@ const SLEEP_MS = 200;
 function run(d: QueuePairWorkerData): void {
   const ctl = new Int32Array(d.control, 0, Control.Words);
   const live = new Float64Array(d.control, Control.Words * 4, COUNTER_NAMES.length);
-  const memory = new GuestMemory(d.regions.map((r) => ({ gpa: r.gpa, bytes: new Uint8Array(xsk.alias(r.address, r.length)) })));
   const queue = new AfXdpQueue(XskSocket.fromHandle(d.socket));
-  const { fds, spec } = d;
-  const pair = new NetQueuePair({
-    ...spec,
-    memory,
-    backend: queue,
-    signal: (i) => void kvmNative.eventfdWrite(i === spec.rx.index ? fds.rxCall : fds.txCall, 1),
-    onBroken: () => {
-      Atomics.store(ctl, Control.Broken, 1);
-      Atomics.notify(ctl, Control.Broken);
-    },
-  });
-  const epoll = Epoll.create();
-  epoll.add(fds.rxKick, TAG_RX_KICK);
-  epoll.add(fds.txKick, TAG_TX_KICK);
-  epoll.add(d.wakeFd, TAG_WAKE);
-  let socketEvents: number = EpollEvents.In;
-  epoll.add(queue.pollFd, TAG_SOCKET, socketEvents);
-  const tags = new Int32Array(8);
-  const c = pair.counters;
+  /** Counters of the sessions already over (live counters are cumulative). */
+  const past = new Float64Array(COUNTER_NAMES.length);
   let sleeps = 0;
-  const publish = (): void => {
-    live[0] = c.txFrames;
-    live[1] = c.txBytes;
-    live[2] = c.rxFrames;
-    live[3] = c.rxBytes;
-    live[4] = c.rxNoBuffers;
-    live[5] = c.txBackpressure;
-    live[6] = c.interrupts;
-    live[7] = sleeps;
+
+  const publishFrames = (): void => {
+    const a = queue.frameAccounting();
+    ctl[Control.FramesPool] = a.pool;
+    ctl[Control.FramesFill] = a.fill;
+    ctl[Control.FramesRx] = a.rx;
+    ctl[Control.FramesTx] = a.tx;
+    ctl[Control.FramesCompletion] = a.completion;
+    ctl[Control.FrameCount] = queue.frameCount;
   };
-  Atomics.store(ctl, Control.Running, 1);
-  Atomics.notify(ctl, Control.Running);
-  pair.disarmNotifications();
-  let idle = 0;
-  let rounds = 0;
-  while (Atomics.load(ctl, Control.Stop) === 0 && !pair.broken) {
-    pair.service();
-    // Copy mode sends inside a syscall: frames still on the Tx ring need another kick.
-    if (queue.txUnsent() > 0) queue.txFlush();
-    if ((++rounds & 63) === 0) publish();
-    if (pair.lastWork > 0 || pair.txBlocked) {
-      idle = 0;
-      continue;
+
+  const serve = (s: QueuePairSession): void => {
+    const { fds, spec, generation } = s;
+    Atomics.store(ctl, Control.Running, 1);
+    Atomics.notify(ctl, Control.Running);
+    const broken = (): void => {
+      Atomics.store(ctl, Control.Broken, generation);
+      Atomics.notify(ctl, Control.Broken);
+    };
+    let pair: NetQueuePair | undefined;
+    try {
+      const memory = new GuestMemory(
+        s.regions.map((r) => {
+          const skip = r.offset ?? 0;
+          return { gpa: r.gpa, bytes: new Uint8Array(xsk.alias(r.address, skip + r.length), skip, r.length) };
+        }),
+      );
+      pair = new NetQueuePair({
+        ...spec,
+        memory,
+        backend: queue,
+        signal: (i) => void kvmNative.eventfdWrite(i === spec.rx.index ? fds.rxCall : fds.txCall, 1),
+        onBroken: broken,
+      });
+    } catch (e) {
+      // Regions the memory accessor refuses: nothing of this session can be serviced.
+      process.stderr.write(`xdpvm: queue pair ${spec.pair}: cannot service the rings: ${(e as Error).message}\n`);
+      broken();
     }
-    if (++idle < d.spinRounds) continue;
-    // Idle: arm kicks, close the race, sleep until a kick, a frame or a stop.
-    if (pair.armNotifications()) {
-      pair.disarmNotifications();
-      idle = 0;
-      continue;
-    }
-    const want = (pair.rxBlocked ? 0 : EpollEvents.In) | (pair.txBlocked ? EpollEvents.Out : 0);
-    if (want !== socketEvents) {
-      epoll.modify(queue.pollFd, TAG_SOCKET, want);
-      socketEvents = want;
-    }
+    const c = pair?.counters;
+    const publish = (): void => {
+      if (c) {
+        live[0] = past[0]! + c.txFrames;
+        live[1] = past[1]! + c.txBytes;
+        live[2] = past[2]! + c.rxFrames;
+        live[3] = past[3]! + c.rxBytes;
+        live[4] = past[4]! + c.rxNoBuffers;
+        live[5] = past[5]! + c.txBackpressure;
+        live[6] = past[6]! + c.interrupts;
+      }
+      live[7] = sleeps;
+      publishFrames();
+    };
+    if (pair) loop(s, pair, publish);
     publish();
-    sleeps++;
-    const n = epoll.wait(tags, SLEEP_MS);
-    for (let i = 0; i < n; i++) {
-      const t = tags[i]!;
-      if (t === TAG_RX_KICK) kvmNative.eventfdRead(fds.rxKick);
-      else if (t === TAG_TX_KICK) kvmNative.eventfdRead(fds.txKick);
-      else if (t === TAG_WAKE) kvmNative.eventfdRead(d.wakeFd);
+    if (c) for (let i = 0; i < 7; i++) past[i] = live[i]!;
+    // Where the rings stopped: a ring that never came up resumes where it was asked to start.
+    const pos = (q: NetQueuePair['rxq'] | undefined, base: number | undefined, used: boolean): number =>
+      q && q.size > 0 ? (used ? q.nextUsed : q.nextAvail) : (base ?? 0);
+    ctl[Control.RxNextAvail] = pos(pair?.rxq, spec.rxResume?.availBase, false);
+    ctl[Control.RxNextUsed] = pos(pair?.rxq, spec.rxResume?.usedBase, true);
+    ctl[Control.TxNextAvail] = pos(pair?.txq, spec.txResume?.availBase, false);
+    ctl[Control.TxNextUsed] = pos(pair?.txq, spec.txResume?.usedBase, true);
+    Atomics.store(ctl, Control.Done, generation);
+    Atomics.notify(ctl, Control.Done);
+    Atomics.store(ctl, Control.Running, 0);
+    Atomics.notify(ctl, Control.Running);
+  };
+
+  const loop = (s: QueuePairSession, pair: NetQueuePair, publish: () => void): void => {
+    const { fds, generation } = s;
+    const epoll = Epoll.create();
+    try {
+      epoll.add(fds.rxKick, TAG_RX_KICK);
+      if (fds.txKick !== fds.rxKick) epoll.add(fds.txKick, TAG_TX_KICK);
+      epoll.add(d.wakeFd, TAG_WAKE);
+      let socketEvents: number = EpollEvents.In;
+      epoll.add(queue.pollFd, TAG_SOCKET, socketEvents);
+      const tags = new Int32Array(8);
+      pair.disarmNotifications();
+      let idle = 0;
+      let rounds = 0;
+      while (Atomics.load(ctl, Control.Stop) < generation && !pair.broken) {
+        pair.service();
+        // Copy mode sends inside a syscall: frames still on the Tx ring need another kick.
+        if (queue.txUnsent() > 0) queue.txFlush();
+        if ((++rounds & 63) === 0) publish();
+        if (pair.lastWork > 0 || pair.txBlocked) {
+          idle = 0;
+          continue;
+        }
+        if (++idle < d.spinRounds) continue;
+        // Idle: arm kicks, close the race, sleep until a kick, a frame or a stop.
+        if (pair.armNotifications()) {
+          pair.disarmNotifications();
+          idle = 0;
+          continue;
+        }
+        const want = (pair.rxBlocked ? 0 : EpollEvents.In) | (pair.txBlocked ? EpollEvents.Out : 0);
+        if (want !== socketEvents) {
+          epoll.modify(queue.pollFd, TAG_SOCKET, want);
+          socketEvents = want;
+        }
+        publish();
+        sleeps++;
+        const n = epoll.wait(tags, SLEEP_MS);
+        for (let i = 0; i < n; i++) {
+          const t = tags[i]!;
+          if (t === TAG_RX_KICK) kvmNative.eventfdRead(fds.rxKick);
+          else if (t === TAG_TX_KICK) kvmNative.eventfdRead(fds.txKick);
+          else if (t === TAG_WAKE) kvmNative.eventfdRead(d.wakeFd);
+        }
+        pair.disarmNotifications();
+        idle = 0;
+      }
+    } catch (e) {
+      // An fd epoll refuses (a front end's kick fd that is not pollable): stop this session, keep the worker.
+      process.stderr.write(`xdpvm: queue pair ${s.spec.pair}: I/O loop stopped: ${(e as Error).message}\n`);
+      Atomics.store(ctl, Control.Broken, generation);
+      Atomics.notify(ctl, Control.Broken);
+    } finally {
+      epoll.close();
     }
-    pair.disarmNotifications();
-    idle = 0;
+  };
+
+  /** Persistent worker between sessions: the next session, or undefined when told to exit. */
+  const nextSession = (): QueuePairSession | undefined => {
+    const port = d.port!;
+    for (;;) {
+      const seen = Atomics.load(ctl, Control.Doorbell);
+      if (Atomics.load(ctl, Control.Exit) !== 0) return undefined;
+      const m = receiveMessageOnPort(port);
+      if (m) return m.message as QueuePairSession;
+      Atomics.wait(ctl, Control.Doorbell, seen);
+    }
+  };
+
+  publishFrames();
+  let session: QueuePairSession | undefined = { regions: d.regions, spec: d.spec, fds: d.fds, generation: d.generation };
+  while (session) {
+    serve(session);
+    session = d.port ? nextSession() : undefined;
   }
-  publish();
-  epoll.close();
-  Atomics.store(ctl, Control.Running, 0);
-  Atomics.notify(ctl, Control.Running);
+  publishFrames();
+  d.port?.close();
 }
 
 run(workerData as QueuePairWorkerData);

@@ -4,13 +4,33 @@
 // wake-up eventfd. Kicks and used-buffer notifications are eventfds the
 // front end supplies (ioeventfd/irqfd under KVM, kick/call fds for
 // vhost-user) or that the runner creates.
+//
+// Two lifetimes:
+// - one-shot (default, the VMM): start() spawns a worker for the pair, a
+//   stop ends it;
+// - persistent (the vhost-user server): the first start() of a pair spawns
+//   its worker, which then stays with the pair's AF_XDP socket until
+//   close(); each start() hands it a new session (rings, memory, fds) and
+//   stop() ends only that session. One AfXdpQueue per socket for the
+//   socket's whole life: the Fill ring is primed once, and frames are never
+//   counted twice however often a front end reconnects.
 import path from 'node:path';
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import type { XskSocketHandle } from '../backend/af-xdp/xsk-socket';
 import { kvmNative } from '../native/kvm';
 import type { DeviceContext } from '../virtio/device';
 import type { QueuePairRunner, QueuePairSpec } from '../virtio/net/queue-pair-runner';
-import { COUNTER_NAMES, CONTROL_BYTES, Control, type QueuePairEventFds, type QueuePairWorkerData, type SharedRegion } from './queue-pair-thread';
+import {
+  COUNTER_NAMES,
+  CONTROL_BYTES,
+  Control,
+  type FrameAccounting,
+  type PairPositions,
+  type QueuePairEventFds,
+  type QueuePairSession,
+  type QueuePairWorkerData,
+  type SharedRegion,
+} from './queue-pair-thread';
 
 const WORKER = path.join(__dirname, 'queue-pair-worker.js');
 const EFD_CLOEXEC = 0o2000000;
@@ -23,25 +43,36 @@ export interface WorkerRunnerOptions {
   /** Per pair: existing eventfds, or undefined to have the runner create them. */
   fds?: readonly (QueuePairEventFds | undefined)[];
   spinRounds?: number;
+  /** Keep one worker per pair for the runner's lifetime, servicing one session per start(). */
+  persistent?: boolean;
 }
 
-interface Running {
+interface PairWorker {
   worker: Worker;
   control: SharedArrayBuffer;
+  ctl: Int32Array;
   wakeFd: number;
+  /** Persistent workers: where later sessions are posted. */
+  port: MessagePort | undefined;
   exited: Promise<void>;
+  dead: boolean;
+  /** Generation of the last session started. */
+  generation: number;
 }
 
 export class WorkerQueuePairRunner implements QueuePairRunner {
   readonly pairs: number;
-  /** The eventfds of each pair (created here when not supplied). */
+  /** The eventfds of each pair (created here when not supplied; replace with setFds). */
   readonly fds: QueuePairEventFds[];
   private readonly owned: number[] = [];
-  private readonly running = new Map<number, Running>();
-  private stopping: Promise<void>[] = [];
+  private readonly running = new Map<number, PairWorker>();
+  private stopping: Promise<unknown>[] = [];
+  private regions: SharedRegion[];
+  private closed = false;
 
   constructor(private readonly o: WorkerRunnerOptions) {
     this.pairs = o.sockets.length;
+    this.regions = o.regions;
     this.fds = o.sockets.map((_, p) => o.fds?.[p] ?? this.createFds());
   }
 
@@ -54,36 +85,87 @@ export class WorkerQueuePairRunner implements QueuePairRunner {
     return { rxKick: mk(), txKick: mk(), rxCall: mk(), txCall: mk() };
   }
 
+  /** Guest memory for the sessions started from now on (stop the pairs before unmapping the old one). */
+  setRegions(regions: SharedRegion[]): void {
+    this.regions = regions;
+  }
+
+  /** Eventfds of a pair for the sessions started from now on (the caller owns them; stop the pair before closing the old ones). */
+  setFds(pair: number, fds: QueuePairEventFds): void {
+    if (pair < 0 || pair >= this.pairs) throw new RangeError(`queue pair ${pair} out of range`);
+    this.fds[pair] = fds;
+  }
+
   start(spec: QueuePairSpec, ctx: DeviceContext): void {
+    if (this.closed) return;
+    if (spec.pair < 0 || spec.pair >= this.pairs) throw new RangeError(`queue pair ${spec.pair} out of range`);
+    const existing = this.running.get(spec.pair);
+    if (this.o.persistent && existing && !existing.dead) {
+      this.stopPair(spec.pair);
+      const generation = ++existing.generation;
+      const session: QueuePairSession = { regions: this.regions, spec, fds: this.fds[spec.pair]!, generation };
+      this.watchBroken(existing, generation, ctx);
+      existing.port!.postMessage(session);
+      Atomics.add(existing.ctl, Control.Doorbell, 1);
+      Atomics.notify(existing.ctl, Control.Doorbell);
+      return;
+    }
+    if (this.o.persistent && existing?.dead) {
+      // Its AfXdpQueue died with it: a second one would prime the Fill ring again with frames the kernel holds.
+      process.stderr.write(`xdpvm: I/O worker of queue pair ${spec.pair} is gone; the pair stays stopped\n`);
+      ctx.markNeedsReset();
+      return;
+    }
     this.stopPair(spec.pair);
     const control = new SharedArrayBuffer(CONTROL_BYTES);
+    const ctl = new Int32Array(control, 0, Control.Words);
     const wakeFd = kvmNative.eventfdCreate(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    const channel = this.o.persistent ? new MessageChannel() : undefined;
     const data: QueuePairWorkerData = {
-      regions: this.o.regions,
+      regions: this.regions,
       spec,
-      socket: this.o.sockets[spec.pair]!,
       fds: this.fds[spec.pair]!,
+      generation: 1,
+      socket: this.o.sockets[spec.pair]!,
       wakeFd,
       control,
       spinRounds: this.o.spinRounds ?? 2000,
+      ...(channel ? { port: channel.port2 } : {}),
     };
-    const worker = new Worker(WORKER, { workerData: data });
-    const ctl = new Int32Array(control, 0, Control.Words);
-    // A broken ring is reported once, from the worker, through shared memory.
-    const waiting = Atomics.waitAsync(ctl, Control.Broken, 0);
-    const reportBroken = (): void => {
-      if (Atomics.load(ctl, Control.Broken) === 1) ctx.markNeedsReset();
+    const worker = new Worker(WORKER, { workerData: data, ...(channel ? { transferList: [channel.port2] } : {}) });
+    const w: PairWorker = {
+      worker,
+      control,
+      ctl,
+      wakeFd,
+      port: channel?.port1,
+      exited: Promise.resolve(),
+      dead: false,
+      generation: 1,
     };
-    if (waiting.async) void waiting.value.then(reportBroken);
-    else reportBroken();
-    const exited = new Promise<void>((resolve) => {
-      worker.once('exit', () => resolve());
+    w.exited = new Promise<void>((resolve) => {
+      worker.once('exit', () => {
+        w.dead = true;
+        resolve();
+      });
       worker.once('error', (e) => {
         process.stderr.write(`xdpvm: I/O worker of queue pair ${spec.pair} failed: ${e.message}\n`);
         ctx.markNeedsReset();
       });
     });
-    this.running.set(spec.pair, { worker, control, wakeFd, exited });
+    this.watchBroken(w, 1, ctx);
+    this.running.set(spec.pair, w);
+  }
+
+  /** A broken ring is reported once, from the worker, through shared memory. */
+  private watchBroken(w: PairWorker, generation: number, ctx: DeviceContext): void {
+    const seen = Atomics.load(w.ctl, Control.Broken);
+    const reportBroken = (): void => {
+      if (Atomics.load(w.ctl, Control.Broken) === generation) ctx.markNeedsReset();
+    };
+    const waiting = Atomics.waitAsync(w.ctl, Control.Broken, seen);
+    if (waiting.async) void waiting.value.then(reportBroken);
+    else reportBroken();
   }
 
   kick(pair: number): void {
@@ -91,13 +173,13 @@ export class WorkerQueuePairRunner implements QueuePairRunner {
     if (fds) kvmNative.eventfdWrite(fds.txKick, 1);
   }
 
-  /** Whether the worker of `pair` has started its loop. */
+  /** Whether the worker of `pair` is servicing a session. */
   isRunning(pair: number): boolean {
     const r = this.running.get(pair);
-    return r !== undefined && Atomics.load(new Int32Array(r.control, 0, Control.Words), Control.Running) === 1;
+    return r !== undefined && Atomics.load(r.ctl, Control.Running) === 1;
   }
 
-  /** Live counters of a pair (updated by its worker every few rounds and before it sleeps). */
+  /** Live counters of a pair (updated by its worker every few rounds and before it sleeps; cumulative over sessions). */
   counters(pair: number): Record<(typeof COUNTER_NAMES)[number], number> | undefined {
     const r = this.running.get(pair);
     if (!r) return undefined;
@@ -105,30 +187,92 @@ export class WorkerQueuePairRunner implements QueuePairRunner {
     return Object.fromEntries(COUNTER_NAMES.map((n, i) => [n, live[i]!])) as Record<(typeof COUNTER_NAMES)[number], number>;
   }
 
+  /** Where the pair's AF_XDP frames are, as its worker last published (persistent workers: also between sessions). */
+  frameAccounting(pair: number): FrameAccounting | undefined {
+    const r = this.running.get(pair);
+    if (!r) return undefined;
+    const c = r.ctl;
+    const a = {
+      pool: c[Control.FramesPool]!,
+      fill: c[Control.FramesFill]!,
+      rx: c[Control.FramesRx]!,
+      tx: c[Control.FramesTx]!,
+      completion: c[Control.FramesCompletion]!,
+      total: 0,
+      frameCount: c[Control.FrameCount]!,
+    };
+    a.total = a.pool + a.fill + a.rx + a.tx + a.completion;
+    return a;
+  }
+
+  /**
+   * Stops the pair's current session and resolves, once the worker no longer
+   * touches its rings, memory or eventfds, with where the rings stopped
+   * (undefined when nothing ran or the worker died).
+   */
+  async stop(pair: number): Promise<PairPositions | undefined> {
+    const w = this.running.get(pair);
+    if (!w) return undefined;
+    const generation = w.generation;
+    this.stopPair(pair);
+    if (!(await this.sessionEnded(w, generation))) return undefined;
+    const c = w.ctl;
+    return {
+      rx: { nextAvail: c[Control.RxNextAvail]!, nextUsed: c[Control.RxNextUsed]! },
+      tx: { nextAvail: c[Control.TxNextAvail]!, nextUsed: c[Control.TxNextUsed]! },
+    };
+  }
+
   stopAll(): void {
     for (const p of [...this.running.keys()]) this.stopPair(p);
   }
 
-  /** Resolves when every stopped worker has exited (call before closing sockets or unmapping memory). */
+  /** Resolves when every stopped session has ended (call before closing sockets, eventfds or unmapping memory). */
   async drained(): Promise<void> {
-    await Promise.all(this.stopping);
-    this.stopping = [];
+    while (this.stopping.length > 0) await Promise.all(this.stopping.splice(0));
   }
 
-  /** Stops the workers and closes the eventfds this runner created. */
+  /** Stops the workers (persistent ones too) and closes the eventfds this runner created. */
   async close(): Promise<void> {
+    this.closed = true;
     this.stopAll();
     await this.drained();
+    for (const [p, w] of [...this.running]) {
+      this.running.delete(p);
+      Atomics.store(w.ctl, Control.Exit, 1);
+      Atomics.add(w.ctl, Control.Doorbell, 1);
+      Atomics.notify(w.ctl, Control.Doorbell);
+      kvmNative.eventfdWrite(w.wakeFd, 1);
+      await w.exited;
+      w.port?.close();
+      kvmNative.close(w.wakeFd);
+    }
     for (const fd of this.owned.splice(0)) kvmNative.close(fd);
+  }
+
+  /** Resolves true once session `generation` has ended, false if the worker died first. */
+  private async sessionEnded(w: PairWorker, generation: number): Promise<boolean> {
+    for (;;) {
+      const done = Atomics.load(w.ctl, Control.Done);
+      if (done >= generation) return true;
+      if (w.dead) return false;
+      const r = Atomics.waitAsync(w.ctl, Control.Done, done, 100);
+      if (r.async) await Promise.race([r.value, w.exited]);
+    }
   }
 
   private stopPair(pair: number): void {
     const r = this.running.get(pair);
     if (!r) return;
-    this.running.delete(pair);
-    const ctl = new Int32Array(r.control, 0, Control.Words);
-    Atomics.store(ctl, Control.Stop, 1);
+    if (Atomics.load(r.ctl, Control.Stop) >= r.generation) return;
+    Atomics.store(r.ctl, Control.Stop, r.generation);
     kvmNative.eventfdWrite(r.wakeFd, 1);
+    if (this.o.persistent && !r.dead) {
+      this.stopping.push(this.sessionEnded(r, r.generation));
+      return;
+    }
+    // One-shot: the worker exits after its session.
+    this.running.delete(pair);
     this.stopping.push(
       r.exited.then(() => {
         kvmNative.close(r.wakeFd);

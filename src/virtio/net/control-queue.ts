@@ -36,18 +36,24 @@ export class ControlQueue {
   /** Handles every pending command. Returns whether the driver wants an interrupt. */
   process(): boolean {
     const { vq, chain } = this;
-    while (vq.pop(chain)) {
-      let status: number = NetCtrlAck.ERR;
-      if (chain.writableLength >= 1 && chain.readableLength >= 2) {
-        const n = gatherFromChain(this.mem, chain, 0, this.cmd, 0, Math.min(MAX_CMD, chain.readableLength));
-        status = this.execute(this.cmd[0]!, this.cmd[1]!, this.cmd.subarray(2, n), chain.readableLength - 2);
+    // §2.7.10 / §2.8.10: enableNotifications keeps the event index at the next
+    // command (or an EVENT_IDX driver never notifies again) and re-checks for
+    // commands added meanwhile.
+    for (;;) {
+      while (vq.pop(chain)) {
+        let status: number = NetCtrlAck.ERR;
+        if (chain.writableLength >= 1 && chain.readableLength >= 2) {
+          const n = gatherFromChain(this.mem, chain, 0, this.cmd, 0, Math.min(MAX_CMD, chain.readableLength));
+          status = this.execute(this.cmd[0]!, this.cmd[1]!, this.cmd.subarray(2, n), chain.readableLength - 2);
+        }
+        this.commands++;
+        if (status !== NetCtrlAck.OK) this.rejected++;
+        this.ack[0] = status;
+        let written = 0;
+        if (chain.writableLength >= 1) written = scatterToChain(this.mem, chain, chain.writableLength - 1, this.ack, 0, 1);
+        vq.push(chain.headId, written, chain.ringSlots);
       }
-      this.commands++;
-      if (status !== NetCtrlAck.OK) this.rejected++;
-      this.ack[0] = status;
-      let written = 0;
-      if (chain.writableLength >= 1) written = scatterToChain(this.mem, chain, chain.writableLength - 1, this.ack, 0, 1);
-      vq.push(chain.headId, written, chain.ringSlots);
+      if (!vq.enableNotifications()) break;
     }
     return vq.flush();
   }

@@ -5,6 +5,15 @@
 import type { DeviceContext, QueueConfig } from '../device';
 import type { TxOffloads } from './tx-path';
 
+/**
+ * Where a ring resumes (Virtqueue availBase / usedBase encoding): vhost-user
+ * SET_VRING_BASE, or a pair restarted after a stop. Absent: a fresh ring.
+ */
+export interface RingResume {
+  availBase?: number;
+  usedBase?: number;
+}
+
 export interface QueuePairSpec {
   pair: number;
   rx: QueueConfig;
@@ -12,6 +21,8 @@ export interface QueuePairSpec {
   features: bigint;
   mergeable: boolean;
   offloads: TxOffloads;
+  rxResume?: RingResume;
+  txResume?: RingResume;
 }
 
 export interface QueuePairRunner {

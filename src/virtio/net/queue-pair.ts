@@ -7,6 +7,7 @@ import type { GuestMemory } from '../../memory/guest-memory';
 import type { QueueConfig } from '../device';
 import { createVirtqueue, QueueErrorCounters, queueFeaturesFrom, type Virtqueue } from '../queue';
 import { NetQueueCounters } from './net-counters';
+import type { RingResume } from './queue-pair-runner';
 import { RxPath } from './rx-path';
 import { TxPath, type TxOffloads } from './tx-path';
 
@@ -20,6 +21,9 @@ export interface QueuePairOptions {
   features: bigint;
   mergeable: boolean;
   offloads: TxOffloads;
+  /** Resume points of rings that ran before (vhost-user SET_VRING_BASE); fresh rings when absent. */
+  rxResume?: RingResume;
+  txResume?: RingResume;
   backend: NetBackendQueue;
   /** Used-buffer notification for virtqueue `index`. */
   signal(index: number): void;
@@ -40,8 +44,8 @@ export class NetQueuePair {
 
   constructor(private readonly o: QueuePairOptions) {
     const features = queueFeaturesFrom(o.features);
-    this.rxq = createVirtqueue(o.memory, o.rx.kind, o.rx, { features, counters: this.errors });
-    this.txq = createVirtqueue(o.memory, o.tx.kind, o.tx, { features, counters: this.errors });
+    this.rxq = createVirtqueue(o.memory, o.rx.kind, o.rx, { features, counters: this.errors, ...o.rxResume });
+    this.txq = createVirtqueue(o.memory, o.tx.kind, o.tx, { features, counters: this.errors, ...o.txResume });
     this.rx = new RxPath(o.memory, this.rxq, o.backend, this.counters, o.mergeable);
     this.tx = new TxPath(o.memory, this.txq, o.backend, this.counters, o.offloads);
     this.checkBroken();
@@ -73,7 +77,13 @@ export class NetQueuePair {
     if (this.txq.flush()) this.notify(this.o.tx.index);
     if (this.rxq.flush()) this.notify(this.o.rx.index);
     this.checkBroken();
-    return (sent === SERVICE_BUDGET && !this.tx.blocked) || (received === SERVICE_BUDGET && !this.rx.blocked);
+    if ((sent === SERVICE_BUDGET && !this.tx.blocked) || (received === SERVICE_BUDGET && !this.rx.blocked)) return true;
+    // §2.7.10 / §2.8.10: with EVENT_IDX the driver notifies only when the
+    // device's event index says so; keep it at the next buffer we will read,
+    // or the driver stops kicking after its first batch. A transmit buffer
+    // made available meanwhile is more work.
+    this.rxq.enableNotifications();
+    return this.txq.enableNotifications() && !this.tx.blocked;
   }
 
   /**

@@ -202,6 +202,9 @@ export class VirtioNetDevice implements VirtioDevice {
     this.activePairs = 1;
     this.driverFeatures = 0n;
     this.needsReset = false;
+    // Back to the initial state (device.ts): the driver's MAC_ADDR_SET and a pending ANNOUNCE go; the link state is the host's.
+    if (this.config.status & NetStatus.ANNOUNCE) this.config.setStatus(this.config.status & ~NetStatus.ANNOUNCE);
+    this.config.setMac(this.o.mac);
   }
 
   private servicePair(p: number): void {
