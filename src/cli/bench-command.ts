@@ -2,6 +2,7 @@
 // saves JSON + SVG, compares with --baseline, and with --json ends with the
 // result object on one line.
 import { benchBackend } from '../bench/backend-bench';
+import { benchDevice, benchDeviceAfXdp } from '../bench/device-bench';
 import { compareWithBaseline, fmt, saveResult, table, type BenchResult } from '../bench/report';
 import { parseFlags, UsageError, type FlagSpec } from './args';
 
@@ -15,10 +16,13 @@ const COMMON: Record<string, FlagSpec> = {
 };
 
 export const BENCH_USAGE = `usage: xdpvm bench backend --mode txonly|rxonly [--xdp-mode native|skb] [--seconds S] [--runs N]
-                          [--size BYTES] [--batch N] [--json] [--out FILE] [--baseline FILE] [--threshold FRACTION]`;
+                          [--size BYTES] [--batch N] [--json] [--out FILE] [--baseline FILE] [--threshold FRACTION]
+       xdpvm bench device [--backend loopback|af-xdp] [--xdp-mode native|skb] [--seconds S] [--runs N] [--size BYTES]
+                          [--batch N] [--json] [--out FILE] [--baseline FILE] [--threshold FRACTION]`;
 
 export async function benchCommand(argv: readonly string[]): Promise<number> {
   const [what, ...rest] = argv;
+  if (what === 'device') return benchDeviceCommand(rest);
   if (what !== 'backend') throw new UsageError(`unknown benchmark '${what ?? ''}'\n${BENCH_USAGE}`);
   const { flags } = parseFlags(rest, {
     ...COMMON,
@@ -43,6 +47,31 @@ export async function benchCommand(argv: readonly string[]): Promise<number> {
   return finish(result, flags, log);
 }
 
+async function benchDeviceCommand(argv: readonly string[]): Promise<number> {
+  const { flags } = parseFlags(argv, {
+    ...COMMON,
+    backend: { type: 'enum', values: ['loopback', 'af-xdp'] },
+    'xdp-mode': { type: 'enum', values: ['native', 'skb'] },
+    size: { type: 'number', integer: true, min: 60, max: 3500 },
+    batch: { type: 'number', integer: true, min: 1, max: 256 },
+  });
+  const log = (l: string): void => void process.stderr.write(`${l}\n`);
+  const o = {
+    seconds: (flags.seconds as number | undefined) ?? 3,
+    runs: (flags.runs as number | undefined) ?? 5,
+    size: (flags.size as number | undefined) ?? 64,
+    batch: (flags.batch as number | undefined) ?? 64,
+    progress: log,
+  };
+  const backend = (flags.backend as string | undefined) ?? 'loopback';
+  log(`bench device (${backend}): ${o.size} B frames, batch ${o.batch}, ${o.runs} runs x ${o.seconds} s`);
+  const result =
+    backend === 'loopback'
+      ? await benchDevice(o)
+      : await benchDeviceAfXdp({ ...o, xdpMode: (flags['xdp-mode'] as 'native' | 'skb' | undefined) ?? 'native' });
+  return finish(result, flags, log);
+}
+
 function finish(result: BenchResult, flags: Record<string, unknown>, log: (l: string) => void): number {
   const runs = result.runs as Array<Record<string, number>>;
   log('');
@@ -51,9 +80,9 @@ function finish(result: BenchResult, flags: Record<string, unknown>, log: (l: st
       ['', 'Mpps median', 'min', 'max', 'packets (this end)', 'packets (other end)'],
       [
         ['xdpvm (TypeScript)', fmt(result.mpps.median), fmt(result.mpps.min), fmt(result.mpps.max),
-          String(runs.reduce((s, r) => s + r.packets!, 0)), String(runs.reduce((s, r) => s + r.peerPackets!, 0))],
+          String(runs.reduce((s, r) => s + (r.packets ?? 0), 0)), String(runs.reduce((s, r) => s + (r.peerPackets ?? 0), 0))],
         [result.baseline.name, fmt(result.baseline.mpps.median), fmt(result.baseline.mpps.min), fmt(result.baseline.mpps.max),
-          String(runs.reduce((s, r) => s + r.baselinePackets!, 0)), String(runs.reduce((s, r) => s + r.baselinePeerPackets!, 0))],
+          String(runs.reduce((s, r) => s + (r.baselinePackets ?? 0), 0)), String(runs.reduce((s, r) => s + (r.baselinePeerPackets ?? 0), 0))],
       ],
     ),
   );

@@ -17,7 +17,7 @@ export class NetQueueCounters {
   rxBytes = 0;
   /** Frames left in the backend because the guest had no receive buffers. */
   rxNoBuffers = 0;
-  /** Frames dropped because the guest's buffer could not hold them (no mergeable buffers). */
+  /** Frames dropped because the most buffers a frame may take could not hold them (one without MRG_RXBUF, 64 with it). */
   rxDropTooSmall = 0;
   /** Used-buffer notifications sent to the guest. */
   interrupts = 0;

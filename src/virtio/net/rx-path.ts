@@ -27,7 +27,7 @@ export class RxPath {
     private readonly vq: Virtqueue,
     private readonly be: NetBackendQueue,
     private readonly counters: NetQueueCounters,
-    private readonly mergeable: boolean,
+    mergeable: boolean,
   ) {
     const n = mergeable ? MAX_CHAINS_PER_FRAME : 1;
     this.chains = Array.from({ length: n }, () => new DescriptorChain(vq.size));
@@ -57,8 +57,10 @@ export class RxPath {
         used++;
       }
       if (room < total) {
-        if (!this.mergeable && used === 1) {
-          // The one buffer cannot hold it: drop this frame, keep the buffer for the next.
+        if (used === this.chains.length) {
+          // The most buffers one frame may take (one without MRG_RXBUF; MAX_CHAINS_PER_FRAME with it,
+          // whose buffers need only hold the header, §5.1.6.3.1) cannot hold it: drop this frame and
+          // keep the buffers for the next, or the queue would wait for it forever.
           vq.rewind();
           counters.rxDropTooSmall++;
           continue;
