@@ -11,6 +11,7 @@
       "target_name": "xsk",
       "sources": [
         "native/common/mapping.cc",
+        "native/common/copy_batch.cc",
         "native/xsk/addon.cc",
         "native/xsk/xsk.cc",
         "native/xsk/bpf.cc",

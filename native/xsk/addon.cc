@@ -1,6 +1,7 @@
 // xsk addon: AF_XDP sockets, UMEM and ring mappings, BPF maps/programs/links,
 // XDP query, host helpers and the raw C baseline loop.
 #include <napi.h>
+#include "../common/copy_batch.h"
 #include "../common/mapping.h"
 #include "xsk.h"
 
@@ -9,6 +10,7 @@ void InitUnixSocket(Napi::Env env, Napi::Object exports);  // unix_socket.cc
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitMapping(env, exports);
+  InitCopyBatch(env, exports);
   InitXsk(env, exports);
   InitBpf(env, exports);
   InitNetlink(env, exports);

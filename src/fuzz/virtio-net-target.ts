@@ -19,13 +19,13 @@ export class VirtioNetTarget implements FuzzTarget {
   private tx: TxPath | null = null;
   private rx: RxPath | null = null;
   private queue: Virtqueue | null = null;
-  private backend = new LoopbackQueue({ slots: 64, slotSize: 4096 });
+  private readonly backend = new LoopbackQueue({ slots: 64, slotSize: 4096 });
   private readonly frame = new Uint8Array(9000);
 
   attach(queue: Virtqueue, memory: GuestMemory): void {
     this.queue = queue;
-    // A fresh backend per case: leftovers of the previous case must not leak into this one.
-    this.backend = new LoopbackQueue({ slots: 64, slotSize: 4096 });
+    // An empty backend per case: leftovers of the previous case must not leak into this one.
+    this.backend.reset();
     const offloads = { csum: true, tso: true };
     this.tx = new TxPath(memory, queue, this.backend, this.counters, offloads);
     this.rx = new RxPath(memory, queue, this.backend, this.counters, (queue.size & 1) === 0);

@@ -106,6 +106,12 @@ export interface XskAddon {
 
   rawLoop(params: RawLoopParams): RawLoopResult;
 
+  /** Allows batched copies into/out of this memory; returns its address. Idempotent. */
+  copyRegister(buffer: ArrayBuffer): number;
+  copyUnregister(buffer: ArrayBuffer): void;
+  /** ops: [dstAddress, srcAddress, length] * n, every range inside registered memory. */
+  copyBatch(ops: Float64Array, n: number): void;
+
   readonly constants: {
     AF_XDP: number;
     XDP_SHARED_UMEM: number;

@@ -32,9 +32,12 @@ export class LoopbackQueue implements NetBackendQueue {
   private readonly pendLen: Uint32Array;
   private pending = 0;
   private readonly shift: number;
+  private readonly mask: number;
 
   constructor(o: LoopbackOptions = {}) {
     this.slots = o.slots ?? 1024;
+    if ((this.slots & (this.slots - 1)) !== 0) throw new RangeError('slot count must be a power of two');
+    this.mask = this.slots - 1;
     const size = o.slotSize ?? 4096;
     if ((size & (size - 1)) !== 0) throw new RangeError('slot size must be a power of two');
     this.shift = Math.log2(size);
@@ -69,9 +72,8 @@ export class LoopbackQueue implements NetBackendQueue {
   }
 
   txFlush(): void {
-    const n = this.slots;
     for (let i = 0; i < this.pending; i++) {
-      const at = (this.rxHead + this.rxCount) % n;
+      const at = (this.rxHead + this.rxCount) & this.mask;
       this.rxSlot[at] = this.pendSlot[i]!;
       this.rxLen[at] = this.pendLen[i]!;
       this.rxCount++;
@@ -85,19 +87,28 @@ export class LoopbackQueue implements NetBackendQueue {
   }
 
   rxOffset(i: number): number {
-    return this.rxSlot[(this.rxHead + i) % this.slots]! << this.shift;
+    return this.rxSlot[(this.rxHead + i) & this.mask]! << this.shift;
   }
 
   rxLength(i: number): number {
-    return this.rxLen[(this.rxHead + i) % this.slots]!;
+    return this.rxLen[(this.rxHead + i) & this.mask]!;
   }
 
   rxRelease(n: number): void {
     if (n > this.rxCount) n = this.rxCount;
-    for (let i = 0; i < n; i++) this.free[this.freeTop++] = this.rxSlot[(this.rxHead + i) % this.slots]!;
-    this.rxHead = (this.rxHead + n) % this.slots;
+    for (let i = 0; i < n; i++) this.free[this.freeTop++] = this.rxSlot[(this.rxHead + i) & this.mask]!;
+    this.rxHead = (this.rxHead + n) & this.mask;
     this.rxCount -= n;
     this.rxFrames += n;
+  }
+
+  /** Forgets every frame (all slots free again), keeping the same memory. */
+  reset(): void {
+    for (let i = 0; i < this.slots; i++) this.free[i] = this.slots - 1 - i;
+    this.freeTop = this.slots;
+    this.rxHead = 0;
+    this.rxCount = 0;
+    this.pending = 0;
   }
 
   /** Injects a frame as if it had arrived from the wire (tests). Returns false when full. */

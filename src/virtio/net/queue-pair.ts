@@ -6,6 +6,7 @@ import type { NetBackendQueue } from '../../backend/net-backend';
 import type { GuestMemory } from '../../memory/guest-memory';
 import type { QueueConfig } from '../device';
 import { createVirtqueue, QueueErrorCounters, queueFeaturesFrom, type Virtqueue } from '../queue';
+import { CopyBatch } from '../../memory/copy-batch';
 import { NetQueueCounters } from './net-counters';
 import type { RingResume } from './queue-pair-runner';
 import { RxPath } from './rx-path';
@@ -46,8 +47,10 @@ export class NetQueuePair {
     const features = queueFeaturesFrom(o.features);
     this.rxq = createVirtqueue(o.memory, o.rx.kind, o.rx, { features, counters: this.errors, ...o.rxResume });
     this.txq = createVirtqueue(o.memory, o.tx.kind, o.tx, { features, counters: this.errors, ...o.txResume });
-    this.rx = new RxPath(o.memory, this.rxq, o.backend, this.counters, o.mergeable);
-    this.tx = new TxPath(o.memory, this.txq, o.backend, this.counters, o.offloads);
+    // One batch of copies for both directions; each path flushes it before publishing.
+    const batch = new CopyBatch();
+    this.rx = new RxPath(o.memory, this.rxq, o.backend, this.counters, o.mergeable, batch);
+    this.tx = new TxPath(o.memory, this.txq, o.backend, this.counters, o.offloads, batch);
     this.checkBroken();
   }
 

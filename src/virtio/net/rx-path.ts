@@ -7,6 +7,7 @@ import { NetHdr } from 'virtio-spec-types';
 import type { GuestMemory } from '../../memory/guest-memory';
 import type { NetBackendQueue } from '../../backend/net-backend';
 import { DescriptorChain, QueueError, type Virtqueue } from '../queue';
+import { CopyBatch } from '../../memory/copy-batch';
 import { scatterToChain } from './frame-copy';
 import type { NetQueueCounters } from './net-counters';
 
@@ -21,6 +22,9 @@ export class RxPath {
   private readonly chains: DescriptorChain[];
   private readonly hdr = new Uint8Array(HDR_SIZE);
   private readonly hdrView = new DataView(this.hdr.buffer);
+  /** Absolute address of each guest memory region and of the backend's Rx buffer (for batched copies). */
+  private readonly regionAddress: Float64Array;
+  private readonly rxBase: number;
 
   constructor(
     private readonly mem: GuestMemory,
@@ -28,9 +32,12 @@ export class RxPath {
     private readonly be: NetBackendQueue,
     private readonly counters: NetQueueCounters,
     mergeable: boolean,
+    private readonly batch: CopyBatch = new CopyBatch(),
   ) {
     const n = mergeable ? MAX_CHAINS_PER_FRAME : 1;
     this.chains = Array.from({ length: n }, () => new DescriptorChain(vq.size));
+    this.regionAddress = Float64Array.from(mem.regions, (_, i) => CopyBatch.addressOf(mem.regionBytes(i)));
+    this.rxBase = CopyBatch.addressOf(be.rxBuffer);
   }
 
   /** Delivers up to `budget` received frames. Returns frames taken from the backend. */
@@ -79,25 +86,53 @@ export class RxPath {
   }
 
   private finish(taken: number): number {
+    // Copies out of the backend's frames must be done before they go back to it.
+    this.batch.flush();
     this.be.rxRelease(taken);
     return taken;
   }
 
   /** Writes header + frame across `used` popped chains and pushes them. */
   private deliver(off: number, len: number, used: number): void {
-    const { mem, vq, hdr } = this;
-    hdr.fill(0);
-    this.hdrView.setUint16(HDR_NUM_BUFFERS, used, true);
-    const src = this.be.rxBuffer;
-    let pos = 0; // bytes of the frame written so far
+    const vq = this.vq;
+    const src = this.rxBase + off;
+    let pos = 0; // bytes of the frame placed so far
     for (let k = 0; k < used; k++) {
       const c = this.chains[k]!;
       let written = 0;
-      if (k === 0) written = scatterToChain(mem, c, 0, hdr, 0, HDR_SIZE);
-      const take = Math.min(c.writableLength - written, len - pos);
-      written += scatterToChain(mem, c, written, src, off + pos, take);
-      pos += take;
+      if (k === 0) written = this.writeHeader(c, used);
+      // Frame bytes: one batched copy per writable buffer (or part of one).
+      let skip = written;
+      for (let i = c.readableCount; i < c.count && pos < len; i++) {
+        const l = c.len[i]!;
+        if (skip >= l) {
+          skip -= l;
+          continue;
+        }
+        let take = l - skip;
+        if (take > len - pos) take = len - pos;
+        this.batch.add(this.regionAddress[c.region[i]!]! + c.offset[i]! + skip, src + pos, take);
+        pos += take;
+        written += take;
+        skip = 0;
+      }
       vq.push(c.headId, written, c.ringSlots);
     }
+  }
+
+  /** The virtio-net header (all zero but num_buffers), in place when the first buffer holds it. */
+  private writeHeader(c: DescriptorChain, used: number): number {
+    const i = c.readableCount;
+    if (c.len[i]! >= HDR_SIZE) {
+      const b = this.mem.regionBytes(c.region[i]!);
+      const o = c.offset[i]!;
+      for (let k = 0; k < HDR_SIZE; k++) b[o + k] = 0;
+      b[o + HDR_NUM_BUFFERS] = used & 0xff;
+      b[o + HDR_NUM_BUFFERS + 1] = used >> 8;
+      return HDR_SIZE;
+    }
+    this.hdr.fill(0);
+    this.hdrView.setUint16(HDR_NUM_BUFFERS, used, true);
+    return scatterToChain(this.mem, c, 0, this.hdr, 0, HDR_SIZE);
   }
 }

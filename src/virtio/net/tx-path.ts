@@ -7,6 +7,7 @@ import { NetGsoType, NetHdr, NetHdrFlags } from 'virtio-spec-types';
 import type { GuestMemory } from '../../memory/guest-memory';
 import { TX_BUSY, TX_OVERSIZE, type NetBackendQueue } from '../../backend/net-backend';
 import { DescriptorChain, type Virtqueue } from '../queue';
+import { CopyBatch } from '../../memory/copy-batch';
 import { completeChecksum } from './checksum';
 import { gatherFromChain } from './frame-copy';
 import type { NetQueueCounters } from './net-counters';
@@ -37,6 +38,9 @@ export class TxPath {
   private readonly hdr = new Uint8Array(HDR_SIZE);
   private readonly hdrView = new DataView(this.hdr.buffer);
   private readonly tso: TsoSegmenter;
+  /** Absolute address of each guest memory region and of the backend's Tx buffer (for batched copies). */
+  private readonly regionAddress: Float64Array;
+  private readonly txBase: number;
 
   constructor(
     private readonly mem: GuestMemory,
@@ -44,9 +48,12 @@ export class TxPath {
     private readonly be: NetBackendQueue,
     private readonly counters: NetQueueCounters,
     private readonly offloads: TxOffloads,
+    private readonly batch: CopyBatch = new CopyBatch(),
   ) {
     this.chain = new DescriptorChain(vq.size);
     this.tso = new TsoSegmenter(be, counters);
+    this.regionAddress = Float64Array.from(mem.regions, (_, i) => CopyBatch.addressOf(mem.regionBytes(i)));
+    this.txBase = CopyBatch.addressOf(be.txBuffer);
   }
 
   /** Moves up to `budget` frames to the backend and flushes it. Returns chains consumed. */
@@ -62,7 +69,7 @@ export class TxPath {
         done++;
         continue;
       }
-      gatherFromChain(this.mem, chain, 0, this.hdr, 0, HDR_SIZE);
+      this.readHeader();
       const frameLen = total - HDR_SIZE;
       const gso = this.hdr[HDR_GSO_TYPE]! & ~GSO_ECN;
       let result: number;
@@ -78,8 +85,39 @@ export class TxPath {
       vq.push(chain.headId, 0, chain.ringSlots);
       done++;
     }
+    // The frames' bytes must be in place before the backend publishes them.
+    this.batch.flush();
     be.txFlush();
     return done;
+  }
+
+  /** The virtio-net header: read in place when the first buffer holds it (the usual layout). */
+  private readHeader(): void {
+    const chain = this.chain;
+    if (chain.len[0]! >= HDR_SIZE) {
+      const b = this.mem.regionBytes(chain.region[0]!);
+      const o = chain.offset[0]!;
+      const h = this.hdr;
+      for (let k = 0; k < HDR_SIZE; k++) h[k] = b[o + k]!;
+    } else gatherFromChain(this.mem, chain, 0, this.hdr, 0, HDR_SIZE);
+  }
+
+  /** Queues the copy of the chain's readable bytes [skip, skip+len) to the Tx buffer at dstOff. */
+  private gatherBatched(skip: number, dstOff: number, len: number): void {
+    const chain = this.chain;
+    let done = 0;
+    for (let i = 0; i < chain.readableCount && done < len; i++) {
+      const l = chain.len[i]!;
+      if (skip >= l) {
+        skip -= l;
+        continue;
+      }
+      let take = l - skip;
+      if (take > len - done) take = len - done;
+      this.batch.add(this.txBase + dstOff + done, this.regionAddress[chain.region[i]!]! + chain.offset[i]! + skip, take);
+      done += take;
+      skip = 0;
+    }
   }
 
   /** One frame, no segmentation. Returns 0, TX_BUSY or TX_OVERSIZE (and other drops as 0, counted). */
@@ -87,8 +125,10 @@ export class TxPath {
     const { be, counters } = this;
     const off = be.txAcquire(frameLen);
     if (off < 0) return off;
-    gatherFromChain(this.mem, this.chain, HDR_SIZE, be.txBuffer, off, frameLen);
+    this.gatherBatched(HDR_SIZE, off, frameLen);
     if (this.offloads.csum && (this.hdr[HDR_FLAGS]! & NEEDS_CSUM) !== 0) {
+      // The checksum is computed over the frame in the Tx buffer: copy it now.
+      this.batch.flush();
       const start = this.hdrView.getUint16(HDR_CSUM_START, true);
       const field = this.hdrView.getUint16(HDR_CSUM_OFFSET, true);
       if (start + field + 2 > frameLen) {

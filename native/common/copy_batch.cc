@@ -1,0 +1,108 @@
+// Batched memory copies: TypeScript validates every guest range, then hands
+// a whole batch of (destination, source, length) triples over in one call,
+// instead of building a view per packet. The native side still refuses any
+// range outside memory registered for copying (guest RAM regions, UMEMs),
+// so a logic error cannot become a stray write.
+#include "copy_batch.h"
+#include "napi_util.h"
+
+#include <atomic>
+#include <cstring>
+#include <mutex>
+
+namespace xdpvm {
+namespace {
+
+struct Range {
+  std::atomic<uintptr_t> base;
+  std::atomic<size_t> length;
+};
+
+// Fixed storage so readers (any thread) never see a reallocation. A slot is
+// filled base first, then length (release); a reader loads length (acquire)
+// then base. Unregistered slots have length 0 and are reused.
+constexpr size_t kMaxRanges = 1024;
+Range ranges[kMaxRanges];
+std::atomic<size_t> count{0};
+std::mutex writer;
+
+bool Allowed(uintptr_t p, size_t len) {
+  size_t n = count.load(std::memory_order_acquire);
+  for (size_t i = 0; i < n; i++) {
+    size_t rl = ranges[i].length.load(std::memory_order_acquire);
+    if (rl == 0) continue;
+    uintptr_t rb = ranges[i].base.load(std::memory_order_relaxed);
+    if (p >= rb && len <= rl && p - rb <= rl - len) return true;
+  }
+  return false;
+}
+
+Bytes BufferArg(const Napi::CallbackInfo& info) {
+  if (info.Length() > 0 && info[0].IsArrayBuffer()) {
+    Napi::ArrayBuffer ab = info[0].As<Napi::ArrayBuffer>();
+    return {static_cast<uint8_t*>(ab.Data()), ab.ByteLength()};
+  }
+  return ArgBytes(info, 0, "buffer");
+}
+
+// copyRegister(buffer) -> the buffer's address (a number < 2^53). Idempotent.
+Napi::Value Register(const Napi::CallbackInfo& info) {
+  Bytes b = BufferArg(info);
+  uintptr_t base = reinterpret_cast<uintptr_t>(b.data);
+  std::lock_guard<std::mutex> lock(writer);
+  size_t n = count.load(std::memory_order_relaxed);
+  size_t freeSlot = kMaxRanges;
+  for (size_t i = 0; i < n; i++) {
+    size_t rl = ranges[i].length.load(std::memory_order_relaxed);
+    if (rl == b.length && ranges[i].base.load(std::memory_order_relaxed) == base)
+      return Napi::Number::New(info.Env(), static_cast<double>(base));
+    if (rl == 0 && freeSlot == kMaxRanges) freeSlot = i;
+  }
+  if (freeSlot == kMaxRanges) {
+    if (n == kMaxRanges) throw Napi::Error::New(info.Env(), "copyRegister: too many registered ranges");
+    freeSlot = n;
+    count.store(n + 1, std::memory_order_release);
+  }
+  ranges[freeSlot].base.store(base, std::memory_order_relaxed);
+  ranges[freeSlot].length.store(b.length, std::memory_order_release);
+  return Napi::Number::New(info.Env(), static_cast<double>(base));
+}
+
+// copyUnregister(buffer): before the memory goes away.
+Napi::Value Unregister(const Napi::CallbackInfo& info) {
+  Bytes b = BufferArg(info);
+  uintptr_t base = reinterpret_cast<uintptr_t>(b.data);
+  std::lock_guard<std::mutex> lock(writer);
+  size_t n = count.load(std::memory_order_relaxed);
+  for (size_t i = 0; i < n; i++)
+    if (ranges[i].base.load(std::memory_order_relaxed) == base && ranges[i].length.load(std::memory_order_relaxed) == b.length)
+      ranges[i].length.store(0, std::memory_order_release);
+  return info.Env().Undefined();
+}
+
+// copyBatch(ops Float64Array [dst, src, len]*, n): memmove each; throws on the
+// first op outside registered memory (none of it or later ops is copied).
+Napi::Value CopyBatch(const Napi::CallbackInfo& info) {
+  Napi::Float64Array ops = info[0].As<Napi::Float64Array>();
+  uint32_t n = info[1].As<Napi::Number>().Uint32Value();
+  if (static_cast<size_t>(n) * 3 > ops.ElementLength()) throw Napi::RangeError::New(info.Env(), "copyBatch: more ops than given");
+  const double* op = ops.Data();
+  for (uint32_t i = 0; i < n; i++, op += 3) {
+    uintptr_t dst = static_cast<uintptr_t>(op[0]);
+    uintptr_t src = static_cast<uintptr_t>(op[1]);
+    size_t len = static_cast<size_t>(op[2]);
+    if (!Allowed(dst, len) || !Allowed(src, len)) throw Napi::RangeError::New(info.Env(), "copyBatch: range outside registered memory");
+    memmove(reinterpret_cast<void*>(dst), reinterpret_cast<const void*>(src), len);
+  }
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
+void InitCopyBatch(Napi::Env env, Napi::Object exports) {
+  exports.Set("copyRegister", Napi::Function::New(env, Register));
+  exports.Set("copyUnregister", Napi::Function::New(env, Unregister));
+  exports.Set("copyBatch", Napi::Function::New(env, CopyBatch));
+}
+
+}  // namespace xdpvm

@@ -1,0 +1,47 @@
+// Frame copies collected per batch and done by one native call (memmove per
+// entry), so the per-packet path creates no views and makes no native call.
+// Callers pass absolute addresses built from `addressOf` bases plus offsets
+// they have already bounds-checked; the native side re-checks every range
+// against the memory registered here and refuses anything else.
+import { xsk } from '../native/xsk';
+
+const DEFAULT_CAPACITY = 512;
+
+export class CopyBatch {
+  private readonly ops: Float64Array;
+  private readonly capacity: number;
+  private n = 0;
+
+  constructor(capacity = DEFAULT_CAPACITY) {
+    this.capacity = capacity;
+    this.ops = new Float64Array(capacity * 3);
+  }
+
+  /** Absolute address of bytes[0]; registers the underlying buffer for batched copies. */
+  static addressOf(bytes: Uint8Array): number {
+    return xsk.copyRegister(bytes.buffer as ArrayBuffer) + bytes.byteOffset;
+  }
+
+  get pending(): number {
+    return this.n;
+  }
+
+  /** Queues a copy of `len` bytes from address `src` to address `dst`. */
+  add(dst: number, src: number, len: number): void {
+    if (len <= 0) return;
+    if (this.n === this.capacity) this.flush();
+    const at = this.n * 3;
+    this.ops[at] = dst;
+    this.ops[at + 1] = src;
+    this.ops[at + 2] = len;
+    this.n++;
+  }
+
+  /** Performs every queued copy. Must run before the copied bytes are published or their source is released. */
+  flush(): void {
+    if (this.n === 0) return;
+    const n = this.n;
+    this.n = 0;
+    xsk.copyBatch(this.ops, n);
+  }
+}
