@@ -3,6 +3,7 @@
 // result object on one line.
 import { benchBackend } from '../bench/backend-bench';
 import { benchDevice, benchDeviceAfXdp } from '../bench/device-bench';
+import { benchDeviceWorker } from '../bench/device-worker-bench';
 import { compareWithBaseline, fmt, saveResult, table, type BenchResult } from '../bench/report';
 import { parseFlags, UsageError, type FlagSpec } from './args';
 
@@ -17,7 +18,7 @@ const COMMON: Record<string, FlagSpec> = {
 
 export const BENCH_USAGE = `usage: xdpvm bench backend --mode txonly|rxonly [--xdp-mode native|skb] [--seconds S] [--runs N]
                           [--size BYTES] [--batch N] [--json] [--out FILE] [--baseline FILE] [--threshold FRACTION]
-       xdpvm bench device [--backend loopback|af-xdp] [--xdp-mode native|skb] [--seconds S] [--runs N] [--size BYTES]
+       xdpvm bench device [--backend loopback|af-xdp [--threads]] [--xdp-mode native|skb] [--seconds S] [--runs N] [--size BYTES]
                           [--batch N] [--json] [--out FILE] [--baseline FILE] [--threshold FRACTION]`;
 
 export async function benchCommand(argv: readonly string[]): Promise<number> {
@@ -54,6 +55,7 @@ async function benchDeviceCommand(argv: readonly string[]): Promise<number> {
     'xdp-mode': { type: 'enum', values: ['native', 'skb'] },
     size: { type: 'number', integer: true, min: 60, max: 3500 },
     batch: { type: 'number', integer: true, min: 1, max: 256 },
+    threads: { type: 'boolean' },
   });
   const log = (l: string): void => void process.stderr.write(`${l}\n`);
   const o = {
@@ -63,6 +65,12 @@ async function benchDeviceCommand(argv: readonly string[]): Promise<number> {
     batch: (flags.batch as number | undefined) ?? 64,
     progress: log,
   };
+  if (flags.threads) {
+    if (flags.backend !== 'af-xdp') throw new UsageError('--threads needs --backend af-xdp');
+    log(`bench device (af-xdp, device in its I/O worker, driver in this thread): ${o.size} B frames, ${o.runs} runs x ${o.seconds} s`);
+    const xdpMode = (flags['xdp-mode'] as 'native' | 'skb' | undefined) ?? 'native';
+    return finish(await benchDeviceWorker({ seconds: o.seconds, runs: o.runs, size: o.size, xdpMode, progress: log }), flags, log);
+  }
   const backend = (flags.backend as string | undefined) ?? 'loopback';
   log(`bench device (${backend}): ${o.size} B frames, batch ${o.batch}, ${o.runs} runs x ${o.seconds} s`);
   const result =
