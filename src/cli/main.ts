@@ -2,15 +2,19 @@
 import { benchCommand, BENCH_USAGE } from './bench-command';
 import { UsageError } from './args';
 import { fuzzCommand, FUZZ_USAGE } from './fuzz-command';
+import { imageCommand, IMAGE_USAGE } from './image-command';
 import { runCommand, RUN_USAGE } from './run-command';
+import { vhostUserCommand, VHOST_USER_USAGE } from './vhost-user-command';
 import { xskHelperCommand, XSK_HELPER_USAGE } from './xsk-helper-command';
 
 const USAGE = `xdpvm: a KVM VMM with a virtio-net device serviced against AF_XDP sockets
 
 ${RUN_USAGE}
+${VHOST_USER_USAGE}
 ${BENCH_USAGE}
 ${XSK_HELPER_USAGE}
-${FUZZ_USAGE}`;
+${FUZZ_USAGE}
+${IMAGE_USAGE}`;
 
 export async function main(argv: readonly string[]): Promise<number> {
   const [cmd, ...rest] = argv;
@@ -20,6 +24,10 @@ export async function main(argv: readonly string[]): Promise<number> {
         return await benchCommand(rest);
       case 'run':
         return await runCommand(rest);
+      case 'vhost-user':
+        return await vhostUserCommand(rest);
+      case 'image':
+        return await imageCommand(rest);
       case 'fuzz':
         return fuzzCommand(rest);
       case 'xsk-helper':
