@@ -81,7 +81,11 @@ export const enum Control {
 }
 
 /** Float64 slots (after the Int32 words) with live counters, updated every few rounds. */
-export const COUNTER_NAMES = ['txFrames', 'txBytes', 'rxFrames', 'rxBytes', 'rxNoBuffers', 'txBackpressure', 'interrupts', 'sleeps'] as const;
+export const COUNTER_NAMES = [
+  'txFrames', 'txBytes', 'rxFrames', 'rxBytes', 'rxNoBuffers', 'txBackpressure', 'interrupts', 'sleeps',
+  /** Frames dropped because they were queued before a start that asked for discardPendingRx. */
+  'rxDiscarded',
+] as const;
 export const CONTROL_BYTES = Control.Words * 4 + COUNTER_NAMES.length * 8;
 
 /** Where a ring stopped (vhost-user GET_VRING_BASE; the next start resumes there). */

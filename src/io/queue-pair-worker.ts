@@ -22,6 +22,7 @@ const TAG_TX_KICK = 1;
 const TAG_SOCKET = 2;
 const TAG_WAKE = 3;
 const SLEEP_MS = 200;
+const IDLE_PUBLISH_MS = 100;
 
 function run(d: QueuePairWorkerData): void {
   const ctl = new Int32Array(d.control, 0, Control.Words);
@@ -30,6 +31,7 @@ function run(d: QueuePairWorkerData): void {
   /** Counters of the sessions already over (live counters are cumulative). */
   const past = new Float64Array(COUNTER_NAMES.length);
   let sleeps = 0;
+  let discarded = 0;
 
   const publishFrames = (): void => {
     const a = queue.frameAccounting();
@@ -49,6 +51,16 @@ function run(d: QueuePairWorkerData): void {
       Atomics.store(ctl, Control.Broken, generation);
       Atomics.notify(ctl, Control.Broken);
     };
+    if (spec.discardPendingRx) {
+      // What arrived while no ring ran belongs to nobody: drop it (and give the kernel its frames back).
+      // Bounded: under a flood, newer frames are simply the new front end's.
+      for (let k = 0; k < 64; k++) {
+        const n = queue.rxPeek(256);
+        if (n === 0) break;
+        queue.rxRelease(n);
+        discarded += n;
+      }
+    }
     let pair: NetQueuePair | undefined;
     try {
       const memory = new GuestMemory(
@@ -81,6 +93,7 @@ function run(d: QueuePairWorkerData): void {
         live[6] = past[6]! + c.interrupts;
       }
       live[7] = sleeps;
+      live[8] = discarded;
       publishFrames();
     };
     if (pair) loop(s, pair, publish);
@@ -93,10 +106,10 @@ function run(d: QueuePairWorkerData): void {
     ctl[Control.RxNextUsed] = pos(pair?.rxq, spec.rxResume?.usedBase, true);
     ctl[Control.TxNextAvail] = pos(pair?.txq, spec.txResume?.availBase, false);
     ctl[Control.TxNextUsed] = pos(pair?.txq, spec.txResume?.usedBase, true);
-    Atomics.store(ctl, Control.Done, generation);
-    Atomics.notify(ctl, Control.Done);
     Atomics.store(ctl, Control.Running, 0);
     Atomics.notify(ctl, Control.Running);
+    Atomics.store(ctl, Control.Done, generation);
+    Atomics.notify(ctl, Control.Done);
   };
 
   const loop = (s: QueuePairSession, pair: NetQueuePair, publish: () => void): void => {
@@ -163,7 +176,9 @@ function run(d: QueuePairWorkerData): void {
       if (Atomics.load(ctl, Control.Exit) !== 0) return undefined;
       const m = receiveMessageOnPort(port);
       if (m) return m.message as QueuePairSession;
-      Atomics.wait(ctl, Control.Doorbell, seen);
+      // Between sessions the kernel still moves frames (Rx fills, Tx completes): keep the accounting current.
+      publishFrames();
+      Atomics.wait(ctl, Control.Doorbell, seen, IDLE_PUBLISH_MS);
     }
   };
 

@@ -69,6 +69,7 @@ export class WorkerQueuePairRunner implements QueuePairRunner {
   private stopping: Promise<unknown>[] = [];
   private regions: SharedRegion[];
   private closed = false;
+  private closing: Promise<void> | undefined;
 
   constructor(private readonly o: WorkerRunnerOptions) {
     this.pairs = o.sockets.length;
@@ -232,13 +233,21 @@ export class WorkerQueuePairRunner implements QueuePairRunner {
     while (this.stopping.length > 0) await Promise.all(this.stopping.splice(0));
   }
 
-  /** Stops the workers (persistent ones too) and closes the eventfds this runner created. */
-  async close(): Promise<void> {
+  /**
+   * Stops the workers (persistent ones too) and closes the eventfds this
+   * runner created. counters() and frameAccounting() still report what the
+   * persistent workers published last.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
     this.closed = true;
     this.stopAll();
     await this.drained();
-    for (const [p, w] of [...this.running]) {
-      this.running.delete(p);
+    for (const w of this.running.values()) {
       Atomics.store(w.ctl, Control.Exit, 1);
       Atomics.add(w.ctl, Control.Doorbell, 1);
       Atomics.notify(w.ctl, Control.Doorbell);

@@ -23,6 +23,12 @@ export interface QueuePairSpec {
   offloads: TxOffloads;
   rxResume?: RingResume;
   txResume?: RingResume;
+  /**
+   * Drop the frames the backend queued before this start instead of
+   * delivering them (vhost-user: a new front end must not receive what
+   * arrived for the previous one while no ring was running).
+   */
+  discardPendingRx?: boolean;
 }
 
 export interface QueuePairRunner {
