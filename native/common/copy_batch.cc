@@ -16,6 +16,7 @@ namespace {
 struct Range {
   std::atomic<uintptr_t> base;
   std::atomic<size_t> length;
+  size_t refs;  // under `writer`
 };
 
 // Fixed storage so readers (any thread) never see a reallocation. A slot is
@@ -45,7 +46,8 @@ Bytes BufferArg(const Napi::CallbackInfo& info) {
   return ArgBytes(info, 0, "buffer");
 }
 
-// copyRegister(buffer) -> the buffer's address (a number < 2^53). Idempotent.
+// copyRegister(buffer) -> the buffer's address (a number < 2^53). Counted:
+// each registration is undone by one copyUnregister.
 Napi::Value Register(const Napi::CallbackInfo& info) {
   Bytes b = BufferArg(info);
   uintptr_t base = reinterpret_cast<uintptr_t>(b.data);
@@ -54,8 +56,10 @@ Napi::Value Register(const Napi::CallbackInfo& info) {
   size_t freeSlot = kMaxRanges;
   for (size_t i = 0; i < n; i++) {
     size_t rl = ranges[i].length.load(std::memory_order_relaxed);
-    if (rl == b.length && ranges[i].base.load(std::memory_order_relaxed) == base)
+    if (rl == b.length && ranges[i].base.load(std::memory_order_relaxed) == base) {
+      ranges[i].refs++;
       return Napi::Number::New(info.Env(), static_cast<double>(base));
+    }
     if (rl == 0 && freeSlot == kMaxRanges) freeSlot = i;
   }
   if (freeSlot == kMaxRanges) {
@@ -63,20 +67,24 @@ Napi::Value Register(const Napi::CallbackInfo& info) {
     freeSlot = n;
     count.store(n + 1, std::memory_order_release);
   }
+  ranges[freeSlot].refs = 1;
   ranges[freeSlot].base.store(base, std::memory_order_relaxed);
   ranges[freeSlot].length.store(b.length, std::memory_order_release);
   return Napi::Number::New(info.Env(), static_cast<double>(base));
 }
 
-// copyUnregister(buffer): before the memory goes away.
+// copyUnregister(buffer): drops one registration; the range stops being
+// allowed when the last one is gone (call before the memory goes away).
 Napi::Value Unregister(const Napi::CallbackInfo& info) {
   Bytes b = BufferArg(info);
   uintptr_t base = reinterpret_cast<uintptr_t>(b.data);
   std::lock_guard<std::mutex> lock(writer);
   size_t n = count.load(std::memory_order_relaxed);
   for (size_t i = 0; i < n; i++)
-    if (ranges[i].base.load(std::memory_order_relaxed) == base && ranges[i].length.load(std::memory_order_relaxed) == b.length)
-      ranges[i].length.store(0, std::memory_order_release);
+    if (ranges[i].base.load(std::memory_order_relaxed) == base && ranges[i].length.load(std::memory_order_relaxed) == b.length) {
+      if (--ranges[i].refs == 0) ranges[i].length.store(0, std::memory_order_release);
+      break;
+    }
   return info.Env().Undefined();
 }
 

@@ -165,6 +165,7 @@ function run(d: QueuePairWorkerData): void {
       Atomics.notify(ctl, Control.Broken);
     } finally {
       epoll.close();
+      pair.dispose();
     }
   };
 

@@ -17,9 +17,14 @@ export class CopyBatch {
     this.ops = new Float64Array(capacity * 3);
   }
 
-  /** Absolute address of bytes[0]; registers the underlying buffer for batched copies. */
+  /** Absolute address of bytes[0]; registers the underlying buffer for batched copies (undo with `release`). */
   static addressOf(bytes: Uint8Array): number {
     return xsk.copyRegister(bytes.buffer as ArrayBuffer) + bytes.byteOffset;
+  }
+
+  /** Undoes one addressOf registration of the buffer under `bytes`. */
+  static release(bytes: Uint8Array): void {
+    xsk.copyUnregister(bytes.buffer as ArrayBuffer);
   }
 
   get pending(): number {

@@ -54,6 +54,12 @@ export class NetQueuePair {
     this.checkBroken();
   }
 
+  /** Releases what the pair registered (copy ranges); call once it will not be serviced again. */
+  dispose(): void {
+    this.tx.dispose();
+    this.rx.dispose();
+  }
+
   /** Waiting for the backend to take more frames (poll it for writability). */
   get txBlocked(): boolean {
     return this.tx.blocked;

@@ -40,6 +40,12 @@ export class RxPath {
     this.rxBase = CopyBatch.addressOf(be.rxBuffer);
   }
 
+  /** Gives back the copy registrations taken at construction. */
+  dispose(): void {
+    for (let i = 0; i < this.mem.regions.length; i++) CopyBatch.release(this.mem.regionBytes(i));
+    CopyBatch.release(this.be.rxBuffer);
+  }
+
   /** Delivers up to `budget` received frames. Returns frames taken from the backend. */
   process(budget: number): number {
     const { vq, be, counters } = this;

@@ -56,6 +56,12 @@ export class TxPath {
     this.txBase = CopyBatch.addressOf(be.txBuffer);
   }
 
+  /** Gives back the copy registrations taken at construction. */
+  dispose(): void {
+    for (let i = 0; i < this.mem.regions.length; i++) CopyBatch.release(this.mem.regionBytes(i));
+    CopyBatch.release(this.be.txBuffer);
+  }
+
   /** Moves up to `budget` frames to the backend and flushes it. Returns chains consumed. */
   process(budget: number): number {
     const { vq, chain, be, counters } = this;

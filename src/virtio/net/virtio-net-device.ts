@@ -103,7 +103,7 @@ export class VirtioNetDevice implements VirtioDevice {
     // §5.1.2: with MQ the control queue follows all pairs; without, it is queue 2.
     this.ctrlIndex = has(NetFeature.CTRL_VQ) ? (mq ? 2 * this.maxPairs : 2) : -1;
     const pairCount = mq ? this.maxPairs : 1;
-    this.pairs = [];
+    this.disposePairs();
     for (let p = 0; p < pairCount; p++) {
       const rx = queues[2 * p];
       const tx = queues[2 * p + 1];
@@ -196,7 +196,7 @@ export class VirtioNetDevice implements VirtioDevice {
   reset(): void {
     this.o.runner?.stopAll();
     this.ctx = undefined;
-    this.pairs = [];
+    this.disposePairs();
     this.ctrl = undefined;
     this.ctrlIndex = -1;
     this.activePairs = 1;
@@ -205,6 +205,11 @@ export class VirtioNetDevice implements VirtioDevice {
     // Back to the initial state (device.ts): the driver's MAC_ADDR_SET and a pending ANNOUNCE go; the link state is the host's.
     if (this.config.status & NetStatus.ANNOUNCE) this.config.setStatus(this.config.status & ~NetStatus.ANNOUNCE);
     this.config.setMac(this.o.mac);
+  }
+
+  private disposePairs(): void {
+    for (const pair of this.pairs) pair?.dispose();
+    this.pairs = [];
   }
 
   private servicePair(p: number): void {

@@ -1,0 +1,59 @@
+// Batched copies only touch registered memory, registrations are counted,
+// and creating and disposing queue pairs does not exhaust the registry.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { LoopbackQueue } from '../src/backend/loopback/loopback-queue';
+import { CopyBatch } from '../src/memory/copy-batch';
+import { GuestMemory } from '../src/memory/guest-memory';
+import { NetQueuePair } from '../src/virtio/net/queue-pair';
+
+test('copies between registered buffers land; anything unregistered is refused whole', () => {
+  const a = new Uint8Array(4096);
+  const b = new Uint8Array(4096);
+  const batch = new CopyBatch();
+  const pa = CopyBatch.addressOf(a);
+  const pb = CopyBatch.addressOf(b);
+  a.set([1, 2, 3, 4], 100);
+  batch.add(pb + 10, pa + 100, 4);
+  batch.flush();
+  assert.equal([...b.subarray(10, 14)], [1, 2, 3, 4]);
+  // One byte past the end of b: refused.
+  batch.add(pb + 4093, pa, 4);
+  assert.throws(() => batch.flush(), /outside registered memory/);
+  const pc = pa - 1_000_000; // an address nobody registered
+  batch.add(pb, pc, 4);
+  assert.throws(() => batch.flush(), /outside registered memory/);
+  CopyBatch.release(a);
+  CopyBatch.release(b);
+  batch.add(pb, pa, 4);
+  assert.throws(() => batch.flush(), /outside registered memory/, 'released buffers are no longer allowed');
+});
+
+test('registrations are counted: two holders need two releases', () => {
+  const a = new Uint8Array(256);
+  const p1 = CopyBatch.addressOf(a);
+  const p2 = CopyBatch.addressOf(a);
+  assert.is(p1, p2);
+  const batch = new CopyBatch();
+  CopyBatch.release(a);
+  batch.add(p1, p1 + 128, 8);
+  batch.flush(); // still held once
+  CopyBatch.release(a);
+  batch.add(p1, p1 + 128, 8);
+  assert.throws(() => batch.flush(), /outside registered memory/);
+});
+
+test('3000 queue pairs created and disposed over fresh memory do not exhaust the registry', () => {
+  for (let i = 0; i < 3000; i++) {
+    const bytes = new Uint8Array(64 * 1024);
+    const memory = new GuestMemory([{ gpa: 0, bytes }]);
+    const q = (index: number, base: number) => ({ index, size: 16, kind: 'split' as const, enabled: true, descAddr: base, driverAddr: base + 0x400, deviceAddr: base + 0x800 });
+    const pair = new NetQueuePair({
+      memory, rx: q(0, 0x1000), tx: q(1, 0x2000), features: 1n << 32n, mergeable: false,
+      offloads: { csum: false, tso: false }, backend: new LoopbackQueue({ slots: 4 }), signal: () => {}, onBroken: () => {},
+    });
+    pair.dispose();
+  }
+});
+
+test.run();
