@@ -34,6 +34,7 @@ struct config {
     int packed;
     int event_idx;
     int verbose;
+    int fault; /* 0, or 'p' (#PF), 'g' (#GP), 'u' (#UD): test the VMM's exception reporting */
     int have_mac;
     u8 mac[6];
     u8 dst[6];
@@ -83,7 +84,7 @@ u64 mem_alloc(u64 size, u64 align)
 }
 
 static inline u64 buf_addr(const struct pair *p, u32 b) { return p->buf_base + (u64)b * BUF_SIZE; }
-static inline u8 *buf_ptr(const struct pair *p, u32 b) { return (u8 *)buf_addr(p, b); }
+static inline u8 *buf_ptr(const struct pair *p, u32 b) { return phys_to_virt(buf_addr(p, b)); }
 static inline void pool_put(struct pair *p, u32 b) { p->pool[p->pool_top++] = b; }
 static inline u32 pool_get(struct pair *p) { return p->pool[--p->pool_top]; }
 
@@ -159,7 +160,7 @@ static __attribute__((noreturn)) void usage(const char *what, const char *token)
     con_puts(" '");
     con_puts(token);
     con_puts("'\nxdpvm-pmd: options: mode=txonly|rxonly|io-fwd size=64 burst=32 seconds=S | count=N "
-             "[timeout=S] queues=1 qsize=256 packed=0|1 event_idx=0|1 mac=xx:xx:xx:xx:xx:xx dst=xx:.. verbose=0|1\n");
+             "[timeout=S] queues=1 qsize=256 packed=0|1 event_idx=0|1 mac=xx:xx:xx:xx:xx:xx dst=xx:.. verbose=0|1 fault=pf|gp|ud\n");
     pmd_exit(EXIT_USAGE);
 }
 
@@ -232,6 +233,11 @@ static void parse_cmdline(const char *cmdline, u32 len)
         } else if (streq(tok, "verbose")) {
             if (!parse_u64(val, &v) || v > 1) usage("verbose is 0 or 1, not", val);
             cfg.verbose = (int)v;
+        } else if (streq(tok, "fault")) {
+            if (streq(val, "pf")) cfg.fault = 'p';
+            else if (streq(val, "gp")) cfg.fault = 'g';
+            else if (streq(val, "ud")) cfg.fault = 'u';
+            else usage("fault is pf, gp or ud, not", val);
         } else if (streq(tok, "mac")) {
             if (!parse_mac(val, cfg.mac)) usage("mac is xx:xx:xx:xx:xx:xx, not", val);
             cfg.have_mac = 1;
@@ -245,6 +251,21 @@ static void parse_cmdline(const char *cmdline, u32 len)
         cfg.seconds_ms = 1000;
 }
 
+/* -------------------------------------------------------------- self-test */
+
+/* fault=...: exercises the VMM's IDT, TSS and exception stubs (README: Exceptions). */
+static __attribute__((noreturn)) void fault_on_purpose(void)
+{
+    con_puts("xdpvm-pmd: faulting on purpose\n");
+    if (cfg.fault == 'p')
+        __asm__ volatile("movq (%0), %%rax" : : "r"(0x10ull) : "rax", "memory"); /* page 0 is not mapped: #PF, CR2 = 0x10 */
+    else if (cfg.fault == 'g')
+        __asm__ volatile("hlt"); /* privileged at CPL 3: #GP(0) */
+    else
+        __asm__ volatile("ud2");
+    fatal(EXIT_FATAL, "the fault did not happen", (u64)cfg.fault);
+}
+
 /* ------------------------------------------------------------------- time */
 
 /* Intel SDM vol. 3 §18.7 and the 8254 data sheet: PIT channel 2 in mode 0 raises OUT2 (port 0x61 bit 5) at terminal count. */
@@ -256,9 +277,13 @@ static u64 calibrate_tsc_with_pit(void)
     outb(0x43, 0xb0);                     /* channel 2, lobyte/hibyte, mode 0, binary */
     outb(0x42, (u8)latch);
     outb(0x42, (u8)(latch >> 8));
+    /* Mode 0 drives OUT2 low from the control word until terminal count: high now means no PIT answers. */
+    if (inb(0x61) & 0x20)
+        return 0;
     u64 t0 = rdtsc();
+    /* Bounded by reads, there being no other clock: 20 ms is far fewer reads than this even at 0.1 us each. */
     for (u32 i = 0; !(inb(0x61) & 0x20); i++)
-        if (i > 2000000)
+        if (i > 500000)
             return 0;
     u64 t1 = rdtsc();
     return (t1 - t0) / ms;
@@ -319,8 +344,8 @@ static void setup_pair(struct pair *p, u16 id)
     vnet_setup_queue(&net, &p->tx, (u16)(2 * id + 1), cfg.qsize);
     p->pool_count = (u32)p->rx.size + p->tx.size + BURST_MAX;
     p->buf_base = mem_alloc((u64)p->pool_count * BUF_SIZE, 4096);
-    p->pool = (u32 *)mem_alloc((u64)p->pool_count * 4, 64);
-    p->buf_len = (u16 *)mem_alloc((u64)p->pool_count * 2, 64);
+    p->pool = phys_to_virt(mem_alloc((u64)p->pool_count * 4, 64));
+    p->buf_len = phys_to_virt(mem_alloc((u64)p->pool_count * 2, 64));
     for (u32 i = 0; i < p->pool_count; i++)
         p->pool[i] = p->pool_count - 1 - i;
     p->pool_top = p->pool_count;
@@ -354,10 +379,12 @@ static void init_device(const struct xdpvm_boot_info *bi)
     for (u16 i = 0; i < cfg.queues; i++)
         refill_rx(&pairs[i]);
 
+    static const char hexd[] = "0123456789abcdef";
     con_puts("xdpvm-pmd: virtio-net at 00:");
-    con_dec(net.pci.dev);
+    con_putc(hexd[net.pci.dev >> 4]);
+    con_putc(hexd[net.pci.dev & 15]);
     con_putc('.');
-    con_dec(net.pci.fn);
+    con_putc(hexd[net.pci.fn & 7]);
     con_puts(" mac ");
     con_mac(net.mac);
     con_puts(" features ");
@@ -490,6 +517,7 @@ static void poll_loop(u32 vcpu, u32 nvcpu)
             if (p->done)
                 continue;
             u64 now = rdtsc();
+            hosted_tick(now);
             pair_iter(p, now);
             check_stop(p, now);
             busy = 1;
@@ -612,9 +640,11 @@ void pmd_main(const struct xdpvm_boot_info *bi)
     con_puts(" vCPU(s), RAM ");
     con_dec(bi->ram_size >> 20);
     con_puts(" MiB, cmdline '");
-    con_puts((const char *)bi->cmdline_addr);
+    con_puts((const char *)phys_to_virt(bi->cmdline_addr));
     con_puts("'\n");
-    parse_cmdline((const char *)bi->cmdline_addr, bi->cmdline_len);
+    parse_cmdline((const char *)phys_to_virt(bi->cmdline_addr), bi->cmdline_len);
+    if (cfg.fault)
+        fault_on_purpose();
 
     g_tsc_khz = (bi->flags & XDPVM_BOOT_F_TSC_KHZ) ? bi->tsc_khz : 0;
     if (!g_tsc_khz) {

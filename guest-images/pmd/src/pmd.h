@@ -11,6 +11,34 @@ typedef uint16_t u16;
 typedef uint32_t u32;
 typedef uint64_t u64;
 
+/*
+ * Guest-physical vs. CPU addresses. In the guest they are the same (the VMM
+ * identity-maps RAM); the hosted build (hosted/, a Linux process standing in
+ * for a vCPU in tests without /dev/kvm) sees guest RAM at an offset and does
+ * its port and MMIO accesses through the VMM. Addresses handed to the device
+ * (descriptors, queue registers) are always guest-physical.
+ */
+#ifdef PMD_HOSTED
+extern u64 g_phys_offset;
+static inline void *phys_to_virt(u64 pa) { return (void *)(pa + g_phys_offset); }
+void outb(u16 port, u8 v);
+void outw(u16 port, u16 v);
+void outl(u16 port, u32 v);
+u8 inb(u16 port);
+u16 inw(u16 port);
+u32 inl(u16 port);
+u8 mmio_read8(u64 a);
+u16 mmio_read16(u64 a);
+u32 mmio_read32(u64 a);
+void mmio_write8(u64 a, u8 v);
+void mmio_write16(u64 a, u16 v);
+void mmio_write32(u64 a, u32 v);
+/* Lets the VMM service the device now and then while the driver polls (a vCPU gets kicked instead). */
+void hosted_tick(u64 now);
+#else
+static inline void *phys_to_virt(u64 pa) { return (void *)pa; }
+static inline void hosted_tick(u64 now) { (void)now; }
+
 /* ---- port I/O (allowed in ring 3 because the VMM enters with IOPL = 3) ---- */
 static inline void outb(u16 port, u8 v) { __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port)); }
 static inline void outw(u16 port, u16 v) { __asm__ volatile("outw %0, %1" : : "a"(v), "Nd"(port)); }
@@ -26,6 +54,7 @@ static inline u32 mmio_read32(u64 a) { return *(volatile u32 *)a; }
 static inline void mmio_write8(u64 a, u8 v) { *(volatile u8 *)a = v; }
 static inline void mmio_write16(u64 a, u16 v) { *(volatile u16 *)a = v; }
 static inline void mmio_write32(u64 a, u32 v) { *(volatile u32 *)a = v; }
+#endif
 
 /* ---- ordering (x86 is TSO: only store->load needs a fence; Intel SDM vol. 3 §9.2.2) ---- */
 #define barrier() __asm__ volatile("" : : : "memory")

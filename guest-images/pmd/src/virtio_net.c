@@ -188,10 +188,11 @@ static u8 ctrl_command(struct vnet *n, u8 cls, u8 cmd, const u8 *data, u32 len)
     u64 buf = n->ctrl_buf, ack = buf + 64;
     if (len > 60)
         fatal(EXIT_FATAL, "control command too long:", len);
-    *(volatile u8 *)buf = cls;
-    *(volatile u8 *)(buf + 1) = cmd;
-    memcpy((void *)(buf + 2), data, len);
-    *(volatile u8 *)ack = 0xff;
+    volatile u8 *cpu = phys_to_virt(buf);
+    cpu[0] = cls;
+    cpu[1] = cmd;
+    memcpy((void *)(cpu + 2), data, len);
+    cpu[64] = 0xff; /* ack */
 
     if (!q->packed) {
         /* Descriptors 0 and 1, one command at a time (§2.7.5 chaining with NEXT). */
@@ -250,7 +251,7 @@ static u8 ctrl_command(struct vnet *n, u8 cls, u8 cmd, const u8 *data, u32 len)
         cpu_relax();
     }
     barrier();
-    return *(volatile u8 *)ack;
+    return cpu[64];
 }
 
 void vnet_set_pairs(struct vnet *n, u16 pairs)

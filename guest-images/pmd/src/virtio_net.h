@@ -13,7 +13,7 @@ struct vnet {
     u16 max_pairs;   /* max_virtqueue_pairs (1 without MQ) */
     u16 num_queues;  /* common config num_queues */
     struct vq ctrl;
-    u64 ctrl_buf;    /* class, command, data (4 bytes) at +0; ack at +64 */
+    u64 ctrl_buf;    /* guest-physical: class, command, data at +0; ack at +64 */
 };
 
 struct vnet_wants {
@@ -22,7 +22,7 @@ struct vnet_wants {
     int event_idx; /* take VIRTIO_F_EVENT_IDX when offered */
 };
 
-/* Guest memory for rings and buffers (main.c: a bump allocator over the boot-info free range). */
+/* Guest memory for rings and buffers (main.c: a bump allocator over the boot-info free range); guest-physical. */
 u64 mem_alloc(u64 size, u64 align);
 
 /* §3.1.1 steps 1-6: reset, ACKNOWLEDGE, DRIVER, feature negotiation, FEATURES_OK, device config. */

@@ -29,22 +29,22 @@ void vq_init(struct vq *q, u16 index, u16 size, int packed, int event_idx, u64 d
     q->packed = (u8)packed;
     q->event_idx = (u8)event_idx;
     q->notify = notify;
-    memset((void *)desc, 0, vq_desc_bytes(packed, size));
-    memset((void *)driver, 0, vq_driver_bytes(packed, size));
-    memset((void *)device, 0, vq_device_bytes(packed, size));
+    memset(phys_to_virt(desc), 0, vq_desc_bytes(packed, size));
+    memset(phys_to_virt(driver), 0, vq_driver_bytes(packed, size));
+    memset(phys_to_virt(device), 0, vq_device_bytes(packed, size));
     if (!packed) {
-        q->desc = (struct vring_desc *)desc;
-        q->avail = (struct vring_avail *)driver;
-        q->used = (struct vring_used *)device;
+        q->desc = phys_to_virt(desc);
+        q->avail = phys_to_virt(driver);
+        q->used = phys_to_virt(device);
         q->used_event = &q->avail->ring[size];
         q->avail_event = (volatile u16 *)&q->used->ring[size];
         /* §2.7.7: polling, no used-buffer notifications (with EVENT_IDX, used_event does it: see vq_reap). */
         q->avail->flags = VRING_AVAIL_F_NO_INTERRUPT;
         *q->used_event = (u16)(0 - 1);
     } else {
-        q->pdesc = (struct vring_packed_desc *)desc;
-        q->driver_evt = (struct vring_packed_event *)driver;
-        q->device_evt = (struct vring_packed_event *)device;
+        q->pdesc = phys_to_virt(desc);
+        q->driver_evt = phys_to_virt(driver);
+        q->device_evt = phys_to_virt(device);
         /* §2.8.10: the driver's event suppression structure: no used-buffer notifications. */
         q->driver_evt->flags = VRING_PACKED_EVENT_FLAG_DISABLE;
         /* §2.8.1: both wrap counters start at 1. */

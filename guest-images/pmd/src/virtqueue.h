@@ -59,7 +59,7 @@ struct vq {
 u64 vq_desc_bytes(int packed, u16 size);
 u64 vq_driver_bytes(int packed, u16 size);
 u64 vq_device_bytes(int packed, u16 size);
-/* Zeroes the rings and sets up driver state (areas are allocated by the caller). */
+/* Zeroes the rings and sets up driver state (areas are allocated by the caller; guest-physical addresses). */
 void vq_init(struct vq *q, u16 index, u16 size, int packed, int event_idx, u64 desc, u64 driver, u64 device, u64 notify);
 
 static inline u16 vq_free_slots(const struct vq *q) { return q->nfree; }

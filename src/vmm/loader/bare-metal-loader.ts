@@ -6,9 +6,10 @@
 //
 // Guest-physical layout (all computed; nothing the image says is trusted):
 //   page 0                        not mapped (null pointers fault)
-//   system block (first fit)      GDT, IDT, exception stubs, TSSs, boot
-//                                 infos, command line, exception stacks,
-//                                 page tables: supervisor-only pages
+//   system block (first fit)      GDT, IDT, exception stubs, TSSs,
+//                                 exception stacks, page tables:
+//                                 supervisor-only pages; then the boot
+//                                 infos and command line: user read-only
 //   ELF PT_LOAD segments          where the image is linked (user pages)
 //   free range                    the largest remaining gap (user pages)
 //   vCPU stacks                   at the top of RAM, each with an unmapped
@@ -83,7 +84,9 @@ export interface BareMetalLayout {
   /** Ring-0 stacks used only to report exceptions (TSS.RSP0), one page per vCPU. */
   exceptionStacks: AddressRange[];
   pageTables: AddressRange;
-  /** Everything above, as one supervisor-only block. */
+  /** Boot infos and command line (user read-only pages). */
+  boot: AddressRange;
+  /** Everything above as one block (supervisor-only but for `boot`). */
   system: AddressRange;
   stacks: AddressRange[];
   free: AddressRange;
@@ -142,6 +145,8 @@ interface SystemPlan {
   cmdline: AddressRange;
   exceptionStacks: AddressRange[];
   pageTables: AddressRange;
+  /** Boot infos and command line: the part of the system block ring 3 may read. */
+  boot: AddressRange;
   system: AddressRange;
 }
 
@@ -156,10 +161,10 @@ function layOutSystem(base: number, vcpus: number, cmdlineBytes: number, tablePa
   const idt = take(EXCEPTION_VECTORS * IDT_GATE_SIZE);
   const stubs = take(buildExceptionStubs().length);
   const tssArea = take(vcpus * TSS64_SIZE);
-  const bootArea = take(vcpus * BOOT_INFO_SIZE);
-  const cmdline = take(cmdlineBytes);
   const exceptionStacks = Array.from({ length: vcpus }, () => take(PAGE_SIZE));
   const pageTables = take(tablePages * PAGE_SIZE);
+  const bootArea = take(vcpus * BOOT_INFO_SIZE);
+  const cmdline = take(cmdlineBytes);
   return {
     gdt: { base: gdt.base, size: gdtSize(vcpus) },
     idt: { base: idt.base, size: EXCEPTION_VECTORS * IDT_GATE_SIZE },
@@ -169,6 +174,7 @@ function layOutSystem(base: number, vcpus: number, cmdlineBytes: number, tablePa
     cmdline,
     exceptionStacks,
     pageTables,
+    boot: { base: bootArea.base, size: at - bootArea.base },
     system: { base, size: at - base },
   };
 }
@@ -254,7 +260,7 @@ export function loadBareMetal(o: BareMetalOptions): BareMetalBoot {
     const hole = gaps(PAGE_SIZE, stackArea.base, imageRanges).find((g) => g.size >= size);
     if (!hole) throw new LoaderError(`no room for the VMM's ${hex(size)}-byte system block next to the image`);
     sys = layOutSystem(hole.base, vcpus, cmdline.length, tablePages);
-    ranges = mapRanges(ramSize, sys.system, stacks, mmioRange);
+    ranges = mapRanges(ramSize, sys, stacks, mmioRange);
     const need = pageTableBytes(ranges) / PAGE_SIZE;
     if (need <= tablePages) break;
     tablePages = need;
@@ -325,6 +331,7 @@ export function loadBareMetal(o: BareMetalOptions): BareMetalBoot {
       cmdline: { base: sys.cmdline.base, size: cmdline.length },
       exceptionStacks: sys.exceptionStacks,
       pageTables: { base: sys.pageTables.base, size: tables.bytes },
+      boot: sys.boot,
       system: sys.system,
       stacks,
       free,
@@ -333,11 +340,16 @@ export function loadBareMetal(o: BareMetalOptions): BareMetalBoot {
   };
 }
 
-/** What the page tables map: RAM but page 0, the system block (supervisor) and guard pages; the MMIO window. */
-function mapRanges(ramSize: number, system: AddressRange, stacks: readonly AddressRange[], mmio: MapRange): MapRange[] {
+/**
+ * What the page tables map: RAM but page 0 and the guard pages below the
+ * stacks, user read/write; the system block supervisor-only except its boot
+ * infos and command line, which ring 3 reads but cannot change; the MMIO window.
+ */
+function mapRanges(ramSize: number, sys: SystemPlan, stacks: readonly AddressRange[], mmio: MapRange): MapRange[] {
   const guards = stacks.map((s) => ({ base: s.base - PAGE_SIZE, size: PAGE_SIZE }));
-  const out: MapRange[] = gaps(PAGE_SIZE, ramSize, [system, ...guards]).map((g) => ({ ...g, user: true, writable: true }));
-  out.push({ ...system, user: false, writable: true });
+  const out: MapRange[] = gaps(PAGE_SIZE, ramSize, [sys.system, ...guards]).map((g) => ({ ...g, user: true, writable: true }));
+  out.push({ base: sys.system.base, size: sys.boot.base - sys.system.base, user: false, writable: true });
+  out.push({ ...sys.boot, user: true, writable: false });
   out.push(mmio);
   return out;
 }

@@ -140,7 +140,7 @@ function writeEntry(dv: DataView, at: number, address: number, flags: number): v
 function readEntry(dv: DataView, at: number): { address: number; flags: number } {
   const lo = dv.getUint32(at, true);
   const hi = dv.getUint32(at + 4, true);
-  return { address: (hi & ADDRESS_MASK_HI) * 2 ** 32 + (lo & 0xffff_f000), flags: lo & 0xfff };
+  return { address: (hi & ADDRESS_MASK_HI) * 2 ** 32 + ((lo & 0xffff_f000) >>> 0), flags: lo & 0xfff };
 }
 
 export interface BuiltPageTables {
