@@ -19,7 +19,10 @@ export interface NetBackendQueue {
    * txBuffer to copy the frame to, TX_OVERSIZE (counted as a drop) or TX_BUSY.
    */
   txAcquire(length: number): number;
-  /** Queues the frame copied at `offset` (from txAcquire) for sending. */
+  /**
+   * Queues the frame at `offset` (from txAcquire) for sending. Its bytes need
+   * only be in place by the next txFlush (the device batches its copies).
+   */
   txCommit(offset: number, length: number): void;
   /** Gives back a frame from txAcquire that will not be committed. */
   txCancel(offset: number): void;
