@@ -3,13 +3,13 @@
 // that both see the same machine. Counts at both ends: for txonly the
 // sender's completions and the peer's XDP counter; for rxonly the C
 // generator's sent frames and the receiver's taken frames.
-import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { inNetns, VethPair } from '../host/netns';
 import { xsk } from '../native/xsk';
 import type { XdpMode } from '../backend/af-xdp/xdp-attachment';
 import { summarize } from './stats';
 import { gitCommit, machineFacts, toolVersion, type BenchResult } from './report';
+import { runJsonChild } from './json-child';
 import { XdpCounter } from './xdp-counter';
 import type { EndpointParams, EndpointResult } from './xsk-endpoint';
 
@@ -26,18 +26,7 @@ export interface BackendBenchOptions {
 const ENDPOINT = path.join(__dirname, 'xsk-endpoint.js');
 
 function runEndpoint(p: EndpointParams): Promise<EndpointResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [ENDPOINT, JSON.stringify(p)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      if (code !== 0) return reject(new Error(`benchmark endpoint (${p.impl} ${p.direction}) failed: ${err.trim() || `exit ${code}`}`));
-      resolve(JSON.parse(out.trim().split('\n').pop()!) as EndpointResult);
-    });
-  });
+  return runJsonChild<EndpointResult>(ENDPOINT, p, `endpoint ${p.impl} ${p.direction}`);
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

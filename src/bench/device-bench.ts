@@ -25,7 +25,6 @@
 // Every run is a child process (a core and a clean heap each, and no JIT
 // feedback shared between the two implementations); a child is this file
 // run with a JSON argument.
-import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { featureMask, NetHdr, SplitAvail, SplitUsed, VirtioFeature, splitAvailEventOffset, splitUsedEventOffset } from 'virtio-spec-types';
@@ -42,6 +41,7 @@ import { gitCommit, machineFacts, toolVersion, type BenchResult } from './report
 import { summarize } from './stats';
 import { udpFrame } from './udp-frame';
 import { XdpCounter } from './xdp-counter';
+import { runJsonChild } from './json-child';
 import type { EndpointParams, EndpointResult } from './xsk-endpoint';
 
 export interface DeviceBenchOptions {
@@ -387,25 +387,6 @@ function runAfXdpTx(p: AfXdpParams): AfXdpResult {
 
 // ------------------------------------------------------------ parent side
 
-function runChild<T>(script: string, params: object, what: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script, JSON.stringify(params)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      if (code !== 0) return reject(new Error(`benchmark child (${what}) failed: ${err.trim() || `exit ${code}`}`));
-      try {
-        resolve(JSON.parse(out.trim().split('\n').pop() ?? '') as T);
-      } catch (e) {
-        reject(new Error(`benchmark child (${what}) printed no result: ${String(e)}`));
-      }
-    });
-  });
-}
-
 const SELF = path.join(__dirname, 'device-bench.js');
 const ENDPOINT = path.join(__dirname, 'xsk-endpoint.js');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -453,7 +434,7 @@ export async function benchDevice(o: DeviceBenchOptions): Promise<BenchResult> {
     const got: Partial<Record<LoopImpl, LoopResult>> = {};
     for (const impl of r % 2 === 0 ? (['device', 'direct'] as const) : (['direct', 'device'] as const)) {
       const params: LoopParams = { role: 'loop', impl, seconds: o.seconds, warmup, size: o.size, batch };
-      const res = await runChild<LoopResult>(SELF, params, `loop ${impl}`);
+      const res = await runJsonChild<LoopResult>(SELF, params, `loop ${impl}`);
       got[impl] = res;
       o.progress(
         `  run ${r + 1}/${o.runs} ${impl === 'device' ? 'virtio-net  ' : 'direct copy '}: ${perCore(res.received, res).toFixed(3)} Mpps/core received, ` +
@@ -521,12 +502,12 @@ export async function benchDeviceAfXdp(o: DeviceAfXdpBenchOptions): Promise<Benc
         const before = counter.total();
         if (impl === 'device') {
           const params: AfXdpParams = { role: 'afxdp-tx', netns: pair.a.netns, ifname: pair.a.ifname, xdpMode, seconds: o.seconds, size: o.size, batch };
-          d = await runChild<AfXdpResult>(SELF, params, 'device txonly');
+          d = await runJsonChild<AfXdpResult>(SELF, params, 'device txonly');
         } else {
           const params: EndpointParams = {
             netns: pair.a.netns, ifname: pair.a.ifname, impl: 'c', direction: 'tx', xdpMode, seconds: o.seconds, size: o.size, batch, queue: 0,
           };
-          c = await runChild<EndpointResult>(ENDPOINT, params, 'raw C tx');
+          c = await runJsonChild<EndpointResult>(ENDPOINT, params, 'raw C tx');
         }
         await sleep(50);
         const peer = counter.total() - before;

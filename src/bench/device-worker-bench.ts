@@ -6,7 +6,6 @@
 // same veth. Counted at both ends: buffers the device returned, frames the
 // peer saw.
 import path from 'node:path';
-import { spawn } from 'node:child_process';
 import { featureMask, NetHdr, SplitAvail, SplitUsed, VirtioFeature, splitAvailEventOffset } from 'virtio-spec-types';
 import { AfXdpBackend } from '../backend/af-xdp/af-xdp-backend';
 import type { XdpMode } from '../backend/af-xdp/xdp-attachment';
@@ -20,6 +19,7 @@ import { vringNeedEvent } from '../virtio/queue/event-idx';
 import { gitCommit, machineFacts, toolVersion, type BenchResult } from './report';
 import { summarize } from './stats';
 import { udpFrame } from './udp-frame';
+import { runJsonChild } from './json-child';
 import { XdpCounter } from './xdp-counter';
 import type { EndpointParams, EndpointResult } from './xsk-endpoint';
 
@@ -115,14 +115,7 @@ async function deviceRun(netns: string, ifname: string, o: DeviceWorkerBenchOpti
 }
 
 function cRun(p: EndpointParams): Promise<EndpointResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [ENDPOINT, JSON.stringify(p)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.on('close', (code) => (code === 0 ? resolve(JSON.parse(out.trim().split('\n').pop()!) as EndpointResult) : reject(new Error(err || `exit ${code}`))));
-  });
+  return runJsonChild<EndpointResult>(ENDPOINT, p, 'raw C tx');
 }
 
 export async function benchDeviceWorker(o: DeviceWorkerBenchOptions): Promise<BenchResult> {
