@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { MpState } from '../kvm/vcpu';
 import { applyBootState, hostTscKhz, loadBareMetal } from '../vmm/loader';
+import { loadLinux } from '../vmm/loader/linux-loader';
 import { detectKernelKind } from '../vmm/kernel-image';
 import { Machine, type BootPlan } from '../vmm/machine';
 import { PCI_MMIO32 } from '../vmm/memory-layout';
@@ -23,10 +24,25 @@ function readInput(what: string, file: string): Uint8Array {
   }
 }
 
-export function bootPlanFor(kernel: Uint8Array, kernelPath: string, append: string): (memory: GuestMemory, cpus: number) => BootPlan {
+export function bootPlanFor(
+  kernel: Uint8Array,
+  kernelPath: string,
+  append: string,
+  initrd?: { bytes: Uint8Array; path: string },
+): (memory: GuestMemory, cpus: number) => BootPlan {
   const kind = detectKernelKind(kernel);
   if (kind === undefined) throw new UsageError(`-kernel: '${kernelPath}' is neither a Linux bzImage/vmlinux nor a 64-bit ELF`);
-  if (kind !== 'bare-metal-elf') throw new UsageError(`-kernel: '${kernelPath}' is a Linux ${kind}; the Linux loader is not part of this build yet`);
+  if (kind !== 'bare-metal-elf') {
+    // Linux boot protocol: the BSP enters the 64-bit entry; the APs wait for INIT/SIPI from the kernel.
+    return (memory, cpus) =>
+      loadLinux(memory, cpus, {
+        kernel,
+        kernelName: kernelPath,
+        commandLine: append,
+        ...(initrd ? { initrd: initrd.bytes, initrdName: initrd.path } : {}),
+      });
+  }
+  if (initrd) throw new UsageError(`-initrd: '${kernelPath}' is a bare-metal ELF, which takes no initrd`);
   return (memory, cpus) => {
     const boot = loadBareMetal({ ram: memory.regionBytes(0), image: kernel, commandLine: append, vcpus: cpus, mmio: PCI_MMIO32, tscKhz: hostTscKhz() });
     return {
@@ -42,7 +58,8 @@ export function bootPlanFor(kernel: Uint8Array, kernelPath: string, append: stri
 export async function runCommand(argv: readonly string[]): Promise<number> {
   const o = parseRunOptions(argv);
   const kernel = readInput('-kernel', o.kernel);
-  const load = bootPlanFor(kernel, o.kernel, o.append);
+  const initrd = o.initrd !== undefined ? { bytes: readInput('-initrd', o.initrd), path: o.initrd } : undefined;
+  const load = bootPlanFor(kernel, o.kernel, o.append, initrd);
   let pending: number[] = [];
   const flush = (): void => {
     if (pending.length) process.stdout.write(Buffer.from(pending));
