@@ -12,6 +12,8 @@ import { ensure, ensureKvmHarness } from './ensure.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 ensure({ forTests: true });
+// The loader tests read the Debian kernel and the TCG-based tests need QEMU: install them up front.
+ensureKvmHarness();
 
 function findTests(dir) {
   const out = [];
@@ -85,7 +87,6 @@ if (tcgFiles.length > 0) {
     `\n=== ${tcgFiles.length} test files need /dev/kvm, which this host does not have (it is itself a PVM guest); ` +
       'running them in a QEMU TCG guest with nested SVM (scripts/kvm-in-tcg.sh). Functional only: nothing there is timed.\n',
   );
-  ensureKvmHarness();
   const rels = tcgFiles.map((f) => path.relative(root, f));
   const script = `cd ${root} && for f in ${rels.join(' ')}; do echo "@@@ BEGIN $f"; ${process.execPath} --enable-source-maps $f 2>&1; echo "@@@ END $f $?"; done`;
   const r = spawnSync('bash', [path.join(root, 'scripts', 'kvm-in-tcg.sh'), script], {

@@ -2,12 +2,18 @@
 // memory with guard bytes on both sides (to prove nothing is written outside
 // it), and little readers that decode guest bytes independently of the code
 // under test (offsets straight from boot.rst / zero-page.rst).
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import { GuestMemory } from '../../src/memory/guest-memory';
 
-export const KERNEL_PATH = '/boot/vmlinuz-6.1.0-56-amd64';
-export const KERNEL_CONFIG = '/boot/config-6.1.0-56-amd64';
+// The Debian kernel the test setup installs (linux-image-amd64): the newest in /boot.
+const KERNEL_RELEASE = readdirSync('/boot')
+  .filter((n) => n.startsWith('vmlinuz-'))
+  .map((n) => n.slice('vmlinuz-'.length))
+  .sort((a, b) => a.localeCompare(b, undefined, { numeric: true }))
+  .pop() ?? 'missing';
+export const KERNEL_PATH = `/boot/vmlinuz-${KERNEL_RELEASE}`;
+export const KERNEL_CONFIG = `/boot/config-${KERNEL_RELEASE}`;
 export const HAVE_KERNEL = existsSync(KERNEL_PATH);
 
 let cached: Buffer | undefined;

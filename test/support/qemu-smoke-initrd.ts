@@ -4,11 +4,17 @@
 // (The full guest image is src/images; this one only needs to get the
 // driver to negotiate and set up the rings.)
 import { execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
-export const SMOKE_KERNEL_VERSION = '6.1.0-56-amd64';
+// The newest Debian kernel in /boot (the test setup installs linux-image-amd64).
+export const SMOKE_KERNEL_VERSION =
+  readdirSync('/boot')
+    .filter((n) => n.startsWith('vmlinuz-'))
+    .map((n) => n.slice('vmlinuz-'.length))
+    .sort((a, b) => a.localeCompare(b, undefined, { numeric: true }))
+    .pop() ?? 'missing';
 export const SMOKE_KERNEL = `/boot/vmlinuz-${SMOKE_KERNEL_VERSION}`;
 const MODULES = `/lib/modules/${SMOKE_KERNEL_VERSION}/kernel`;
 const MODULE_FILES = [
