@@ -14,6 +14,10 @@ const DEBIAN = [
   ['/usr/bin/setpriv', 'util-linux'],
   ['/usr/bin/gcc', 'gcc'],
   ['/usr/bin/make', 'make'],
+  // The guest image builder unpacks and packs with these.
+  ['/usr/bin/zstd', 'zstd'],
+  ['/usr/bin/xz', 'xz-utils'],
+  ['/usr/bin/cpio', 'cpio'],
 ];
 
 function run(cmd, args, opts = {}) {
@@ -58,6 +62,8 @@ export function ensureKvmHarness() {
   ];
   if (kernels.length === 0) list.push(['/nonexistent-kernel', 'linux-image-amd64']);
   ensureDebian(list);
+  // The initramfs needs a static busybox; Debian's plain `busybox` package is dynamic.
+  if (spawnSync('ldd', ['/bin/busybox'], { encoding: 'utf8' }).stdout.includes('=>')) ensureDebian([['/nonexistent-static-busybox', 'busybox-static']]);
 }
 
 export function ensure({ forTests = false } = {}) {
