@@ -250,7 +250,8 @@ function payloadFormat(file: Uint8Array, at: number): PayloadFormat {
   return 'unknown';
 }
 
-function isElf(file: Uint8Array): boolean {
+/** The file starts with the ELF magic (a vmlinux rather than a bzImage). */
+export function isElf(file: Uint8Array): boolean {
   return file.length >= 4 && file[0] === 0x7f && file[1] === 0x45 && file[2] === 0x4c && file[3] === 0x46;
 }
 

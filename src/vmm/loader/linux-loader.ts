@@ -33,7 +33,7 @@ import { KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR } from '../memory-layout';
 import { buildBootParams, DEFAULT_CMDLINE_SIZE, DEFAULT_INITRD_ADDR_MAX, ZERO_PAGE_SIZE } from './boot-params';
 import { buildE820, EBDA_START, ONE_MIB, BIOS_ROM_START, type E820Entry, type RamRange } from './e820';
 import { buildTss, encodeDescriptor, encodeTssDescriptor, KERNEL_CODE64, KERNEL_DATA, kvmSegment, TSS64_SIZE, unusableSegment, type SegmentDescriptor } from './gdt';
-import { type BzImageInfo, Hdr, LinuxImageError, MIN_PROTOCOL_64BIT, parseBzImage, parseVmlinux, protocolString, type VmlinuxInfo } from './linux-image';
+import { type BzImageInfo, Hdr, isElf, LinuxImageError, MIN_PROTOCOL_64BIT, parseBzImage, parseVmlinux, protocolString, type VmlinuxInfo } from './linux-image';
 import { buildMpConfigTable, buildMpFloatingPointer, MP_FLOATING_SIZE, MP_MAX_CPUS, mpConfigTableSize } from './mp-table';
 import { buildIdentityPageTables, PAGE_SIZE, pageTableBytes, type MapRange } from './page-tables';
 
@@ -351,10 +351,9 @@ export function loadLinux(memory: GuestMemory, cpus: number, o: LinuxBootOptions
   }
   const lowEnd = Math.min(low.size, 2 ** 32);
 
-  const isElf = o.kernel.length >= 4 && o.kernel[0] === 0x7f && o.kernel[1] === 0x45 && o.kernel[2] === 0x4c && o.kernel[3] === 0x46;
   let k: KernelPlan;
   try {
-    k = isElf ? planVmlinux(o, name, lowEnd) : planBzImage(o, name, lowEnd);
+    k = isElf(o.kernel) ? planVmlinux(o, name, lowEnd) : planBzImage(o, name, lowEnd);
   } catch (e) {
     if (e instanceof LinuxImageError) throw new LinuxLoaderError(e.message);
     throw e;
