@@ -41,7 +41,22 @@ BIND=$($B cat /proc/cmdline | $B sed -n 's/.*xbind=\([^ ]*\).*/\1/p' | $B base64
 if [ -n "$BIND" ] && [ -d "/host$BIND" ]; then $B mkdir -p "/mnt$BIND" 2>/dev/null; $B mount -o bind "/host$BIND" "/mnt$BIND"; fi
 $B mount -t bpf bpf /mnt/sys/fs/bpf 2>/dev/null
 CMD=$($B cat /proc/cmdline | $B sed -n 's/.*xcmd=\([^ ]*\).*/\1/p' | $B base64 -d)
-$B chroot /mnt /bin/sh -c "modprobe kvm_amd 2>/dev/null || modprobe kvm_intel; ip link set lo up; $CMD"
+# KVM flips kernel static keys (preempt notifiers, LAPIC state) as the
+# first VM/vCPU comes and the last goes, and the kernel patches its text
+# with int3 to do so; under multi-threaded TCG that patching now and then
+# leaves a CPU looping on a stale int3 (both CPUs in soft lockup at
+# finish_task_switch). One VM with a vCPU held open for the whole session
+# keeps those keys from ever dropping back to zero.
+$B cat > /mnt/run/kvm-keepalive.py <<'PY'
+import fcntl, os, time
+kvm = os.open('/dev/kvm', os.O_RDWR)
+vm = fcntl.ioctl(kvm, 0xAE01, 0)   # KVM_CREATE_VM
+fcntl.ioctl(vm, 0xAE60, 0)         # KVM_CREATE_IRQCHIP
+fcntl.ioctl(vm, 0xAE41, 0)         # KVM_CREATE_VCPU 0
+print('kvm-in-tcg: keep-alive VM open', flush=True)
+time.sleep(1e9)
+PY
+$B chroot /mnt /bin/sh -c "modprobe kvm_amd 2>/dev/null || modprobe kvm_intel; modprobe veth; ip link set lo up; python3 /run/kvm-keepalive.py & sleep 1; $CMD"
 echo "==== kvm-in-tcg: command exited $?"
 $B poweroff -f
 INIT
@@ -53,7 +68,7 @@ BIND64=$(printf '%s' "$PWD" | base64 -w0)
 OUT=$(mktemp)
 trap 'rm -f "$OUT"; [ -n "${STAGE:-}" ] && rm -rf "$STAGE"' EXIT
 timeout "${XDPVM_TCG_TIMEOUT:-1800}" qemu-system-x86_64 -accel tcg -cpu max -smp "${XDPVM_TCG_CPUS:-2}" -m 4096 \
-  -nographic -no-reboot -kernel "$KERNEL" -initrd "$INITRD" -append "console=ttyS0 quiet panic=-1 xcmd=$CMD64 xbind=$BIND64" \
+  -nographic -no-reboot -kernel "$KERNEL" -initrd "$INITRD" -append "console=ttyS0 quiet panic=-1 softlockup_panic=1 xcmd=$CMD64 xbind=$BIND64" \
   -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap -nic none | tee "$OUT"
 code=$(sed -n 's/^==== kvm-in-tcg: command exited \([0-9]*\).*/\1/p' "$OUT" | tail -n1)
 exit "${code:-125}"
