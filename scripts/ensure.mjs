@@ -76,6 +76,9 @@ export function ensure({ forTests = false } = {}) {
   const nativeSrc = Math.max(newestMtime(path.join(root, 'native'), ['.cc', '.h', '.c']), mtime(path.join(root, 'binding.gyp')));
   if (addons.some((a) => mtime(a) < nativeSrc)) run(process.execPath, ['scripts/build-native.mjs']);
   run(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-b'], { stdio: forTests ? 'inherit' : 'inherit' });
+  // The PMD test guest (rebuilt only when its sources change). Built here, on the host: the
+  // nested-KVM TCG harness sees the checkout read-only.
+  run('sh', [path.join(root, 'guest-images', 'pmd', 'build.sh')]);
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) ensure();

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ensurePmdImage, repoRoot } from '../src/vmm/images';
 import {
-  BOOT_INFO_FLAG_TSC_KHZ, BOOT_INFO_MAGIC, BOOT_INFO_SIZE, BOOT_INFO_VERSION, BootInfoOffset, DEBUG_EXIT_PORT, FAULT_PORT,
+  BOOT_INFO_FLAG_TSC_KHZ, BOOT_INFO_MAGIC, BOOT_INFO_SIZE, BOOT_INFO_VERSION, BootInfoOffset, DEBUG_EXIT_PORT, FAULT_PORT, LAPIC_BASE,
   loadBareMetal, readBootInfo, Selector, UART_PORT, type AddressRange,
 } from '../src/vmm/loader';
 
@@ -30,6 +30,7 @@ test('xdpvm_boot.h and boot-info.ts / gdt.ts agree on every number', () => {
     XDPVM_PORT_UART: UART_PORT,
     XDPVM_PORT_DEBUG_EXIT: DEBUG_EXIT_PORT,
     XDPVM_PORT_FAULT: FAULT_PORT,
+    XDPVM_LAPIC_BASE: LAPIC_BASE,
     XDPVM_SEL_KERNEL_CS: Selector.KernelCode,
     XDPVM_SEL_KERNEL_DS: Selector.KernelData,
     XDPVM_SEL_USER_CS32: Selector.UserCode32,

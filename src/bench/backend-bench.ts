@@ -8,7 +8,7 @@ import { inNetns, VethPair } from '../host/netns';
 import { xsk } from '../native/xsk';
 import type { XdpMode } from '../backend/af-xdp/xdp-attachment';
 import { summarize } from './stats';
-import { gitCommit, machineFacts, toolVersion, type BenchResult } from './report';
+import { resultHeader, type BenchResult } from './report';
 import { runJsonChild } from './json-child';
 import { XdpCounter } from './xdp-counter';
 import type { EndpointParams, EndpointResult } from './xsk-endpoint';
@@ -80,11 +80,7 @@ export async function benchBackend(o: BackendBenchOptions): Promise<BenchResult>
   const mpps = summarize(ts.map((r) => r.mpps));
   const base = summarize(c.map((r) => r.mpps));
   return {
-    tool: 'xdpvm',
-    version: toolVersion(),
-    commit: gitCommit(),
-    date: new Date().toISOString(),
-    machine: machineFacts(),
+    ...resultHeader(),
     benchmark: 'backend',
     workload: o.mode,
     params: { xdpMode: o.xdpMode, seconds: o.seconds, runs: o.runs, size: o.size, batch: o.batch, queues: 1, ring: 2048, frame: 4096 },

@@ -37,7 +37,7 @@ import { attachVirtioDevice, SplitBufferRing, TEST_MAC, type VirtioNetTestDriver
 import type { DeviceContext, QueueConfig, VirtioDevice } from '../virtio/device';
 import { VirtioNetDevice } from '../virtio/net/virtio-net-device';
 import { vringNeedEvent } from '../virtio/queue/event-idx';
-import { gitCommit, machineFacts, toolVersion, type BenchResult } from './report';
+import { resultHeader, type BenchResult } from './report';
 import { summarize } from './stats';
 import { udpFrame } from './udp-frame';
 import { XdpCounter } from './xdp-counter';
@@ -403,11 +403,7 @@ function result(benchmark: string, workload: string, params: Record<string, unkn
   const m = summarize(mpps);
   const b = summarize(base);
   return {
-    tool: 'xdpvm',
-    version: toolVersion(),
-    commit: gitCommit(),
-    date: new Date().toISOString(),
-    machine: machineFacts(),
+    ...resultHeader(),
     benchmark,
     workload,
     params,

@@ -16,7 +16,7 @@ import { kvmNative } from '../native/kvm';
 import { xsk } from '../native/xsk';
 import type { QueueConfig } from '../virtio/device';
 import { vringNeedEvent } from '../virtio/queue/event-idx';
-import { gitCommit, machineFacts, toolVersion, type BenchResult } from './report';
+import { resultHeader, type BenchResult } from './report';
 import { summarize } from './stats';
 import { udpFrame } from './udp-frame';
 import { runJsonChild } from './json-child';
@@ -152,11 +152,7 @@ export async function benchDeviceWorker(o: DeviceWorkerBenchOptions): Promise<Be
   const mpps = summarize(runs.map((r) => r.mpps!));
   const base = summarize(runs.map((r) => r.baselineMpps!));
   return {
-    tool: 'xdpvm',
-    version: toolVersion(),
-    commit: gitCommit(),
-    date: new Date().toISOString(),
-    machine: machineFacts(),
+    ...resultHeader(),
     benchmark: 'device-worker',
     workload: 'txonly',
     params: { xdpMode: o.xdpMode, seconds: o.seconds, runs: o.runs, size: o.size, queueSize: Q, eventIdx: true },

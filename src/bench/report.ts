@@ -36,6 +36,11 @@ export function toolVersion(): string {
   return (JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version;
 }
 
+/** The fields every result starts with: which tool, which commit, when, on what machine. */
+export function resultHeader(): Pick<BenchResult, 'tool' | 'version' | 'commit' | 'date' | 'machine'> {
+  return { tool: 'xdpvm', version: toolVersion(), commit: gitCommit(), date: new Date().toISOString(), machine: machineFacts() };
+}
+
 /** The JSON object of one benchmark invocation (the last line printed with --json). */
 export interface BenchResult {
   tool: 'xdpvm';

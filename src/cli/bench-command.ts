@@ -3,6 +3,8 @@
 // result object on one line.
 import { benchBackend } from '../bench/backend-bench';
 import { benchDevice, benchDeviceAfXdp } from '../bench/device-bench';
+import { benchPmd, pmdBenchUnavailable, type PmdMode } from '../bench/pmd-bench';
+import { BENCH_LINUX_USAGE, benchTcpCommand, benchTestpmdCommand } from './bench-linux-command';
 import { benchDeviceWorker } from '../bench/device-worker-bench';
 import { compareWithBaseline, fmt, saveResult, table, type BenchResult } from '../bench/report';
 import { parseFlags, UsageError, type FlagSpec } from './args';
@@ -19,12 +21,17 @@ const COMMON: Record<string, FlagSpec> = {
 export const BENCH_USAGE = `usage: xdpvm bench backend --mode txonly|rxonly [--xdp-mode native|skb] [--seconds S] [--runs N]
                           [--size BYTES] [--batch N] [--json] [--out FILE] [--baseline FILE] [--threshold FRACTION]
        xdpvm bench device [--backend loopback|af-xdp [--threads]] [--xdp-mode native|skb] [--seconds S] [--runs N] [--size BYTES]
-                          [--batch N] [--json] [--out FILE] [--baseline FILE] [--threshold FRACTION]`;
+                          [--batch N] [--json] [--out FILE] [--baseline FILE] [--threshold FRACTION]
+       xdpvm bench pmd --mode txonly|rxonly|io-fwd [--queues N] [--size BYTES] [--xdp-mode native|skb] [--seconds S] [--runs N]
+                          [--json] [--out FILE] [--baseline FILE] [--threshold FRACTION]`;
 
 export async function benchCommand(argv: readonly string[]): Promise<number> {
   const [what, ...rest] = argv;
   if (what === 'device') return benchDeviceCommand(rest);
-  if (what !== 'backend') throw new UsageError(`unknown benchmark '${what ?? ''}'\n${BENCH_USAGE}`);
+  if (what === 'pmd') return benchPmdCommand(rest);
+  if (what === 'tcp') return benchTcpCommand(rest);
+  if (what === 'testpmd') return benchTestpmdCommand(rest);
+  if (what !== 'backend') throw new UsageError(`unknown benchmark '${what ?? ''}'\n${BENCH_USAGE}\n${BENCH_LINUX_USAGE}`);
   const { flags } = parseFlags(rest, {
     ...COMMON,
     mode: { type: 'enum', values: ['txonly', 'rxonly'] },
@@ -80,6 +87,34 @@ async function benchDeviceCommand(argv: readonly string[]): Promise<number> {
   return finish(result, flags, log);
 }
 
+async function benchPmdCommand(argv: readonly string[]): Promise<number> {
+  const { flags } = parseFlags(argv, {
+    ...COMMON,
+    mode: { type: 'enum', values: ['txonly', 'rxonly', 'io-fwd'] },
+    queues: { type: 'number', integer: true, min: 1, max: 16 },
+    size: { type: 'number', integer: true, min: 60, max: 1514 },
+    'xdp-mode': { type: 'enum', values: ['native', 'skb'] },
+  });
+  if (!flags.mode) throw new UsageError(`--mode is required\n${BENCH_USAGE}`);
+  const why = pmdBenchUnavailable();
+  if (why) throw new UsageError(`bench pmd boots the PMD guest under KVM: ${why}`);
+  const log = (l: string): void => void process.stderr.write(`${l}\n`);
+  const o = {
+    mode: flags.mode as PmdMode,
+    queues: (flags.queues as number | undefined) ?? 1,
+    size: (flags.size as number | undefined) ?? 64,
+    xdpMode: (flags['xdp-mode'] as 'native' | 'skb' | undefined) ?? 'native',
+    seconds: (flags.seconds as number | undefined) ?? 3,
+    runs: (flags.runs as number | undefined) ?? 3,
+    progress: log,
+  };
+  log(`bench pmd ${o.mode}: PMD guest under xdpvm run, ${o.queues} queue pair(s) and vCPU(s), ${o.size} B frames, ${o.xdpMode} XDP, ${o.runs} runs x ${o.seconds} s, against raw C on the same veth pair`);
+  const result = await benchPmd(o);
+  const first = result.params.bootToFirstPacketMs as { median: number; min: number; max: number } | null;
+  if (first) log(`boot to first packet at the peer: median ${first.median.toFixed(0)} ms (min ${first.min.toFixed(0)}, max ${first.max.toFixed(0)})`);
+  return finish(result, flags, log);
+}
+
 function finish(result: BenchResult, flags: Record<string, unknown>, log: (l: string) => void): number {
   const runs = result.runs as Array<Record<string, number>>;
   log('');
@@ -87,7 +122,7 @@ function finish(result: BenchResult, flags: Record<string, unknown>, log: (l: st
     table(
       ['', 'Mpps median', 'min', 'max', 'packets (this end)', 'packets (other end)'],
       [
-        ['xdpvm (TypeScript)', fmt(result.mpps.median), fmt(result.mpps.min), fmt(result.mpps.max),
+        [result.benchmark === 'pmd' ? 'PMD guest in xdpvm' : 'xdpvm (TypeScript)', fmt(result.mpps.median), fmt(result.mpps.min), fmt(result.mpps.max),
           String(runs.reduce((s, r) => s + (r.packets ?? 0), 0)), String(runs.reduce((s, r) => s + (r.peerPackets ?? 0), 0))],
         [result.baseline.name, fmt(result.baseline.mpps.median), fmt(result.baseline.mpps.min), fmt(result.baseline.mpps.max),
           String(runs.reduce((s, r) => s + (r.baselinePackets ?? 0), 0)), String(runs.reduce((s, r) => s + (r.baselinePeerPackets ?? 0), 0))],

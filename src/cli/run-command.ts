@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { MpState } from '../kvm/vcpu';
 import { applyBootState, hostTscKhz, loadBareMetal } from '../vmm/loader';
+import { FAULT_PORT } from '../vmm/loader/boot-info';
 import { loadLinux } from '../vmm/loader/linux-loader';
 import { detectKernelKind } from '../vmm/kernel-image';
 import { Machine, type BootPlan } from '../vmm/machine';
@@ -46,6 +47,7 @@ export function bootPlanFor(
   return (memory, cpus) => {
     const boot = loadBareMetal({ ram: memory.regionBytes(0), image: kernel, commandLine: append, vcpus: cpus, mmio: PCI_MMIO32, tscKhz: hostTscKhz() });
     return {
+      faultPort: FAULT_PORT,
       setupVcpu(vcpu, index) {
         applyBootState(vcpu, boot.vcpus[index]!);
         // Every vCPU enters the image at once: no INIT/SIPI dance for a bare-metal guest.

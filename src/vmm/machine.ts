@@ -19,6 +19,7 @@ import { I8042_COMMAND, I8042Reset } from './devices/i8042-reset';
 import { PortIoBus } from './devices/port-io-bus';
 import { COM1_BASE, COM1_IRQ, Serial8250 } from './devices/serial-8250';
 import { InterruptRouting } from './interrupt-routing';
+import { describeGuestFault, readGuestFault } from './loader/exception-stubs';
 import { KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR, PCI_MMIO32, ramSlots } from './memory-layout';
 import { VirtioNetPci } from './net/virtio-net-pci';
 import { ExitKind, ExitMailbox, serveMailbox, Slot, StopReason } from './vcpu/exit-mailbox';
@@ -33,6 +34,8 @@ export interface NetDeviceConfig {
 /** What a loader (Linux, bare-metal) prepares: guest memory contents and each vCPU's initial state. */
 export interface BootPlan {
   setupVcpu(vcpu: Vcpu, index: number): void;
+  /** Bare-metal guests: the port the VMM's exception stubs write, ending the run with the decoded fault. */
+  faultPort?: number;
 }
 
 export interface MachineConfig {
@@ -68,6 +71,7 @@ export class Machine {
   private readonly bus: PciBus;
   private readonly ports: PortIoBus;
   private finish: ((r: RunResult) => void) | undefined;
+  private faultPort: number | undefined;
   private result: RunResult | undefined;
   unknownMmio = 0;
 
@@ -103,6 +107,7 @@ export class Machine {
         this.nets.push(new VirtioNetPci({ id: n.id, backend: n.backend, mac: n.mac, vm: this.vm, bus: this.bus, memory: this.memory, regions, routing, intxGsi: INTX_GSI }));
 
       const plan = config.load(this.memory, config.cpus);
+      this.faultPort = plan.faultPort;
       const cpuid = this.cpuid(pvm.pvm);
       for (let i = 0; i < config.cpus; i++) {
         const vcpu = this.vm.createVcpu(i);
@@ -129,7 +134,7 @@ export class Machine {
     for (const vcpu of this.vcpus) {
       const box = new ExitMailbox();
       this.boxes.push(box);
-      const data: VcpuWorkerData = { vcpu: vcpu.handle(), mailbox: box.buffer };
+      const data: VcpuWorkerData = { vcpu: vcpu.handle(), mailbox: box.buffer, ...(this.faultPort !== undefined ? { faultPort: this.faultPort } : {}) };
       const worker = new Worker(VCPU_WORKER, { workerData: data });
       worker.on('error', (e) => this.end({ reason: 'error', status: 0, detail: `vCPU ${vcpu.id} thread: ${e.message}` }));
       this.workers.push(worker);
@@ -181,9 +186,22 @@ export class Machine {
         return this.end({ reason: 'reset', status: 0, detail: `vCPU ${id}: ${detail}` });
       case StopReason.SystemShutdown:
         return this.end({ reason: 'shutdown', status: 0, detail: `vCPU ${id}: ${detail}` });
+      case StopReason.GuestFault:
+        return this.end({ reason: 'error', status: 0, detail: `vCPU ${id}: ${this.decodeFault(detail)}` });
       default:
         return this.end({ reason: 'error', status: 0, detail: `vCPU ${id}: ${detail}` });
     }
+  }
+
+  /** `rsp=HEX cr2=HEX` from the vCPU thread -> the exception frame the stub left on the guest's stack. */
+  private decodeFault(detail: string): string {
+    const m = /^rsp=([0-9a-f]+) cr2=([0-9a-f]+)$/.exec(detail);
+    if (!m) return `guest exception (${detail})`;
+    const rsp = Number.parseInt(m[1]!, 16);
+    const cr2 = Number.parseInt(m[2]!, 16);
+    // The stub stacks live in low RAM (identity mapped): region 0 starts at guest-physical 0.
+    const f = readGuestFault(this.memory.regionBytes(0), rsp, cr2);
+    return f ? describeGuestFault(f) : `guest exception with its frame outside RAM (rsp 0x${m[1]})`;
   }
 
   private end(r: RunResult): void {

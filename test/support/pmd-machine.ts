@@ -12,45 +12,14 @@ import { GuestMemory } from '../../src/memory/guest-memory';
 import { PciBus } from '../../src/pci/pci-bus';
 import { VirtioNetDevice } from '../../src/virtio/net/virtio-net-device';
 import { VirtioPciDevice } from '../../src/virtio/pci/virtio-pci-device';
+import { parsePmdResult, type PmdResult } from '../../src/bench/pmd-result';
 import { DEBUG_EXIT_PORT, FAULT_PORT, UART_PORT } from '../../src/vmm/loader';
 
 export const PMD_RAM_SIZE = 64 << 20;
 export const PMD_MMIO = { base: 0xc000_0000, size: 0x1000_0000 };
 export const PMD_MAC = Uint8Array.from([0x52, 0x54, 0x00, 0x12, 0x34, 0x56]);
 
-export interface PmdQueueResult {
-  queue: number;
-  tx_packets: number;
-  tx_bytes: number;
-  rx_packets: number;
-  rx_bytes: number;
-  tx_dropped: number;
-  rx_errors: number;
-  tx_kicks: number;
-  rx_kicks: number;
-  kicks_suppressed: number;
-}
-
-/** The guest's XDPVM-PMD-RESULT line. */
-export interface PmdResult {
-  mode: string;
-  ring: string;
-  event_idx: boolean;
-  queues: number;
-  vcpus: number;
-  size: number;
-  tsc_khz: number;
-  boot_cycles: number;
-  first_tx_cycles: number;
-  cycles: number;
-  seconds: number;
-  timed_out: boolean;
-  tx_packets: number;
-  tx_bytes: number;
-  rx_packets: number;
-  rx_bytes: number;
-  per_queue: PmdQueueResult[];
-}
+export type { PmdQueueResult, PmdResult } from '../../src/bench/pmd-result';
 
 export interface PmdRunOptions {
   commandLine: string;
@@ -200,12 +169,11 @@ export class PmdMachine {
     // was turned into DEVICE_NEEDS_RESET by the transport: surface it.
     if (this.transport.deviceErrors > 0) this.fail('device error');
     if (this.status === undefined && this.fault === undefined) this.fail('the guest did not write the exit port');
-    const line = /^XDPVM-PMD-RESULT (\{.*\})$/m.exec(this.text);
     return {
       status: this.status ?? -1,
       fault: this.fault,
       console: this.text,
-      result: line ? (JSON.parse(line[1]!) as PmdResult) : undefined,
+      result: parsePmdResult(this.text),
       device: this.device,
       transport: this.transport,
       backends: this.backends,

@@ -27,6 +27,7 @@
 #define XDPVM_PORT_UART 0x3f8       /* 8250 THR: every byte written is console output */
 #define XDPVM_PORT_DEBUG_EXIT 0x501 /* 8-bit write: the run ends, the byte is the exit status */
 #define XDPVM_PORT_FAULT 0x502      /* 32-bit write by the VMM's exception stubs (CPL 0): vector */
+#define XDPVM_LAPIC_BASE 0xfee00000u /* the local APIC page: mapped user read/write, uncached */
 
 /* GDT selectors (RPL included); the loader's gdt.ts builds the table. */
 #define XDPVM_SEL_KERNEL_CS 0x08

@@ -35,6 +35,7 @@ struct config {
     int event_idx;
     int verbose;
     int fault; /* 0, or 'p' (#PF), 'g' (#GP), 'u' (#UD): test the VMM's exception reporting */
+    u32 irq;   /* 0, or the vector queue 0's RX interrupts (MSI-X entry 0) are sent to: wait for it before polling */
     int have_mac;
     u8 mac[6];
     u8 dst[6];
@@ -238,6 +239,12 @@ static void parse_cmdline(const char *cmdline, u32 len)
             else if (streq(val, "gp")) cfg.fault = 'g';
             else if (streq(val, "ud")) cfg.fault = 'u';
             else usage("fault is pf, gp or ud, not", val);
+        } else if (streq(tok, "irq")) {
+#ifdef PMD_HOSTED
+            usage("irq needs a local APIC, which the hosted build has not:", val);
+#endif
+            if (!parse_u64(val, &v) || v < 32 || v > 254) usage("irq is a vector 32..254, not", val);
+            cfg.irq = (u32)v;
         } else if (streq(tok, "mac")) {
             if (!parse_mac(val, cfg.mac)) usage("mac is xx:xx:xx:xx:xx:xx, not", val);
             cfg.have_mac = 1;
@@ -249,6 +256,8 @@ static void parse_cmdline(const char *cmdline, u32 len)
     }
     if (!have_seconds && !have_count)
         cfg.seconds_ms = 1000;
+    if (cfg.irq && cfg.event_idx)
+        usage("irq asks for every used-buffer notification: not with event_idx=1", "");
 }
 
 /* -------------------------------------------------------------- self-test */
@@ -334,14 +343,66 @@ static void build_template(struct pair *p)
         udp[i] = (u8)i;
 }
 
+/* ------------------------------------------------------------- local APIC */
+
+/*
+ * Ring 3 cannot take an interrupt (IF stays 0), but the local APIC still
+ * accepts it into IRR, where it stays pending: that is what irq= waits on.
+ * Intel SDM vol. 3 §11.4.7.1: a software-disabled APIC drops fixed
+ * interrupts, so enable it (SVR bit 8, spurious vector 0xff) first.
+ */
+#define LAPIC_SVR 0xf0
+#define LAPIC_IRR 0x200
+
+static u64 g_irq_wait_cycles;
+static int g_irq_seen;
+
+static void lapic_enable(void)
+{
+    mmio_write32(XDPVM_LAPIC_BASE + LAPIC_SVR, 0x1ff);
+}
+
+static int lapic_irr(u32 vector)
+{
+    return (mmio_read32(XDPVM_LAPIC_BASE + LAPIC_IRR + 0x10 * (vector / 32)) >> (vector % 32)) & 1;
+}
+
+/* irq=: the RX interrupt must not be pending before a frame arrived, and must arrive once one has. */
+static void wait_for_rx_interrupt(void)
+{
+    if (lapic_irr(cfg.irq))
+        fatal(EXIT_DEVICE, "irq vector pending before any frame was received:", cfg.irq);
+    u64 t0 = rdtsc();
+    while (!lapic_irr(cfg.irq)) {
+        if (rdtsc() > g_timeout) {
+            con_puts("xdpvm-pmd: no interrupt on vector ");
+            con_dec(cfg.irq);
+            con_puts(" before the timeout\n");
+            return;
+        }
+        cpu_relax();
+    }
+    g_irq_seen = 1;
+    g_irq_wait_cycles = rdtsc() - t0;
+    con_puts("xdpvm-pmd: interrupt: vector ");
+    con_dec(cfg.irq);
+    con_puts(" pending in the local APIC's IRR; used ring idx ");
+    con_dec(pairs[0].rx.packed ? 0 : pairs[0].rx.used->idx);
+    con_putc('\n');
+}
+
 /* ------------------------------------------------------------- device set-up */
 
 static void setup_pair(struct pair *p, u16 id)
 {
     p->id = id;
     /* §5.1.2: receiveq(N) is 2N, transmitq(N) is 2N + 1. */
-    vnet_setup_queue(&net, &p->rx, (u16)(2 * id), cfg.qsize);
-    vnet_setup_queue(&net, &p->tx, (u16)(2 * id + 1), cfg.qsize);
+    /* irq=: queue 0's RX completions raise MSI-X entry 0; everything else is polled. */
+    u16 rx_msix = (cfg.irq && id == 0) ? 0 : VIRTIO_MSI_NO_VECTOR;
+    vnet_setup_queue(&net, &p->rx, (u16)(2 * id), cfg.qsize, rx_msix);
+    vnet_setup_queue(&net, &p->tx, (u16)(2 * id + 1), cfg.qsize, VIRTIO_MSI_NO_VECTOR);
+    if (rx_msix == 0)
+        vq_enable_interrupts(&p->rx);
     p->pool_count = (u32)p->rx.size + p->tx.size + BURST_MAX;
     p->buf_base = mem_alloc((u64)p->pool_count * BUF_SIZE, 4096);
     p->pool = phys_to_virt(mem_alloc((u64)p->pool_count * 4, 64));
@@ -368,6 +429,10 @@ static void refill_rx(struct pair *p)
 static void init_device(const struct xdpvm_boot_info *bi)
 {
     pci_find_virtio_net(&net.pci, bi->mmio_base, bi->mmio_size);
+    if (cfg.irq) {
+        lapic_enable();
+        pci_enable_msix(&net.pci, 0, (u8)cfg.irq);
+    }
     struct vnet_wants w = { cfg.queues, cfg.packed, cfg.event_idx };
     vnet_negotiate(&net, &w);
     for (u16 i = 0; i < cfg.queues; i++)
@@ -575,6 +640,12 @@ static void print_result(u64 boot_tsc)
     con_putc('.');
     for (u64 d = 100000; d; d /= 10)
         con_putc((char)('0' + (us / d) % 10));
+    if (cfg.irq) {
+        json_key("irq_vector", cfg.irq, 1);
+        con_puts(",\"irq_seen\":");
+        con_puts(g_irq_seen ? "true" : "false");
+        json_key("irq_wait_cycles", g_irq_wait_cycles, 1);
+    }
     con_puts(",\"timed_out\":");
     con_puts(timed_out ? "true" : "false");
     json_key("tx_packets", tp, 1);
@@ -681,6 +752,8 @@ void pmd_main(const struct xdpvm_boot_info *bi)
     g_timeout = g_t0 + ms_to_cycles(cfg.seconds_ms ? cfg.seconds_ms + 1000 : cfg.timeout_ms);
     barrier();
     g_ready = 1;
+    if (cfg.irq)
+        wait_for_rx_interrupt();
     poll_loop(0, nvcpu);
     g_vcpu_done[0] = 1;
     for (u32 i = 1; i < nvcpu; i++)
@@ -689,7 +762,7 @@ void pmd_main(const struct xdpvm_boot_info *bi)
     barrier();
 
     print_result(boot_tsc);
-    int timed_out = 0;
+    int timed_out = cfg.irq && !g_irq_seen;
     for (u16 i = 0; i < cfg.queues; i++)
         timed_out |= pairs[i].timed_out;
     pmd_exit(timed_out ? EXIT_TIMEOUT : EXIT_OK);

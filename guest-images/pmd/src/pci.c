@@ -15,6 +15,9 @@
 #define PCI_HEADER_TYPE 0x0e
 #define PCI_BAR0 0x10
 #define PCI_CAP_PTR 0x34
+#define PCI_CAP_ID_MSIX 0x11
+#define MSIX_CTRL_ENABLE (1u << 15)
+#define MSIX_CTRL_FUNCTION_MASK (1u << 14)
 #define PCI_STATUS_CAP_LIST (1u << 4)
 #define PCI_COMMAND_MEMORY (1u << 1)
 #define PCI_COMMAND_MASTER (1u << 2)
@@ -184,9 +187,13 @@ static int find_virtio_net(u8 *dev_out, u8 *fn_out)
     return 0;
 }
 
+static u64 g_mmio_base, g_mmio_size;
+
 void pci_find_virtio_net(struct virtio_pci_dev *d, u64 mmio_base, u64 mmio_size)
 {
     memset(d, 0, sizeof(*d));
+    g_mmio_base = mmio_base;
+    g_mmio_size = mmio_size;
     if (!find_virtio_net(&d->dev, &d->fn))
         fatal(EXIT_NO_DEVICE, "no virtio-net PCI function (1af4:1041) on bus 0:", 0);
 
@@ -213,6 +220,16 @@ void pci_find_virtio_net(struct virtio_pci_dev *d, u64 mmio_base, u64 mmio_size)
     for (int guard = 0; ptr && guard < 48; guard++) {
         u8 id = pci_read8(d->dev, d->fn, ptr);
         u8 next = pci_read8(d->dev, d->fn, (u8)(ptr + 1)) & 0xfc;
+        if (id == PCI_CAP_ID_MSIX && !d->msix_cap) {
+            /* PCI 3.0 §6.8.2: Message Control (table size - 1 in bits 10:0), then Table Offset/BIR. */
+            u32 table = pci_read32(d->dev, d->fn, (u8)(ptr + 4));
+            u64 base = bar_address(d->dev, d->fn, (u8)(table & 7));
+            if (base) {
+                d->msix_cap = ptr;
+                d->msix_size = (u16)((pci_read16(d->dev, d->fn, (u8)(ptr + 2)) & 0x7ff) + 1);
+                d->msix_table = base + (table & ~7u);
+            }
+        }
         if (id == PCI_CAP_ID_VNDR) {
             u8 type = pci_read8(d->dev, d->fn, (u8)(ptr + VCAP_CFG_TYPE));
             u8 bar = pci_read8(d->dev, d->fn, (u8)(ptr + VCAP_BAR));
@@ -254,4 +271,24 @@ void pci_find_virtio_net(struct virtio_pci_dev *d, u64 mmio_base, u64 mmio_size)
     if ((pci_read16(d->dev, d->fn, PCI_COMMAND) & (PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER)) !=
         (PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER))
         fatal(EXIT_DEVICE, "command register refused memory space / bus master:", cmd);
+}
+
+void pci_enable_msix(struct virtio_pci_dev *d, u16 entry, u8 vector)
+{
+    if (!d->msix_cap)
+        fatal(EXIT_DEVICE, "irq= needs MSI-X, and the device has no usable MSI-X capability", 0);
+    if (entry >= d->msix_size)
+        fatal(EXIT_DEVICE, "MSI-X table too small for entry:", entry);
+    u64 e = d->msix_table + 16ull * entry;
+    if (e < g_mmio_base || e + 16 > g_mmio_base + g_mmio_size)
+        fatal(EXIT_DEVICE, "MSI-X table outside the PCI MMIO window:", e);
+    /* Intel SDM vol. 3 §11.11: address 0xFEE, destination APIC id 0 in bits 19:12, physical mode; data: fixed, edge, vector. */
+    mmio_write32(e + 0, XDPVM_LAPIC_BASE);
+    mmio_write32(e + 4, 0);
+    mmio_write32(e + 8, vector);
+    mmio_write32(e + 12, 0); /* vector control: unmasked */
+    u16 ctrl = pci_read16(d->dev, d->fn, (u8)(d->msix_cap + 2));
+    pci_write16(d->dev, d->fn, (u8)(d->msix_cap + 2), (u16)((ctrl | MSIX_CTRL_ENABLE) & ~MSIX_CTRL_FUNCTION_MASK));
+    if (!(pci_read16(d->dev, d->fn, (u8)(d->msix_cap + 2)) & MSIX_CTRL_ENABLE))
+        fatal(EXIT_DEVICE, "MSI-X enable did not stick", 0);
 }

@@ -124,7 +124,7 @@ void vnet_negotiate(struct vnet *n, const struct vnet_wants *w)
         fatal(EXIT_DEVICE, "device has fewer virtqueues than §5.1.2 implies:", n->num_queues);
 }
 
-void vnet_setup_queue(struct vnet *n, struct vq *q, u16 index, u16 want)
+void vnet_setup_queue(struct vnet *n, struct vq *q, u16 index, u16 want, u16 msix)
 {
     int packed = (n->features & FEAT(VIRTIO_F_RING_PACKED)) != 0;
     int event_idx = (n->features & FEAT(VIRTIO_F_EVENT_IDX)) != 0;
@@ -141,8 +141,10 @@ void vnet_setup_queue(struct vnet *n, struct vq *q, u16 index, u16 want)
     while (size & (size - 1))
         size &= (u16)(size - 1);
     mmio_write16(common(n, VC_QUEUE_SIZE), size);
-    /* Polling: no MSI-X vector for this queue (§4.1.5.1.2). */
-    mmio_write16(common(n, VC_QUEUE_MSIX_VECTOR), VIRTIO_MSI_NO_VECTOR);
+    /* §4.1.5.1.2: the queue's MSI-X entry (NO_VECTOR: polled); a device that cannot map it reads back NO_VECTOR. */
+    mmio_write16(common(n, VC_QUEUE_MSIX_VECTOR), msix);
+    if (mmio_read16(common(n, VC_QUEUE_MSIX_VECTOR)) != msix)
+        fatal(EXIT_DEVICE, "device refused the MSI-X vector of virtqueue:", index);
 
     /* §2.7 alignment: desc 16, avail 2, used 4; packed §2.8: desc 16, event structures 4. Page-aligned here. */
     u64 desc = mem_alloc(vq_desc_bytes(packed, size), 4096);
@@ -169,7 +171,7 @@ void vnet_setup_ctrl(struct vnet *n)
     if (!(n->features & FEAT(VIRTIO_NET_F_CTRL_VQ)))
         return;
     u16 index = (u16)((n->features & FEAT(VIRTIO_NET_F_MQ)) ? 2 * n->max_pairs : 2);
-    vnet_setup_queue(n, &n->ctrl, index, 64);
+    vnet_setup_queue(n, &n->ctrl, index, 64, VIRTIO_MSI_NO_VECTOR);
     n->ctrl_buf = mem_alloc(128, 64);
 }
 

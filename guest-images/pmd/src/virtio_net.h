@@ -27,8 +27,8 @@ u64 mem_alloc(u64 size, u64 align);
 
 /* §3.1.1 steps 1-6: reset, ACKNOWLEDGE, DRIVER, feature negotiation, FEATURES_OK, device config. */
 void vnet_negotiate(struct vnet *n, const struct vnet_wants *w);
-/* §4.1.5.1.3: sets up and enables virtqueue `index` with at most `size` entries. */
-void vnet_setup_queue(struct vnet *n, struct vq *q, u16 index, u16 size);
+/* §4.1.5.1.3: sets up and enables virtqueue `index` with at most `size` entries and MSI-X entry `msix` (VIRTIO_MSI_NO_VECTOR: polled). */
+void vnet_setup_queue(struct vnet *n, struct vq *q, u16 index, u16 size, u16 msix);
 /* Sets up the control queue when VIRTIO_NET_F_CTRL_VQ was negotiated. */
 void vnet_setup_ctrl(struct vnet *n);
 /* §3.1.1 step 8: DRIVER_OK. */

@@ -56,3 +56,11 @@ void vq_init(struct vq *q, u16 index, u16 size, int packed, int event_idx, u64 d
         q->free_ids[i] = (u16)(size - 1 - i);
     q->nfree = size;
 }
+
+void vq_enable_interrupts(struct vq *q)
+{
+    if (!q->packed)
+        q->avail->flags = 0;
+    else
+        q->driver_evt->flags = VRING_PACKED_EVENT_FLAG_ENABLE;
+}

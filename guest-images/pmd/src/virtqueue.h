@@ -61,6 +61,8 @@ u64 vq_driver_bytes(int packed, u16 size);
 u64 vq_device_bytes(int packed, u16 size);
 /* Zeroes the rings and sets up driver state (areas are allocated by the caller; guest-physical addresses). */
 void vq_init(struct vq *q, u16 index, u16 size, int packed, int event_idx, u64 desc, u64 driver, u64 device, u64 notify);
+/* Asks for used-buffer notifications after all (§2.7.7 flags 0; §2.8.10 ENABLE): the irq= mode's RX queue. */
+void vq_enable_interrupts(struct vq *q);
 
 static inline u16 vq_free_slots(const struct vq *q) { return q->nfree; }
 

@@ -29,6 +29,8 @@ export interface CommonConfigHost {
   resetTransport(): void;
   /** Send a device configuration change notification. */
   signalConfigChange(): void;
+  /** A queue's or the config's MSI-X vector mapping changed (also on reset): a VMM re-aims its irqfds. */
+  vectorMappingChanged(): void;
 }
 
 export interface CommonConfigOptions {
@@ -201,6 +203,7 @@ export class CommonConfig {
         return;
       case Reg.CONFIG_MSIX_VECTOR:
         this.msixConfig = this.mapVector(v);
+        this.host.vectorMappingChanged();
         return;
       case Reg.DEVICE_STATUS:
         this.writeStatus(v & 0xff);
@@ -224,6 +227,7 @@ export class CommonConfig {
     switch (offset) {
       case Reg.QUEUE_MSIX_VECTOR:
         q.msixVector = this.mapVector(v);
+        this.host.vectorMappingChanged();
         return;
       case Reg.QUEUE_SIZE:
         // An enabled queue's ring is in use: its layout fields are frozen.
@@ -324,6 +328,7 @@ export class CommonConfig {
     this.status = 0;
     this.queueSelect = 0;
     for (const q of this.queues) q.reset();
+    this.host.vectorMappingChanged();
   }
 
   /** §2.1.2: DEVICE_NEEDS_RESET, then a configuration change notification if DRIVER_OK is set. */

@@ -80,6 +80,7 @@ export class VirtioPciDevice {
   private readonly common: CommonConfig;
   private readonly interrupts: VirtioPciInterrupts;
   private readonly notify: NotifyRegion;
+  private readonly vectorMappingListeners: Array<() => void> = [];
   private readonly memory: GuestMemory;
   /** Bumped on every reset: contexts from earlier activations go quiet. */
   private epoch = 0;
@@ -165,12 +166,20 @@ export class VirtioPciDevice {
           this.interrupts.reset();
         },
         signalConfigChange: () => this.interrupts.config(this.common.configVector),
+        vectorMappingChanged: () => {
+          for (const l of this.vectorMappingListeners) l();
+        },
       },
     );
     this.notify = new NotifyRegion(device.queueCount, (q) => this.common.queueNotify(q));
   }
 
   // ---- for the VMM ----
+
+  /** Called whenever a queue's or the config's MSI-X vector changes (driver writes, reset): irqfds follow it. */
+  onVectorMappingChanged(listener: () => void): void {
+    this.vectorMappingListeners.push(listener);
+  }
 
   /** Offset in BAR 0 of queue `index`'s notify address (for a KVM ioeventfd at BAR base + this, 2 bytes). */
   notifyOffset(index: number): number {

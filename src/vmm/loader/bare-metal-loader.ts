@@ -15,8 +15,9 @@
 //   vCPU stacks                   at the top of RAM, each with an unmapped
 //                                 guard page below it
 //   PCI MMIO window               user pages, PCD|PWT (uncached)
+//   local APIC page (0xFEE00000)  user page, uncached
 import type { Regs, Segment, Sregs } from '../../kvm/regs';
-import { BOOT_INFO_SIZE, writeBootInfo } from './boot-info';
+import { BOOT_INFO_SIZE, LAPIC_BASE, writeBootInfo } from './boot-info';
 import { ElfError, type ElfSegment, parseElf64 } from './elf64';
 import { buildExceptionStubs, EXCEPTION_VECTORS, stubOffset } from './exception-stubs';
 import {
@@ -351,6 +352,9 @@ function mapRanges(ramSize: number, sys: SystemPlan, stacks: readonly AddressRan
   out.push({ base: sys.system.base, size: sys.boot.base - sys.system.base, user: false, writable: true });
   out.push({ ...sys.boot, user: true, writable: false });
   out.push(mmio);
+  // The local APIC page: a ring-3 driver cannot take interrupts, but it can enable its APIC and see
+  // an MSI-X message arrive in IRR (how the PMD guest's irq= mode waits for the device).
+  if (LAPIC_BASE < mmio.base || LAPIC_BASE >= mmio.base + mmio.size) out.push({ base: LAPIC_BASE, size: PAGE_SIZE, user: true, writable: true, uncached: true });
   return out;
 }
 

@@ -11,6 +11,8 @@ export const BOOT_INFO_FLAG_TSC_KHZ = 1;
 export const UART_PORT = 0x3f8;
 export const DEBUG_EXIT_PORT = 0x501;
 export const FAULT_PORT = 0x502;
+/** The local APIC's page (xAPIC default base), mapped user read/write uncached: the guest enables its APIC and reads IRR. */
+export const LAPIC_BASE = 0xfee0_0000;
 
 export const BootInfoOffset = {
   MAGIC: 0,

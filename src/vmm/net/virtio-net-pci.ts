@@ -63,6 +63,8 @@ export class VirtioNetPci {
       const base = o.bus.barAddress(this.pci.pci, 0);
       if (base !== undefined) this.placeIoeventfds(base);
       this.pci.msix.addListener({ controlChanged: () => this.updateIrqfds(), vectorChanged: () => this.updateIrqfds() });
+      // A driver may enable MSI-X before it maps its queues to vectors (Linux does it the other way round).
+      this.pci.onVectorMappingChanged(() => this.updateIrqfds());
     } catch (e) {
       this.backend.close();
       throw e;

@@ -38,6 +38,8 @@ export const enum StopReason {
   SystemShutdown = 5,
   Unexpected = 6,
   RunError = 7,
+  /** A bare-metal guest's exception stub wrote the fault port; detail is `rsp=HEX cr2=HEX`. */
+  GuestFault = 8,
 }
 
 export const MAILBOX_BYTES = Slot.Words * 4 + 64;

@@ -8,6 +8,8 @@ import { ExitKind, ExitMailbox, Slot, StopReason } from './exit-mailbox';
 export interface VcpuWorkerData {
   vcpu: VcpuHandle;
   mailbox: SharedArrayBuffer;
+  /** Bare-metal guests: the port the VMM's exception stubs write (loader/exception-stubs.ts). */
+  faultPort?: number;
 }
 
 function stop(box: ExitMailbox, reason: StopReason, detail: string): void {
@@ -36,6 +38,12 @@ function run(d: VcpuWorkerData): void {
           const count = vcpu.ioCount;
           const port = vcpu.ioPort;
           const out = vcpu.ioDirection === IoDirection.Out;
+          if (out && port === d.faultPort) {
+            // The stub's frame sits at RSP; the platform thread decodes it from guest memory.
+            const rsp = vcpu.getRegs().rsp;
+            const cr2 = vcpu.getSregs().cr2;
+            return stop(box, StopReason.GuestFault, `rsp=${rsp.toString(16)} cr2=${cr2.toString(16)}`);
+          }
           // String I/O (rep ins/outs) arrives as `count` elements back to back.
           let at = vcpu.ioDataOffset;
           for (let i = 0; i < count; i++, at += size) {

@@ -1,0 +1,199 @@
+// `xdpvm bench pmd --mode txonly|rxonly|io-fwd`: the PMD test guest booted
+// by `xdpvm run` on one end of a veth pair, the peer end counting (an XDP
+// counter) and generating (the raw C XSK loop), then the raw C loop in the
+// guest's place on the same pair, alternating run by run. Counts at both
+// ends; boot-to-first-packet from the VMM's start to the peer's first frame.
+// Baselines: txonly and rxonly against the C loop doing the same; io-fwd
+// against the C receive loop (the C code has no forwarding loop, so that
+// ratio is an upper bound on what forwarding costs).
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { XdpMode } from '../backend/af-xdp/xdp-attachment';
+import { inNetns, VethPair } from '../host/netns';
+import { xsk } from '../native/xsk';
+import { runJsonChild } from './json-child';
+import { bootToFirstTxSeconds } from './pmd-result';
+import { PmdVm, type PmdVmExit } from './pmd-vm';
+import { resultHeader, type BenchResult } from './report';
+import { summarize } from './stats';
+import { XdpCounter } from './xdp-counter';
+import type { EndpointParams, EndpointResult } from './xsk-endpoint';
+
+export type PmdMode = 'txonly' | 'rxonly' | 'io-fwd';
+
+export interface PmdBenchOptions {
+  mode: PmdMode;
+  queues: number;
+  size: number;
+  seconds: number;
+  runs: number;
+  xdpMode: XdpMode;
+  progress: (line: string) => void;
+}
+
+const ENDPOINT = path.join(__dirname, 'xsk-endpoint.js');
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Why this host cannot run the benchmark, or undefined. */
+export function pmdBenchUnavailable(): string | undefined {
+  try {
+    closeSync(openSync('/dev/kvm', 'r+'));
+    return undefined;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+    return `/dev/kvm: ${code} (a host that is itself a PVM guest has none; scripts/kvm-in-tcg.sh gives a functional, emulated run)`;
+  }
+}
+
+/** True inside QEMU's software CPU (the TCG harness): figures then measure the emulator. */
+export function emulatedCpu(): boolean {
+  try {
+    return /QEMU TCG|TCG CPU/.test(readFileSync('/proc/cpuinfo', 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+interface GuestRun {
+  mpps: number;
+  packets: number;
+  peerPackets: number;
+  seconds: number;
+  bootToFirstPacketMs: number | undefined;
+  guestBootToFirstTxMs: number | undefined;
+}
+
+interface BaselineRun {
+  mpps: number;
+  packets: number;
+  peerPackets: number;
+  seconds: number;
+}
+
+function endpoints(pair: VethPair, o: PmdBenchOptions, side: 'a' | 'b', direction: 'tx' | 'rx', seconds: number): Promise<EndpointResult[]> {
+  const end = side === 'a' ? pair.a : pair.b;
+  return Promise.all(
+    Array.from({ length: o.queues }, (_, q) => {
+      const p: EndpointParams = { netns: end.netns, ifname: end.ifname, impl: 'c', direction, xdpMode: o.xdpMode, seconds, size: o.size, batch: 32, queue: q };
+      return runJsonChild<EndpointResult>(ENDPOINT, p, `C ${direction} queue ${q}`);
+    }),
+  );
+}
+
+async function guestRun(pair: VethPair, o: PmdBenchOptions, counter: XdpCounter): Promise<GuestRun> {
+  const before = counter.total();
+  const generate = o.mode !== 'txonly';
+  // The generator starts first and outlives the guest's measured window (boot included).
+  // (The C loop cannot be stopped early: it runs for boot + the window + a margin.)
+  const gen = generate ? endpoints(pair, o, 'b', 'tx', o.seconds + 8) : undefined;
+  const t0 = performance.now();
+  const vm = PmdVm.start({
+    netns: pair.a.netns, ifname: pair.a.ifname, cpus: o.queues, queues: o.queues, xdpMode: o.xdpMode,
+    append: `mode=${o.mode} size=${o.size} seconds=${o.seconds} queues=${o.queues} burst=32`,
+    timeoutMs: (o.seconds + 120) * 1000,
+  });
+  let firstMs: number | undefined;
+  let exit: PmdVmExit | undefined;
+  void vm.exited.then((e) => (exit = e));
+  while (!exit) {
+    if (firstMs === undefined && o.mode !== 'rxonly' && counter.total() > before) firstMs = performance.now() - t0;
+    await sleep(firstMs === undefined ? 2 : 50);
+  }
+  const e = exit;
+  if (gen) await gen.catch(() => undefined);
+  if (e.code !== 0 || !e.result) {
+    throw new Error(`the PMD guest run failed (exit ${e.code ?? e.signal}${e.timedOut ? ', timed out' : ''}):\n${e.console.slice(-2000)}\n${e.stderr.slice(-2000)}`);
+  }
+  const r = e.result;
+  const guestPackets = o.mode === 'rxonly' ? r.rx_packets : r.tx_packets;
+  const peerPackets = o.mode === 'rxonly' ? (await gen!).reduce((s, x) => s + x.packets, 0) : counter.total() - before;
+  const guestFirst = bootToFirstTxSeconds(r);
+  return {
+    mpps: guestPackets / r.seconds / 1e6,
+    packets: guestPackets,
+    peerPackets,
+    seconds: r.seconds,
+    bootToFirstPacketMs: firstMs,
+    guestBootToFirstTxMs: guestFirst === undefined ? undefined : guestFirst * 1000,
+  };
+}
+
+async function baselineRun(pair: VethPair, o: PmdBenchOptions, counter: XdpCounter): Promise<BaselineRun> {
+  if (o.mode === 'txonly') {
+    const before = counter.total();
+    const res = await endpoints(pair, o, 'a', 'tx', o.seconds);
+    await sleep(50);
+    const packets = res.reduce((s, x) => s + x.packets, 0);
+    const seconds = Math.max(...res.map((x) => x.seconds));
+    return { mpps: packets / seconds / 1e6, packets, peerPackets: counter.total() - before, seconds };
+  }
+  const gen = endpoints(pair, o, 'b', 'tx', o.seconds + 1.5);
+  await sleep(400);
+  const res = await endpoints(pair, o, 'a', 'rx', o.seconds);
+  const sent = (await gen).reduce((s, x) => s + x.packets, 0);
+  const packets = res.reduce((s, x) => s + x.packets, 0);
+  const seconds = Math.max(...res.map((x) => x.seconds));
+  return { mpps: packets / seconds / 1e6, packets, peerPackets: sent, seconds };
+}
+
+export async function benchPmd(o: PmdBenchOptions): Promise<BenchResult> {
+  const why = pmdBenchUnavailable();
+  if (why) throw new Error(`bench pmd needs KVM: ${why}`);
+  const emulated = emulatedCpu();
+  if (emulated) o.progress('  NOTE: this CPU is QEMU TCG (the nested-KVM harness): every figure below measures the emulator, not xdpvm');
+  const pair = new VethPair('pmd', { queues: o.queues });
+  const guest: GuestRun[] = [];
+  const base: BaselineRun[] = [];
+  let counter: XdpCounter | undefined;
+  try {
+    counter = inNetns(pair.b.netns, () => XdpCounter.attach(xsk.ifNameToIndex(pair.b.ifname), 'skb'));
+    for (let r = 0; r < o.runs; r++) {
+      for (const which of r % 2 === 0 ? (['guest', 'c'] as const) : (['c', 'guest'] as const)) {
+        if (which === 'guest') {
+          const g = await guestRun(pair, o, counter);
+          guest.push(g);
+          o.progress(
+            `  run ${r + 1}/${o.runs} PMD guest: ${g.mpps.toFixed(3)} Mpps, guest ${o.mode === 'rxonly' ? 'received' : 'sent'} ${g.packets}, ` +
+              `peer ${o.mode === 'rxonly' ? 'sent' : 'counted'} ${g.peerPackets}, first packet at the peer ${g.bootToFirstPacketMs?.toFixed(0) ?? '-'} ms after start`,
+          );
+        } else {
+          const b = await baselineRun(pair, o, counter);
+          base.push(b);
+          o.progress(`  run ${r + 1}/${o.runs} raw C    : ${b.mpps.toFixed(3)} Mpps, ${b.packets} packets, peer ${b.peerPackets}`);
+        }
+        await sleep(300);
+      }
+    }
+  } finally {
+    counter?.close();
+    pair.remove();
+  }
+  const mpps = summarize(guest.map((g) => g.mpps));
+  const baseMpps = summarize(base.map((b) => b.mpps));
+  const firsts = guest.map((g) => g.bootToFirstPacketMs).filter((x): x is number => x !== undefined);
+  return {
+    ...resultHeader(),
+    benchmark: 'pmd',
+    workload: o.mode,
+    params: {
+      xdpMode: o.xdpMode, queues: o.queues, vcpus: o.queues, size: o.size, seconds: o.seconds, runs: o.runs, burst: 32,
+      emulated, bootToFirstPacketMs: firsts.length ? summarize(firsts) : null,
+    },
+    mpps,
+    baseline: { name: o.mode === 'io-fwd' ? 'raw C rx' : 'raw C', mpps: baseMpps },
+    ratio: mpps.median / baseMpps.median,
+    runs: guest.map((g, i) => ({
+      run: i + 1,
+      mpps: g.mpps,
+      packets: g.packets,
+      peerPackets: g.peerPackets,
+      seconds: g.seconds,
+      bootToFirstPacketMs: g.bootToFirstPacketMs ?? null,
+      guestBootToFirstTxMs: g.guestBootToFirstTxMs ?? null,
+      baselineMpps: base[i]!.mpps,
+      baselinePackets: base[i]!.packets,
+      baselinePeerPackets: base[i]!.peerPackets,
+      baselineSeconds: base[i]!.seconds,
+    })),
+  };
+}

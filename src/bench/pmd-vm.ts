@@ -1,0 +1,91 @@
+// The PMD test guest booted by `xdpvm run` in a child process, inside a
+// network namespace, with virtio-net on AF_XDP: what `xdpvm bench pmd` and
+// the VMM's end-to-end tests drive. The child is the real CLI, so signals,
+// exit status and tear-down are the user's.
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { ensurePmdImage } from '../vmm/images';
+import { parsePmdResult, type PmdResult } from './pmd-result';
+
+export interface PmdVmOptions {
+  netns: string;
+  ifname: string;
+  /** The guest's command line (guest-images/pmd/README.md). */
+  append: string;
+  cpus?: number;
+  queues?: number;
+  memory?: string;
+  /** af-xdp mode= (default: auto). */
+  xdpMode?: 'native' | 'skb';
+  /** SIGKILL after this long (a hung VMM must not hang its caller). */
+  timeoutMs: number;
+  /** Console and VMM lines as they arrive. */
+  onOutput?: (chunk: string) => void;
+}
+
+export interface PmdVmExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** The guest's serial console (the VMM's stdout). */
+  console: string;
+  /** The VMM's own messages. */
+  stderr: string;
+  result: PmdResult | undefined;
+  wallMs: number;
+  timedOut: boolean;
+}
+
+/** The user's entry point (bin/xdpvm), not the module behind it. */
+const CLI = path.join(__dirname, '..', '..', '..', 'bin', 'xdpvm');
+
+export class PmdVm {
+  readonly exited: Promise<PmdVmExit>;
+  private readonly child: ChildProcess;
+
+  private constructor(o: PmdVmOptions, readonly argv: string[]) {
+    const t0 = performance.now();
+    this.child = spawn('ip', ['netns', 'exec', o.netns, process.execPath, '--enable-source-maps', CLI, ...argv], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    this.child.stdout!.on('data', (b: Buffer) => {
+      const s = b.toString('latin1');
+      out += s;
+      o.onOutput?.(s);
+    });
+    this.child.stderr!.on('data', (b: Buffer) => {
+      const s = b.toString('latin1');
+      err += s;
+      o.onOutput?.(s);
+    });
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      this.child.kill('SIGKILL');
+    }, o.timeoutMs);
+    this.exited = new Promise((resolve) => {
+      this.child.once('close', (code, signal) => {
+        clearTimeout(timer);
+        resolve({ code, signal, console: out, stderr: err, result: parsePmdResult(out), wallMs: performance.now() - t0, timedOut });
+      });
+    });
+  }
+
+  /** Boots the PMD guest (built first if stale) with one virtio-net device on `ifname`. */
+  static start(o: PmdVmOptions): PmdVm {
+    const kernel = ensurePmdImage();
+    const queues = o.queues ?? 1;
+    const netdev = [`af-xdp,id=n0,ifname=${o.ifname}`, `queues=${queues}`, ...(o.xdpMode ? [`mode=${o.xdpMode}`] : [])].join(',');
+    const argv = [
+      'run', '-m', o.memory ?? '64M', '-smp', String(o.cpus ?? 1), '-kernel', kernel, '-append', o.append,
+      '-netdev', netdev, '-device', 'virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56',
+    ];
+    return new PmdVm(o, argv);
+  }
+
+  signal(sig: NodeJS.Signals): void {
+    // `ip netns exec` execs the VMM: the child's pid is the VMM's.
+    this.child.kill(sig);
+  }
+}

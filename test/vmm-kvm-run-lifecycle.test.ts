@@ -1,0 +1,69 @@
+// `xdpvm run` end to end, the paths around the data path: the interrupt
+// path (MSI-X through irqfd and the GSI route into the guest's local APIC),
+// SIGTERM mid-traffic, and a guest exception. Same set-up as
+// vmm-kvm-run-pmd-modes.test.ts.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { PmdVm } from '../src/bench/pmd-vm';
+import { VethPair, xdpState } from '../src/host/netns';
+import { kvmTest } from './support/kvm-guest';
+import { counterOn, describe, generator, TIMEOUT_MS, waitUntil } from './support/pmd-veth';
+
+kvmTest("interrupt path: queue 0's RX completions raise MSI-X entry 0, the irqfd/MSI route delivers it, and it is pending in the guest's local APIC", async () => {
+  // A ring-3 guest cannot take the interrupt; with irq=V it enables its APIC and MSI-X, asks for
+  // used-buffer notifications on RX queue 0, checks vector V is not pending, then waits for it in IRR
+  // before it polls anything (guest-images/pmd/README.md).
+  const pair = new VethPair('run');
+  try {
+    const vm = PmdVm.start({ netns: pair.a.netns, ifname: pair.a.ifname, append: 'mode=rxonly irq=64 count=300 timeout=120', timeoutMs: TIMEOUT_MS });
+    const gen = generator(pair, 100);
+    const e = await vm.exited;
+    gen.stop();
+    await gen.done;
+    console.log(`# run irq: exit ${e.code}, ${/interrupt: .*/.exec(e.console)?.[0] ?? 'no interrupt line'}`);
+    assert.is(e.code, 0, describe(e));
+    assert.match(e.console, /xdpvm-pmd: interrupt: vector 64 pending in the local APIC's IRR/);
+    assert.match(e.console, /"irq_vector":64,"irq_seen":true/);
+    assert.ok((e.result?.rx_packets ?? 0) >= 300, describe(e));
+  } finally {
+    pair.remove();
+  }
+});
+
+kvmTest('SIGTERM mid-traffic: the run ends, status 0, and the XDP program and sockets are gone', async () => {
+  const pair = new VethPair('run');
+  const counter = counterOn(pair);
+  try {
+    const vm = PmdVm.start({ netns: pair.a.netns, ifname: pair.a.ifname, append: 'mode=txonly seconds=600', timeoutMs: TIMEOUT_MS });
+    await waitUntil('traffic at the peer', () => counter.total() > 100, 120_000);
+    const attached = xdpState(pair.a.netns, pair.a.ifname);
+    assert.ok(attached.attached !== 0, 'the VMM attached its program while running');
+    const t0 = Date.now();
+    vm.signal('SIGTERM');
+    const e = await vm.exited;
+    console.log(`# run SIGTERM: exit ${e.code ?? e.signal} ${Date.now() - t0} ms after the signal, peer had ${counter.total()}`);
+    assert.is(e.code, 0, describe(e));
+    assert.match(e.stderr, /guest stopped: SIGTERM/);
+    assert.is(xdpState(pair.a.netns, pair.a.ifname).attached, 0, "no XDP program left on the interface");
+    const before = counter.total();
+    await new Promise((r) => setTimeout(r, 300));
+    assert.is(counter.total(), before, 'no frame leaves after the VMM ended');
+  } finally {
+    counter.close();
+    pair.remove();
+  }
+});
+
+kvmTest('a guest exception ends the run with exit status 1 and the decoded fault', async () => {
+  const pair = new VethPair('run');
+  try {
+    const e = await PmdVm.start({ netns: pair.a.netns, ifname: pair.a.ifname, append: 'fault=pf', timeoutMs: TIMEOUT_MS }).exited;
+    assert.is(e.code, 1, describe(e));
+    assert.match(e.stderr, /guest error: vCPU 0: guest exception 14 \(#PF page fault\) error code 0x4 at rip 0x40[0-9a-f]+ cs 0x2b .* cr2 0x10/);
+    assert.is(xdpState(pair.a.netns, pair.a.ifname).attached, 0, "no XDP program left on the interface");
+  } finally {
+    pair.remove();
+  }
+});
+
+test.run();
