@@ -44,6 +44,7 @@ let failed = 0;
 let skipped = 0;
 const failures = [];
 const t0 = Date.now();
+process.stdout.write(`setup done; running ${files.length} test files\n`);
 
 function account(rel, stdout, status) {
   const num = (label) => {
@@ -72,6 +73,7 @@ function account(rel, stdout, status) {
 for (const file of hostFiles) {
   const rel = path.relative(root, file);
   process.stdout.write(`\n=== ${rel}\n`);
+  const started = Date.now();
   const r = spawnSync(process.execPath, ['--enable-source-maps', file], {
     cwd: root,
     encoding: 'utf8',
@@ -81,6 +83,7 @@ for (const file of hostFiles) {
   });
   process.stdout.write(r.stdout ?? '');
   process.stdout.write(r.stderr ?? '');
+  process.stdout.write(`(${rel}: ${((Date.now() - started) / 1000).toFixed(1)} s)\n`);
   account(rel, r.stdout, r.status ?? r.signal);
 }
 

@@ -78,6 +78,10 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
     },
     warn: (line) => void process.stderr.write(`${line}\n`),
   });
+  // stdin feeds COM1's receiver, line by line (the terminal stays cooked: Ctrl-C still stops the run).
+  const onInput = (b: Buffer): void => machine.consoleInput(b);
+  process.stdin.on('data', onInput);
+  process.stdin.on('error', () => process.stdin.off('data', onInput));
   const onSignal = (sig: NodeJS.Signals): void => machine.stop(`${sig}`);
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
@@ -89,6 +93,9 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    process.stdin.off('data', onInput);
+    process.stdin.pause();
+    process.stdin.destroy();
     await machine.close();
   }
 }

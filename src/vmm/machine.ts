@@ -72,6 +72,7 @@ export class Machine {
   private readonly ports: PortIoBus;
   private finish: ((r: RunResult) => void) | undefined;
   private faultPort: number | undefined;
+  private readonly serial: Serial8250;
   private result: RunResult | undefined;
   unknownMmio = 0;
 
@@ -97,8 +98,8 @@ export class Machine {
 
       this.bus = new PciBus({ mmio32: PCI_MMIO32 });
       this.ports = new PortIoBus(config.warn);
-      const serial = new Serial8250(COM1_BASE, config.console, (level) => this.vm.irqLine(COM1_IRQ, level));
-      this.ports.register(COM1_BASE, 8, serial);
+      this.serial = new Serial8250(COM1_BASE, config.console, (level) => this.vm.irqLine(COM1_IRQ, level));
+      this.ports.register(COM1_BASE, 8, this.serial);
       this.ports.register(DEBUG_EXIT_PORT, 1, new DebugExit((s) => this.end({ reason: 'debug-exit', status: s, detail: '' })));
       this.ports.register(I8042_COMMAND, 1, new I8042Reset(() => this.end({ reason: 'reset', status: 0, detail: 'i8042 reset' })));
 
@@ -145,6 +146,11 @@ export class Machine {
     await Promise.all(this.workers.map((w) => new Promise<void>((r) => (w.threadId === -1 ? r() : w.once('exit', () => r())))));
     await Promise.all(serving);
     return result;
+  }
+
+  /** Bytes for the guest's COM1 receiver (the console's input). */
+  consoleInput(bytes: Uint8Array): void {
+    this.serial.feed(bytes);
   }
 
   /** Ends the run from outside (SIGINT/SIGTERM). */
