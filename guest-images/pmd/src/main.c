@@ -749,7 +749,8 @@ void pmd_main(const struct xdpvm_boot_info *bi)
 
     g_t0 = rdtsc();
     g_deadline = g_t0 + ms_to_cycles(cfg.seconds_ms);
-    g_timeout = g_t0 + ms_to_cycles(cfg.seconds_ms ? cfg.seconds_ms + 1000 : cfg.timeout_ms);
+    /* With seconds=, the device gets timeout= (default 30 s) past the window to hand back the last TX buffers. */
+    g_timeout = g_t0 + ms_to_cycles(cfg.seconds_ms ? cfg.seconds_ms + cfg.timeout_ms : cfg.timeout_ms);
     barrier();
     g_ready = 1;
     if (cfg.irq)
