@@ -36,6 +36,8 @@ const needsKvm = (f) => /^(kvm|pmd|vmm-kvm)-/.test(path.basename(f));
 const hostHasKvm = existsSync('/dev/kvm');
 /** Per file, inside the TCG guest: generous (everything there is emulated), but a hang costs no more. */
 const TCG_FILE_LIMIT_S = 600;
+/** How the TCG guest's kernel announces its death (softlockup_panic=1 turns a lock-up into a panic). */
+const KERNEL_DEATH = /soft lockup|hard LOCKUP|Kernel panic|BUG: |general protection fault|Oops/;
 const hostFiles = hostHasKvm ? files : files.filter((f) => !needsKvm(f));
 const tcgFiles = hostHasKvm ? [] : files.filter(needsKvm);
 
@@ -43,6 +45,8 @@ let passed = 0;
 let failed = 0;
 let skipped = 0;
 const failures = [];
+/** The output of each failed file, printed again at the very end: CI logs are often read from the tail. */
+const failedOutput = [];
 const t0 = Date.now();
 process.stdout.write(`setup done; running ${files.length} test files\n`);
 
@@ -57,6 +61,7 @@ function account(rel, stdout, status) {
   if (total === undefined || ok === undefined) {
     failed += 1;
     failures.push(`${rel}: exited ${status} without a summary`);
+    failedOutput.push([rel, stdout ?? '']);
     return;
   }
   // uvu's Total counts the tests that ran (skipped ones are not in it).
@@ -67,6 +72,7 @@ function account(rel, stdout, status) {
   if (bad > 0 || status !== 0) {
     if (bad === 0) failed += 1;
     failures.push(`${rel}: ${bad || 1} failed (exit ${status})`);
+    failedOutput.push([rel, stdout ?? '']);
   }
 }
 
@@ -84,7 +90,7 @@ for (const file of hostFiles) {
   process.stdout.write(r.stdout ?? '');
   process.stdout.write(r.stderr ?? '');
   process.stdout.write(`(${rel}: ${((Date.now() - started) / 1000).toFixed(1)} s)\n`);
-  account(rel, r.stdout, r.status ?? r.signal);
+  account(rel, `${r.stdout ?? ''}${r.stderr ?? ''}`, r.status ?? r.signal);
 }
 
 if (tcgFiles.length > 0) {
@@ -124,9 +130,16 @@ if (tcgFiles.length > 0) {
         next.push(rel);
         continue;
       }
-      const tail = out.slice(out.indexOf(`@@@ BEGIN ${rel}\n`)).split('\n').slice(-40).join('\n');
-      process.stdout.write(`\n=== ${rel} (in the TCG guest, boot ${boot}): the TCG guest ended while it ran (harness exit ${r.status ?? r.signal}); last lines:\n${tail}\n${r.stderr ?? ''}\n`);
-      if (!retried.has(rel) && /soft lockup|Kernel panic/.test(tail)) {
+      const ran = out.slice(out.indexOf(`@@@ BEGIN ${rel}\n`));
+      const lines = ran.split('\n');
+      // The kernel's own account of why it died (its first lines), then how the output ended.
+      const oops = lines.findIndex((l) => KERNEL_DEATH.test(l));
+      const why = oops >= 0 ? `${lines.slice(oops, oops + 25).join('\n')}\n...\n` : '';
+      process.stdout.write(
+        `\n=== ${rel} (in the TCG guest, boot ${boot}): the TCG guest ended while it ran (harness exit ${r.status ?? r.signal})\n` +
+          `${why}last lines:\n${lines.slice(-25).join('\n')}\n${r.stderr ?? ''}\n`,
+      );
+      if (!retried.has(rel) && oops >= 0) {
         retried.add(rel);
         process.stdout.write(`the TCG guest's kernel locked up; running ${rel} once more in a fresh boot\n`);
         next.push(rel);
@@ -146,6 +159,10 @@ if (tcgFiles.length > 0) {
     }
     pending = next;
   }
+}
+for (const [rel, output] of failedOutput) {
+  const lines = output.replace(/\x1b\[[0-9;]*m/g, '').trimEnd().split('\n');
+  process.stdout.write(`\n--- ${rel} failed; its last ${Math.min(lines.length, 80)} lines again:\n${lines.slice(-80).join('\n')}\n`);
 }
 const secs = ((Date.now() - t0) / 1000).toFixed(1);
 process.stdout.write(`\n${files.length} test files in ${secs} s\n`);

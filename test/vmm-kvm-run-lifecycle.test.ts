@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert';
 import { PmdVm } from '../src/bench/pmd-vm';
 import { VethPair, xdpState } from '../src/host/netns';
 import { kvmTest } from './support/kvm-guest';
-import { counterOn, describe, generator, TIMEOUT_MS, waitUntil } from './support/pmd-veth';
+import { counterOn, describe, generator, settled, TIMEOUT_MS, waitUntil } from './support/pmd-veth';
 
 kvmTest("interrupt path: queue 0's RX completions raise MSI-X entry 0, the irqfd/MSI route delivers it, and it is pending in the guest's local APIC", async () => {
   // A ring-3 guest cannot take the interrupt; with irq=V it enables its APIC and MSI-X, asks for
@@ -22,6 +22,7 @@ kvmTest("interrupt path: queue 0's RX completions raise MSI-X entry 0, the irqfd
     await gen.done;
     console.log(`# run irq: exit ${e.code}, ${/interrupt: .*/.exec(e.console)?.[0] ?? 'no interrupt line'}`);
     assert.is(e.code, 0, describe(e));
+    assert.match(e.stderr, /guest debug-exit with status 0/, describe(e));
     assert.ok(/xdpvm-pmd: interrupt: vector 64 pending in the local APIC's IRR/.test(e.console), describe(e));
     assert.ok(/"irq_vector":64,"irq_seen":true/.test(e.console), describe(e));
     assert.ok((e.result?.rx_packets ?? 0) >= 300, describe(e));
@@ -45,8 +46,10 @@ kvmTest('SIGTERM mid-traffic: the run ends, status 0, and the XDP program and so
     assert.is(e.code, 0, describe(e));
     assert.match(e.stderr, /guest stopped: SIGTERM/);
     assert.is(xdpState(pair.a.netns, pair.a.ifname).attached, 0, "no XDP program left on the interface");
-    const before = counter.total();
-    await new Promise((r) => setTimeout(r, 300));
+    // Frames the kernel took before the exit may still be on their way through the veth; once
+    // they are in, nothing more may come.
+    const before = await settled(() => counter.total(), 500, 15_000);
+    await new Promise((r) => setTimeout(r, 1000));
     assert.is(counter.total(), before, 'no frame leaves after the VMM ended');
   } finally {
     counter.close();

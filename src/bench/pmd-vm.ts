@@ -3,6 +3,7 @@
 // the VMM's end-to-end tests drive. The child is the real CLI, so signals,
 // exit status and tear-down are the user's.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ensurePmdImage } from '../vmm/images';
 import { parsePmdResult, type PmdResult } from './pmd-result';
@@ -62,6 +63,8 @@ export class PmdVm {
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
+      // Where each thread of the hung VMM was, for whoever reads the failure.
+      if (this.child.pid !== undefined) err += `\n--- the VMM's threads when it was killed after ${o.timeoutMs} ms:\n${threadStates(this.child.pid)}`;
       this.child.kill('SIGKILL');
     }, o.timeoutMs);
     this.exited = new Promise((resolve) => {
@@ -88,4 +91,29 @@ export class PmdVm {
     // `ip netns exec` execs the VMM: the child's pid is the VMM's.
     this.child.kill(sig);
   }
+}
+
+/** One line per thread of `pid`: name, scheduler state, the syscall it is in and its kernel stack (Linux /proc; the stack needs root). */
+export function threadStates(pid: number): string {
+  const read = (f: string): string => {
+    try {
+      return readFileSync(f, 'utf8').trim();
+    } catch {
+      return '?';
+    }
+  };
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return `(process ${pid} is gone)\n`;
+  }
+  return tids
+    .map((tid) => {
+      const t = `/proc/${pid}/task/${tid}`;
+      const state = /\) (\S)/.exec(read(`${t}/stat`))?.[1] ?? '?';
+      const stack = read(`${t}/stack`).split('\n').slice(0, 6).map((l) => l.replace(/^\[<[0-9a-f]+>\] /, '')).join(' < ');
+      return `${tid} ${read(`${t}/comm`)} state ${state} syscall ${read(`${t}/syscall`).split(' ').slice(0, 3).join(' ')} kernel ${stack}\n`;
+    })
+    .join('');
 }

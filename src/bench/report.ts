@@ -69,17 +69,50 @@ export function table(header: string[], rows: string[][]): string {
 }
 
 /** Writes the result JSON (and an SVG chart of the runs) under results/; returns the JSON path. */
-export function saveResult(result: BenchResult, outFile?: string): string {
+export function saveResult(result: BenchResult, outFile?: string, svg: string = barChart(result)): string {
   const stamp = result.date.replace(/[:.]/g, '-');
   const file = outFile ?? path.join(repoRoot, 'results', `${result.benchmark}-${result.workload}-${stamp}.json`);
   mkdirSync(path.dirname(file), { recursive: true });
   writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
-  writeFileSync(file.replace(/\.json$/, '.svg'), barChart(result));
+  writeFileSync(file.replace(/\.json$/, '.svg'), svg);
   return file;
 }
 
+export interface Comparison {
+  regressed: boolean;
+  text: string;
+}
+
+export interface PublishOptions<R extends BenchResult> {
+  /** --out: where the JSON goes (the SVG beside it). */
+  out?: string;
+  /** --json: print the result as the last line of stdout. */
+  json?: boolean;
+  /** --baseline FILE and --threshold: compare with an earlier result. */
+  baseline?: string;
+  threshold?: number;
+  compare: (result: R, baselineFile: string, threshold: number) => Comparison;
+  /** The chart when the default (Mpps bars) does not fit the workload. */
+  chart?: (result: R) => string;
+  log: (line: string) => void;
+}
+
+/** The end of every benchmark command: save, compare with --baseline, print the JSON line. Returns the exit status (3: regression). */
+export function publishResult<R extends BenchResult>(result: R, o: PublishOptions<R>): number {
+  const file = saveResult(result, o.out, o.chart?.(result));
+  o.log(`saved ${file} (and .svg)`);
+  let code = 0;
+  if (o.baseline) {
+    const cmp = o.compare(result, o.baseline, o.threshold ?? 0.05);
+    o.log(cmp.text);
+    if (cmp.regressed) code = 3;
+  }
+  if (o.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+  return code;
+}
+
 /** Compares with an earlier result: a regression is a ratio lower by more than `threshold` (fraction). */
-export function compareWithBaseline(result: BenchResult, baselineFile: string, threshold: number): { regressed: boolean; text: string } {
+export function compareWithBaseline(result: BenchResult, baselineFile: string, threshold: number): Comparison {
   const old = JSON.parse(readFileSync(baselineFile, 'utf8')) as BenchResult;
   const change = result.ratio / old.ratio - 1;
   const regressed = change < -threshold;

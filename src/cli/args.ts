@@ -53,3 +53,13 @@ export function parseFlags(argv: readonly string[], spec: Record<string, FlagSpe
   }
   return { flags, rest: argv.slice(i) };
 }
+
+/** The output flags every benchmark takes: --out, --json, --baseline, --threshold. */
+export function publishFlags(flags: Flags): { out?: string; json?: boolean; baseline?: string; threshold?: number } {
+  return {
+    ...(typeof flags.out === 'string' ? { out: flags.out } : {}),
+    json: flags.json === true,
+    ...(typeof flags.baseline === 'string' ? { baseline: flags.baseline } : {}),
+    ...(typeof flags.threshold === 'number' ? { threshold: flags.threshold } : {}),
+  };
+}

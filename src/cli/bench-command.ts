@@ -6,8 +6,8 @@ import { benchDevice, benchDeviceAfXdp } from '../bench/device-bench';
 import { benchPmd, pmdBenchUnavailable, type PmdMode } from '../bench/pmd-bench';
 import { BENCH_LINUX_USAGE, benchTcpCommand, benchTestpmdCommand } from './bench-linux-command';
 import { benchDeviceWorker } from '../bench/device-worker-bench';
-import { compareWithBaseline, fmt, saveResult, table, type BenchResult } from '../bench/report';
-import { parseFlags, UsageError, type FlagSpec } from './args';
+import { compareWithBaseline, fmt, publishResult, table, type BenchResult } from '../bench/report';
+import { parseFlags, publishFlags, UsageError, type Flags, type FlagSpec } from './args';
 
 const COMMON: Record<string, FlagSpec> = {
   seconds: { type: 'number', min: 0.2, max: 600 },
@@ -115,7 +115,7 @@ async function benchPmdCommand(argv: readonly string[]): Promise<number> {
   return finish(result, flags, log);
 }
 
-function finish(result: BenchResult, flags: Record<string, unknown>, log: (l: string) => void): number {
+function finish(result: BenchResult, flags: Flags, log: (l: string) => void): number {
   const runs = result.runs as Array<Record<string, number>>;
   log('');
   log(
@@ -130,14 +130,5 @@ function finish(result: BenchResult, flags: Record<string, unknown>, log: (l: st
     ),
   );
   log(`ratio TypeScript / ${result.baseline.name}: ${fmt(result.ratio)}`);
-  const file = saveResult(result, flags.out as string | undefined);
-  log(`saved ${file} (and .svg)`);
-  let code = 0;
-  if (flags.baseline) {
-    const cmp = compareWithBaseline(result, flags.baseline as string, (flags.threshold as number | undefined) ?? 0.05);
-    log(cmp.text);
-    if (cmp.regressed) code = 3;
-  }
-  if (flags.json) process.stdout.write(`${JSON.stringify(result)}\n`);
-  return code;
+  return publishResult(result, { ...publishFlags(flags), compare: compareWithBaseline, log });
 }

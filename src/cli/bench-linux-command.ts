@@ -5,9 +5,9 @@
 import { benchTcp, TCP_BENCHMARK, type Compare, type TcpBenchResult } from '../bench/linux-tcp-bench';
 import { benchTestpmd, TESTPMD_BENCHMARK, TESTPMD_MODES, type TestpmdBenchResult, type TestpmdMode } from '../bench/linux-testpmd-bench';
 import { chooseEngine, cleanUpOnSignals, EngineError, ENGINES, type Engine } from '../bench/linux-guest-rig';
-import { barChart, fmt, saveResult, table, type BenchResult } from '../bench/report';
-import { parseFlags, UsageError, type FlagSpec, type Flags } from './args';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { barChart, fmt, publishResult, table, type BenchResult, type Comparison } from '../bench/report';
+import { parseFlags, publishFlags, UsageError, type FlagSpec, type Flags } from './args';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
 // The same common flags as bench-command.ts's.
@@ -135,17 +135,7 @@ function gbpsChart(r: TcpBenchResult): string {
 function finish(result: TcpBenchResult | TestpmdBenchResult, flags: Flags, chart?: () => string): number {
   if (Number.isFinite(result.ratio)) log(`ratio xdpvm / ${result.baseline.name}: ${fmt(result.ratio)}`);
   log(`note: ${result.note}`);
-  const file = saveResult(result, flags.out as string | undefined);
-  if (chart) writeFileSync(file.replace(/\.json$/, '.svg'), chart());
-  log(`saved ${file} (and .svg)`);
-  let code = 0;
-  if (flags.baseline) {
-    const cmp = compareLinux(result, flags.baseline as string, (flags.threshold as number | undefined) ?? 0.05);
-    log(cmp.text);
-    if (cmp.regressed) code = 3;
-  }
-  if (flags.json) process.stdout.write(`${JSON.stringify(result)}\n`);
-  return code;
+  return publishResult(result, { ...publishFlags(flags), compare: compareLinux, ...(chart ? { chart } : {}), log });
 }
 
 type OldResult = BenchResult & { gbps?: { median: number } };
@@ -165,7 +155,7 @@ function readBaseline(file: string, benchmark: string, workload: string): OldRes
 }
 
 /** The ratio when both results have one (the project's headline), else the median rate itself; in the workload's unit. */
-function compareLinux(result: TcpBenchResult | TestpmdBenchResult, file: string, threshold: number): { regressed: boolean; text: string } {
+function compareLinux(result: TcpBenchResult | TestpmdBenchResult, file: string, threshold: number): Comparison {
   const old = readBaseline(file, result.benchmark, result.workload);
   const tcp = 'gbps' in result;
   const unit = tcp ? 'Gbit/s' : 'Mpps';

@@ -48,3 +48,24 @@ export async function waitUntil(what: string, cond: () => boolean, ms: number): 
   }
 }
 
+
+/**
+ * Waits until `count()` has not moved for `quietMs` (frames already inside
+ * the kernel when a sender stops are still delivered; under emulation that
+ * can take a while), then returns the settled value.
+ */
+export async function settled(count: () => number, quietMs: number, maxMs: number): Promise<number> {
+  const until = Date.now() + maxMs;
+  let last = count();
+  let since = Date.now();
+  while (Date.now() - since < quietMs) {
+    if (Date.now() > until) throw new Error(`the count still moved after ${maxMs} ms (now ${last})`);
+    await new Promise((r) => setTimeout(r, 50));
+    const now = count();
+    if (now !== last) {
+      last = now;
+      since = Date.now();
+    }
+  }
+  return last;
+}
