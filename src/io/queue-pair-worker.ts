@@ -129,7 +129,7 @@ function run(d: QueuePairWorkerData): void {
       let idle = 0;
       let rounds = 0;
       while (Atomics.load(ctl, Control.Stop) < generation && !pair.broken) {
-        pair.service();
+        pair.service(false);
         // Copy mode sends inside a syscall: frames still on the Tx ring need another kick.
         if (queue.txUnsent() > 0) queue.txFlush();
         if ((++rounds & 63) === 0) publish();

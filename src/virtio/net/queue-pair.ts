@@ -77,8 +77,12 @@ export class NetQueuePair {
   /**
    * One round: guest TX to the backend, backend RX to the guest, then
    * interrupts for what was used. Returns true when work is left (call again).
+   * `rearm`: ask the driver for a kick once the round finds the rings drained
+   * (a kick-driven caller). A busy-polling caller passes false and arms only
+   * before it sleeps (armNotifications): re-arming every round is a
+   * sequentially consistent store into a line the driver keeps reading.
    */
-  service(): boolean {
+  service(rearm = true): boolean {
     if (this.broken) return false;
     const sent = this.tx.process(SERVICE_BUDGET);
     const received = this.rx.process(SERVICE_BUDGET);
@@ -87,6 +91,7 @@ export class NetQueuePair {
     if (this.rxq.flush()) this.notify(this.o.rx.index);
     this.checkBroken();
     if ((sent === SERVICE_BUDGET && !this.tx.blocked) || (received === SERVICE_BUDGET && !this.rx.blocked)) return true;
+    if (!rearm) return false;
     // §2.7.10 / §2.8.10: with EVENT_IDX the driver notifies only when the
     // device's event index says so; keep it at the next buffer we will read,
     // or the driver stops kicking after its first batch. A transmit buffer
