@@ -3,31 +3,19 @@
 // that both see the same machine. Counts at both ends: for txonly the
 // sender's completions and the peer's XDP counter; for rxonly the C
 // generator's sent frames and the receiver's taken frames.
-import path from 'node:path';
+import type { BenchRunOptions } from './bench-run-options';
 import { inNetns, VethPair } from '../host/netns';
 import { xsk } from '../native/xsk';
-import type { XdpMode } from '../backend/af-xdp/xdp-attachment';
 import { summarize } from './stats';
 import { resultHeader, type BenchResult } from './report';
-import { runJsonChild } from './json-child';
 import { XdpCounter } from './xdp-counter';
-import type { EndpointParams, EndpointResult } from './xsk-endpoint';
+import { runEndpoint, type EndpointResult } from './xsk-endpoint';
 
-export interface BackendBenchOptions {
+export interface BackendBenchOptions extends BenchRunOptions {
   mode: 'txonly' | 'rxonly';
-  xdpMode: XdpMode;
-  seconds: number;
-  runs: number;
-  size: number;
   batch: number;
-  progress: (line: string) => void;
 }
 
-const ENDPOINT = path.join(__dirname, 'xsk-endpoint.js');
-
-function runEndpoint(p: EndpointParams): Promise<EndpointResult> {
-  return runJsonChild<EndpointResult>(ENDPOINT, p, `endpoint ${p.impl} ${p.direction}`);
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

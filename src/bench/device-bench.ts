@@ -42,7 +42,7 @@ import { summarize } from './stats';
 import { udpFrame } from './udp-frame';
 import { XdpCounter } from './xdp-counter';
 import { runJsonChild } from './json-child';
-import type { EndpointParams, EndpointResult } from './xsk-endpoint';
+import { runEndpoint, type EndpointParams, type EndpointResult } from './xsk-endpoint';
 
 export interface DeviceBenchOptions {
   seconds: number;
@@ -388,7 +388,6 @@ function runAfXdpTx(p: AfXdpParams): AfXdpResult {
 // ------------------------------------------------------------ parent side
 
 const SELF = path.join(__dirname, 'device-bench.js');
-const ENDPOINT = path.join(__dirname, 'xsk-endpoint.js');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function checkOptions(o: DeviceBenchOptions): number {
@@ -503,7 +502,7 @@ export async function benchDeviceAfXdp(o: DeviceAfXdpBenchOptions): Promise<Benc
           const params: EndpointParams = {
             netns: pair.a.netns, ifname: pair.a.ifname, impl: 'c', direction: 'tx', xdpMode, seconds: o.seconds, size: o.size, batch, queue: 0,
           };
-          c = await runJsonChild<EndpointResult>(ENDPOINT, params, 'raw C tx');
+          c = await runEndpoint(params, 'raw C tx');
         }
         await sleep(50);
         const peer = counter.total() - before;

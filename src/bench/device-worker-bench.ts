@@ -5,10 +5,9 @@
 // with an XDP program. Alternated run by run with the raw C TX loop on the
 // same veth. Counted at both ends: buffers the device returned, frames the
 // peer saw.
-import path from 'node:path';
+import type { BenchRunOptions } from './bench-run-options';
 import { featureMask, NetHdr, SplitAvail, SplitUsed, VirtioFeature, splitAvailEventOffset } from 'virtio-spec-types';
 import { AfXdpBackend } from '../backend/af-xdp/af-xdp-backend';
-import type { XdpMode } from '../backend/af-xdp/xdp-attachment';
 import { inNetns, VethPair } from '../host/netns';
 import { WorkerQueuePairRunner } from '../io/worker-queue-pair-runner';
 import { GuestMemory } from '../memory/guest-memory';
@@ -19,17 +18,10 @@ import { vringNeedEvent } from '../virtio/queue/event-idx';
 import { resultHeader, type BenchResult } from './report';
 import { summarize } from './stats';
 import { udpFrame } from './udp-frame';
-import { runJsonChild } from './json-child';
 import { XdpCounter } from './xdp-counter';
-import type { EndpointParams, EndpointResult } from './xsk-endpoint';
+import { runEndpoint } from './xsk-endpoint';
 
-export interface DeviceWorkerBenchOptions {
-  seconds: number;
-  runs: number;
-  size: number;
-  xdpMode: XdpMode;
-  progress(line: string): void;
-}
+export type DeviceWorkerBenchOptions = BenchRunOptions;
 
 const RAM = 16 << 20;
 const Q = 256;
@@ -41,7 +33,6 @@ const HDR = NetHdr.SIZE;
 const AVAIL_IDX = SplitAvail.IDX;
 const AVAIL_RING = SplitAvail.RING;
 const USED_IDX = SplitUsed.IDX;
-const ENDPOINT = path.join(__dirname, 'xsk-endpoint.js');
 
 function ring(index: number, r: { desc: number; avail: number; used: number }): QueueConfig {
   return { index, size: Q, kind: 'split', enabled: true, descAddr: r.desc, driverAddr: r.avail, deviceAddr: r.used };
@@ -114,10 +105,6 @@ async function deviceRun(netns: string, ifname: string, o: DeviceWorkerBenchOpti
   }
 }
 
-function cRun(p: EndpointParams): Promise<EndpointResult> {
-  return runJsonChild<EndpointResult>(ENDPOINT, p, 'raw C tx');
-}
-
 export async function benchDeviceWorker(o: DeviceWorkerBenchOptions): Promise<BenchResult> {
   const pair = new VethPair('devw');
   const runs: Array<Record<string, number>> = [];
@@ -132,7 +119,7 @@ export async function benchDeviceWorker(o: DeviceWorkerBenchOptions): Promise<Be
         let seconds: number;
         if (impl === 'device') ({ packets, seconds } = await deviceRun(pair.a.netns, pair.a.ifname, o));
         else {
-          const res = await cRun({ netns: pair.a.netns, ifname: pair.a.ifname, impl: 'c', direction: 'tx', xdpMode: o.xdpMode, seconds: o.seconds, size: o.size, batch: 64, queue: 0 });
+          const res = await runEndpoint({ netns: pair.a.netns, ifname: pair.a.ifname, impl: 'c', direction: 'tx', xdpMode: o.xdpMode, seconds: o.seconds, size: o.size, batch: 64, queue: 0 });
           packets = res.packets;
           seconds = res.seconds;
         }

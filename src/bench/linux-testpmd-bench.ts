@@ -6,13 +6,12 @@
 // is testpmd's own count over the window, which the guest times itself (the
 // same script works under `xdpvm run`, whose console takes no input). The
 // baseline of the same run is the same guest on QEMU's own tap backend.
-import path from 'node:path';
 import { inNetns } from '../host/netns';
 import { xsk } from '../native/xsk';
 import { resultHeader, type BenchResult } from './report';
 import { summarize, type Summary } from './stats';
 import { XdpCounter } from './xdp-counter';
-import type { EndpointParams, EndpointResult } from './xsk-endpoint';
+import { XSK_ENDPOINT_SCRIPT, type EndpointParams, type EndpointResult } from './xsk-endpoint';
 import {
   bootGuest,
   chooseEngine,
@@ -78,7 +77,6 @@ export interface TestpmdBenchResult extends BenchResult {
   note: string;
 }
 
-const ENDPOINT = path.join(__dirname, 'xsk-endpoint.js');
 /** The result's `benchmark` (files: results/linux-testpmd-MODE-DATE.json). */
 export const TESTPMD_BENCHMARK = 'linux-testpmd';
 /** Seconds between "ready" and "start" in the guest: the generator gets going in that gap. */
@@ -131,7 +129,7 @@ export function parseTestpmdConsole(text: string): { stats: TestpmdStats; window
 /** The raw C XSK loop sending 64-byte frames from the peer for `seconds`, in a child process with a time limit. */
 function startGenerator(rig: NetRig, seconds: number): { run: ChildRun; result: () => Promise<EndpointResult> } {
   const p: EndpointParams = { netns: rig.b.netns, ifname: rig.b.ifname, impl: 'c', direction: 'tx', xdpMode: 'native', seconds, size: 64, batch: 64, queue: 0 };
-  const run = ChildRun.spawn(process.execPath, [ENDPOINT, JSON.stringify(p)], { label: 'peer generator', timeoutMs: (seconds + 30) * 1000 });
+  const run = ChildRun.spawn(process.execPath, [XSK_ENDPOINT_SCRIPT, JSON.stringify(p)], { label: 'peer generator', timeoutMs: (seconds + 30) * 1000 });
   return {
     run,
     result: async () => {

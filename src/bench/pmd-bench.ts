@@ -6,32 +6,24 @@
 // Baselines: txonly and rxonly against the C loop doing the same; io-fwd
 // against the C receive loop (the C code has no forwarding loop, so that
 // ratio is an upper bound on what forwarding costs).
+import type { BenchRunOptions } from './bench-run-options';
 import { closeSync, openSync, readFileSync } from 'node:fs';
-import path from 'node:path';
-import type { XdpMode } from '../backend/af-xdp/xdp-attachment';
 import { inNetns, VethPair } from '../host/netns';
 import { xsk } from '../native/xsk';
-import { runJsonChild } from './json-child';
 import { bootToFirstTxSeconds } from './pmd-result';
 import { PmdVm, type PmdVmExit } from './pmd-vm';
 import { resultHeader, type BenchResult } from './report';
 import { summarize } from './stats';
 import { XdpCounter } from './xdp-counter';
-import type { EndpointParams, EndpointResult } from './xsk-endpoint';
+import { runEndpoint, type EndpointParams, type EndpointResult } from './xsk-endpoint';
 
 export type PmdMode = 'txonly' | 'rxonly' | 'io-fwd';
 
-export interface PmdBenchOptions {
+export interface PmdBenchOptions extends BenchRunOptions {
   mode: PmdMode;
   queues: number;
-  size: number;
-  seconds: number;
-  runs: number;
-  xdpMode: XdpMode;
-  progress: (line: string) => void;
 }
 
-const ENDPOINT = path.join(__dirname, 'xsk-endpoint.js');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Why this host cannot run the benchmark, or undefined. */
@@ -75,7 +67,7 @@ function endpoints(pair: VethPair, o: PmdBenchOptions, side: 'a' | 'b', directio
   return Promise.all(
     Array.from({ length: o.queues }, (_, q) => {
       const p: EndpointParams = { netns: end.netns, ifname: end.ifname, impl: 'c', direction, xdpMode: o.xdpMode, seconds, size: o.size, batch: 32, queue: q };
-      return runJsonChild<EndpointResult>(ENDPOINT, p, `C ${direction} queue ${q}`);
+      return runEndpoint(p, `C ${direction} queue ${q}`);
     }),
   );
 }

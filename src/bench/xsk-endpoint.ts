@@ -9,6 +9,7 @@ import { inNetns } from '../host/netns';
 import { xsk, type XskStatistics } from '../native/xsk';
 import { rxLoop, txLoop, type LoopResult } from './backend-loops';
 import { udpFrame } from './udp-frame';
+import { runJsonChild } from './json-child';
 
 export interface EndpointParams {
   netns: string;
@@ -75,6 +76,14 @@ function runC(p: EndpointParams): EndpointResult {
       attachment?.detach();
     }
   });
+}
+
+/** This script, for callers that spawn it themselves. */
+export const XSK_ENDPOINT_SCRIPT = __filename;
+
+/** Runs one endpoint in its own process and returns its result; `what` names it in errors. */
+export function runEndpoint(p: EndpointParams, what = `endpoint ${p.impl} ${p.direction}`): Promise<EndpointResult> {
+  return runJsonChild<EndpointResult>(__filename, p, what);
 }
 
 if (require.main === module) {

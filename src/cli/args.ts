@@ -54,6 +54,16 @@ export function parseFlags(argv: readonly string[], spec: Record<string, FlagSpe
   return { flags, rest: argv.slice(i) };
 }
 
+/** The flags every benchmark takes: the run's length and count, and where and how the result goes. */
+export const BENCH_FLAGS: Readonly<Record<string, FlagSpec>> = {
+  seconds: { type: 'number', min: 0.2, max: 600 },
+  runs: { type: 'number', integer: true, min: 1, max: 100 },
+  json: { type: 'boolean' },
+  out: { type: 'string' },
+  baseline: { type: 'string' },
+  threshold: { type: 'number', min: 0, max: 1 },
+};
+
 /** The output flags every benchmark takes: --out, --json, --baseline, --threshold. */
 export function publishFlags(flags: Flags): { out?: string; json?: boolean; baseline?: string; threshold?: number } {
   return {

@@ -7,16 +7,8 @@ import { benchPmd, pmdBenchUnavailable, type PmdMode } from '../bench/pmd-bench'
 import { BENCH_LINUX_USAGE, benchTcpCommand, benchTestpmdCommand } from './bench-linux-command';
 import { benchDeviceWorker } from '../bench/device-worker-bench';
 import { compareWithBaseline, fmt, publishResult, table, type BenchResult } from '../bench/report';
-import { parseFlags, publishFlags, UsageError, type Flags, type FlagSpec } from './args';
+import { BENCH_FLAGS, parseFlags, publishFlags, UsageError, type Flags } from './args';
 
-const COMMON: Record<string, FlagSpec> = {
-  seconds: { type: 'number', min: 0.2, max: 600 },
-  runs: { type: 'number', integer: true, min: 1, max: 100 },
-  json: { type: 'boolean' },
-  out: { type: 'string' },
-  baseline: { type: 'string' },
-  threshold: { type: 'number', min: 0, max: 1 },
-};
 
 export const BENCH_USAGE = `usage: xdpvm bench backend --mode txonly|rxonly [--xdp-mode native|skb] [--seconds S] [--runs N]
                           [--size BYTES] [--batch N] [--json] [--out FILE] [--baseline FILE] [--threshold FRACTION]
@@ -33,7 +25,7 @@ export async function benchCommand(argv: readonly string[]): Promise<number> {
   if (what === 'testpmd') return benchTestpmdCommand(rest);
   if (what !== 'backend') throw new UsageError(`unknown benchmark '${what ?? ''}'\n${BENCH_USAGE}\n${BENCH_LINUX_USAGE}`);
   const { flags } = parseFlags(rest, {
-    ...COMMON,
+    ...BENCH_FLAGS,
     mode: { type: 'enum', values: ['txonly', 'rxonly'] },
     'xdp-mode': { type: 'enum', values: ['native', 'skb'] },
     size: { type: 'number', integer: true, min: 60, max: 3500 },
@@ -57,7 +49,7 @@ export async function benchCommand(argv: readonly string[]): Promise<number> {
 
 async function benchDeviceCommand(argv: readonly string[]): Promise<number> {
   const { flags } = parseFlags(argv, {
-    ...COMMON,
+    ...BENCH_FLAGS,
     backend: { type: 'enum', values: ['loopback', 'af-xdp'] },
     'xdp-mode': { type: 'enum', values: ['native', 'skb'] },
     size: { type: 'number', integer: true, min: 60, max: 3500 },
@@ -89,7 +81,7 @@ async function benchDeviceCommand(argv: readonly string[]): Promise<number> {
 
 async function benchPmdCommand(argv: readonly string[]): Promise<number> {
   const { flags } = parseFlags(argv, {
-    ...COMMON,
+    ...BENCH_FLAGS,
     mode: { type: 'enum', values: ['txonly', 'rxonly', 'io-fwd'] },
     queues: { type: 'number', integer: true, min: 1, max: 16 },
     size: { type: 'number', integer: true, min: 60, max: 1514 },

@@ -6,22 +6,13 @@ import { benchTcp, TCP_BENCHMARK, type Compare, type TcpBenchResult } from '../b
 import { benchTestpmd, TESTPMD_BENCHMARK, TESTPMD_MODES, type TestpmdBenchResult, type TestpmdMode } from '../bench/linux-testpmd-bench';
 import { chooseEngine, cleanUpOnSignals, EngineError, ENGINES, type Engine } from '../bench/linux-guest-rig';
 import { barChart, fmt, publishResult, table, type BenchResult, type Comparison } from '../bench/report';
-import { parseFlags, publishFlags, UsageError, type FlagSpec, type Flags } from './args';
+import { BENCH_FLAGS, parseFlags, publishFlags, UsageError, type FlagSpec, type Flags } from './args';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
-// The same common flags as bench-command.ts's.
-const COMMON: Record<string, FlagSpec> = {
-  seconds: { type: 'number', min: 0.2, max: 600 },
-  runs: { type: 'number', integer: true, min: 1, max: 100 },
-  json: { type: 'boolean' },
-  out: { type: 'string' },
-  baseline: { type: 'string' },
-  threshold: { type: 'number', min: 0, max: 1 },
-};
 
 const LINUX: Record<string, FlagSpec> = {
-  ...COMMON,
+  ...BENCH_FLAGS,
   engine: { type: 'enum', values: ENGINES },
   compare: { type: 'enum', values: ['qemu-tap', 'none'] },
   'image-dir': { type: 'string' },
