@@ -353,22 +353,12 @@ static void build_template(struct pair *p)
  */
 #define LAPIC_SVR 0xf0
 #define LAPIC_IRR 0x200
-#define LAPIC_LVT_LINT0 0x350
-#define LAPIC_LVT_LINT1 0x360
-#define LAPIC_LVT_MASKED 0x10000
 
 static u64 g_irq_wait_cycles;
 static int g_irq_seen;
 
 static void lapic_enable(void)
 {
-    /*
-     * Only MSIs may reach IRR. KVM resets the BSP's LINT0 to ExtINT (the
-     * 8259's output, fed by the PIT) and LINT1 to NMI, both live once the
-     * APIC is enabled: mask them first (SDM vol. 3 §11.5.1).
-     */
-    mmio_write32(XDPVM_LAPIC_BASE + LAPIC_LVT_LINT0, LAPIC_LVT_MASKED);
-    mmio_write32(XDPVM_LAPIC_BASE + LAPIC_LVT_LINT1, LAPIC_LVT_MASKED);
     mmio_write32(XDPVM_LAPIC_BASE + LAPIC_SVR, 0x1ff);
 }
 

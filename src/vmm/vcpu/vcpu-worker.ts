@@ -68,7 +68,7 @@ function run(d: VcpuWorkerData): void {
           // With the in-kernel irqchip hlt stays in the kernel; an exit means no irqchip wakes us.
           return stop(box, StopReason.Shutdown, 'hlt with no interrupt source');
         case ExitReason.Shutdown:
-          return stop(box, StopReason.Shutdown, tripleFault(vcpu));
+          return stop(box, StopReason.Shutdown, 'triple fault (KVM_EXIT_SHUTDOWN)');
         case ExitReason.InternalError:
           return stop(box, StopReason.InternalError, `KVM internal error, suberror ${vcpu.internalSuberror}`);
         case ExitReason.FailEntry:
@@ -87,14 +87,3 @@ function run(d: VcpuWorkerData): void {
 }
 
 run(workerData as VcpuWorkerData);
-
-/** KVM_EXIT_SHUTDOWN with where the vCPU stood (hex; the detail travels in 63 bytes). */
-function tripleFault(vcpu: Vcpu): string {
-  try {
-    const r = vcpu.getRegs();
-    const sr = vcpu.getSregs();
-    return `triple fault: rip ${r.rip.toString(16)} rsp ${r.rsp.toString(16)} fl ${r.rflags.toString(16)} cr2 ${sr.cr2.toString(16)}`;
-  } catch {
-    return 'triple fault (KVM_EXIT_SHUTDOWN)';
-  }
-}
