@@ -29,6 +29,31 @@ test('copies between registered buffers land; anything unregistered is refused w
   assert.throws(() => batch.flush(), /outside registered memory/, 'released buffers are no longer allowed');
 });
 
+test('a NaN, negative, infinite or 2^53+ address or length is refused, not cast', () => {
+  const a = new Uint8Array(256);
+  const pa = CopyBatch.addressOf(a);
+  const batch = new CopyBatch();
+  try {
+    for (const [dst, src, len] of [
+      [Number.NaN, pa, 4],
+      [pa, -8, 4],
+      [pa, pa + 8, 2 ** 53],
+      [2 ** 64, pa, 4],
+      [pa, Number.POSITIVE_INFINITY, 4],
+    ] as const) {
+      batch.add(dst, src, len);
+      assert.throws(() => batch.flush(), /not an integer below 2\^53|outside registered memory/, `${dst} <- ${src} (${len})`);
+    }
+    // The same buffer still copies afterwards: the hints left behind by refusals do not matter.
+    a[8] = 7;
+    batch.add(pa, pa + 8, 1);
+    batch.flush();
+    assert.is(a[0], 7);
+  } finally {
+    CopyBatch.release(a);
+  }
+});
+
 test('registrations are counted: two holders need two releases', () => {
   const a = new Uint8Array(256);
   const p1 = CopyBatch.addressOf(a);

@@ -75,6 +75,25 @@ for (const [name, opts] of cases) {
   }
 }
 
+test('a header cut after its first byte (flags | gso_type straddle two descriptors) is still read whole', () => {
+  for (const packed of [false, true]) {
+    const rig = csumRig(packed);
+    const f = ipFrame({ proto: 'udp', payload: 40, partialChecksum: true });
+    const total = 12 + f.frame.length;
+    rig.driver.send(f.frame, {
+      header: { flags: NetHdrFlags.NEEDS_CSUM, csumStart: f.l4, csumOffset: f.csumOffset },
+      lengths: [1, 4, 7, total - 12],
+    });
+    // And a plain frame whose header's first byte sits alone.
+    const plain = ipFrame({ proto: 'udp', payload: 10 });
+    rig.driver.send(plain.frame, { lengths: [1, 12 + plain.frame.length - 1] });
+    const got = rig.driver.receiveAtLeast(2);
+    assert.is(got.length, 2);
+    assert.ok(transportChecksumOk(got[0]!.frame, f.l3, false), `${packed ? 'packed' : 'split'}: checksum verifies`);
+    assert.equal(got[1]!.frame, plain.frame);
+  }
+});
+
 test('a checksum position beyond the frame drops the frame and counts it', () => {
   const rig = csumRig();
   const f = ipFrame({ proto: 'udp', payload: 20, partialChecksum: true });

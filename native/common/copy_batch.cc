@@ -23,18 +23,28 @@ struct Range {
 // filled base first, then length (release); a reader loads length (acquire)
 // then base. Unregistered slots have length 0 and are reused.
 constexpr size_t kMaxRanges = 1024;
+constexpr double kTwoPow53 = 9007199254740992.0;
 Range ranges[kMaxRanges];
 std::atomic<size_t> count{0};
 std::mutex writer;
 
-bool Allowed(uintptr_t p, size_t len) {
+bool Inside(size_t i, uintptr_t p, size_t len) {
+  size_t rl = ranges[i].length.load(std::memory_order_acquire);
+  if (rl == 0) return false;
+  uintptr_t rb = ranges[i].base.load(std::memory_order_relaxed);
+  return p >= rb && len <= rl && p - rb <= rl - len;
+}
+
+// `hint` is the slot that matched last time for this operand (a batch copies
+// between the same two ranges over and over); it only orders the search.
+bool Allowed(uintptr_t p, size_t len, size_t& hint) {
   size_t n = count.load(std::memory_order_acquire);
-  for (size_t i = 0; i < n; i++) {
-    size_t rl = ranges[i].length.load(std::memory_order_acquire);
-    if (rl == 0) continue;
-    uintptr_t rb = ranges[i].base.load(std::memory_order_relaxed);
-    if (p >= rb && len <= rl && p - rb <= rl - len) return true;
-  }
+  if (hint < n && Inside(hint, p, len)) return true;
+  for (size_t i = 0; i < n; i++)
+    if (Inside(i, p, len)) {
+      hint = i;
+      return true;
+    }
   return false;
 }
 
@@ -95,11 +105,15 @@ Napi::Value CopyBatch(const Napi::CallbackInfo& info) {
   uint32_t n = info[1].As<Napi::Number>().Uint32Value();
   if (static_cast<size_t>(n) * 3 > ops.ElementLength()) throw Napi::RangeError::New(info.Env(), "copyBatch: more ops than given");
   const double* op = ops.Data();
+  thread_local size_t dstHint = 0, srcHint = 0;
   for (uint32_t i = 0; i < n; i++, op += 3) {
+    // Casting a negative, NaN or huge double to an integer is undefined: refuse those first.
+    if (!(op[0] >= 0 && op[0] < kTwoPow53 && op[1] >= 0 && op[1] < kTwoPow53 && op[2] >= 0 && op[2] < kTwoPow53))
+      throw Napi::RangeError::New(info.Env(), "copyBatch: address or length is not an integer below 2^53");
     uintptr_t dst = static_cast<uintptr_t>(op[0]);
     uintptr_t src = static_cast<uintptr_t>(op[1]);
     size_t len = static_cast<size_t>(op[2]);
-    if (!Allowed(dst, len) || !Allowed(src, len)) throw Napi::RangeError::New(info.Env(), "copyBatch: range outside registered memory");
+    if (!Allowed(dst, len, dstHint) || !Allowed(src, len, srcHint)) throw Napi::RangeError::New(info.Env(), "copyBatch: range outside registered memory");
     memmove(reinterpret_cast<void*>(dst), reinterpret_cast<const void*>(src), len);
   }
   return info.Env().Undefined();

@@ -65,6 +65,20 @@ Napi::Value SetRingSize(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+#ifndef XDP_MAX_TX_SKB_BUDGET
+#define XDP_MAX_TX_SKB_BUDGET 9  // Linux 6.17 uapi; older headers lack it
+#endif
+
+// setTxBudget(fd, frames): how many Tx descriptors one copy-mode sendto may
+// send (XDP_MAX_TX_SKB_BUDGET, Linux >= 6.17, 32..Tx ring size; the kernel's
+// default is 32). Returns 0 or -errno (ENOPROTOOPT: an older kernel).
+Napi::Value SetTxBudget(const Napi::CallbackInfo& info) {
+  int fd = ArgInt(info, 0, "fd");
+  unsigned int budget = static_cast<unsigned int>(ArgInt(info, 1, "frames"));
+  if (setsockopt(fd, SOL_XDP, XDP_MAX_TX_SKB_BUDGET, &budget, sizeof(budget)) != 0) return Napi::Number::New(info.Env(), -errno);
+  return Napi::Number::New(info.Env(), 0);
+}
+
 Napi::Object Offsets(Napi::Env env, const xdp_ring_offset& o) {
   Napi::Object r = Napi::Object::New(env);
   r.Set("producer", Napi::Number::New(env, static_cast<double>(o.producer)));
@@ -186,6 +200,7 @@ void InitXsk(Napi::Env env, Napi::Object exports) {
   exports.Set("socketDomain", Napi::Function::New(env, SocketDomain));
   exports.Set("umemRegister", Napi::Function::New(env, UmemRegister));
   exports.Set("setRingSize", Napi::Function::New(env, SetRingSize));
+  exports.Set("setTxBudget", Napi::Function::New(env, SetTxBudget));
   exports.Set("mmapOffsets", Napi::Function::New(env, MmapOffsets));
   exports.Set("mapRing", Napi::Function::New(env, MapRing));
   exports.Set("bind", Napi::Function::New(env, Bind));

@@ -76,6 +76,8 @@ export interface XskAddon {
   socketDomain(fd: number): number;
   umemRegister(fd: number, umem: ArrayBuffer, frameSize: number, headroom: number): void;
   setRingSize(fd: number, ring: RingId, entries: number): void;
+  /** XDP_MAX_TX_SKB_BUDGET: 0 or -errno (-ENOPROTOOPT before Linux 6.17). */
+  setTxBudget(fd: number, frames: number): number;
   mmapOffsets(fd: number): MmapOffsets;
   mapRing(fd: number, ring: RingId, bytes: number): ArrayBuffer;
   bind(fd: number, ifindex: number, queueId: number, flags: number, sharedUmemFd?: number): void;

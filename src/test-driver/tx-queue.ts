@@ -16,6 +16,8 @@ export interface SendOptions {
   readonly descriptors?: number;
   /** The header in a descriptor of its own, the frame in the rest. */
   readonly separateHeader?: boolean;
+  /** Exact descriptor lengths, summing to header + frame (overrides descriptors/separateHeader). */
+  readonly lengths?: readonly number[];
   /** Offer the chain through an indirect table. */
   readonly indirect?: boolean;
 }
@@ -59,7 +61,8 @@ export class TxQueue {
     writeNetHeader(this.ram.bytes, off, o.header ?? {});
     this.ram.bytes.set(frame, off + NET_HDR_SIZE);
     const n = o.descriptors ?? 1;
-    const lens = o.separateHeader ? [NET_HDR_SIZE, ...splitLengths(frame.length, n - 1)] : splitLengths(total, n);
+    const lens = o.lengths ?? (o.separateHeader ? [NET_HDR_SIZE, ...splitLengths(frame.length, n - 1)] : splitLengths(total, n));
+    if (lens.reduce((a, b) => a + b, 0) !== total) throw new RangeError(`descriptor lengths ${lens.join('+')} do not add up to ${total}`);
     const buffers: DriverBuffer[] = [];
     let at = gpa;
     for (const len of lens) {

@@ -37,6 +37,7 @@ export interface XskSocketHandle {
   config: XskSocketConfig;
   fd: number;
   zeroCopy: boolean;
+  txBudget: number;
   umem: { address: bigint; length: number };
   rings: Record<'fill' | 'completion' | 'rx' | 'tx', { address: bigint; length: number; offsets: RingOffsets; size: number }>;
 }
@@ -53,6 +54,8 @@ export class XskSocket {
     readonly rx: ConsumerRing,
     readonly tx: ProducerRing,
     readonly zeroCopy: boolean,
+    /** Tx descriptors one copy-mode sendto sends at most (see setTxBudget). */
+    readonly txBudget: number,
     /** False for a view from another thread: closing it releases nothing. */
     private readonly owner = true,
   ) {}
@@ -69,6 +72,7 @@ export class XskSocket {
       config: this.config,
       fd: this.fd,
       zeroCopy: this.zeroCopy,
+      txBudget: this.txBudget,
       umem: { address: xsk.addressOf(this.umem), length: this.umem.byteLength },
       rings: { fill: ring(this.fill), completion: ring(this.completion), rx: ring(this.rx), tx: ring(this.tx) },
     };
@@ -87,6 +91,7 @@ export class XskSocket {
       new ConsumerRing(buf(rings.rx), rings.rx.offsets, rings.rx.size, DESC_ENTRY),
       new ProducerRing(buf(rings.tx), rings.tx.offsets, rings.tx.size, DESC_ENTRY),
       h.zeroCopy,
+      h.txBudget,
       false,
     );
   }
@@ -109,6 +114,7 @@ export class XskSocket {
       xsk.setRingSize(fd, RingId.Completion, config.completionSize);
       xsk.setRingSize(fd, RingId.Rx, config.rxSize);
       xsk.setRingSize(fd, RingId.Tx, config.txSize);
+      const txBudget = setTxBudget(fd, config.txSize);
       const off = xsk.mmapOffsets(fd);
       const map = (id: RingId, o: { desc: number }, n: number, entry: number): ArrayBuffer => {
         const b = xsk.mapRing(fd, id, o.desc + n * entry);
@@ -127,7 +133,7 @@ export class XskSocket {
       const c = xsk.constants;
       const modeFlag = config.copyMode === 'copy' ? c.XDP_COPY : config.copyMode === 'zero-copy' ? c.XDP_ZEROCOPY : 0;
       bindWithRetry(fd, config, modeFlag | c.XDP_USE_NEED_WAKEUP);
-      return new XskSocket(config, fd, umem, fill, comp, rx, tx, xsk.isZeroCopy(fd));
+      return new XskSocket(config, fd, umem, fill, comp, rx, tx, xsk.isZeroCopy(fd), txBudget);
     } catch (e) {
       for (const b of mapped.reverse()) xsk.unmap(b);
       xsk.close(fd);
@@ -149,6 +155,17 @@ export class XskSocket {
     xsk.close(this.fd);
     for (const b of [this.fill.buffer, this.completion.buffer, this.rx.buffer, this.tx.buffer, this.umem]) xsk.unmap(b);
   }
+}
+
+/** The kernel's Tx budget per sendto when XDP_MAX_TX_SKB_BUDGET is absent or refused. */
+export const KERNEL_TX_BUDGET = 32;
+
+// Copy mode transmits only inside sendto, at most 32 descriptors per call by
+// default; a syscall is costly (a getppid() takes ~1.1 us on the PVM hosts),
+// so let one call send the whole ring where the kernel allows it (Linux >= 6.17). Older kernels keep 32; the Tx path kicks again on EAGAIN.
+function setTxBudget(fd: number, txSize: number): number {
+  if (txSize < KERNEL_TX_BUDGET) return KERNEL_TX_BUDGET;
+  return xsk.setTxBudget(fd, txSize) === 0 ? txSize : KERNEL_TX_BUDGET;
 }
 
 // A socket closed on this queue a moment ago still holds it until the kernel's

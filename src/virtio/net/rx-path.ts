@@ -130,11 +130,12 @@ export class RxPath {
   private writeHeader(c: DescriptorChain, used: number): number {
     const i = c.readableCount;
     if (c.len[i]! >= HDR_SIZE) {
-      const b = this.mem.regionBytes(c.region[i]!);
+      // 12 bytes as three stores: flags..csum_offset zero, then num_buffers (§5.1.6.4).
+      const v = this.mem.regionView(c.region[i]!);
       const o = c.offset[i]!;
-      for (let k = 0; k < HDR_SIZE; k++) b[o + k] = 0;
-      b[o + HDR_NUM_BUFFERS] = used & 0xff;
-      b[o + HDR_NUM_BUFFERS + 1] = used >> 8;
+      v.setUint32(o, 0, true);
+      v.setUint32(o + 4, 0, true);
+      v.setUint32(o + 8, used << 16, true);
       return HDR_SIZE;
     }
     this.hdr.fill(0);

@@ -23,6 +23,8 @@ const HDR_CSUM_OFFSET = NetHdr.CSUM_OFFSET;
 const GSO_NONE = NetGsoType.NONE;
 const GSO_ECN = NetGsoType.ECN;
 const NEEDS_CSUM = NetHdrFlags.NEEDS_CSUM;
+/** gso_type in `headerStart()`'s value, without the ECN bit. */
+const GSO_MASK = (0xff & ~GSO_ECN) << 8;
 
 export interface TxOffloads {
   /** VIRTIO_NET_F_CSUM negotiated: honour NEEDS_CSUM. */
@@ -75,12 +77,19 @@ export class TxPath {
         done++;
         continue;
       }
-      this.readHeader();
       const frameLen = total - HDR_SIZE;
-      const gso = this.hdr[HDR_GSO_TYPE]! & ~GSO_ECN;
+      // Most frames need only flags and gso_type; the whole header is read
+      // (once, and then only that snapshot is used) when they ask for more.
+      let head = this.headerStart();
+      let csum = false;
+      if ((head & GSO_MASK) !== GSO_NONE << 8 || (head & NEEDS_CSUM) !== 0) {
+        this.readHeader();
+        head = this.hdr[HDR_FLAGS]! | (this.hdr[HDR_GSO_TYPE]! << 8);
+        csum = this.offloads.csum && (head & NEEDS_CSUM) !== 0;
+      }
       let result: number;
-      if (gso !== GSO_NONE) result = this.offloads.tso ? this.tso.send(this.mem, chain, this.hdr, frameLen) : TX_OVERSIZE;
-      else result = this.sendOne(frameLen);
+      if ((head & GSO_MASK) !== GSO_NONE << 8) result = this.offloads.tso ? this.tso.send(this.mem, chain, this.hdr, frameLen) : TX_OVERSIZE;
+      else result = this.sendOne(frameLen, csum);
       if (result === TX_BUSY) {
         vq.undo();
         this.blocked = true;
@@ -97,7 +106,15 @@ export class TxPath {
     return done;
   }
 
-  /** The virtio-net header: read in place when the first buffer holds it (the usual layout). */
+  /** flags | gso_type << 8, the header's first two bytes: in place when the first buffer holds them (the usual layout). */
+  private headerStart(): number {
+    const chain = this.chain;
+    if (chain.len[0]! >= 2) return this.mem.regionView(chain.region[0]!).getUint16(chain.offset[0]!, true);
+    gatherFromChain(this.mem, chain, 0, this.hdr, 0, 2);
+    return this.hdr[HDR_FLAGS]! | (this.hdr[HDR_GSO_TYPE]! << 8);
+  }
+
+  /** The whole virtio-net header into this.hdr: in place when the first buffer holds it. */
   private readHeader(): void {
     const chain = this.chain;
     if (chain.len[0]! >= HDR_SIZE) {
@@ -127,12 +144,12 @@ export class TxPath {
   }
 
   /** One frame, no segmentation. Returns 0, TX_BUSY or TX_OVERSIZE (and other drops as 0, counted). */
-  private sendOne(frameLen: number): number {
+  private sendOne(frameLen: number, csum: boolean): number {
     const { be, counters } = this;
     const off = be.txAcquire(frameLen);
     if (off < 0) return off;
     this.gatherBatched(HDR_SIZE, off, frameLen);
-    if (this.offloads.csum && (this.hdr[HDR_FLAGS]! & NEEDS_CSUM) !== 0) {
+    if (csum) {
       // The checksum is computed over the frame in the Tx buffer: copy it now.
       this.batch.flush();
       const start = this.hdrView.getUint16(HDR_CSUM_START, true);

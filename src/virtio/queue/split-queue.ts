@@ -31,6 +31,7 @@ import type { QueueLayout, QueueOptions, Virtqueue } from './virtqueue';
 
 // Hot-path constants as plain module consts: the package's `export *` re-exports are getters.
 const DESC_SIZE = SplitDesc.SIZE;
+const DESC_WORDS = SplitDesc.SIZE / 4;
 const DESC_ADDR = SplitDesc.ADDR;
 const DESC_LEN = SplitDesc.LEN;
 const DESC_FLAGS = SplitDesc.FLAGS;
@@ -42,7 +43,6 @@ const NO_INTERRUPT = VIRTQ_AVAIL_F_NO_INTERRUPT;
 const NO_NOTIFY = VIRTQ_USED_F_NO_NOTIFY;
 
 const NO_AREA: RingArea = { error: QueueError.None, region: -1, offset: 0 };
-const EMPTY_VIEW = new DataView(new ArrayBuffer(0));
 const EMPTY_U16 = new Uint16Array(0);
 const EMPTY_U32 = new Uint32Array(0);
 
@@ -61,8 +61,8 @@ export class SplitQueue implements Virtqueue {
   private readonly indirect: boolean;
   private readonly mask: number;
 
-  // Descriptor table: its region's DataView and the byte offset of entry 0.
-  private readonly descView: DataView;
+  // Descriptor table (16-aligned, §2.7): its region as u32 elements and the element index of entry 0.
+  private readonly descU32: Uint32Array;
   private readonly descBase: number;
   // Avail ring (Driver Area): its region as u16 elements, and element indices of its fields.
   private readonly availU16: Uint16Array;
@@ -127,8 +127,8 @@ export class SplitQueue implements Virtqueue {
 
     this.size = ok ? size : 0;
     this.mask = ok ? size - 1 : 0;
-    this.descView = ok ? memory.regionView(desc.region) : EMPTY_VIEW;
-    this.descBase = desc.offset;
+    this.descU32 = ok ? memory.regionU32(desc.region) : EMPTY_U32;
+    this.descBase = desc.offset / 4;
     this.availU16 = ok ? memory.regionU16(avail.region) : EMPTY_U16;
     const a = avail.offset / 2;
     this.availFlagsAt = a + SplitAvail.FLAGS / 2;
@@ -292,8 +292,15 @@ export class SplitQueue implements Virtqueue {
 
   /** Walks the chain starting at descriptor `head` into `chain` (§2.7.5, §2.7.5.3). */
   private walk(head: number, chain: DescriptorChain): QueueError {
-    const view = this.descView;
+    const d = this.descU32;
     const size = this.size;
+    // The usual buffer is one descriptor, neither NEXT nor INDIRECT: no loop is possible, skip the stamps.
+    const h = this.descBase + head * DESC_WORDS;
+    const headFlags = d[h + 3]! & 0xffff;
+    if ((headFlags & (F_NEXT | F_INDIRECT)) === 0) {
+      chain.ringSlots = 1;
+      return chain.append(this.memory, d[h]!, d[h + 1]!, d[h + 2]!, (headFlags & F_WRITE) !== 0, size);
+    }
     const stamps = this.stamps;
     const gen = this.nextStamp();
     let i = head;
@@ -302,34 +309,24 @@ export class SplitQueue implements Virtqueue {
       if (stamps[i] === gen) return QueueError.DescriptorLoop;
       stamps[i] = gen;
       slots++;
-      const o = this.descBase + i * DESC_SIZE;
-      const flags = view.getUint16(o + DESC_FLAGS, true);
+      // le32 words of the 16-byte descriptor: addr lo, addr hi, len, flags | next << 16.
+      const o = this.descBase + i * DESC_WORDS;
+      const flagsNext = d[o + 3]!;
+      const flags = flagsNext & 0xffff;
       if ((flags & F_INDIRECT) !== 0) {
         // §2.7.5.3.1: INDIRECT ends the chain; zero or more direct descriptors may precede it (§2.7.5.3.2).
         if (!this.indirect) return QueueError.IndirectNotNegotiated;
         if ((flags & F_NEXT) !== 0) return QueueError.IndirectWithNext;
         chain.ringSlots = slots;
-        return this.walkIndirect(
-          view.getUint32(o + DESC_ADDR, true),
-          view.getUint32(o + DESC_ADDR + 4, true),
-          view.getUint32(o + DESC_LEN, true),
-          chain,
-        );
+        return this.walkIndirect(d[o]!, d[o + 1]!, d[o + 2]!, chain);
       }
-      const error = chain.append(
-        this.memory,
-        view.getUint32(o + DESC_ADDR, true),
-        view.getUint32(o + DESC_ADDR + 4, true),
-        view.getUint32(o + DESC_LEN, true),
-        (flags & F_WRITE) !== 0,
-        size,
-      );
+      const error = chain.append(this.memory, d[o]!, d[o + 1]!, d[o + 2]!, (flags & F_WRITE) !== 0, size);
       if (error !== QueueError.None) return error;
       if ((flags & F_NEXT) === 0) {
         chain.ringSlots = slots;
         return QueueError.None;
       }
-      i = view.getUint16(o + DESC_NEXT, true);
+      i = flagsNext >>> 16;
       if (i >= size) return QueueError.NextOutOfRange;
     }
   }
