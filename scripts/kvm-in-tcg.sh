@@ -66,9 +66,25 @@ fi
 CMD64=$(printf '%s' "$1" | base64 -w0)
 BIND64=$(printf '%s' "$PWD" | base64 -w0)
 OUT=$(mktemp)
-trap 'rm -f "$OUT"; [ -n "${STAGE:-}" ] && rm -rf "$STAGE"' EXIT
+PIDFILE=$(mktemp)
+trap 'rm -f "$OUT" "$PIDFILE"; [ -n "${STAGE:-}" ] && rm -rf "$STAGE"' EXIT
 timeout "${XDPVM_TCG_TIMEOUT:-1800}" qemu-system-x86_64 -accel tcg -cpu max -smp "${XDPVM_TCG_CPUS:-2}" -m 4096 \
   -nographic -no-reboot -kernel "$KERNEL" -initrd "$INITRD" -append "console=ttyS0 quiet panic=-1 softlockup_panic=1 xcmd=$CMD64 xbind=$BIND64" \
-  -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap -nic none | tee "$OUT"
+  -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap -nic none -pidfile "$PIDFILE" | tee "$OUT" &
+# The guest's kernel can also hang without its watchdog firing (both CPUs
+# spinning with interrupts off: seen once in ~40 boots, before any output).
+# Callers bound each command they run and print when it ends, so a console
+# silent for longer than XDPVM_TCG_SILENCE seconds means the kernel is stuck:
+# say so in the output (callers treat it like a kernel panic) and stop QEMU.
+SILENCE=${XDPVM_TCG_SILENCE:-720}
+while kill -0 $! 2>/dev/null; do
+  sleep 5
+  if [ $(( $(date +%s) - $(stat -c %Y "$OUT") )) -ge "$SILENCE" ]; then
+    echo "==== kvm-in-tcg: no console output for ${SILENCE} s: the TCG guest's kernel is stuck; stopping QEMU" | tee -a "$OUT"
+    kill "$(cat "$PIDFILE")" 2>/dev/null || true
+    break
+  fi
+done
+wait
 code=$(sed -n 's/^==== kvm-in-tcg: command exited \([0-9]*\).*/\1/p' "$OUT" | tail -n1)
 exit "${code:-125}"

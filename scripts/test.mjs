@@ -36,8 +36,8 @@ const needsKvm = (f) => /^(kvm|pmd|vmm-kvm)-/.test(path.basename(f));
 const hostHasKvm = existsSync('/dev/kvm');
 /** Per file, inside the TCG guest: generous (everything there is emulated), but a hang costs no more. */
 const TCG_FILE_LIMIT_S = 600;
-/** How the TCG guest's kernel announces its death (softlockup_panic=1 turns a lock-up into a panic). */
-const KERNEL_DEATH = /soft lockup|hard LOCKUP|Kernel panic|BUG: |general protection fault|Oops/;
+/** How the TCG guest's kernel announces its death (softlockup_panic=1 turns a lock-up into a panic), or the harness a silent hang. */
+const KERNEL_DEATH = /soft lockup|hard LOCKUP|Kernel panic|BUG: |general protection fault|Oops|kvm-in-tcg: no console output/;
 const hostFiles = hostHasKvm ? files : files.filter((f) => !needsKvm(f));
 const tcgFiles = hostHasKvm ? [] : files.filter(needsKvm);
 
