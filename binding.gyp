@@ -26,6 +26,7 @@
       "sources": [
         "native/common/mapping.cc",
         "native/kvm/addon.cc",
+        "native/kvm/affinity.cc",
         "native/kvm/system.cc",
         "native/kvm/vm.cc",
         "native/kvm/vcpu.cc",

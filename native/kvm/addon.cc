@@ -12,6 +12,7 @@ Napi::Object InitKvmAddon(Napi::Env env, Napi::Object exports) {
   InitKvmVcpu(env, exports);
   InitKvmMemory(env, exports);
   InitEventfd(env, exports);
+  InitAffinity(env, exports);
   InitEpoll(env, exports);
   InitKick(env, exports);
   InitKvmLayout(env, exports);

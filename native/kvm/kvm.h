@@ -13,6 +13,7 @@ void InitKvmVm(Napi::Env env, Napi::Object exports);
 void InitKvmVcpu(Napi::Env env, Napi::Object exports);
 void InitKvmMemory(Napi::Env env, Napi::Object exports);
 void InitEventfd(Napi::Env env, Napi::Object exports);
+void InitAffinity(Napi::Env env, Napi::Object exports);
 void InitEpoll(Napi::Env env, Napi::Object exports);
 void InitKick(Napi::Env env, Napi::Object exports);
 void InitKvmLayout(Napi::Env env, Napi::Object exports);

@@ -4,10 +4,13 @@
 // own I/O worker against an AF_XDP socket on a veth; the peer counts frames
 // with an XDP program. Alternated run by run with the raw C TX loop on the
 // same veth. Counted at both ends: buffers the device returned, frames the
-// peer saw.
+// peer saw. The worker and the C loop are pinned to the same CPU, the driver
+// to another; the headline ratio is the median of the per-run ratios.
+import { availableParallelism } from 'node:os';
 import type { BenchRunOptions } from './bench-run-options';
 import { featureMask, NetHdr, SplitAvail, SplitUsed, VirtioFeature, splitAvailEventOffset } from 'virtio-spec-types';
 import { AfXdpBackend } from '../backend/af-xdp/af-xdp-backend';
+import { benchCpus, pinThisThread } from '../host/cpu-affinity';
 import { inNetns, VethPair } from '../host/netns';
 import { WorkerQueuePairRunner } from '../io/worker-queue-pair-runner';
 import { GuestMemory } from '../memory/guest-memory';
@@ -38,10 +41,13 @@ function ring(index: number, r: { desc: number; avail: number; used: number }): 
   return { index, size: Q, kind: 'split', enabled: true, descAddr: r.desc, driverAddr: r.avail, deviceAddr: r.used };
 }
 
+type Cpus = ReturnType<typeof benchCpus>;
+const ALL_CPUS = Array.from({ length: availableParallelism() }, (_, i) => i);
+
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** One timed run of the device in its worker; returns buffers the device returned and the elapsed time. */
-async function deviceRun(netns: string, ifname: string, o: DeviceWorkerBenchOptions): Promise<{ packets: number; seconds: number }> {
+async function deviceRun(netns: string, ifname: string, o: DeviceWorkerBenchOptions, cpus: Cpus): Promise<{ packets: number; seconds: number }> {
   const backend = inNetns(netns, () =>
     AfXdpBackend.open({ id: 'bench', ifname, mode: o.xdpMode, forceCopy: false, queues: 1, startQueue: 0, inhibit: false }),
   );
@@ -52,7 +58,9 @@ async function deviceRun(netns: string, ifname: string, o: DeviceWorkerBenchOpti
   const runner = new WorkerQueuePairRunner({
     regions: [{ gpa: 0, address: xsk.addressOf(ram), length: RAM }],
     sockets: [backend.sockets[0]!.handle()],
+    cpus: [cpus?.io],
   });
+  if (cpus) pinThisThread(cpus.driver, 'benchmark driver');
   try {
     // Descriptor i permanently points at TX buffer i: header (zero) + frame.
     const frame = udpFrame(o.size);
@@ -99,6 +107,7 @@ async function deviceRun(netns: string, ifname: string, o: DeviceWorkerBenchOpti
     const seconds = (performance.now() - start) / 1000;
     return { packets: returned, seconds };
   } finally {
+    if (cpus) kvmNative.setThreadAffinity(ALL_CPUS);
     await runner.close();
     backend.close();
     xsk.unmap(ram);
@@ -106,6 +115,9 @@ async function deviceRun(netns: string, ifname: string, o: DeviceWorkerBenchOpti
 }
 
 export async function benchDeviceWorker(o: DeviceWorkerBenchOptions): Promise<BenchResult> {
+  // The I/O worker and the C loop on the same CPU (their softirq work lands there too), the driver on another:
+  // otherwise each run measures where the scheduler put the threads as much as the code.
+  const cpus = benchCpus();
   const pair = new VethPair('devw');
   const runs: Array<Record<string, number>> = [];
   let counter: XdpCounter | undefined;
@@ -117,9 +129,9 @@ export async function benchDeviceWorker(o: DeviceWorkerBenchOptions): Promise<Be
         const before = counter.total();
         let packets: number;
         let seconds: number;
-        if (impl === 'device') ({ packets, seconds } = await deviceRun(pair.a.netns, pair.a.ifname, o));
+        if (impl === 'device') ({ packets, seconds } = await deviceRun(pair.a.netns, pair.a.ifname, o, cpus));
         else {
-          const res = await runEndpoint({ netns: pair.a.netns, ifname: pair.a.ifname, impl: 'c', direction: 'tx', xdpMode: o.xdpMode, seconds: o.seconds, size: o.size, batch: 64, queue: 0 });
+          const res = await runEndpoint({ netns: pair.a.netns, ifname: pair.a.ifname, impl: 'c', direction: 'tx', xdpMode: o.xdpMode, seconds: o.seconds, size: o.size, batch: 64, queue: 0, ...(cpus ? { cpu: cpus.io } : {}) });
           packets = res.packets;
           seconds = res.seconds;
         }
@@ -136,16 +148,19 @@ export async function benchDeviceWorker(o: DeviceWorkerBenchOptions): Promise<Be
     counter?.close();
     pair.remove();
   }
+  for (const r of runs) r.ratio = r.mpps! / r.baselineMpps!;
   const mpps = summarize(runs.map((r) => r.mpps!));
   const base = summarize(runs.map((r) => r.baselineMpps!));
+  const paired = summarize(runs.map((r) => r.ratio!));
   return {
     ...resultHeader(),
     benchmark: 'device-worker',
     workload: 'txonly',
-    params: { xdpMode: o.xdpMode, seconds: o.seconds, runs: o.runs, size: o.size, queueSize: Q, eventIdx: true },
+    params: { xdpMode: o.xdpMode, seconds: o.seconds, runs: o.runs, size: o.size, queueSize: Q, eventIdx: true, cpus: cpus ?? 'not pinned' },
     mpps,
     baseline: { name: 'raw C', mpps: base },
-    ratio: mpps.median / base.median,
+    ratio: paired.median,
+    runRatios: { ...paired, ofMedians: mpps.median / base.median },
     runs,
   };
 }

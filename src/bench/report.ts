@@ -54,6 +54,12 @@ export interface BenchResult {
   mpps: Summary;
   baseline: { name: string; mpps: Summary };
   ratio: number;
+  /**
+   * Where each run measured both sides back to back: the ratio within each
+   * run. The headline `ratio` is then their median, which a host that
+   * changes speed between runs moves far less than a ratio of medians.
+   */
+  runRatios?: Summary & { ofMedians: number };
   runs: Array<Record<string, unknown>>;
 }
 

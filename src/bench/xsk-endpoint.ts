@@ -6,6 +6,7 @@ import { AfXdpBackend } from '../backend/af-xdp/af-xdp-backend';
 import { XdpAttachment, type XdpMode } from '../backend/af-xdp/xdp-attachment';
 import { XskSocket } from '../backend/af-xdp/xsk-socket';
 import { inNetns } from '../host/netns';
+import { pinThisThread } from '../host/cpu-affinity';
 import { xsk, type XskStatistics } from '../native/xsk';
 import { rxLoop, txLoop, type LoopResult } from './backend-loops';
 import { udpFrame } from './udp-frame';
@@ -21,6 +22,8 @@ export interface EndpointParams {
   size: number;
   batch: number;
   queue: number;
+  /** Pin the sending/receiving thread to this host CPU. */
+  cpu?: number;
 }
 
 export interface EndpointResult extends LoopResult {
@@ -88,6 +91,7 @@ export function runEndpoint(p: EndpointParams, what = `endpoint ${p.impl} ${p.di
 
 if (require.main === module) {
   const p = JSON.parse(process.argv[2] ?? '{}') as EndpointParams;
+  if (p.cpu !== undefined) pinThisThread(p.cpu, 'benchmark endpoint');
   const r = p.impl === 'ts' ? runTs(p) : runC(p);
   process.stdout.write(`${JSON.stringify(r)}\n`);
 }

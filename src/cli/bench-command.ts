@@ -121,6 +121,12 @@ function finish(result: BenchResult, flags: Flags, log: (l: string) => void): nu
       ],
     ),
   );
-  log(`ratio TypeScript / ${result.baseline.name}: ${fmt(result.ratio)}`);
+  const rr = result.runRatios;
+  if (rr)
+    log(
+      `ratio TypeScript / ${result.baseline.name}: ${fmt(result.ratio)} (median of the per-run ratios, min ${fmt(rr.min)}, max ${fmt(rr.max)}; ` +
+        `ratio of the medians ${fmt(rr.ofMedians)})`,
+    );
+  else log(`ratio TypeScript / ${result.baseline.name}: ${fmt(result.ratio)}`);
   return publishResult(result, { ...publishFlags(flags), compare: compareWithBaseline, log });
 }

@@ -11,6 +11,7 @@ import { receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { AfXdpQueue } from '../backend/af-xdp/af-xdp-queue';
 import { XskSocket } from '../backend/af-xdp/xsk-socket';
 import { Epoll, EpollEvents } from '../kvm/epoll';
+import { pinThisThread } from '../host/cpu-affinity';
 import { GuestMemory } from '../memory/guest-memory';
 import { kvmNative } from '../native/kvm';
 import { xsk } from '../native/xsk';
@@ -25,6 +26,7 @@ const SLEEP_MS = 200;
 const IDLE_PUBLISH_MS = 100;
 
 function run(d: QueuePairWorkerData): void {
+  if (d.cpu !== undefined) pinThisThread(d.cpu, `I/O worker of queue pair ${d.spec.pair}`);
   const ctl = new Int32Array(d.control, 0, Control.Words);
   const live = new Float64Array(d.control, Control.Words * 4, COUNTER_NAMES.length);
   const queue = new AfXdpQueue(XskSocket.fromHandle(d.socket));

@@ -43,6 +43,8 @@ export interface WorkerRunnerOptions {
   /** Per pair: existing eventfds, or undefined to have the runner create them. */
   fds?: readonly (QueuePairEventFds | undefined)[];
   spinRounds?: number;
+  /** Per pair: the host CPU its worker pins itself to (undefined: not pinned). */
+  cpus?: readonly (number | undefined)[];
   /** Keep one worker per pair for the runner's lifetime, servicing one session per start(). */
   persistent?: boolean;
 }
@@ -131,6 +133,7 @@ export class WorkerQueuePairRunner implements QueuePairRunner {
       wakeFd,
       control,
       spinRounds: this.o.spinRounds ?? 2000,
+      ...(this.o.cpus?.[spec.pair] !== undefined ? { cpu: this.o.cpus[spec.pair] } : {}),
       ...(channel ? { port: channel.port2 } : {}),
     };
     const worker = new Worker(WORKER, { workerData: data, ...(channel ? { transferList: [channel.port2] } : {}) });

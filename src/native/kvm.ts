@@ -160,6 +160,8 @@ export interface KvmAddon {
   guestMemoryMemfd(size: number, hugepages?: boolean, name?: string): { fd: number; buffer: ArrayBuffer };
 
   // eventfd: read -> count or -errno, write -> 0 or -errno.
+  /** Pins the calling thread to these host CPUs: 0 or -errno. */
+  setThreadAffinity(cpus: readonly number[]): number;
   eventfdCreate(initval?: number, flags?: number): number;
   eventfdRead(fd: number): number;
   eventfdWrite(fd: number, value?: number): number;

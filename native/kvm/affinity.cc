@@ -1,0 +1,34 @@
+// Thread CPU affinity: pins the calling thread (a vCPU or an I/O worker) to a
+// set of host CPUs, as QEMU/Firecracker users pin vCPU and I/O threads.
+#include "kvm.h"
+
+#include <sched.h>
+
+namespace xdpvm {
+namespace {
+
+// setThreadAffinity(cpus: number[]) -> 0 or -errno (EINVAL: no CPU of the set is online).
+Napi::Value SetThreadAffinity(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsArray()) throw Napi::TypeError::New(env, "expected an array of CPU numbers");
+  Napi::Array cpus = info[0].As<Napi::Array>();
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (uint32_t i = 0; i < cpus.Length(); i++) {
+    Napi::Value v = cpus.Get(i);
+    if (!v.IsNumber()) throw Napi::TypeError::New(env, "CPU numbers must be numbers");
+    int64_t cpu = v.As<Napi::Number>().Int64Value();
+    if (cpu < 0 || cpu >= CPU_SETSIZE) throw Napi::RangeError::New(env, "CPU number out of range");
+    CPU_SET(static_cast<int>(cpu), &set);
+  }
+  if (sched_setaffinity(0, sizeof set, &set) != 0) return Napi::Number::New(env, -errno);
+  return Napi::Number::New(env, 0);
+}
+
+}  // namespace
+
+void InitAffinity(Napi::Env env, Napi::Object exports) {
+  exports.Set("setThreadAffinity", Napi::Function::New(env, SetThreadAffinity));
+}
+
+}  // namespace xdpvm

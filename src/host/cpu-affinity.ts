@@ -1,0 +1,23 @@
+// Pinning threads to host CPUs (sched_setaffinity on the calling thread): the
+// I/O workers and benchmark loops, so that a run does not depend on where the
+// scheduler happened to put each thread and its softirq work.
+import { availableParallelism } from 'node:os';
+import { kvmNative } from '../native/kvm';
+
+/** Pins the calling thread to `cpu`; a CPU the process may not use is reported on stderr and left unpinned. */
+export function pinThisThread(cpu: number, who: string): boolean {
+  const r = kvmNative.setThreadAffinity([cpu]);
+  if (r === 0) return true;
+  process.stderr.write(`xdpvm: ${who}: cannot pin to CPU ${cpu} (errno ${-r}); left to the scheduler\n`);
+  return false;
+}
+
+/**
+ * Where a benchmark puts its threads: the device's I/O worker and the
+ * baseline loop share the last CPU, the driver standing in for the guest
+ * takes the first. With a single CPU nothing is pinned.
+ */
+export function benchCpus(): { driver: number; io: number } | undefined {
+  const n = availableParallelism();
+  return n >= 2 ? { driver: 0, io: n - 1 } : undefined;
+}

@@ -1,0 +1,43 @@
+// Pinning the calling thread: a worker thread pins itself without moving the
+// main thread, and a CPU the process cannot use is refused, not half-applied.
+import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { pinThisThread } from '../src/host/cpu-affinity';
+import { kvmNative } from '../src/native/kvm';
+
+const allowed = (): string => /Cpus_allowed_list:\s*(\S+)/.exec(readFileSync('/proc/thread-self/status', 'utf8'))![1]!;
+const ALL = Array.from({ length: availableParallelism() }, (_, i) => i);
+
+test('a worker thread pins itself to one CPU; the main thread keeps its set', async () => {
+  const before = allowed();
+  const cpu = availableParallelism() - 1;
+  const code = `
+    const { parentPort, workerData } = require('node:worker_threads');
+    const { pinThisThread } = require(workerData.module);
+    const ok = pinThisThread(workerData.cpu, 'test worker');
+    const list = /Cpus_allowed_list:\\s*(\\S+)/.exec(require('node:fs').readFileSync('/proc/thread-self/status', 'utf8'))[1];
+    parentPort.postMessage({ ok, list });`;
+  const w = new Worker(code, { eval: true, workerData: { cpu, module: require.resolve('../src/host/cpu-affinity') } });
+  const got = await new Promise<{ ok: boolean; list: string }>((resolve, reject) => {
+    w.once('message', resolve);
+    w.once('error', reject);
+  });
+  await w.terminate();
+  assert.ok(got.ok);
+  assert.is(got.list, String(cpu));
+  assert.is(allowed(), before, 'the main thread did not move');
+});
+
+test('a CPU beyond the machine is refused and the thread stays where it was', () => {
+  const before = allowed();
+  assert.is(pinThisThread(1023, 'test'), false);
+  assert.is(allowed(), before);
+  assert.throws(() => kvmNative.setThreadAffinity([-1]), /out of range/);
+  assert.throws(() => kvmNative.setThreadAffinity([1 << 20]), /out of range/);
+  assert.is(kvmNative.setThreadAffinity(ALL), 0);
+});
+
+test.run();
