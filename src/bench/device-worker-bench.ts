@@ -6,11 +6,10 @@
 // same veth. Counted at both ends: buffers the device returned, frames the
 // peer saw. The worker and the C loop are pinned to the same CPU, the driver
 // to another; the headline ratio is the median of the per-run ratios.
-import { availableParallelism } from 'node:os';
 import type { BenchRunOptions } from './bench-run-options';
 import { featureMask, NetHdr, SplitAvail, SplitUsed, VirtioFeature, splitAvailEventOffset } from 'virtio-spec-types';
 import { AfXdpBackend } from '../backend/af-xdp/af-xdp-backend';
-import { benchCpus, pinThisThread } from '../host/cpu-affinity';
+import { benchCpus, pinThisThread, unpinThisThread } from '../host/cpu-affinity';
 import { inNetns, VethPair } from '../host/netns';
 import { WorkerQueuePairRunner } from '../io/worker-queue-pair-runner';
 import { GuestMemory } from '../memory/guest-memory';
@@ -42,7 +41,6 @@ function ring(index: number, r: { desc: number; avail: number; used: number }): 
 }
 
 type Cpus = ReturnType<typeof benchCpus>;
-const ALL_CPUS = Array.from({ length: availableParallelism() }, (_, i) => i);
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -107,7 +105,7 @@ async function deviceRun(netns: string, ifname: string, o: DeviceWorkerBenchOpti
     const seconds = (performance.now() - start) / 1000;
     return { packets: returned, seconds };
   } finally {
-    if (cpus) kvmNative.setThreadAffinity(ALL_CPUS);
+    if (cpus) unpinThisThread();
     await runner.close();
     backend.close();
     xsk.unmap(ram);

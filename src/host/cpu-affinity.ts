@@ -4,12 +4,20 @@
 import { availableParallelism } from 'node:os';
 import { kvmNative } from '../native/kvm';
 
+/** The CPUs this process may use, as it started (before any thread was pinned). */
+const STARTUP_CPUS = Array.from({ length: availableParallelism() }, (_, i) => i);
+
 /** Pins the calling thread to `cpu`; a CPU the process may not use is reported on stderr and left unpinned. */
 export function pinThisThread(cpu: number, who: string): boolean {
   const r = kvmNative.setThreadAffinity([cpu]);
   if (r === 0) return true;
   process.stderr.write(`xdpvm: ${who}: cannot pin to CPU ${cpu} (errno ${-r}); left to the scheduler\n`);
   return false;
+}
+
+/** Undoes pinThisThread: the calling thread may run on every CPU it could at start-up again. */
+export function unpinThisThread(): void {
+  kvmNative.setThreadAffinity(STARTUP_CPUS);
 }
 
 /**

@@ -159,9 +159,10 @@ export interface KvmAddon {
   guestMemory(size: number, hugepages?: boolean): ArrayBuffer;
   guestMemoryMemfd(size: number, hugepages?: boolean, name?: string): { fd: number; buffer: ArrayBuffer };
 
-  // eventfd: read -> count or -errno, write -> 0 or -errno.
   /** Pins the calling thread to these host CPUs: 0 or -errno. */
   setThreadAffinity(cpus: readonly number[]): number;
+
+  // eventfd: read -> count or -errno, write -> 0 or -errno.
   eventfdCreate(initval?: number, flags?: number): number;
   eventfdRead(fd: number): number;
   eventfdWrite(fd: number, value?: number): number;

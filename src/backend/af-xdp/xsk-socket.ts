@@ -162,7 +162,8 @@ export const KERNEL_TX_BUDGET = 32;
 
 // Copy mode transmits only inside sendto, at most 32 descriptors per call by
 // default; a syscall is costly (a getppid() takes ~1.1 us on the PVM hosts),
-// so let one call send the whole ring where the kernel allows it (Linux >= 6.17). Older kernels keep 32; the Tx path kicks again on EAGAIN.
+// so let one call send the whole ring where the kernel allows it (Linux >=
+// 6.17). Older kernels keep 32; the Tx path kicks again on EAGAIN.
 function setTxBudget(fd: number, txSize: number): number {
   if (txSize < KERNEL_TX_BUDGET) return KERNEL_TX_BUDGET;
   return xsk.setTxBudget(fd, txSize) === 0 ? txSize : KERNEL_TX_BUDGET;

@@ -130,12 +130,13 @@ export class RxPath {
   private writeHeader(c: DescriptorChain, used: number): number {
     const i = c.readableCount;
     if (c.len[i]! >= HDR_SIZE) {
-      // 12 bytes as three stores: flags..csum_offset zero, then num_buffers (§5.1.6.4).
+      // flags..csum_offset zero in three stores, then num_buffers (§5.1.6.4).
       const v = this.mem.regionView(c.region[i]!);
       const o = c.offset[i]!;
       v.setUint32(o, 0, true);
       v.setUint32(o + 4, 0, true);
-      v.setUint32(o + 8, used << 16, true);
+      v.setUint16(o + 8, 0, true);
+      v.setUint16(o + HDR_NUM_BUFFERS, used, true);
       return HDR_SIZE;
     }
     this.hdr.fill(0);

@@ -81,15 +81,13 @@ export class TxPath {
       // Most frames need only flags and gso_type; the whole header is read
       // (once, and then only that snapshot is used) when they ask for more.
       let head = this.headerStart();
-      let csum = false;
-      if ((head & GSO_MASK) !== GSO_NONE << 8 || (head & NEEDS_CSUM) !== 0) {
+      if ((head & (GSO_MASK | NEEDS_CSUM)) !== GSO_NONE << 8) {
         this.readHeader();
         head = this.hdr[HDR_FLAGS]! | (this.hdr[HDR_GSO_TYPE]! << 8);
-        csum = this.offloads.csum && (head & NEEDS_CSUM) !== 0;
       }
       let result: number;
       if ((head & GSO_MASK) !== GSO_NONE << 8) result = this.offloads.tso ? this.tso.send(this.mem, chain, this.hdr, frameLen) : TX_OVERSIZE;
-      else result = this.sendOne(frameLen, csum);
+      else result = this.sendOne(frameLen, this.offloads.csum && (head & NEEDS_CSUM) !== 0);
       if (result === TX_BUSY) {
         vq.undo();
         this.blocked = true;
