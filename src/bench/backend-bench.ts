@@ -6,7 +6,7 @@
 import type { BenchRunOptions } from './bench-run-options';
 import { inNetns, VethPair } from '../host/netns';
 import { xsk } from '../native/xsk';
-import { summarize } from './stats';
+import { pairedRatio, summarize } from './stats';
 import { resultHeader, type BenchResult } from './report';
 import { XdpCounter } from './xdp-counter';
 import { runEndpoint, type EndpointResult } from './xsk-endpoint';
@@ -74,9 +74,10 @@ export async function benchBackend(o: BackendBenchOptions): Promise<BenchResult>
     params: { xdpMode: o.xdpMode, seconds: o.seconds, runs: o.runs, size: o.size, batch: o.batch, queues: 1, ring: 2048, frame: 4096 },
     mpps,
     baseline: { name: 'raw C', mpps: base },
-    ratio: mpps.median / base.median,
+    ...pairedRatio(ts.map((t, i) => ({ mpps: t.mpps, baselineMpps: c[i]!.mpps }))),
     runs: ts.map((t, i) => ({
       run: i + 1,
+      ratio: t.mpps / c[i]!.mpps,
       mpps: t.mpps,
       packets: t.packets,
       peerPackets: t.peerPackets,

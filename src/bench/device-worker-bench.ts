@@ -18,7 +18,7 @@ import { xsk } from '../native/xsk';
 import type { QueueConfig } from '../virtio/device';
 import { vringNeedEvent } from '../virtio/queue/event-idx';
 import { resultHeader, type BenchResult } from './report';
-import { summarize } from './stats';
+import { pairedRatio, summarize } from './stats';
 import { udpFrame } from './udp-frame';
 import { XdpCounter } from './xdp-counter';
 import { runEndpoint } from './xsk-endpoint';
@@ -149,7 +149,6 @@ export async function benchDeviceWorker(o: DeviceWorkerBenchOptions): Promise<Be
   for (const r of runs) r.ratio = r.mpps! / r.baselineMpps!;
   const mpps = summarize(runs.map((r) => r.mpps!));
   const base = summarize(runs.map((r) => r.baselineMpps!));
-  const paired = summarize(runs.map((r) => r.ratio!));
   return {
     ...resultHeader(),
     benchmark: 'device-worker',
@@ -157,8 +156,7 @@ export async function benchDeviceWorker(o: DeviceWorkerBenchOptions): Promise<Be
     params: { xdpMode: o.xdpMode, seconds: o.seconds, runs: o.runs, size: o.size, queueSize: Q, eventIdx: true, cpus: cpus ?? 'not pinned' },
     mpps,
     baseline: { name: 'raw C', mpps: base },
-    ratio: paired.median,
-    runRatios: { ...paired, ofMedians: mpps.median / base.median },
+    ...pairedRatio(runs.map((r) => ({ mpps: r.mpps!, baselineMpps: r.baselineMpps! }))),
     runs,
   };
 }
