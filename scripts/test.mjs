@@ -1,7 +1,8 @@
 // `npm test`: installs what the tests need (Debian packages, npm packages,
 // native addons, TypeScript build), then runs every test file in its own
 // process (a test that crashes cannot take the others down) and ends with
-// the line `N passed, N failed`.
+// the line `N passed, N failed, N skipped`, after the list of skipped tests
+// and why each could not run here.
 //   npm test                 all tests
 //   npm test -- virtqueue    only files whose name contains "virtqueue"
 import { spawnSync } from 'node:child_process';
@@ -34,6 +35,13 @@ const files = findTests(path.join(root, 'dist', 'test')).filter(
 // KVM (scripts/kvm-in-tcg.sh): correct but slow, so one boot runs them all.
 const needsKvm = (f) => /^(kvm|pmd|vmm-kvm)-/.test(path.basename(f));
 const hostHasKvm = existsSync('/dev/kvm');
+// Where this runner provides KVM (here, or in the TCG harness), a test that finds no /dev/kvm fails
+// instead of skipping (test/support/kvm-guest.ts): a harness that lost KVM must not pass its files.
+const REQUIRE_KVM = 'XDPVM_REQUIRE_KVM=1';
+const hostKind = !hostHasKvm ? 'none' : existsSync('/sys/module/kvm_pvm') ? 'pvm' : 'hardware';
+process.stdout.write(
+  `KVM on this host: ${{ none: 'none (no /dev/kvm): the KVM test files run in the nested-SVM TCG harness', pvm: 'PVM /dev/kvm (ring 3 native, ring 0 emulated): KVM test files run here; Linux under our KVM is skipped', hardware: '/dev/kvm on hardware virtualization: every KVM test file runs here' }[hostKind]}\n`,
+);
 /** Per file, inside the TCG guest: generous (everything there is emulated), but a hang costs no more. */
 const TCG_FILE_LIMIT_S = 600;
 /** How the TCG guest's kernel announces its death (softlockup_panic=1 turns a lock-up into a panic), or the harness a silent hang. */
@@ -45,6 +53,8 @@ let passed = 0;
 let failed = 0;
 let skipped = 0;
 const failures = [];
+/** [file, test name, reason] of every skipped test (test/support/skip.ts prints them). */
+const skips = [];
 /** The output of each failed file, printed again at the very end: CI logs are often read from the tail. */
 const failedOutput = [];
 const t0 = Date.now();
@@ -58,9 +68,23 @@ function account(rel, stdout, status) {
   const total = num('Total');
   const ok = num('Passed');
   const skip = num('Skipped') ?? 0;
+  const named = [...(stdout ?? '').matchAll(/^# skip: (.*) -- (.*)$/gm)].map((m) => [rel, m[1], m[2]]);
+  skips.push(...named);
+  if (total !== undefined && named.length !== skip) {
+    // Every skip must say why (skipTest); a bare test.skip, or a reason without a skip, is a defect of the file.
+    failed += 1;
+    failures.push(`${rel}: uvu skipped ${skip} tests but ${named.length} reasons were given`);
+    failedOutput.push([rel, stdout ?? '']);
+  }
   if (total === undefined || ok === undefined) {
     failed += 1;
     failures.push(`${rel}: exited ${status} without a summary`);
+    failedOutput.push([rel, stdout ?? '']);
+    return;
+  }
+  if (total === 0 && skip === 0) {
+    failed += 1;
+    failures.push(`${rel}: registered no test`);
     failedOutput.push([rel, stdout ?? '']);
     return;
   }
@@ -85,7 +109,7 @@ for (const file of hostFiles) {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'pipe'],
     timeout: 15 * 60 * 1000,
-    env: { ...process.env, FORCE_COLOR: '0' },
+    env: { ...process.env, FORCE_COLOR: '0', ...(needsKvm(file) ? { XDPVM_REQUIRE_KVM: '1' } : {}) },
   });
   process.stdout.write(r.stdout ?? '');
   process.stdout.write(r.stderr ?? '');
@@ -106,7 +130,7 @@ if (tcgFiles.length > 0) {
   // fresh boot (the lock-up is in the emulator's guest, not the test's
   // verdict), and the rest run in that boot too.
   for (let boot = 1; pending.length > 0; boot++) {
-    const script = `cd ${root} && for f in ${pending.join(' ')}; do echo "@@@ BEGIN $f"; timeout -s KILL ${TCG_FILE_LIMIT_S} ${process.execPath} --enable-source-maps $f 2>&1; echo "@@@ END $f $?"; done`;
+    const script = `cd ${root} && for f in ${pending.join(' ')}; do echo "@@@ BEGIN $f"; ${REQUIRE_KVM} timeout -s KILL ${TCG_FILE_LIMIT_S} ${process.execPath} --enable-source-maps $f 2>&1; echo "@@@ END $f $?"; done`;
     const r = spawnSync('bash', [path.join(root, 'scripts', 'kvm-in-tcg.sh'), script], {
       cwd: root,
       encoding: 'utf8',
@@ -166,6 +190,8 @@ for (const [rel, output] of failedOutput) {
 }
 const secs = ((Date.now() - t0) / 1000).toFixed(1);
 process.stdout.write(`\n${files.length} test files in ${secs} s\n`);
+if (skips.length) process.stdout.write(`\n${skips.length} skipped (cannot run on this host):\n`);
+for (const [rel, name, why] of skips) process.stdout.write(`SKIPPED ${rel}: ${name} -- ${why}\n`);
 for (const f of failures) process.stdout.write(`FAILED ${f}\n`);
-process.stdout.write(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}\n`);
+process.stdout.write(`${passed} passed, ${failed} failed, ${skipped} skipped\n`);
 process.exit(failed > 0 || files.length === 0 ? 1 : 0);

@@ -2,7 +2,8 @@
 // code and data descriptors have their well-known encodings, TSS
 // descriptors and IDT gates carry their 64-bit bases, kvm_segment values
 // agree with the descriptors in the GDT, and the loader's entry sregs are
-// CPL 3 with IOPL 3 and consistent with the tables it wrote.
+// CPL 3 with IOPL 3 (or 0 on request) and consistent with the tables it
+// wrote, and each TSS carries an I/O bitmap that allows every port.
 import * as assert from 'uvu/assert';
 import { test } from 'uvu';
 import { readFileSync } from 'node:fs';
@@ -10,7 +11,8 @@ import { ensurePmdImage } from '../src/vmm/images';
 import {
   BOOT_CR0, BOOT_CR4, BOOT_EFER, BOOT_RFLAGS, buildExceptionStubs, buildGdt, buildTss, decodeDescriptor, describeGuestFault,
   encodeDescriptor, encodeIdtGate, encodeTssDescriptor, ERROR_CODE_VECTORS, EXCEPTION_VECTORS, FAULT_PORT, KERNEL_CODE64,
-  KERNEL_DATA, kvmSegment, loadBareMetal, readGuestFault, Selector, stubOffset, TSS64_SIZE, USER_CODE32, USER_CODE64, USER_DATA,
+  BOOT_RFLAGS_IOPL0, IO_BITMAP_BYTES, KERNEL_DATA, kvmSegment, loadBareMetal, LoaderError, readGuestFault, Selector, stubOffset, TSS64_SIZE,
+  TSS64_WITH_IO_BITMAP_SIZE, USER_CODE32, USER_CODE64, USER_DATA,
 } from '../src/vmm/loader';
 
 const q = ([lo, hi]: [number, number]): bigint => (BigInt(hi) << 32n) | BigInt(lo);
@@ -36,7 +38,7 @@ test('descriptors decode back; bases and limits spread over their split fields',
   assert.throws(() => encodeDescriptor({ ...USER_DATA, base: 2 ** 32 }), /32-bit base/);
 });
 
-test('a 64-bit TSS descriptor holds the upper base dword in its second half; the TSS has RSP0 and no I/O bitmap', () => {
+test('a 64-bit TSS descriptor holds the upper base dword in its second half; a plain TSS has RSP0 and no I/O bitmap', () => {
   const base = 0x1_2345_6000;
   const [w0, w1, w2, w3] = encodeTssDescriptor(base);
   const low = decodeDescriptor(w0, w1);
@@ -45,7 +47,25 @@ test('a 64-bit TSS descriptor holds the upper base dword in its second half; the
   assert.is(decodeDescriptor(...(encodeTssDescriptor(base, 0x67, false).slice(0, 2) as [number, number])).type, 0x9);
   const tss = new DataView(buildTss(0x7000).buffer);
   assert.is(tss.getBigUint64(4, true), 0x7000n, 'RSP0');
+  assert.is(tss.byteLength, TSS64_SIZE);
   assert.is(tss.getUint16(102, true), TSS64_SIZE, 'I/O map base past the limit: no bitmap');
+});
+
+test('a TSS with an I/O bitmap: map base 104, 8192 zero bytes (every port allowed), then the 0xff terminator', () => {
+  const tss = buildTss(0x7000, 0x8000, true);
+  const dv = new DataView(tss.buffer);
+  assert.is(IO_BITMAP_BYTES, 65536 / 8);
+  assert.is(tss.length, 104 + 8192 + 1);
+  assert.is(TSS64_WITH_IO_BITMAP_SIZE, tss.length);
+  assert.is(dv.getBigUint64(4, true), 0x7000n, 'RSP0');
+  assert.is(dv.getBigUint64(36, true), 0x8000n, 'IST1');
+  assert.is(dv.getUint16(102, true), 104, 'I/O map base: right after the 104-byte TSS');
+  for (let port = 0; port < 65536; port += 1) {
+    if (tss[104 + (port >>> 3)]! & (1 << (port & 7))) assert.unreachable(`port 0x${port.toString(16)} is denied`);
+  }
+  assert.is(tss[104 + 8192], 0xff, 'terminator byte');
+  const [w0, w1] = encodeTssDescriptor(0x4000, tss.length - 1);
+  assert.is(decodeDescriptor(w0, w1).limit, 8296, 'a limit that covers the bitmap and its terminator');
 });
 
 test('the GDT puts each descriptor at its selector, one TSS per vCPU', () => {
@@ -136,11 +156,35 @@ test('the loader enters each vCPU at CPL 3 with IOPL 3, consistent with the GDT 
     const rsp0 = dv.getUint32(Number(s.tr.base) + 4, true);
     const ex = boot.layout.exceptionStacks[v.index]!;
     assert.is(rsp0, ex.base + ex.size, "the TSS's RSP0 is this vCPU's exception stack");
+    // The I/O bitmap, byte by byte, and limits (GDT descriptor and TR) that cover it and its terminator.
+    const tssBase = Number(s.tr.base);
+    assert.is(tr.limit, TSS64_WITH_IO_BITMAP_SIZE - 1, 'GDT TSS limit covers the bitmap');
+    assert.is(s.tr.limit, TSS64_WITH_IO_BITMAP_SIZE - 1, 'TR limit covers the bitmap');
+    assert.is(dv.getUint16(tssBase + 102, true), TSS64_SIZE, 'I/O map base');
+    for (let b = 0; b < IO_BITMAP_BYTES; b++) if (ram[tssBase + TSS64_SIZE + b] !== 0) assert.unreachable(`bitmap byte ${b} is not 0`);
+    assert.is(ram[tssBase + TSS64_SIZE + IO_BITMAP_BYTES], 0xff, 'terminator');
     assert.is(s.ldt.unusable, 1);
   }
+  // The TSSs do not overlap each other.
+  const bases = [...boot.layout.tss].sort((a, b) => a - b);
+  for (let i = 1; i < bases.length; i++) assert.ok(bases[i]! - bases[i - 1]! >= TSS64_WITH_IO_BITMAP_SIZE, 'TSSs apart');
   // IDT gate 14 points at stub 14.
   const idt = boot.layout.idt.base + 14 * 16;
   assert.is(dv.getUint16(idt, true) + dv.getUint16(idt + 6, true) * 0x10000, boot.layout.stubs.base + stubOffset(14));
+});
+
+test('iopl: 0 enters with IOPL 0 and the same TSS bitmap; anything but 0 or 3 is refused', () => {
+  const ram = new Uint8Array(32 << 20);
+  const mmio = { base: 0xc000_0000, size: 0x1000_0000 };
+  const image = readFileSync(ensurePmdImage());
+  const boot = loadBareMetal({ ram, image, vcpus: 2, mmio, iopl: 0 });
+  for (const v of boot.vcpus) {
+    assert.is(v.regs.rflags, BOOT_RFLAGS_IOPL0);
+    assert.is((v.regs.rflags >> 12n) & 3n, 0n, 'IOPL 0');
+    assert.is(v.regs.rflags & 2n, 2n, 'bit 1 always set');
+    assert.is(ram[boot.layout.tss[v.index]! + TSS64_SIZE + IO_BITMAP_BYTES], 0xff);
+  }
+  assert.throws(() => loadBareMetal({ ram, image, mmio, iopl: 1 as 0 }), (e: unknown) => e instanceof LoaderError && /iopl: 1 is not 0 or 3/.test((e as Error).message));
 });
 
 test.run();

@@ -7,11 +7,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { skipTest } from './support/skip';
 import { listTree } from '../src/images/deb';
 import { collectModules, readModule } from '../src/images/kernel-modules';
 import { PackageTree } from '../src/images/package-tree';
 
-const release = existsSync('/lib/modules')
+const release: string | undefined = existsSync('/lib/modules')
   ? readdirSync('/lib/modules').find((r) => existsSync(`/lib/modules/${r}/kernel/drivers/net/virtio_net.ko`))
   : undefined;
 
@@ -24,11 +25,9 @@ const MODS = {
 } as const;
 const SUFFIX = { xz: '.xz', zstd: '.zst', gzip: '.gz', none: '' } as const;
 
-test('compressed modules are collected with their dependencies and stored decompressed', async () => {
-  if (!release) {
-    console.log('no uncompressed virtio_net.ko under /lib/modules on this host: skipped');
-    return;
-  }
+const NAME = 'compressed modules are collected with their dependencies and stored decompressed';
+if (!release) skipTest(NAME, 'no uncompressed virtio_net.ko under /lib/modules on this host');
+else test(NAME, async () => {
   const root = mkdtempSync(path.join(os.tmpdir(), 'kmod-'));
   try {
     const originals = new Map<string, Buffer>();
@@ -66,8 +65,9 @@ test('compressed modules are collected with their dependencies and stored decomp
   }
 });
 
-test('a module that is neither shipped nor built in is an error naming it', async () => {
-  if (!release) return;
+const UNKNOWN_NAME = 'a module that is neither shipped nor built in is an error naming it';
+if (!release) skipTest(UNKNOWN_NAME, 'no uncompressed virtio_net.ko under /lib/modules on this host');
+else test(UNKNOWN_NAME, async () => {
   const root = mkdtempSync(path.join(os.tmpdir(), 'kmod-'));
   try {
     const dst = path.join(root, 'lib/modules', release, 'kernel/net/core/failover.ko');

@@ -7,6 +7,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { skipTest } from './support/skip';
 import { elfSection } from '../src/images/elf';
 import { formatModulesDep, moduleName, orderModules, parseModinfo, parseModulesDep } from '../src/images/kernel-modules';
 
@@ -81,13 +82,13 @@ test('unknown module and dependency cycle are errors', () => {
   assert.throws(() => orderModules(parseModulesDep('a.ko: gone.ko\n'), ['a']), /gone\.ko/);
 });
 
-test('.modinfo depends= of a real module matches modinfo -F depends', () => {
-  const base = '/lib/modules';
-  const rel = existsSync(base) ? readdirSync(base).find((r) => existsSync(path.join(base, r, 'kernel/drivers/net/virtio_net.ko'))) : undefined;
-  if (!rel) {
-    console.log('no /lib/modules/*/kernel/drivers/net/virtio_net.ko on this host: skipped');
-    return;
-  }
+const MODULES = '/lib/modules';
+const release = existsSync(MODULES) ? readdirSync(MODULES).find((r) => existsSync(path.join(MODULES, r, 'kernel/drivers/net/virtio_net.ko'))) : undefined;
+const MODINFO_NAME = '.modinfo depends= of a real module matches modinfo -F depends';
+if (release === undefined) skipTest(MODINFO_NAME, `no ${MODULES}/*/kernel/drivers/net/virtio_net.ko on this host`);
+else test(MODINFO_NAME, () => {
+  const base = MODULES;
+  const rel = release;
   const ko = path.join(base, rel, 'kernel/drivers/net/virtio_net.ko');
   const info = parseModinfo(elfSection(readFileSync(ko), '.modinfo')!);
   const ours = (info.get('depends')?.[0] ?? '').split(',').filter(Boolean).sort();

@@ -47,13 +47,16 @@ test('--engine kvm where Linux cannot run under KVM: an EngineError that says wh
   }
 });
 
-test('on this host: the commands refuse --engine kvm with a usage error before touching anything (if KVM cannot run Linux here)', async () => {
-  const why = kvmUnavailableReason();
-  if (why === undefined) {
-    console.log('  (this host can run Linux under KVM: nothing to refuse)');
-    return;
-  }
+const WHY_NOT_KVM = kvmUnavailableReason();
+if (WHY_NOT_KVM === undefined) {
+  test('on this host (KVM can run Linux): with no --engine the Linux benches choose kvm', () => {
+    assert.is(chooseEngine().engine, 'kvm');
+    assert.is(chooseEngine('kvm').engine, 'kvm');
+  });
+} else test('on this host (KVM cannot run Linux): the commands refuse --engine kvm with a usage error before touching anything', async () => {
+  const why = WHY_NOT_KVM;
   console.log(`  here: ${why}`);
+  assert.is(chooseEngine().engine, 'qemu-tcg');
   for (const cmd of [() => benchTcpCommand(['--engine', 'kvm', '--seconds', '1']), () => benchTestpmdCommand(['--mode', 'txonly', '--engine', 'kvm'])]) {
     try {
       await cmd();

@@ -11,6 +11,7 @@ import { test } from 'uvu';
 import { describeLinuxImage, type BzImageInfo, type VmlinuxInfo } from '../src/vmm/loader/linux-image';
 import { loadLinux } from '../src/vmm/loader/linux-loader';
 import { cstring, guardedMemory, HAVE_KERNEL, kernelFile, MIB, u16, u32, u64, u8 } from './support/linux-loader-rig';
+import { skipTest } from './support/skip';
 
 /** The vmlinux inside the bzImage, or why it could not be had. */
 function extractVmlinux(): Buffer | string {
@@ -30,7 +31,7 @@ function extractVmlinux(): Buffer | string {
 
 const vmlinux = HAVE_KERNEL ? extractVmlinux() : 'the Debian kernel file is missing';
 const vmTest = (name: string, fn: (elf: Buffer) => void): void => {
-  if (typeof vmlinux === 'string') console.log(`# not run (${vmlinux}): ${name}`);
+  if (typeof vmlinux === 'string') skipTest(name, vmlinux);
   else test(name, () => fn(vmlinux));
 };
 

@@ -20,6 +20,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ensurePmdImage } from '../src/vmm/images';
 import { loadBareMetal, PAGE_SIZE, type BareMetalBoot } from '../src/vmm/loader';
+import { skipTest } from './support/skip';
 
 const QEMU = '/usr/bin/qemu-system-x86_64';
 const HAVE_QEMU = existsSync(QEMU);
@@ -32,7 +33,7 @@ const MAC = '52:54:00:12:34:56';
 
 function qemuTest(name: string, fn: () => Promise<void>): void {
   if (HAVE_QEMU) test(name, fn);
-  else console.log(`# not run (${QEMU} missing): ${name}`);
+  else skipTest(name, `${QEMU} missing`);
 }
 
 /** The ROM's handoff block (qemu/rom.S): the loader's vCPU 0 state. */
@@ -284,7 +285,7 @@ const CAN_NETNS = process.getuid?.() === 0 && existsSync('/usr/sbin/ip');
 for (const packed of [false, true]) {
   const name = `QEMU TCG, ${packed ? 'packed' : 'split'} rings: two queue pairs (MQ, VQ_PAIRS_SET on the control queue) each send their count`;
   if (!CAN_NETNS) {
-    console.log(`# not run (needs root and ip for a tap in a namespace): ${name}`);
+    skipTest(name, 'needs root and ip for a tap in a namespace');
     continue;
   }
   qemuTest(

@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { skipTest } from './support/skip';
 import { VethPair } from '../src/host/netns';
 import { VhostUserServer } from '../src/vhost-user/server';
 import { buildSmokeInitrd, SMOKE_KERNEL, smokeTestMissing } from './support/qemu-smoke-initrd';
@@ -28,11 +29,9 @@ async function runQemu(args: string[], timeoutMs: number): Promise<{ out: string
   return { out, code };
 }
 
-test('QEMU 7.2 + Linux virtio_net: negotiation, rings, frames both ways', async () => {
-  if (missing) {
-    console.log(`  (skipped: ${missing} is missing)`);
-    return;
-  }
+const SMOKE_NAME = 'QEMU 7.2 + Linux virtio_net: negotiation, rings, frames both ways';
+if (missing) skipTest(SMOKE_NAME, `${missing} is missing`);
+else test(SMOKE_NAME, async () => {
   const pair = new VethPair('vuq');
   const initrd = buildSmokeInitrd();
   try {

@@ -7,14 +7,15 @@
 // two to /init, held to XDPVM_LINUX_BOOT_MAX_MS), or the nested KVM inside
 // the TCG harness (scripts/kvm-in-tcg.sh: under a minute for one vCPU, not
 // timed). Not on a PVM host: there ring 0 runs in KVM's instruction
-// emulator, which stops a stock kernel at its int3 self-test, so the test
-// says so and does not run.
+// emulator, which stops a stock kernel at its int3 self-test, so the tests
+// are counted skips with that reason.
 //
 // Test 1 drives one vCPU with a run loop of its own (src/kvm + the platform
 // devices), so it depends on nothing but the loader and KVM. Test 2 boots
 // through the Machine (vCPU worker threads, exit mailboxes) with
 // XDPVM_LINUX_BOOT_MACHINE_CPUS vCPUs (default 2); it is opt-in (set that
-// variable) because one boot costs several minutes in the TCG harness.
+// variable) because one boot costs several minutes in the TCG harness;
+// unset, it is a counted skip.
 import { spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -31,7 +32,9 @@ import { COM1_BASE, COM1_IRQ, Serial8250 } from '../src/vmm/devices/serial-8250'
 import { loadLinux, linuxLoader, type LinuxBootOptions } from '../src/vmm/loader/linux-loader';
 import { Machine } from '../src/vmm/machine';
 import { KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR, ramSlots } from '../src/vmm/memory-layout';
+import { KVM_HOST, kvmTest } from './support/kvm-guest';
 import { KERNEL_PATH } from './support/linux-loader-rig';
+import { skipTest } from './support/skip';
 
 const KERNEL = KERNEL_PATH;
 const BUSYBOX = '/bin/busybox';
@@ -55,11 +58,10 @@ const MACHINE_CPUS = process.env.XDPVM_LINUX_BOOT_MACHINE_CPUS;
 const EMULATED_CPU = /QEMU TCG/.test(readFileSync('/proc/cpuinfo', 'utf8'));
 const FAST_LIMIT_MS = Number(process.env.XDPVM_LINUX_BOOT_MAX_MS ?? 10_000);
 
-function whyNot(): string | undefined {
-  if (!existsSync('/dev/kvm')) return '/dev/kvm missing';
-  if (existsSync('/sys/module/kvm_pvm')) {
-    return "PVM host (/sys/module/kvm_pvm): guest ring 0 runs in KVM's instruction emulator, which cannot take a stock kernel past its int3 self-test";
-  }
+const PVM_REASON = "PVM host (/sys/module/kvm_pvm): guest ring 0 runs in KVM's instruction emulator, which cannot take a stock kernel past its int3 self-test";
+
+/** What the boot needs that `npm test` installs; missing, the test fails with this. */
+function missingInput(): string | undefined {
   if (!existsSync(KERNEL)) return `${KERNEL} missing`;
   if (!existsSync(BUSYBOX)) return `${BUSYBOX} missing (Debian busybox-static)`;
   if (spawnSync('cpio', ['--version']).status !== 0) return 'cpio missing';
@@ -162,11 +164,18 @@ function checkBoot(log: SerialLog, cpus: number): void {
   assert.ok(log.markerLine.includes(`cpus=${cpus}`), `the kernel runs on ${cpus} CPU(s): ${log.markerLine}`);
 }
 
-const reason = whyNot();
-if (reason) {
-  console.log(`# not run (${reason}): Linux boots to /init under xdpvm's KVM`);
-} else {
-  test("Linux boots to /init under xdpvm's KVM (1 vCPU, the test's own run loop)", () => {
+/** Skipped on a PVM host; elsewhere a KVM test that first checks its inputs. */
+function linuxBootTest(name: string, fn: () => void | Promise<void>): void {
+  if (KVM_HOST === 'pvm') return skipTest(name, PVM_REASON);
+  kvmTest(name, () => {
+    const missing = missingInput();
+    if (missing) throw new Error(missing);
+    return fn();
+  });
+}
+
+{
+  linuxBootTest("Linux boots to /init under xdpvm's KVM (1 vCPU, the test's own run loop)", () => {
     const t0 = Date.now();
     const log = new SerialLog(t0);
     const warnings: string[] = [];
@@ -249,9 +258,11 @@ if (reason) {
     assert.is(end, 'i8042 reset', 'reboot -f reset the machine through the i8042');
   });
 
-  if (MACHINE_CPUS) {
-    const cpus = Number(MACHINE_CPUS) || 2;
-    test(`Linux boots to /init through the Machine (${cpus} vCPUs)`, async () => {
+  const cpus = Number(MACHINE_CPUS) || 2;
+  const machineName = `Linux boots to /init through the Machine (${cpus} vCPUs)`;
+  if (!MACHINE_CPUS) skipTest(machineName, 'opt-in: set XDPVM_LINUX_BOOT_MACHINE_CPUS=N (one boot costs minutes in the TCG harness)');
+  else {
+    linuxBootTest(machineName, async () => {
       const t0 = Date.now();
       const log = new SerialLog(t0);
       const warnings: string[] = [];

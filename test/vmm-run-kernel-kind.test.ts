@@ -21,6 +21,8 @@ test('junk is refused with the file named; a bare-metal ELF takes no initrd', ()
   assert.throws(() => bootPlanFor(pmd, 'pmd.elf', '', { bytes: new Uint8Array(1), path: 'i' }), /takes no initrd/);
   assert.type(bootPlanFor(pmd, 'pmd.elf', 'mode=txonly'), 'function');
   assert.type(bootPlanFor(readFileSync(debianKernel), debianKernel, 'console=ttyS0', { bytes: new Uint8Array(512), path: 'i' }), 'function');
+  assert.throws(() => bootPlanFor(readFileSync(debianKernel), debianKernel, '', undefined, 0), /-iopl: only for a bare-metal ELF/);
+  assert.type(bootPlanFor(pmd, 'pmd.elf', 'mode=txonly', undefined, 0), 'function');
 });
 
 test.run();

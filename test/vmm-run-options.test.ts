@@ -20,6 +20,15 @@ test('parses a QEMU-style command line with two NICs', () => {
   ]);
 });
 
+test('-iopl takes 0 or 3, once; the default is 3', () => {
+  assert.is(parseRunOptions(['-kernel', 'k']).iopl, 3);
+  assert.is(parseRunOptions(['-kernel', 'k', '-iopl', '0']).iopl, 0);
+  assert.is(parseRunOptions(['-kernel', 'k', '-iopl', '3']).iopl, 3);
+  assert.throws(() => parseRunOptions(['-kernel', 'k', '-iopl', '1']), /-iopl: '1' is not 0 or 3/);
+  assert.throws(() => parseRunOptions(['-kernel', 'k', '-iopl', '0', '-iopl', '0']), /-iopl given twice/);
+  assert.throws(() => parseRunOptions(['-kernel', 'k', '-iopl']), /-iopl needs a value/);
+});
+
 test('-m takes QEMU sizes, plain numbers are MiB', () => {
   assert.is(parseRunOptions(['-m', '1G', '-kernel', 'k']).memoryBytes, 1 << 30);
   assert.is(parseRunOptions(['-m', '64', '-kernel', 'k']).memoryBytes, 64 << 20);

@@ -18,6 +18,8 @@ export interface PmdVmOptions {
   memory?: string;
   /** af-xdp mode= (default: auto). */
   xdpMode?: 'native' | 'skb';
+  /** `xdpvm run -iopl`: 0 enters the guest as a PVM host runs ring 3 (port I/O by the TSS bitmap only). */
+  iopl?: 0 | 3;
   /** SIGKILL after this long (a hung VMM must not hang its caller). */
   timeoutMs: number;
   /** Console and VMM lines as they arrive. */
@@ -82,6 +84,7 @@ export class PmdVm {
     const netdev = [`af-xdp,id=n0,ifname=${o.ifname}`, `queues=${queues}`, ...(o.xdpMode ? [`mode=${o.xdpMode}`] : [])].join(',');
     const argv = [
       'run', '-m', o.memory ?? '64M', '-smp', String(o.cpus ?? 1), '-kernel', kernel, '-append', o.append,
+      ...(o.iopl !== undefined ? ['-iopl', String(o.iopl)] : []),
       '-netdev', netdev, '-device', 'virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56',
     ];
     return new PmdVm(o, argv);

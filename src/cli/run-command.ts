@@ -15,7 +15,8 @@ import type { GuestMemory } from '../memory/guest-memory';
 import { UsageError } from './args';
 
 export const RUN_USAGE = `usage: xdpvm run [-m SIZE] [-smp N] -kernel FILE [-initrd FILE] [-append "..."]
-                 [-netdev af-xdp,id=ID,ifname=IF[,...] -device virtio-net-pci,netdev=ID[,mac=MAC]]...`;
+                 [-iopl 0|3] [-netdev af-xdp,id=ID,ifname=IF[,...] -device virtio-net-pci,netdev=ID[,mac=MAC]]...
+  -iopl 0   enter a bare-metal guest with RFLAGS.IOPL = 0 (as a PVM host runs ring 3): port I/O by the TSS bitmap only`;
 
 function readInput(what: string, file: string): Uint8Array {
   try {
@@ -30,9 +31,11 @@ export function bootPlanFor(
   kernelPath: string,
   append: string,
   initrd?: { bytes: Uint8Array; path: string },
+  iopl: 0 | 3 = 3,
 ): (memory: GuestMemory, cpus: number) => BootPlan {
   const kind = detectKernelKind(kernel);
   if (kind === undefined) throw new UsageError(`-kernel: '${kernelPath}' is neither a Linux bzImage/vmlinux nor a 64-bit ELF`);
+  if (iopl !== 3 && kind !== 'bare-metal-elf') throw new UsageError(`-iopl: only for a bare-metal ELF ('${kernelPath}' is a Linux kernel, which sets its own flags)`);
   if (kind !== 'bare-metal-elf') {
     // Linux boot protocol: the BSP enters the 64-bit entry; the APs wait for INIT/SIPI from the kernel.
     return (memory, cpus) =>
@@ -45,7 +48,7 @@ export function bootPlanFor(
   }
   if (initrd) throw new UsageError(`-initrd: '${kernelPath}' is a bare-metal ELF, which takes no initrd`);
   return (memory, cpus) => {
-    const boot = loadBareMetal({ ram: memory.regionBytes(0), image: kernel, commandLine: append, vcpus: cpus, mmio: PCI_MMIO32, tscKhz: hostTscKhz() });
+    const boot = loadBareMetal({ ram: memory.regionBytes(0), image: kernel, commandLine: append, vcpus: cpus, mmio: PCI_MMIO32, tscKhz: hostTscKhz(), iopl });
     return {
       faultPort: FAULT_PORT,
       setupVcpu(vcpu, index) {
@@ -61,7 +64,7 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
   const o = parseRunOptions(argv);
   const kernel = readInput('-kernel', o.kernel);
   const initrd = o.initrd !== undefined ? { bytes: readInput('-initrd', o.initrd), path: o.initrd } : undefined;
-  const load = bootPlanFor(kernel, o.kernel, o.append, initrd);
+  const load = bootPlanFor(kernel, o.kernel, o.append, initrd, o.iopl);
   let pending: number[] = [];
   const flush = (): void => {
     if (pending.length) process.stdout.write(Buffer.from(pending));

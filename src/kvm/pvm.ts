@@ -28,7 +28,19 @@ export function detectPvm(paths: PvmPaths = {}): PvmStatus {
 
 export const PVM_WARNING =
   'kvm_pvm host: guest ring-0 and real-mode code is emulated (about 1000x slower than ring 3); ' +
-  'CPUID hides CX16, XSAVE and AVX/AVX2/AVX-512 from the guest';
+  'CPUID hides CX16, and XSAVE and AVX/AVX2/AVX-512 where KVM lets it';
+
+/**
+ * Which KVM this host has: none (no /dev/kvm; e.g. a kernel that is itself a
+ * PVM guest), a PVM KVM (ring 3 native, ring 0 emulated, no Linux guests), or
+ * one on hardware virtualization (VMX/SVM, nested or not).
+ */
+export type KvmHostKind = 'none' | 'pvm' | 'hardware';
+
+export function kvmHostKind(s: PvmStatus = detectPvm()): KvmHostKind {
+  if (!s.kvmDevice) return 'none';
+  return s.pvm ? 'pvm' : 'hardware';
+}
 
 export const PVM_NO_DEVICE =
   'kvm_pvm is loaded but /dev/kvm is missing: this kernel is itself a PVM guest and cannot run VMs';
@@ -95,6 +107,17 @@ export const PVM_HIDDEN_FEATURES: readonly CpuidBit[] = [
   bit(7, 1, 'eax', 23, 'AVX_IFMA'),
   bit(0x80000001, 0, 'ecx', 11, 'XOP'),
   bit(0x80000001, 0, 'ecx', 16, 'FMA4'),
+];
+
+/**
+ * The hidden features whose state XSAVE manages (all but CX16), and leaf 0xD.
+ * A PVM KVM puts these back in the vCPU's CPUID whatever KVM_SET_CPUID2 said
+ * (guest ring 3 runs natively under the host's XCR0, so they work there);
+ * only ring-0 code that uses them fails, in the emulator.
+ */
+export const PVM_XSAVE_STATE_FEATURES: readonly string[] = [
+  ...PVM_HIDDEN_FEATURES.filter((f) => f.name !== 'CX16').map((f) => f.name),
+  'leaf 0xd',
 ];
 
 /** Leaves removed whole: 0xD describes XSAVE state components. */

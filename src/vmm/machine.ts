@@ -9,7 +9,7 @@ import type { AfXdpOptions } from '../backend/af-xdp/af-xdp-options';
 import type { CpuidEntry } from '../kvm/cpuid';
 import { Kvm } from '../kvm/kvm';
 import { GuestRam } from '../kvm/memory';
-import { detectPvm, maskCpuidForPvm, pvmWarning } from '../kvm/pvm';
+import { detectPvm, maskCpuidForPvm, pvmFeaturesPresent, pvmWarning } from '../kvm/pvm';
 import type { Vcpu } from '../kvm/vcpu';
 import type { Vm } from '../kvm/vm';
 import { GuestMemory } from '../memory/guest-memory';
@@ -114,6 +114,11 @@ export class Machine {
         const vcpu = this.vm.createVcpu(i);
         this.vcpus.push(vcpu);
         vcpu.setCpuid(withApicId(cpuid, i));
+        if (i === 0 && pvm.pvm) {
+          // A PVM KVM keeps the XSAVE-managed features as the CPU has them (ring 3 runs natively): say so once.
+          const kept = pvmFeaturesPresent(vcpu.getCpuid());
+          if (kept.length) config.warn(`kvm_pvm kept ${kept.join(' ')} in the guest's CPUID: usable from ring 3, but ring-0 code must not use them`);
+        }
         plan.setupVcpu(vcpu, i);
       }
     } catch (e) {

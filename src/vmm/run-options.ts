@@ -1,5 +1,5 @@
 // `xdpvm run` options, spelled as QEMU spells them:
-//   -m 256M -smp 2 -kernel FILE [-initrd FILE] [-append "..."]
+//   -m 256M -smp 2 -kernel FILE [-initrd FILE] [-append "..."] [-iopl 0|3]
 //   -netdev af-xdp,id=n1,ifname=eth0[,...] -device virtio-net-pci,netdev=n1[,mac=52:54:00:12:34:56]
 // Several netdev/device pairs are allowed. Every error names the option.
 import { parseAfXdpOptions, type AfXdpOptions } from '../backend/af-xdp/af-xdp-options';
@@ -19,6 +19,12 @@ export interface RunOptions {
   initrd?: string;
   append: string;
   nets: RunNet[];
+  /**
+   * RFLAGS.IOPL a bare-metal guest enters with (default 3). 0 enters it as a
+   * PVM host runs ring 3 (IOPL is not kept there): port I/O then goes only
+   * by the TSS I/O bitmap, so any host can check a guest against that.
+   */
+  iopl: 0 | 3;
 }
 
 const MAX_CPUS = 64;
@@ -50,6 +56,7 @@ export function parseRunOptions(argv: readonly string[]): RunOptions {
   let kernel: string | undefined;
   let initrd: string | undefined;
   let append = '';
+  let iopl: 0 | 3 = 3;
   const netdevs = new Map<string, AfXdpOptions>();
   const devices: Array<{ netdev: string; mac?: Uint8Array }> = [];
   const seen = new Set<string>();
@@ -97,6 +104,13 @@ export function parseRunOptions(argv: readonly string[]): RunOptions {
         once();
         append = value();
         break;
+      case '-iopl': {
+        once();
+        const v = value();
+        if (v !== '0' && v !== '3') throw new UsageError(`-iopl: '${v}' is not 0 or 3`);
+        iopl = v === '0' ? 0 : 3;
+        break;
+      }
       case '-netdev': {
         const spec = value();
         let o: AfXdpOptions;
@@ -139,5 +153,5 @@ export function parseRunOptions(argv: readonly string[]): RunOptions {
     return { id: d.netdev, backend, mac: d.mac ?? Uint8Array.of(0x52, 0x54, 0x00, 0x12, 0x34, 0x56 + i) };
   });
   for (const id of netdevs.keys()) if (!used.has(id)) throw new UsageError(`-netdev '${id}' has no -device virtio-net-pci,netdev=${id}`);
-  return { memoryBytes, cpus, kernel, ...(initrd !== undefined ? { initrd } : {}), append, nets };
+  return { memoryBytes, cpus, kernel, ...(initrd !== undefined ? { initrd } : {}), append, nets, iopl };
 }

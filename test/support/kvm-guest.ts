@@ -1,23 +1,32 @@
-// Test support for the KVM tests: whether /dev/kvm is here, a tiny
+// Test support for the KVM tests: whether /dev/kvm is here and which KVM it
+// is (none, PVM, hardware), a tiny
 // real-mode guest (64 KiB of RAM at 0, code at 0x1000, CS:IP = 0:0x1000),
 // a watchdog that kicks a vCPU stuck in KVM_RUN, and an fd counter.
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { test } from 'uvu';
-import { GuestRam, Kvm, Vcpu, Vm, type ExitReason } from '../../src/kvm';
+import { GuestRam, Kvm, kvmHostKind, Vcpu, Vm, type ExitReason, type KvmHostKind } from '../../src/kvm';
+import { skipTest } from './skip';
 
 export const KVM_DEVICE = '/dev/kvm';
 export const HAVE_KVM = existsSync(KVM_DEVICE);
-
+export const KVM_HOST: KvmHostKind = kvmHostKind();
 /**
- * A test that needs /dev/kvm. Without one it is not registered, only named
- * (uvu's test.skip is left out because scripts/test.mjs subtracts uvu's
- * "Skipped" from a "Total" that already excludes it).
+ * scripts/test.mjs sets this where it provides /dev/kvm (on the host, or in
+ * the TCG harness): a missing device is then the harness's failure, and the
+ * tests fail instead of being skipped.
  */
+const KVM_REQUIRED = process.env.XDPVM_REQUIRE_KVM === '1';
+
+/** A test that needs /dev/kvm; without one it is a counted skip, or a failure where the runner promised KVM. */
 export function kvmTest(name: string, fn: () => void | Promise<void>): void {
   if (HAVE_KVM) test(name, fn);
-  else console.log(`# not run (${KVM_DEVICE} missing): ${name}`);
+  else if (KVM_REQUIRED) {
+    test(name, () => {
+      throw new Error(`${KVM_DEVICE} is missing although the test runner provides KVM here (did the harness load kvm_amd?)`);
+    });
+  } else skipTest(name, `${KVM_DEVICE} missing`);
 }
 
 export function openFds(): number {

@@ -1,6 +1,7 @@
 // Loads a freestanding ELF64 guest (the PMD test guest, see
 // guest-images/pmd/README.md) into guest RAM and prepares every vCPU to
-// start in 64-bit mode at CPL 3 with IOPL 3: the VMM does in TypeScript what
+// start in 64-bit mode at CPL 3, port I/O allowed by IOPL 3 and by each TSS's
+// I/O permission bitmap (PVM hosts ignore IOPL for ring 3): the VMM does in TypeScript what
 // a boot loader and kernel would do in ring 0, because on PVM hosts ring-0
 // guest code is emulated ~1000x slower than ring 3 runs.
 //
@@ -28,7 +29,7 @@ import {
   IDT_GATE_SIZE,
   kvmSegment,
   Selector,
-  TSS64_SIZE,
+  TSS64_WITH_IO_BITMAP_SIZE,
   tssSelector,
   unusableSegment,
   USER_CODE64,
@@ -62,6 +63,13 @@ export interface BareMetalOptions {
   tscKhz?: number;
   /** Bytes of stack per vCPU (multiple of 4 KiB, default 64 KiB). */
   stackSize?: number;
+  /**
+   * RFLAGS.IOPL at entry (default 3). Port access from ring 3 is allowed by
+   * the TSS I/O bitmap either way; 0 enters the guest as a PVM KVM runs it
+   * (it does not keep IOPL for ring 3), so a test on any host sees what such
+   * a host does.
+   */
+  iopl?: 0 | 3;
 }
 
 /** The sregs fields the loader decides; apply them over the vCPU's current sregs. */
@@ -113,6 +121,11 @@ export const BOOT_CR4 = 0x620n;
 export const BOOT_EFER = 0x500n;
 /** RFLAGS: IOPL = 3 (bits 13:12) and the always-one bit 1; IF = 0. */
 export const BOOT_RFLAGS = 0x3002n;
+/** The same with IOPL = 0. */
+export const BOOT_RFLAGS_IOPL0 = 0x0002n;
+
+/** Each vCPU's TSS carries an I/O bitmap allowing every port (see buildTss). */
+const TSS_SIZE = TSS64_WITH_IO_BITMAP_SIZE;
 
 const hex = (n: number): string => `0x${n.toString(16)}`;
 const pageUp = (n: number): number => Math.ceil(n / PAGE_SIZE) * PAGE_SIZE;
@@ -161,7 +174,7 @@ function layOutSystem(base: number, vcpus: number, cmdlineBytes: number, tablePa
   const gdt = take(gdtSize(vcpus));
   const idt = take(EXCEPTION_VECTORS * IDT_GATE_SIZE);
   const stubs = take(buildExceptionStubs().length);
-  const tssArea = take(vcpus * TSS64_SIZE);
+  const tssArea = take(vcpus * TSS_SIZE);
   const exceptionStacks = Array.from({ length: vcpus }, () => take(PAGE_SIZE));
   const pageTables = take(tablePages * PAGE_SIZE);
   const bootArea = take(vcpus * BOOT_INFO_SIZE);
@@ -170,7 +183,7 @@ function layOutSystem(base: number, vcpus: number, cmdlineBytes: number, tablePa
     gdt: { base: gdt.base, size: gdtSize(vcpus) },
     idt: { base: idt.base, size: EXCEPTION_VECTORS * IDT_GATE_SIZE },
     stubs,
-    tss: Array.from({ length: vcpus }, (_, i) => tssArea.base + i * TSS64_SIZE),
+    tss: Array.from({ length: vcpus }, (_, i) => tssArea.base + i * TSS_SIZE),
     bootInfo: Array.from({ length: vcpus }, (_, i) => bootArea.base + i * BOOT_INFO_SIZE),
     cmdline,
     exceptionStacks,
@@ -180,7 +193,7 @@ function layOutSystem(base: number, vcpus: number, cmdlineBytes: number, tablePa
   };
 }
 
-function checkOptions(o: BareMetalOptions): { vcpus: number; stackSize: number; cmdline: Uint8Array; tscKhz: number } {
+function checkOptions(o: BareMetalOptions): { vcpus: number; stackSize: number; cmdline: Uint8Array; tscKhz: number; iopl: 0 | 3 } {
   const ramSize = o.ram.length;
   if (ramSize % PAGE_SIZE !== 0 || ramSize < 1 << 20) throw new LoaderError(`ram: ${hex(ramSize)} bytes is not a multiple of 4 KiB of at least 1 MiB`);
   if (ramSize > MAX_PHYSICAL) throw new LoaderError('ram: larger than the 4-level identity map reaches (2^47)');
@@ -204,7 +217,9 @@ function checkOptions(o: BareMetalOptions): { vcpus: number; stackSize: number; 
   for (let i = 0; i < text.length; i++) cmdline[i] = text.charCodeAt(i);
   const tscKhz = o.tscKhz ?? 0;
   if (!Number.isInteger(tscKhz) || tscKhz < 0 || tscKhz > 0xffff_ffff) throw new LoaderError(`tscKhz: ${tscKhz} is not a u32`);
-  return { vcpus, stackSize, cmdline, tscKhz };
+  const iopl = o.iopl ?? 3;
+  if (iopl !== 0 && iopl !== 3) throw new LoaderError(`iopl: ${String(iopl)} is not 0 or 3`);
+  return { vcpus, stackSize, cmdline, tscKhz, iopl };
 }
 
 /**
@@ -214,7 +229,7 @@ function checkOptions(o: BareMetalOptions): { vcpus: number; stackSize: number; 
  * writing anything if the image or options are bad.
  */
 export function loadBareMetal(o: BareMetalOptions): BareMetalBoot {
-  const { vcpus, stackSize, cmdline, tscKhz } = checkOptions(o);
+  const { vcpus, stackSize, cmdline, tscKhz, iopl } = checkOptions(o);
   const ram = o.ram;
   const ramSize = ram.length;
   const elf = parseElf64(o.image);
@@ -280,7 +295,7 @@ export function loadBareMetal(o: BareMetalOptions): BareMetalBoot {
   }
   ram.fill(0, sys.system.base, sys.system.base + sys.system.size);
   const tables = buildIdentityPageTables(ram, sys.pageTables.base, sys.pageTables.size, ranges);
-  ram.set(buildGdt(sys.tss), sys.gdt.base);
+  ram.set(buildGdt(sys.tss, TSS_SIZE), sys.gdt.base);
   const stubs = buildExceptionStubs();
   ram.set(stubs, sys.stubs.base);
   for (let v = 0; v < EXCEPTION_VECTORS; v++) {
@@ -288,7 +303,7 @@ export function loadBareMetal(o: BareMetalOptions): BareMetalBoot {
   }
   for (let i = 0; i < vcpus; i++) {
     const ex = sys.exceptionStacks[i]!;
-    ram.set(buildTss(ex.base + ex.size), sys.tss[i]!);
+    ram.set(buildTss(ex.base + ex.size, 0, true), sys.tss[i]!);
   }
   ram.set(cmdline, sys.cmdline.base);
   const states: VcpuBootState[] = [];
@@ -314,7 +329,7 @@ export function loadBareMetal(o: BareMetalOptions): BareMetalBoot {
       index: i,
       bootInfo: sys.bootInfo[i]!,
       stackTop,
-      regs: entryRegs(elf.entry, stackTop, sys.bootInfo[i]!),
+      regs: entryRegs(elf.entry, stackTop, sys.bootInfo[i]!, iopl),
       sregs: entrySregs(tables.cr3, sys, i),
     });
   }
@@ -358,18 +373,18 @@ function mapRanges(ramSize: number, sys: SystemPlan, stacks: readonly AddressRan
   return out;
 }
 
-function entryRegs(entry: number, stackTop: number, bootInfo: number): Regs {
+function entryRegs(entry: number, stackTop: number, bootInfo: number, iopl: 0 | 3): Regs {
   return {
     rax: 0n, rbx: 0n, rcx: 0n, rdx: 0n, rsi: 0n, rdi: BigInt(bootInfo), rsp: BigInt(stackTop), rbp: 0n,
     r8: 0n, r9: 0n, r10: 0n, r11: 0n, r12: 0n, r13: 0n, r14: 0n, r15: 0n,
     rip: BigInt(entry),
-    rflags: BOOT_RFLAGS,
+    rflags: iopl === 3 ? BOOT_RFLAGS : BOOT_RFLAGS_IOPL0,
   };
 }
 
 function entrySregs(cr3: number, sys: SystemPlan, vcpu: number): BootSregs {
   const data = kvmSegment(Selector.UserData, USER_DATA);
-  const tssDescriptor: SegmentDescriptor = { base: 0, limit: TSS64_SIZE - 1, type: 0xb, s: 0, dpl: 0, present: 1, avl: 0, l: 0, db: 0, g: 0 };
+  const tssDescriptor: SegmentDescriptor = { base: 0, limit: TSS_SIZE - 1, type: 0xb, s: 0, dpl: 0, present: 1, avl: 0, l: 0, db: 0, g: 0 };
   const tr: Segment = kvmSegment(tssSelector(vcpu), tssDescriptor, sys.tss[vcpu]!);
   return {
     cs: kvmSegment(Selector.UserCode, USER_CODE64),

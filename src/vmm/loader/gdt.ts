@@ -53,6 +53,14 @@ export const enum Selector {
 }
 
 export const TSS64_SIZE = 104;
+/** SDM vol. 1 §19.5.2: one bit per port, 65536 ports. */
+export const IO_BITMAP_BYTES = 8192;
+/**
+ * A 64-bit TSS followed by an I/O permission bitmap that allows every port,
+ * and the byte after it: the processor reads two bitmap bytes per check, so
+ * the bitmap ends with an all-ones byte inside the segment limit (§19.5.2).
+ */
+export const TSS64_WITH_IO_BITMAP_SIZE = TSS64_SIZE + IO_BITMAP_BYTES + 1;
 /** §7.7 field offsets. */
 export const TSS64_RSP0 = 4;
 export const TSS64_IST1 = 36;
@@ -135,8 +143,8 @@ export function tssSelector(vcpu: number): number {
   return Selector.Tss0 + 16 * vcpu;
 }
 
-/** The GDT: null, kernel code/data, user code32/data/code64, then one TSS descriptor per vCPU. */
-export function buildGdt(tssBases: readonly number[]): Uint8Array {
+/** The GDT: null, kernel code/data, user code32/data/code64, then one TSS descriptor per vCPU (each `tssSize` bytes). */
+export function buildGdt(tssBases: readonly number[], tssSize = TSS64_SIZE): Uint8Array {
   const out = new Uint8Array(gdtSize(tssBases.length));
   const dv = new DataView(out.buffer);
   const put = (selector: number, d: SegmentDescriptor): void => {
@@ -150,14 +158,21 @@ export function buildGdt(tssBases: readonly number[]): Uint8Array {
   put(Selector.UserData, USER_DATA);
   put(Selector.UserCode, USER_CODE64);
   tssBases.forEach((base, i) => {
-    encodeTssDescriptor(base).forEach((w, k) => dv.setUint32(tssSelector(i) + 4 * k, w, true));
+    encodeTssDescriptor(base, tssSize - 1).forEach((w, k) => dv.setUint32(tssSelector(i) + 4 * k, w, true));
   });
   return out;
 }
 
-/** §7.7: a 64-bit TSS with RSP0 (the stack for entries into ring 0) and no I/O bitmap. */
-export function buildTss(rsp0: number, ist1 = 0): Uint8Array {
-  const out = new Uint8Array(TSS64_SIZE);
+/**
+ * §7.7: a 64-bit TSS with RSP0 (the stack for entries into ring 0) and IST1.
+ * With `ioBitmap`, an I/O permission bitmap follows it that allows every port
+ * (§19.5.2): ring-3 port I/O is then allowed whatever RFLAGS.IOPL is. Hosts
+ * whose KVM does not keep the guest's IOPL = 3 for ring 3 (a PVM KVM runs
+ * ring 3 with IOPL 0) decide every `in`/`out` by this bitmap. Without it the
+ * I/O map base points past the limit: no bitmap, only IOPL decides.
+ */
+export function buildTss(rsp0: number, ist1 = 0, ioBitmap = false): Uint8Array {
+  const out = new Uint8Array(ioBitmap ? TSS64_WITH_IO_BITMAP_SIZE : TSS64_SIZE);
   const dv = new DataView(out.buffer);
   const u64 = (at: number, v: number): void => {
     dv.setUint32(at, v % 2 ** 32, true);
@@ -165,8 +180,9 @@ export function buildTss(rsp0: number, ist1 = 0): Uint8Array {
   };
   u64(TSS64_RSP0, rsp0);
   u64(TSS64_IST1, ist1);
-  // An I/O map base at or past the limit means no bitmap; with IOPL = 3 ring 3 never consults it anyway (SDM vol. 1 §19.5.2).
+  // The map base is the bitmap's offset in the TSS; an all-zero bitmap allows every port.
   dv.setUint16(TSS64_IOMAP_BASE, TSS64_SIZE, true);
+  if (ioBitmap) out[TSS64_SIZE + IO_BITMAP_BYTES] = 0xff;
   return out;
 }
 
