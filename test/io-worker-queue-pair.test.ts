@@ -47,7 +47,7 @@ test('an I/O worker moves frames both ways between guest rings and AF_XDP', asyn
       const features = featureMask(VirtioFeature.VERSION_1);
       runner.start(
         { pair: 0, rx, tx, features, mergeable: false, offloads: { csum: false, tso: false } },
-        { memory, features, signalUsed: () => {}, signalConfig: () => {}, markNeedsReset: () => (broken = true) },
+        { memory, signalUsed: () => {}, markNeedsReset: () => (broken = true) },
       );
       for (let i = 0; i < 100 && !runner.isRunning(0); i++) await sleep(10);
       assert.ok(runner.isRunning(0), 'worker started');

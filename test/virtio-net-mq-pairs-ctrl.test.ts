@@ -68,6 +68,27 @@ test('VQ_PAIRS_SET 0 and 3 (> max_virtqueue_pairs) are answered ERR and change n
   assert.not.ok(rig.driver.needsReset);
 });
 
+test('VQ_PAIRS_SET 2, 1, 2: pair 1 stops while off and resumes its rings where they stopped (nothing lost, nothing twice)', async () => {
+  const rig = mqRig();
+  assert.is(rig.driver.setQueuePairs(2), NetCtrlAck.OK);
+  rig.driver.send(batch(6, 1), { pair: 1 });
+  assert.is(rig.driver.receiveAtLeast(6, 1).length, 6);
+  assert.is(rig.driver.setQueuePairs(1), NetCtrlAck.OK);
+  await new Promise((r) => setImmediate(r));
+  const off = batch(5, 2);
+  rig.driver.send(off, { pair: 1 });
+  rig.driver.poll();
+  assert.is(rig.loopbacks[1]!.txFrames, 6, 'nothing serviced on pair 1 while VQ_PAIRS_SET leaves it off');
+  assert.is(rig.driver.setQueuePairs(2), NetCtrlAck.OK);
+  await new Promise((r) => setImmediate(r));
+  rig.driver.poll();
+  const got = rig.driver.receiveAtLeast(5, 1);
+  assert.equal(got.map((g) => [frameTag(g.frame), frameSeq(g.frame)]), off.map((_, i) => [2, i]), 'the frames queued while off, once each, in order');
+  assert.is(rig.loopbacks[1]!.txFrames, 11);
+  assert.is(rig.vpci.deviceErrors, 0);
+  assert.not.ok(rig.driver.needsReset);
+});
+
 test('without MQ negotiated the control queue is queue 2 and VQ_PAIRS_SET is ERR', () => {
   const rig = createNetRig({ pairs: 2 });
   assert.ok(rig.driver.bringUp({ features: featureMask(N.CTRL_VQ) }).ok);

@@ -1,6 +1,7 @@
 // `xdpvm run` end to end, the paths around the data path: the interrupt
-// path (MSI-X through irqfd and the GSI route into the guest's local APIC),
-// SIGTERM mid-traffic, and a guest exception. Same set-up as
+// path (MSI-X through irqfd and the GSI route into the guest's local APIC;
+// with MSI-X off, INTx and the ISR register), VQ_PAIRS_SET through the I/O
+// workers, SIGTERM mid-traffic, and a guest exception. Same set-up as
 // vmm-kvm-run-pmd-modes.test.ts.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -26,6 +27,48 @@ kvmTest("interrupt path: queue 0's RX completions raise MSI-X entry 0, the irqfd
     assert.ok(/xdpvm-pmd: interrupt: vector 64 pending in the local APIC's IRR/.test(e.console), describe(e));
     assert.ok(/"irq_vector":64,"irq_seen":true/.test(e.console), describe(e));
     assert.ok((e.result?.rx_packets ?? 0) >= 300, describe(e));
+  } finally {
+    pair.remove();
+  }
+});
+
+kvmTest("INTx: with MSI-X left off, queue 0's RX completions set the ISR queue bit and raise INTx (the VMM relays the I/O worker's call eventfd)", async () => {
+  // intx=1: no MSI-X, used-buffer notifications on RX queue 0; vCPU 0 checks ISR is clear, then waits for its
+  // queue bit (guest-images/pmd/README.md). Only the VMM can set it: the worker signals an eventfd.
+  const pair = new VethPair('run');
+  try {
+    const vm = PmdVm.start({ netns: pair.a.netns, ifname: pair.a.ifname, append: 'mode=rxonly intx=1 count=300 timeout=60', timeoutMs: TIMEOUT_MS });
+    const gen = generator(pair, 100);
+    const e = await vm.exited;
+    gen.stop();
+    await gen.done;
+    console.log(`# run intx: exit ${e.code}, ${/interrupt: .*/.exec(e.console)?.[0] ?? 'no interrupt line'}`);
+    assert.is(e.code, 0, describe(e));
+    assert.ok(/xdpvm-pmd: interrupt: ISR queue bit set \(INTx\)/.test(e.console), describe(e));
+    assert.is(e.result?.intx_seen, true, describe(e));
+    assert.ok((e.result?.rx_packets ?? 0) >= 300, describe(e));
+  } finally {
+    pair.remove();
+  }
+});
+
+kvmTest('VQ_PAIRS_SET 1 of 2 pairs: frames reach pair 0 only; pair 1, its buffers posted and kicked, stays untouched', async () => {
+  const pair = new VethPair('run', { queues: 2 });
+  try {
+    // Driver-mode XDP: veth delivers the peer's TX queue q on RX queue q, so both sockets get frames.
+    const vm = PmdVm.start({
+      netns: pair.a.netns, ifname: pair.a.ifname, cpus: 1, queues: 2, xdpMode: 'native',
+      append: 'mode=rxonly queues=2 active=1 count=300 timeout=60', timeoutMs: TIMEOUT_MS,
+    });
+    const gens = [generator(pair, 100, 0), generator(pair, 100, 1)];
+    const e = await vm.exited;
+    for (const g of gens) g.stop();
+    await Promise.all(gens.map((g) => g.done));
+    console.log(`# run active=1 of 2: exit ${e.code}, per queue rx_used ${JSON.stringify(e.result?.per_queue.map((q) => q.rx_used))}`);
+    assert.is(e.code, 0, describe(e));
+    assert.is(e.result?.active, 1);
+    assert.ok(e.result!.per_queue[0]!.rx_packets >= 300, describe(e));
+    assert.is(e.result!.per_queue[1]!.rx_used, 0, `pair 1 is off: the device must not use its RX ring\n${describe(e)}`);
   } finally {
     pair.remove();
   }

@@ -74,7 +74,7 @@ async function deviceRun(netns: string, ifname: string, o: DeviceWorkerBenchOpti
     const features = featureMask(VirtioFeature.VERSION_1, VirtioFeature.EVENT_IDX);
     runner.start(
       { pair: 0, rx: ring(0, RX), tx: ring(1, TX), features, mergeable: false, offloads: { csum: false, tso: false } },
-      { memory: new GuestMemory([{ gpa: 0, bytes }]), features, signalUsed: () => {}, signalConfig: () => {}, markNeedsReset: () => {} },
+      { memory: new GuestMemory([{ gpa: 0, bytes }]), signalUsed: () => {}, markNeedsReset: () => {} },
     );
     for (let i = 0; i < 200 && !runner.isRunning(0); i++) await sleep(5);
     const kick = runner.fds[0]!.txKick;

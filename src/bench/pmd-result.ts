@@ -13,6 +13,8 @@ export interface PmdQueueResult {
   tx_kicks: number;
   rx_kicks: number;
   kicks_suppressed: number;
+  /** Used entries the device wrote to this pair's RX ring (consumed or not); 0 for a pair VQ_PAIRS_SET left off. */
+  rx_used: number;
 }
 
 export interface PmdResult {
@@ -28,6 +30,10 @@ export interface PmdResult {
   cycles: number;
   seconds: number;
   timed_out: boolean;
+  /** Pairs the guest enabled with VQ_PAIRS_SET (active=). */
+  active: number;
+  /** intx=: whether the ISR queue bit came. */
+  intx_seen?: boolean;
   tx_packets: number;
   tx_bytes: number;
   rx_packets: number;
@@ -35,8 +41,8 @@ export interface PmdResult {
   per_queue: PmdQueueResult[];
 }
 
-const NUMBERS = ['queues', 'vcpus', 'size', 'tsc_khz', 'boot_cycles', 'first_tx_cycles', 'cycles', 'seconds', 'tx_packets', 'tx_bytes', 'rx_packets', 'rx_bytes'] as const;
-const QUEUE_NUMBERS = ['queue', 'tx_packets', 'tx_bytes', 'rx_packets', 'rx_bytes', 'tx_dropped', 'rx_errors', 'tx_kicks', 'rx_kicks', 'kicks_suppressed'] as const;
+const NUMBERS = ['queues', 'active', 'vcpus', 'size', 'tsc_khz', 'boot_cycles', 'first_tx_cycles', 'cycles', 'seconds', 'tx_packets', 'tx_bytes', 'rx_packets', 'rx_bytes'] as const;
+const QUEUE_NUMBERS = ['queue', 'tx_packets', 'tx_bytes', 'rx_packets', 'rx_bytes', 'tx_dropped', 'rx_errors', 'tx_kicks', 'rx_kicks', 'kicks_suppressed', 'rx_used'] as const;
 
 function isCount(v: unknown): v is number {
   return typeof v === 'number' && Number.isFinite(v) && v >= 0;
@@ -56,6 +62,7 @@ export function parsePmdResult(consoleText: string): PmdResult | undefined {
   if (typeof v !== 'object' || v === null) return undefined;
   const o = v as Record<string, unknown>;
   if (typeof o.mode !== 'string' || typeof o.ring !== 'string' || typeof o.event_idx !== 'boolean' || typeof o.timed_out !== 'boolean') return undefined;
+  if (o.intx_seen !== undefined && typeof o.intx_seen !== 'boolean') return undefined;
   if (!NUMBERS.every((k) => isCount(o[k]))) return undefined;
   if (!Array.isArray(o.per_queue)) return undefined;
   for (const q of o.per_queue as unknown[]) {

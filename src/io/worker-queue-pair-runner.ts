@@ -18,8 +18,7 @@ import path from 'node:path';
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import type { XskSocketHandle } from '../backend/af-xdp/xsk-socket';
 import { kvmNative } from '../native/kvm';
-import type { DeviceContext } from '../virtio/device';
-import type { QueuePairRunner, QueuePairSpec } from '../virtio/net/queue-pair-runner';
+import type { PairResume, QueuePairContext, QueuePairRunner, QueuePairSpec } from '../virtio/net/queue-pair-runner';
 import {
   COUNTER_NAMES,
   CONTROL_BYTES,
@@ -99,7 +98,7 @@ export class WorkerQueuePairRunner implements QueuePairRunner {
     this.fds[pair] = fds;
   }
 
-  start(spec: QueuePairSpec, ctx: DeviceContext): void {
+  start(spec: QueuePairSpec, ctx: QueuePairContext): void {
     if (this.closed) return;
     if (spec.pair < 0 || spec.pair >= this.pairs) throw new RangeError(`queue pair ${spec.pair} out of range`);
     const existing = this.running.get(spec.pair);
@@ -162,7 +161,7 @@ export class WorkerQueuePairRunner implements QueuePairRunner {
   }
 
   /** A broken ring is reported once, from the worker, through shared memory. */
-  private watchBroken(w: PairWorker, generation: number, ctx: DeviceContext): void {
+  private watchBroken(w: PairWorker, generation: number, ctx: QueuePairContext): void {
     const seen = Atomics.load(w.ctl, Control.Broken);
     const reportBroken = (): void => {
       if (Atomics.load(w.ctl, Control.Broken) === generation) ctx.markNeedsReset();
@@ -224,6 +223,16 @@ export class WorkerQueuePairRunner implements QueuePairRunner {
     return {
       rx: { nextAvail: c[Control.RxNextAvail]!, nextUsed: c[Control.RxNextUsed]! },
       tx: { nextAvail: c[Control.TxNextAvail]!, nextUsed: c[Control.TxNextUsed]! },
+    };
+  }
+
+  /** VQ_PAIRS_SET disabling a pair: stop its session; a later start() resumes its rings where they stopped. */
+  async suspend(pair: number): Promise<PairResume | undefined> {
+    const at = await this.stop(pair);
+    if (!at) return undefined;
+    return {
+      rx: { availBase: at.rx.nextAvail, usedBase: at.rx.nextUsed },
+      tx: { availBase: at.tx.nextAvail, usedBase: at.tx.nextUsed },
     };
   }
 

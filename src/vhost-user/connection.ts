@@ -447,9 +447,7 @@ export class VhostUserConnection {
     this.brokenReported[p] = false;
     this.ctx.runner.start(spec, {
       memory: t.memory,
-      features: this.features,
       signalUsed: () => {},
-      signalConfig: () => {},
       markNeedsReset: () => this.onBroken(p),
     });
     this.running[p] = true;

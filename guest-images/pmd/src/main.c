@@ -36,6 +36,8 @@ struct config {
     int verbose;
     int fault; /* 0, or 'p' (#PF), 'g' (#GP), 'u' (#UD): test the VMM's exception reporting */
     u32 irq;   /* 0, or the vector queue 0's RX interrupts (MSI-X entry 0) are sent to: wait for it before polling */
+    int intx;  /* MSI-X left off: wait for queue 0's RX interrupt in the ISR register (§4.1.4.5) before polling */
+    u16 active; /* pairs enabled with VQ_PAIRS_SET (default: queues); the others get RX buffers but are not polled */
     int have_mac;
     u8 mac[6];
     u8 dst[6];
@@ -161,7 +163,7 @@ static __attribute__((noreturn)) void usage(const char *what, const char *token)
     con_puts(" '");
     con_puts(token);
     con_puts("'\nxdpvm-pmd: options: mode=txonly|rxonly|io-fwd size=64 burst=32 seconds=S | count=N "
-             "[timeout=S] queues=1 qsize=256 packed=0|1 event_idx=0|1 mac=xx:xx:xx:xx:xx:xx dst=xx:.. verbose=0|1 fault=pf|gp|ud\n");
+             "[timeout=S] queues=1 active=N qsize=256 packed=0|1 event_idx=0|1 irq=V intx=0|1 mac=xx:xx:xx:xx:xx:xx dst=xx:.. verbose=0|1 fault=pf|gp|ud\n");
     pmd_exit(EXIT_USAGE);
 }
 
@@ -245,6 +247,12 @@ static void parse_cmdline(const char *cmdline, u32 len)
 #endif
             if (!parse_u64(val, &v) || v < 32 || v > 254) usage("irq is a vector 32..254, not", val);
             cfg.irq = (u32)v;
+        } else if (streq(tok, "intx")) {
+            if (!parse_u64(val, &v) || v > 1) usage("intx is 0 or 1, not", val);
+            cfg.intx = (int)v;
+        } else if (streq(tok, "active")) {
+            if (!parse_u64(val, &v) || v < 1 || v > MAX_PAIRS) usage("active is 1..16, not", val);
+            cfg.active = (u16)v;
         } else if (streq(tok, "mac")) {
             if (!parse_mac(val, cfg.mac)) usage("mac is xx:xx:xx:xx:xx:xx, not", val);
             cfg.have_mac = 1;
@@ -258,6 +266,16 @@ static void parse_cmdline(const char *cmdline, u32 len)
         cfg.seconds_ms = 1000;
     if (cfg.irq && cfg.event_idx)
         usage("irq asks for every used-buffer notification: not with event_idx=1", "");
+    if (cfg.intx && cfg.event_idx)
+        usage("intx asks for every used-buffer notification: not with event_idx=1", "");
+    if (cfg.intx && cfg.irq)
+        usage("intx leaves MSI-X off: not with irq=", "");
+    if (!cfg.active)
+        cfg.active = cfg.queues;
+    if (cfg.active > cfg.queues)
+        usage("active is at most queues:", "");
+    if (cfg.active < cfg.queues && cfg.packed)
+        usage("active<queues reports the idle pairs' used rings: split rings only (packed=0)", "");
 }
 
 /* -------------------------------------------------------------- self-test */
@@ -356,6 +374,8 @@ static void build_template(struct pair *p)
 
 static u64 g_irq_wait_cycles;
 static int g_irq_seen;
+static u64 g_intx_wait_cycles;
+static int g_intx_seen;
 
 static void lapic_enable(void)
 {
@@ -391,6 +411,33 @@ static void wait_for_rx_interrupt(void)
     con_putc('\n');
 }
 
+/*
+ * intx=: with MSI-X off the device signals a used buffer through INTx and
+ * the ISR register (§4.1.4.5); a legacy driver's handler reads ISR, which
+ * clears it. Ring 3 takes no interrupt, so vCPU 0 reads ISR instead: it must
+ * be clear before a frame arrived, and show the queue interrupt once one has.
+ */
+#define VIRTIO_ISR_QUEUE 1
+static void wait_for_rx_isr(void)
+{
+    u8 isr = mmio_read8(net.pci.isr.addr);
+    if (isr & VIRTIO_ISR_QUEUE)
+        fatal(EXIT_DEVICE, "ISR shows a queue interrupt before any frame was received:", isr);
+    u64 t0 = rdtsc();
+    while (!(mmio_read8(net.pci.isr.addr) & VIRTIO_ISR_QUEUE)) {
+        if (rdtsc() > g_timeout) {
+            con_puts("xdpvm-pmd: no queue interrupt in ISR before the timeout\n");
+            return;
+        }
+        cpu_relax();
+    }
+    g_intx_seen = 1;
+    g_intx_wait_cycles = rdtsc() - t0;
+    con_puts("xdpvm-pmd: interrupt: ISR queue bit set (INTx); used ring idx ");
+    con_dec(pairs[0].rx.packed ? 0 : pairs[0].rx.used->idx);
+    con_putc('\n');
+}
+
 /* ------------------------------------------------------------- device set-up */
 
 static void setup_pair(struct pair *p, u16 id)
@@ -401,7 +448,8 @@ static void setup_pair(struct pair *p, u16 id)
     u16 rx_msix = (cfg.irq && id == 0) ? 0 : VIRTIO_MSI_NO_VECTOR;
     vnet_setup_queue(&net, &p->rx, (u16)(2 * id), cfg.qsize, rx_msix);
     vnet_setup_queue(&net, &p->tx, (u16)(2 * id + 1), cfg.qsize, VIRTIO_MSI_NO_VECTOR);
-    if (rx_msix == 0)
+    /* intx=: no vectors at all (MSI-X stays off); queue 0's RX asks for used-buffer notifications. */
+    if (rx_msix == 0 || (cfg.intx && id == 0))
         vq_enable_interrupts(&p->rx);
     p->pool_count = (u32)p->rx.size + p->tx.size + BURST_MAX;
     p->buf_base = mem_alloc((u64)p->pool_count * BUF_SIZE, 4096);
@@ -440,9 +488,12 @@ static void init_device(const struct xdpvm_boot_info *bi)
     vnet_setup_ctrl(&net);
     vnet_driver_ok(&net);
     if (cfg.queues > 1)
-        vnet_set_pairs(&net, cfg.queues);
+        vnet_set_pairs(&net, cfg.active);
+    /* Every pair gets RX buffers (and a kick), also those VQ_PAIRS_SET left off: the device must not use them. */
     for (u16 i = 0; i < cfg.queues; i++)
         refill_rx(&pairs[i]);
+    for (u16 i = cfg.active; i < cfg.queues; i++)
+        pairs[i].done = 1;
 
     static const char hexd[] = "0123456789abcdef";
     con_puts("xdpvm-pmd: virtio-net at 00:");
@@ -646,6 +697,12 @@ static void print_result(u64 boot_tsc)
         con_puts(g_irq_seen ? "true" : "false");
         json_key("irq_wait_cycles", g_irq_wait_cycles, 1);
     }
+    if (cfg.intx) {
+        con_puts(",\"intx_seen\":");
+        con_puts(g_intx_seen ? "true" : "false");
+        json_key("intx_wait_cycles", g_intx_wait_cycles, 1);
+    }
+    json_key("active", cfg.active, 1);
     con_puts(",\"timed_out\":");
     con_puts(timed_out ? "true" : "false");
     json_key("tx_packets", tp, 1);
@@ -668,6 +725,8 @@ static void print_result(u64 boot_tsc)
         json_key("tx_kicks", p->tx.kicks, 1);
         json_key("rx_kicks", p->rx.kicks, 1);
         json_key("kicks_suppressed", p->tx.kicks_skipped + p->rx.kicks_skipped, 1);
+        /* Used entries the device wrote to this pair's RX ring (split), consumed or not: 0 for a pair left off. */
+        json_key("rx_used", p->rx.packed ? p->rx_packets + p->rx_errors : p->rx.used->idx, 1);
         con_putc('}');
     }
     con_puts("]}\n");
@@ -755,6 +814,8 @@ void pmd_main(const struct xdpvm_boot_info *bi)
     g_ready = 1;
     if (cfg.irq)
         wait_for_rx_interrupt();
+    if (cfg.intx)
+        wait_for_rx_isr();
     poll_loop(0, nvcpu);
     g_vcpu_done[0] = 1;
     for (u32 i = 1; i < nvcpu; i++)
@@ -763,7 +824,7 @@ void pmd_main(const struct xdpvm_boot_info *bi)
     barrier();
 
     print_result(boot_tsc);
-    int timed_out = cfg.irq && !g_irq_seen;
+    int timed_out = (cfg.irq && !g_irq_seen) || (cfg.intx && !g_intx_seen);
     for (u16 i = 0; i < cfg.queues; i++)
         timed_out |= pairs[i].timed_out;
     pmd_exit(timed_out ? EXIT_TIMEOUT : EXIT_OK);

@@ -1,8 +1,9 @@
 // Where queue pairs are serviced. The device decides what pairs exist and
 // when they start and stop; a runner decides which thread services them.
-// Inline (default): in the device's thread, driven by kicks and polls.
-// Worker (src/io): one thread per pair, woken by eventfds.
-import type { DeviceContext, QueueConfig } from '../device';
+// Inline (inline-queue-pair-runner.ts): in the device's thread, driven by
+// kicks and polls. Worker (src/io): one thread per pair, woken by eventfds.
+import type { GuestMemory } from '../../memory/guest-memory';
+import type { QueueConfig } from '../device';
 import type { TxOffloads } from './tx-path';
 
 /**
@@ -31,13 +32,34 @@ export interface QueuePairSpec {
   discardPendingRx?: boolean;
 }
 
+/** Where a suspended pair's rings stopped: the resume points of its next start. */
+export interface PairResume {
+  rx: RingResume;
+  tx: RingResume;
+}
+
+/** What a runner gets from the device for a pair: the memory, and the two ways back to the transport. */
+export interface QueuePairContext {
+  readonly memory: GuestMemory;
+  /** Used-buffer notification for virtqueue `queueIndex`. Worker runners signal their call eventfds instead. */
+  signalUsed(queueIndex: number): void;
+  /** A ring of the pair broke a rule (§2.1.2). */
+  markNeedsReset(): void;
+}
+
 export interface QueuePairRunner {
   /** Queue pairs the runner can service (one backend queue each). */
   readonly pairs: number;
-  /** DRIVER_OK: start servicing a pair. */
-  start(spec: QueuePairSpec, ctx: DeviceContext): void;
+  /** Start servicing a pair (DRIVER_OK, or VQ_PAIRS_SET enabling it). */
+  start(spec: QueuePairSpec, ctx: QueuePairContext): void;
   /** Available-buffer notification that reached the device (transports without ioeventfd). */
   kick(pair: number): void;
+  /**
+   * Stop servicing one pair (VQ_PAIRS_SET disabling it) and resolve, once
+   * nothing touches its rings, with where they stopped (undefined if it
+   * never ran or its thread died).
+   */
+  suspend(pair: number): Promise<PairResume | undefined>;
   /** Reset: stop every pair and forget its ring state. */
   stopAll(): void;
 }

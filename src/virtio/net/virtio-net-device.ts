@@ -1,16 +1,19 @@
 // The virtio-net device (§5.1): features, configuration space, the control
-// queue and one NetQueuePair per backend queue. Transport-neutral (PCI,
-// vhost-user, the test driver) and backend-neutral (NetBackendQueue).
-// Servicing is inline here: a kick services its pair at once and the front
-// end calls pollBackends() when a backend may have frames.
+// queue, and which queue pairs run. Transport-neutral (PCI, vhost-user, the
+// test driver) and backend-neutral: a QueuePairRunner services the pairs,
+// inline in this thread (InlineQueuePairRunner: a kick services its pair at
+// once, the front end calls pollBackends() when a backend may have frames)
+// or in I/O workers (src/io). Both are driven the same way: pair 0 runs from
+// DRIVER_OK, the others only while VQ_PAIRS_SET enables them (§5.1.6.5.5).
 import { featureMask, hasFeature, NetFeature, NetStatus, VIRTIO_ID_NET, VirtioFeature } from 'virtio-spec-types';
 import type { NetBackendQueue } from '../../backend/net-backend';
 import type { DeviceContext, QueueConfig, VirtioDevice } from '../device';
 import { createVirtqueue, queueFeaturesFrom } from '../queue';
 import { ControlQueue } from './control-queue';
+import { InlineQueuePairRunner } from './inline-queue-pair-runner';
 import { NetConfigSpace } from './net-config-space';
-import { NetQueuePair } from './queue-pair';
-import type { QueuePairRunner } from './queue-pair-runner';
+import type { NetQueuePair } from './queue-pair';
+import type { PairResume, QueuePairContext, QueuePairRunner, QueuePairSpec } from './queue-pair-runner';
 
 export interface VirtioNetOptions {
   /** Backend queues serviced inline, in the device's thread (one per pair)... */
@@ -27,9 +30,6 @@ export interface VirtioNetOptions {
   packed?: boolean;
 }
 
-/** Rounds of service per kick before yielding (the next kick or poll continues). */
-const MAX_ROUNDS_PER_KICK = 64;
-
 export class VirtioNetDevice implements VirtioDevice {
   readonly deviceId = VIRTIO_ID_NET;
   readonly queueCount: number;
@@ -40,15 +40,27 @@ export class VirtioNetDevice implements VirtioDevice {
   readonly config: NetConfigSpace;
   private driverFeatures = 0n;
   private ctx: DeviceContext | undefined;
-  private pairs: NetQueuePair[] = [];
+  private readonly runner: QueuePairRunner;
+  private readonly inline: InlineQueuePairRunner | undefined;
+  /** Per pair, from DRIVER_OK: what to start it with (undefined: its queues are not enabled). */
+  private specs: (QueuePairSpec | undefined)[] = [];
+  /** Per pair: started on the runner and not suspended since. */
+  private running: boolean[] = [];
+  /** Per pair: a suspend in flight, resolving with where its rings stopped. */
+  private suspending: (Promise<PairResume | undefined> | undefined)[] = [];
+  /** Bumped by activate and reset: work left over from before is dropped. */
+  private epoch = 0;
   private ctrl: ControlQueue | undefined;
   private ctrlIndex = -1;
   private activePairs = 1;
   private needsReset = false;
+  private pairCtx: QueuePairContext | undefined;
 
   constructor(private readonly o: VirtioNetOptions) {
     if ((o.backends === undefined) === (o.runner === undefined)) throw new Error('virtio-net needs either backends or a runner');
-    this.maxPairs = o.backends?.length ?? o.runner!.pairs;
+    this.inline = o.backends ? new InlineQueuePairRunner(o.backends) : undefined;
+    this.runner = this.inline ?? o.runner!;
+    this.maxPairs = this.runner.pairs;
     if (this.maxPairs < 1) throw new Error('virtio-net needs at least one queue pair');
     this.queueCount = 2 * this.maxPairs + 1;
     this.queueMaxSize = o.queueMaxSize ?? 256;
@@ -103,12 +115,13 @@ export class VirtioNetDevice implements VirtioDevice {
     // §5.1.2: with MQ the control queue follows all pairs; without, it is queue 2.
     this.ctrlIndex = has(NetFeature.CTRL_VQ) ? (mq ? 2 * this.maxPairs : 2) : -1;
     const pairCount = mq ? this.maxPairs : 1;
-    this.disposePairs();
+    this.stopPairs();
+    const epoch = ++this.epoch;
     for (let p = 0; p < pairCount; p++) {
       const rx = queues[2 * p];
       const tx = queues[2 * p + 1];
       if (!rx?.enabled || !tx?.enabled) continue;
-      const spec = {
+      this.specs[p] = {
         pair: p,
         rx,
         tx,
@@ -116,24 +129,16 @@ export class VirtioNetDevice implements VirtioDevice {
         mergeable: has(NetFeature.MRG_RXBUF),
         offloads: { csum: has(NetFeature.CSUM), tso: has(NetFeature.HOST_TSO4) || has(NetFeature.HOST_TSO6) },
       };
-      if (this.o.runner) {
-        this.o.runner.start(spec, {
-          memory: ctx.memory,
-          features: ctx.features,
-          signalUsed: (i) => ctx.signalUsed(i),
-          signalConfig: () => ctx.signalConfig(),
-          markNeedsReset: () => this.markNeedsReset(),
-        });
-        continue;
-      }
-      this.pairs[p] = new NetQueuePair({
-        ...spec,
-        memory: ctx.memory,
-        backend: this.o.backends![p]!,
-        signal: (i) => this.ctx?.signalUsed(i),
-        onBroken: () => this.markNeedsReset(),
-      });
     }
+    this.pairCtx = {
+      memory: ctx.memory,
+      signalUsed: (i) => {
+        if (epoch === this.epoch) ctx.signalUsed(i);
+      },
+      markNeedsReset: () => {
+        if (epoch === this.epoch) this.markNeedsReset();
+      },
+    };
     const cq = this.ctrlIndex >= 0 ? queues[this.ctrlIndex] : undefined;
     this.ctrl = undefined;
     if (cq?.enabled) {
@@ -143,13 +148,44 @@ export class VirtioNetDevice implements VirtioDevice {
         mq,
         rxMode: has(NetFeature.CTRL_RX),
         macAddr: has(NetFeature.CTRL_MAC_ADDR),
-        setActivePairs: (n) => (this.activePairs = n),
+        setActivePairs: (n) => this.setActivePairs(n),
         setMac: (mac) => this.config.setMac(mac),
         ackAnnounce: () => this.config.setStatus(this.config.status & ~NetStatus.ANNOUNCE),
       });
     }
     // §5.1.6.5.5: only the first pair is used until VQ_PAIRS_SET.
-    this.activePairs = 1;
+    this.setActivePairs(1);
+  }
+
+  /** §5.1.6.5.5: pairs below `n` run, the others stop (their rings resume where they were if enabled again). */
+  private setActivePairs(n: number): void {
+    this.activePairs = n;
+    for (let p = 0; p < this.maxPairs; p++) {
+      const want = p < n && this.specs[p] !== undefined;
+      if (want && !this.running[p]) this.startPair(p);
+      else if (!want && this.running[p]) {
+        this.running[p] = false;
+        this.suspending[p] = this.runner.suspend(p);
+      }
+    }
+  }
+
+  private startPair(p: number): void {
+    const spec = this.specs[p]!;
+    const ctx = this.pairCtx!;
+    this.running[p] = true;
+    const pending = this.suspending[p];
+    if (!pending) {
+      this.runner.start(spec, ctx);
+      return;
+    }
+    // Enabled again before its suspend finished: start where its rings stopped, once they have.
+    const epoch = this.epoch;
+    void pending.then((at) => {
+      if (epoch !== this.epoch || !this.running[p] || this.suspending[p] !== pending) return;
+      this.suspending[p] = undefined;
+      this.runner.start(at ? { ...spec, rxResume: at.rx, txResume: at.tx } : spec, ctx);
+    });
   }
 
   queueNotify(index: number): void {
@@ -159,18 +195,18 @@ export class VirtioNetDevice implements VirtioDevice {
       if (this.ctrl?.vq.broken) this.markNeedsReset();
       return;
     }
-    if (this.o.runner) this.o.runner.kick(index >> 1);
-    else this.servicePair(index >> 1);
+    const p = index >> 1;
+    if (this.running[p]) this.runner.kick(p);
   }
 
-  /** Services every active pair whose backend may have work (frames to receive, room to send). */
+  /** Inline runner: services every running pair whose backend may have work (frames to receive, room to send). */
   pollBackends(): void {
-    for (let p = 0; p < this.activePairs; p++) this.servicePair(p);
+    this.inline?.poll();
   }
 
-  /** The pair objects (for counters and for front ends that service them from their own threads). */
+  /** Inline runner: the running pair objects, by index (for counters); empty with a worker runner. */
   queuePairs(): readonly (NetQueuePair | undefined)[] {
-    return this.pairs;
+    return this.inline?.queuePairs() ?? [];
   }
 
   get activeQueuePairs(): number {
@@ -194,9 +230,9 @@ export class VirtioNetDevice implements VirtioDevice {
   }
 
   reset(): void {
-    this.o.runner?.stopAll();
     this.ctx = undefined;
-    this.disposePairs();
+    this.stopPairs();
+    this.epoch++;
     this.ctrl = undefined;
     this.ctrlIndex = -1;
     this.activePairs = 1;
@@ -207,15 +243,12 @@ export class VirtioNetDevice implements VirtioDevice {
     this.config.setMac(this.o.mac);
   }
 
-  private disposePairs(): void {
-    for (const pair of this.pairs) pair?.dispose();
-    this.pairs = [];
-  }
-
-  private servicePair(p: number): void {
-    const pair = this.pairs[p];
-    if (!pair || p >= this.activePairs) return;
-    for (let round = 0; round < MAX_ROUNDS_PER_KICK && pair.service(); round++);
+  private stopPairs(): void {
+    this.runner.stopAll();
+    this.specs = [];
+    this.running = [];
+    this.suspending = [];
+    this.pairCtx = undefined;
   }
 
   private markNeedsReset(): void {

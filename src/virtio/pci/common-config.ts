@@ -96,6 +96,11 @@ export class CommonConfig {
   private active = false;
   /** Exceptions thrown by the device (each also marks DEVICE_NEEDS_RESET). */
   deviceErrors = 0;
+
+  get isActive(): boolean {
+    return this.active;
+  }
+
   lastDeviceError: unknown;
 
   constructor(

@@ -210,6 +210,15 @@ export class VirtioPciDevice {
     return this.common.lastDeviceError;
   }
 
+  /**
+   * A used-buffer notification for queue `index` raised on the device's
+   * behalf (the VMM relaying an I/O worker's call eventfd while MSI-X is
+   * off): the same path as the device's own, ignored unless active.
+   */
+  signalQueue(index: number): void {
+    if (this.common.isActive && this.common.isQueueEnabled(index)) this.interrupts.queue(this.common.queueVector(index));
+  }
+
   // ---- device context ----
 
   private createContext(features: bigint): DeviceContext {

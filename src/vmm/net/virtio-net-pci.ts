@@ -4,7 +4,14 @@
 // that follow the MSI-X table (a worker's used-buffer signal interrupts the
 // guest without touching this thread). While a vector is masked its irqfd
 // is detached; signals that arrive meanwhile are replayed on unmask
-// (pending bit semantics, PCI 3.0 §6.8.2.9).
+// (pending bit semantics, PCI 3.0 §6.8.2.9). With MSI-X off the call
+// eventfds go to the call relay instead, which sets the ISR and raises INTx
+// from this thread (§4.1.4.5).
+//
+// The workers are persistent: one per pair for the device's life, servicing
+// a session per DRIVER_OK (or VQ_PAIRS_SET enabling the pair), so a guest
+// that resets the device or changes its pairs never primes a socket's Fill
+// ring twice.
 import { AfXdpBackend } from '../../backend/af-xdp/af-xdp-backend';
 import type { AfXdpOptions } from '../../backend/af-xdp/af-xdp-options';
 import type { Vm } from '../../kvm/vm';
@@ -16,6 +23,7 @@ import type { SharedRegion } from '../../io/queue-pair-thread';
 import { VirtioNetDevice } from '../../virtio/net/virtio-net-device';
 import { VirtioPciDevice } from '../../virtio/pci/virtio-pci-device';
 import type { InterruptRouting } from '../interrupt-routing';
+import { CallRelay } from './call-relay';
 
 const NO_VECTOR = 0xffff;
 
@@ -40,6 +48,7 @@ export class VirtioNetPci {
   private readonly ioeventAt = new Map<number, number>(); // queue -> registered address
   private readonly irqfdGsi = new Map<number, number>(); // call fd -> gsi it is assigned to
   private readonly vectorGsi = new Map<number, number>();
+  private readonly relay: CallRelay | undefined;
 
   constructor(private readonly o: VirtioNetPciOptions) {
     this.backend = AfXdpBackend.open(o.backend);
@@ -47,9 +56,11 @@ export class VirtioNetPci {
       this.runner = new WorkerQueuePairRunner({
         regions: o.regions,
         sockets: this.backend.sockets.map((s) => s.handle()),
+        persistent: true,
       });
       this.device = new VirtioNetDevice({ runner: this.runner, mac: o.mac });
       this.pci = new VirtioPciDevice(this.device, { memory: o.memory, msixVectors: this.device.queueCount + 1 });
+      this.relay = new CallRelay((queue) => this.pci.signalQueue(queue));
       o.bus.add(this.pci.pci, {
         interruptLine: o.intxGsi,
         interrupts: {
@@ -65,7 +76,10 @@ export class VirtioNetPci {
       this.pci.msix.addListener({ controlChanged: () => this.updateIrqfds(), vectorChanged: () => this.updateIrqfds() });
       // A driver may enable MSI-X before it maps its queues to vectors (Linux does it the other way round).
       this.pci.onVectorMappingChanged(() => this.updateIrqfds());
+      // MSI-X starts disabled: every queue interrupts through INTx until the driver enables it.
+      this.updateIrqfds();
     } catch (e) {
+      void this.relay?.close();
       this.backend.close();
       throw e;
     }
@@ -103,10 +117,13 @@ export class VirtioNetPci {
     return gsi;
   }
 
-  /** Re-aims every worker's call eventfd at its queue's current MSI-X vector. */
+  /** Re-aims every worker's call eventfd at its queue's current MSI-X vector, or at the call relay (INTx) while MSI-X is off. */
   private updateIrqfds(): void {
     const msix = this.pci.msix;
     for (const { queue, call } of this.workerQueues()) {
+      // §4.1.5.1.3 / PCI 3.0 §6.8.2.3: with MSI-X disabled the function uses INTx.
+      if (!msix.enabled) this.relay!.watch(call, queue);
+      else this.relay!.unwatch(call);
       const vector = this.pci.queueVector(queue);
       const msg = vector === NO_VECTOR || !msix.enabled ? undefined : msix.message(vector);
       const live = msg !== undefined && !msg.masked && !msix.functionMasked;
@@ -131,6 +148,8 @@ export class VirtioNetPci {
     for (const [fd, gsi] of this.irqfdGsi) this.o.vm.deassignIrqfd(fd, gsi);
     this.irqfdGsi.clear();
     this.placeIoeventfds(undefined);
+    // The relay lets go of the call eventfds before the runner closes them.
+    await this.relay?.close();
     await this.runner.close();
     this.backend.close();
   }
