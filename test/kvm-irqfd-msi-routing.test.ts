@@ -5,8 +5,9 @@
 // KVM_SIGNAL_MSI and KVM_IRQ_LINE are exercised on the same VM.
 import * as assert from 'uvu/assert';
 import { test } from 'uvu';
+import { EventFd } from '../src/host/eventfd';
 import {
-  EventFd, ExitReason, IrqChip, LapicReg, lapicIrr, lapicIsr, readLapicReg, SVR_APIC_ENABLED, writeLapicReg, type Vcpu,
+  ExitReason, IrqChip, LapicReg, lapicIrr, lapicIsr, readLapicReg, SVR_APIC_ENABLED, writeLapicReg, type Vcpu,
 } from '../src/kvm';
 import { CODE_GPA, kvmTest, realModeGuest } from './support/kvm-guest';
 
