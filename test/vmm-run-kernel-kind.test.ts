@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { bootPlanFor } from '../src/vmm/boot-plan';
-import { ensurePmdImage } from '../src/vmm/images';
+import { ensurePmdImage } from '../src/guest-build/pmd';
 import { detectKernelKind } from '../src/vmm/loader/kernel-kind';
 
 import { KERNEL_PATH as debianKernel } from './support/linux-loader-rig';
