@@ -8,17 +8,17 @@
   },
   "targets": [
     {
-      "target_name": "xsk",
+      "target_name": "sys",
       "sources": [
         "native/common/mapping.cc",
-        "native/common/copy_batch.cc",
-        "native/xsk/addon.cc",
-        "native/xsk/xsk.cc",
-        "native/xsk/bpf.cc",
-        "native/xsk/netlink.cc",
-        "native/xsk/host.cc",
-        "native/xsk/raw_loop.cc",
-        "native/xsk/unix_socket.cc"
+        "native/sys/addon.cc",
+        "native/sys/host.cc",
+        "native/sys/affinity.cc",
+        "native/sys/eventfd.cc",
+        "native/sys/epoll.cc",
+        "native/sys/guest_memory.cc",
+        "native/sys/copy_batch.cc",
+        "native/sys/unix_socket.cc"
       ]
     },
     {
@@ -26,16 +26,26 @@
       "sources": [
         "native/common/mapping.cc",
         "native/kvm/addon.cc",
-        "native/kvm/affinity.cc",
         "native/kvm/system.cc",
         "native/kvm/vm.cc",
         "native/kvm/vcpu.cc",
-        "native/kvm/memory.cc",
-        "native/kvm/eventfd.cc",
-        "native/kvm/epoll.cc",
         "native/kvm/kick.cc",
         "native/kvm/layout.cc"
       ]
+    },
+    {
+      "target_name": "xsk",
+      "sources": [
+        "native/common/mapping.cc",
+        "native/xsk/addon.cc",
+        "native/xsk/xsk.cc",
+        "native/xsk/bpf.cc",
+        "native/xsk/netlink.cc"
+      ]
+    },
+    {
+      "target_name": "raw_loop",
+      "sources": ["native/raw_loop/raw_loop.cc"]
     }
   ]
 }

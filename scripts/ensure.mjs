@@ -72,7 +72,7 @@ export function ensure({ forTests = false } = {}) {
   if (!existsSync(path.join(root, 'node_modules', 'uvu')) || !existsSync(path.join(root, 'node_modules', 'typescript'))) {
     run(npm, [existsSync(path.join(root, 'package-lock.json')) ? 'ci' : 'install', '--no-audit', '--no-fund']);
   }
-  const addons = ['xsk', 'kvm'].map((n) => path.join(root, 'build', 'Release', `${n}.node`));
+  const addons = ['sys', 'kvm', 'xsk', 'raw_loop'].map((n) => path.join(root, 'build', 'Release', `${n}.node`));
   const nativeSrc = Math.max(newestMtime(path.join(root, 'native'), ['.cc', '.h', '.c']), mtime(path.join(root, 'binding.gyp')));
   if (addons.some((a) => mtime(a) < nativeSrc)) run(process.execPath, ['scripts/build-native.mjs']);
   run(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-b'], { stdio: forTests ? 'inherit' : 'inherit' });

@@ -7,6 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { xdpState } from '../src/host/netns';
 import { xsk } from '../src/native/xsk';
+import { sys } from '../src/native/sys';
 import { openFds } from './support/fd-count';
 import { openBackend, withVeth } from './support/veth-backends';
 
@@ -53,11 +54,11 @@ test('sock-fds naming a closed fd', async () => {
 });
 
 test('sock-fds naming something that is not a socket', async () => {
-  const fd = xsk.netnsOpen('/proc/self/ns/net');
+  const fd = sys.netnsOpen('/proc/self/ns/net');
   try {
     await expectSetupError((i) => `af-xdp,id=n,ifname=${i},inhibit=on,sock-fds=${fd}`, new RegExp(`fd ${fd} is not a socket`));
   } finally {
-    xsk.close(fd);
+    sys.close(fd);
   }
 });
 
@@ -76,7 +77,7 @@ test('inhibit=on with no XDP program on the interface', async () => {
   const sock = xsk.socket();
   // The backend takes ownership of handed-in sockets once the options are valid, and closes them on failure.
   await expectSetupError((i) => `af-xdp,id=n,ifname=${i},inhibit=on,sock-fds=${sock}`, /no XDP program is attached/, undefined, 1);
-  assert.not.ok(xsk.fdIsOpen(sock), 'handed-in socket closed on failure');
+  assert.not.ok(sys.fdIsOpen(sock), 'handed-in socket closed on failure');
 });
 
 test('another program already attached', async () => {

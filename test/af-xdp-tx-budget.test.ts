@@ -6,6 +6,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { KERNEL_TX_BUDGET } from '../src/backend/af-xdp/xsk-socket';
 import { RingId, xsk } from '../src/native/xsk';
+import { sys } from '../src/native/sys';
 import { frameSeq, makeFrame } from './support/frames';
 import { drainTx, receive } from './support/queue-traffic';
 import { openBackend, TEST_TUNING, withVeth } from './support/veth-backends';
@@ -19,7 +20,7 @@ function kernelHasTxBudget(): boolean {
     xsk.setRingSize(fd, RingId.Tx, 64);
     return xsk.setTxBudget(fd, 64) === 0;
   } finally {
-    xsk.close(fd);
+    sys.close(fd);
   }
 }
 
@@ -30,7 +31,7 @@ test('setTxBudget refuses a value below 32 or above the Tx ring, and a socket wi
     try {
       assert.is(xsk.setTxBudget(fd, 64), -92);
     } finally {
-      xsk.close(fd);
+      sys.close(fd);
     }
     return;
   }
@@ -42,7 +43,7 @@ test('setTxBudget refuses a value below 32 or above the Tx ring, and a socket wi
     assert.is(xsk.setTxBudget(fd, 256), -13);
     assert.is(xsk.setTxBudget(fd, 128), 0);
   } finally {
-    xsk.close(fd);
+    sys.close(fd);
   }
 });
 

@@ -7,7 +7,8 @@ import * as assert from 'uvu/assert';
 import { test } from 'uvu';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { ensurePmdImage, repoRoot } from '../src/vmm/images';
+import { ensurePmdImage } from '../src/guest-build/pmd';
+import { repoRoot } from '../src/repo-root';
 import {
   BOOT_INFO_FLAG_TSC_KHZ, BOOT_INFO_MAGIC, BOOT_INFO_SIZE, BOOT_INFO_VERSION, BootInfoOffset, DEBUG_EXIT_PORT, FAULT_PORT, LAPIC_BASE,
   loadBareMetal, readBootInfo, Selector, UART_PORT, type AddressRange,

@@ -6,7 +6,7 @@
 import * as assert from 'uvu/assert';
 import { test } from 'uvu';
 import { readFileSync } from 'node:fs';
-import { ensurePmdImage } from '../src/vmm/images';
+import { ensurePmdImage } from '../src/guest-build/pmd';
 import { ElfError, LoaderError, loadBareMetal, parseElf64, PF_R, PF_W, PF_X, PT_LOAD } from '../src/vmm/loader';
 
 const MMIO = { base: 0xc000_0000, size: 0x1000_0000 };

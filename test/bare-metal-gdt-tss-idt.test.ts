@@ -7,7 +7,7 @@
 import * as assert from 'uvu/assert';
 import { test } from 'uvu';
 import { readFileSync } from 'node:fs';
-import { ensurePmdImage } from '../src/vmm/images';
+import { ensurePmdImage } from '../src/guest-build/pmd';
 import {
   BOOT_CR0, BOOT_CR4, BOOT_EFER, BOOT_RFLAGS, buildExceptionStubs, buildGdt, buildTss, decodeDescriptor, describeGuestFault,
   encodeDescriptor, encodeIdtGate, encodeTssDescriptor, ERROR_CODE_VECTORS, EXCEPTION_VECTORS, FAULT_PORT, KERNEL_CODE64,

@@ -7,7 +7,7 @@
 import * as assert from 'uvu/assert';
 import { test } from 'uvu';
 import { readFileSync } from 'node:fs';
-import { ensurePmdImage } from '../src/vmm/images';
+import { ensurePmdImage } from '../src/guest-build/pmd';
 import {
   buildIdentityPageTables, LARGE_PAGE_SIZE, loadBareMetal, PAGE_SIZE, pageTableBytes, PageTableError, walkPageTables, type MapRange,
 } from '../src/vmm/loader';

@@ -4,8 +4,8 @@
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { buildLinuxImage, type LinuxImage } from '../src/images/linux-image';
-import { bootTcg, ensureQemu, type TcgBootOptions } from '../src/images/qemu-tcg';
+import { buildLinuxImage, type LinuxImage } from '../src/guest-build/linux/linux-image';
+import { bootTcg, ensureQemu, type TcgBootOptions } from '../src/harness/qemu-tcg';
 
 const WORK = process.env.XDPVM_IMAGE_TEST_DIR ?? '/var/tmp/xdpvm-guest-image-test';
 let image: LinuxImage | undefined;

@@ -8,8 +8,8 @@ import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { buildLinuxImage, type LinuxImage } from '../src/images/linux-image';
-import { bootTcg, ensureQemu } from '../src/images/qemu-tcg';
+import { buildLinuxImage, type LinuxImage } from '../src/guest-build/linux/linux-image';
+import { bootTcg, ensureQemu } from '../src/harness/qemu-tcg';
 
 const WORK = process.env.XDPVM_IMAGE_TEST_DIR ?? '/var/tmp/xdpvm-guest-image-test';
 const outDir = path.join(WORK, 'out');

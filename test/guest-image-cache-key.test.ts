@@ -7,8 +7,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { AptPackage } from '../src/images/apt';
-import { linuxImageBuilderSources, repoRoot } from '../src/images/linux-image';
+import type { AptPackage } from '../src/guest-build/linux/apt';
+import { linuxImageBuilderSources } from '../src/guest-build/linux/linux-image';
+import { repoRoot } from '../src/repo-root';
 import {
   checkFreshness,
   computeInputHash,
@@ -17,7 +18,7 @@ import {
   MANIFEST_FILE,
   type ImageManifest,
   type ManifestPackage,
-} from '../src/images/manifest';
+} from '../src/guest-build/linux/manifest';
 
 const PKGS: ManifestPackage[] = [
   { name: 'iperf3', version: '3.12-1+deb12u2', arch: 'amd64', role: 'content', deb: 'iperf3_3.12-1+deb12u2_amd64.deb', sha256: 'x' },
@@ -36,7 +37,7 @@ test('input hash: stable, order-independent, changes with a version or the build
 test('builder sources include the init script, the lists and the TypeScript', () => {
   const root = repoRoot();
   const files = linuxImageBuilderSources(root);
-  for (const f of ['guest-images/linux/init', 'guest-images/linux/packages.txt', 'guest-images/linux/modules.txt', 'src/images/linux-image.ts', 'src/images/cpio.ts']) {
+  for (const f of ['guest-images/linux/init', 'guest-images/linux/packages.txt', 'guest-images/linux/modules.txt', 'src/guest-build/linux/linux-image.ts', 'src/guest-build/linux/cpio.ts']) {
     assert.ok(files.includes(f), `${f} in ${files.join(' ')}`);
   }
   assert.not.ok(files.some((f) => f.startsWith('guest-images/out')), 'build output is not an input');
@@ -47,7 +48,7 @@ test('builder hash changes when the init script changes by one byte, or a file a
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'img-key-'));
   try {
     cpSync(path.join(root, 'guest-images', 'linux'), path.join(tmp, 'guest-images', 'linux'), { recursive: true });
-    cpSync(path.join(root, 'src', 'images'), path.join(tmp, 'src', 'images'), { recursive: true });
+    cpSync(path.join(root, 'src', 'guest-build', 'linux'), path.join(tmp, 'src', 'guest-build', 'linux'), { recursive: true });
     const files = (): string[] => linuxImageBuilderSources(tmp);
     const before = hashBuilderSources(tmp, files());
     assert.is(hashBuilderSources(tmp, files()), before, 'deterministic');

@@ -7,8 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { CpioError, CpioWriter, type CpioEntry } from '../src/images/cpio';
-import { InitramfsLayout } from '../src/images/initramfs';
+import { CpioError, CpioWriter, type CpioEntry } from '../src/guest-build/linux/cpio';
+import { InitramfsLayout } from '../src/guest-build/linux/initramfs';
 
 async function archive(entries: CpioEntry[]): Promise<Buffer> {
   const chunks: Uint8Array[] = [];

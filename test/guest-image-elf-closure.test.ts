@@ -5,10 +5,10 @@
 import { lstatSync, readlinkSync, realpathSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { DebEntry } from '../src/images/deb';
-import { elfClosure, searchDirs, type MissingLibrary } from '../src/images/elf-deps';
-import { sonamePackageNames } from '../src/images/library-packages';
-import { guestPath, PackageTree } from '../src/images/package-tree';
+import type { DebEntry } from '../src/guest-build/linux/deb';
+import { elfClosure, searchDirs, type MissingLibrary } from '../src/guest-build/linux/elf-deps';
+import { sonamePackageNames } from '../src/guest-build/linux/library-packages';
+import { guestPath, PackageTree } from '../src/guest-build/linux/package-tree';
 
 /** A listing of host paths (as a package would ship them), following the host's symlinks to their files. */
 function hostListing(paths: string[]): DebEntry[] {

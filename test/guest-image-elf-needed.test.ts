@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, realpathSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ElfError, ET_DYN, isElf, readElf, readElfFile } from '../src/images/elf';
+import { ElfError, ET_DYN, isElf, readElf, readElfFile } from '../src/guest-build/linux/elf';
 
 function readelfDynamic(file: string): { needed: string[]; soname?: string; runpath: string[] } {
   const out = execFileSync('readelf', ['-dW', file], { encoding: 'utf8' });

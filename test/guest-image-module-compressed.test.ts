@@ -8,9 +8,9 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { skipTest } from './support/skip';
-import { listTree } from '../src/images/deb';
-import { collectModules, readModule } from '../src/images/kernel-modules';
-import { PackageTree } from '../src/images/package-tree';
+import { listTree } from '../src/guest-build/linux/deb';
+import { collectModules, readModule } from '../src/guest-build/linux/kernel-modules';
+import { PackageTree } from '../src/guest-build/linux/package-tree';
 
 const release: string | undefined = existsSync('/lib/modules')
   ? readdirSync('/lib/modules').find((r) => existsSync(`/lib/modules/${r}/kernel/drivers/net/virtio_net.ko`))

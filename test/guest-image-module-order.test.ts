@@ -8,8 +8,8 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { skipTest } from './support/skip';
-import { elfSection } from '../src/images/elf';
-import { formatModulesDep, moduleName, orderModules, parseModinfo, parseModulesDep } from '../src/images/kernel-modules';
+import { elfSection } from '../src/guest-build/linux/elf';
+import { formatModulesDep, moduleName, orderModules, parseModinfo, parseModulesDep } from '../src/guest-build/linux/kernel-modules';
 
 const SAMPLE = `
 kernel/drivers/net/virtio_net.ko: kernel/drivers/net/net_failover.ko kernel/net/core/failover.ko

@@ -6,7 +6,7 @@ import { Worker } from 'node:worker_threads';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { pinThisThread } from '../src/host/cpu-affinity';
-import { kvmNative } from '../src/native/kvm';
+import { sys } from '../src/native/sys';
 
 const allowed = (): string => /Cpus_allowed_list:\s*(\S+)/.exec(readFileSync('/proc/thread-self/status', 'utf8'))![1]!;
 const ALL = Array.from({ length: availableParallelism() }, (_, i) => i);
@@ -35,9 +35,9 @@ test('a CPU beyond the machine is refused and the thread stays where it was', ()
   const before = allowed();
   assert.is(pinThisThread(1023, 'test'), false);
   assert.is(allowed(), before);
-  assert.throws(() => kvmNative.setThreadAffinity([-1]), /out of range/);
-  assert.throws(() => kvmNative.setThreadAffinity([1 << 20]), /out of range/);
-  assert.is(kvmNative.setThreadAffinity(ALL), 0);
+  assert.throws(() => sys.setThreadAffinity([-1]), /out of range/);
+  assert.throws(() => sys.setThreadAffinity([1 << 20]), /out of range/);
+  assert.is(sys.setThreadAffinity(ALL), 0);
 });
 
 test.run();

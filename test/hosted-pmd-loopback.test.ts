@@ -12,7 +12,7 @@ import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, write
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { GuestRam } from '../src/kvm';
-import { ensurePmdImage } from '../src/vmm/images';
+import { ensurePmdImage } from '../src/guest-build/pmd';
 import { hostTscKhz, loadBareMetal } from '../src/vmm/loader';
 import { PMD_MMIO, PMD_RAM_SIZE, PmdMachine, registerPmdLoopbackTests, type PmdRun, type PmdRunOptions } from './support/pmd-machine';
 

@@ -9,12 +9,11 @@ import { SplitRingDriver } from '../src/fuzz/split-ring-driver';
 import { GuestBus } from '../src/fuzz/guest-bus';
 import { WorkerQueuePairRunner } from '../src/io/worker-queue-pair-runner';
 import { GuestMemory } from '../src/memory/guest-memory';
-import { kvmNative } from '../src/native/kvm';
-import { xsk } from '../src/native/xsk';
 import type { QueueConfig } from '../src/virtio/device';
 import { frameSeq, frameTag, makeFrame } from './support/frames';
 import { receive, sendAll, sleep } from './support/queue-traffic';
 import { openBackend, openUnservicedBackend, withVeth } from './support/veth-backends';
+import { sys } from '../src/native/sys';
 
 const MEM = 8 << 20;
 const N = 100;
@@ -29,12 +28,12 @@ test('an I/O worker moves frames both ways between guest rings and AF_XDP', asyn
     const a = openUnservicedBackend(pair.a.netns, `af-xdp,id=a,ifname=${pair.a.ifname}`);
     const b = openBackend(pair.b.netns, `af-xdp,id=b,ifname=${pair.b.ifname}`);
     const qb = b.queues[0]!;
-    const ram = xsk.mapAnonymous(MEM);
+    const ram = sys.mapAnonymous(MEM);
     const bytes = new Uint8Array(ram);
     const memory = new GuestMemory([{ gpa: 0, bytes }]);
     const guest = new GuestBus(bytes, [{ gpa: 0, offset: 0, length: MEM }]);
     const runner = new WorkerQueuePairRunner({
-      regions: [{ gpa: 0, address: xsk.addressOf(ram), length: MEM }],
+      regions: [{ gpa: 0, address: sys.addressOf(ram), length: MEM }],
       sockets: [a.sockets[0]!.handle()],
       spinRounds: 200,
     });
@@ -62,17 +61,17 @@ test('an I/O worker moves frames both ways between guest rings and AF_XDP', asyn
         txDrv.add([{ addr, len: HDR + f.length, write: false }]);
       }
       txDrv.publish();
-      kvmNative.eventfdWrite(fds.txKick, 1);
+      sys.eventfdWrite(fds.txKick, 1);
       const got = await receive(qb, N, 5000, (f) => frameSeq(f) >= 0 && frameTag(f) === 3);
       assert.is(got.length, N, `peer received ${got.length}`);
       got.forEach((f, i) => assert.equal(f, makeFrame(i, 60 + i * 10, 3)));
       for (let i = 0; i < 50 && txDrv.pollUsed().length === 0; i++) await sleep(10);
-      assert.ok(kvmNative.eventfdRead(fds.txCall) > 0, 'used TX buffers signalled through the call eventfd');
+      assert.ok(sys.eventfdRead(fds.txCall) > 0, 'used TX buffers signalled through the call eventfd');
 
       // Wire -> guest.
       for (let i = 0; i < 128; i++) rxDrv.add([{ addr: 0x400000 + i * 4096, len: 4096, write: true }]);
       rxDrv.publish();
-      kvmNative.eventfdWrite(fds.rxKick, 1);
+      sys.eventfdWrite(fds.rxKick, 1);
       await sendAll(qb, Array.from({ length: N }, (_, i) => makeFrame(i, 100 + i, 4)));
       const used: { id: number; len: number }[] = [];
       for (let i = 0; i < 300 && used.length < N; i++) {
@@ -84,7 +83,7 @@ test('an I/O worker moves frames both ways between guest rings and AF_XDP', asyn
         .filter((f) => frameSeq(f) >= 0 && frameTag(f) === 4);
       assert.is(mine.length, N, `guest received ${mine.length}`);
       mine.forEach((f, i) => assert.equal(f, makeFrame(i, 100 + i, 4)));
-      assert.ok(kvmNative.eventfdRead(fds.rxCall) > 0, 'used RX buffers signalled');
+      assert.ok(sys.eventfdRead(fds.rxCall) > 0, 'used RX buffers signalled');
       const live = runner.counters(0)!;
       assert.ok(live.txFrames >= N && live.rxFrames >= N, JSON.stringify(live));
       assert.not.ok(broken);
@@ -92,7 +91,7 @@ test('an I/O worker moves frames both ways between guest rings and AF_XDP', asyn
       await runner.close();
       a.close();
       b.close();
-      xsk.unmap(ram);
+      sys.unmap(ram);
     }
   });
 });

@@ -2,8 +2,11 @@
 // that carry errno, and nothing leaks a file descriptor.
 import * as assert from 'uvu/assert';
 import { test } from 'uvu';
-import { Epoll, EventFd, GuestRam, Kvm } from '../src/kvm';
-import { kvmNative, type NativeError } from '../src/native/kvm';
+import { Epoll } from '../src/host/epoll';
+import { EventFd } from '../src/host/eventfd';
+import { GuestRam, Kvm } from '../src/kvm';
+import { kvmNative } from '../src/native/kvm';
+import { sys, type NativeError } from '../src/native/sys';
 import { KVM_DEVICE, kvmTest, openFds } from './support/kvm-guest';
 
 function throwsErrno(fn: () => unknown, code: string): void {
@@ -32,15 +35,15 @@ test('eventfd and epoll on bad fds fail with EBADF and no fd', () => {
   const e = EventFd.create();
   const fd = e.fd;
   e.close(); // nothing is opened below before fd is used, so the number stays free
-  throwsErrno(() => kvmNative.close(fd), 'EBADF');
+  throwsErrno(() => sys.close(fd), 'EBADF');
   throwsErrno(() => ep.add(fd, 1), 'EBADF');
   ep.close();
   const stale = EventFd.create();
   stale.close();
   throwsErrno(() => stale.read(), 'EBADF');
   throwsErrno(() => stale.write(1), 'EBADF');
-  assert.throws(() => kvmNative.guestMemory(4097), /page size/);
-  assert.throws(() => kvmNative.guestMemory(0), /out of range/);
+  assert.throws(() => sys.guestMemory(4097), /page size/);
+  assert.throws(() => sys.guestMemory(0), /out of range/);
   assert.is(openFds(), before);
 });
 

@@ -4,7 +4,8 @@
 import * as assert from 'uvu/assert';
 import { test } from 'uvu';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import { Epoll, EpollEvents, EventFd } from '../src/kvm';
+import { Epoll, EpollEvents } from '../src/host/epoll';
+import { EventFd } from '../src/host/eventfd';
 import { kvmNative } from '../src/native/kvm';
 
 test('epoll wakes on an eventfd and reports its tag and events', () => {

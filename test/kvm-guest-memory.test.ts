@@ -4,8 +4,8 @@
 import * as assert from 'uvu/assert';
 import { test } from 'uvu';
 import { GuestRam } from '../src/kvm';
-import { kvmNative } from '../src/native/kvm';
 import { openFds } from './support/kvm-guest';
+import { sys } from '../src/native/sys';
 
 test('anonymous guest memory is zeroed, shared with aliases, and detached on release', () => {
   const ram = GuestRam.allocate(4 << 20);
@@ -26,15 +26,15 @@ test('memfd guest memory can be mapped again through its fd, and release closes 
   const before = openFds();
   const ram = GuestRam.allocate(1 << 20, { memfd: 'xdpvm-test-ram' });
   assert.ok(ram.fd >= 0);
-  assert.ok(kvmNative.fdIsOpen(ram.fd));
-  const again = kvmNative.mapFd(ram.fd, 0, 1 << 20);
+  assert.ok(sys.fdIsOpen(ram.fd));
+  const again = sys.mapFd(ram.fd, 0, 1 << 20);
   new Uint8Array(again)[777] = 0x5c;
   assert.is(ram.bytes[777], 0x5c, 'second mapping of the memfd is the same memory');
-  kvmNative.unmap(again);
+  sys.unmap(again);
   const fd = ram.fd;
   ram.release();
   ram.release(); // idempotent
-  assert.not.ok(kvmNative.fdIsOpen(fd));
+  assert.not.ok(sys.fdIsOpen(fd));
   assert.is(openFds(), before);
 });
 

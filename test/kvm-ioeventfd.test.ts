@@ -3,7 +3,8 @@
 // matching value does, and other values still exit.
 import * as assert from 'uvu/assert';
 import { test } from 'uvu';
-import { EventFd, ExitReason } from '../src/kvm';
+import { EventFd } from '../src/host/eventfd';
+import { ExitReason } from '../src/kvm';
 import { kvmTest, realModeGuest } from './support/kvm-guest';
 
 // prettier-ignore

@@ -8,8 +8,9 @@
 // lower priority is taken right after the handler's iret: checked as such.
 import * as assert from 'uvu/assert';
 import { test } from 'uvu';
+import { EventFd } from '../src/host/eventfd';
 import {
-  EventFd, ExitReason, IrqChip, LapicReg, lapicIrr, lapicIsr, readLapicReg, SVR_APIC_ENABLED, writeLapicReg, type Vcpu,
+  ExitReason, IrqChip, LapicReg, lapicIrr, lapicIsr, readLapicReg, SVR_APIC_ENABLED, writeLapicReg, type Vcpu,
 } from '../src/kvm';
 import { CODE_GPA, KVM_HOST, kvmTest, realModeGuest } from './support/kvm-guest';
 

@@ -15,7 +15,7 @@ import { benchTcpCommand, benchTestpmdCommand } from '../src/cli/bench-linux-com
 import { bootCommand, chooseEngine, EngineError, kvmUnavailableReason, NetRig, XDPVM_BIN, type BootSpec } from '../src/bench/linux-guest-rig';
 import { parseIperfSection, tcpGuestScript } from '../src/bench/linux-tcp-bench';
 import { parseTestpmdConsole, testpmdGuestScript } from '../src/bench/linux-testpmd-bench';
-import { guestKernelCmdline } from '../src/images/guest-console';
+import { guestKernelCmdline } from '../src/guest-build/linux/guest-console';
 import { parseRunOptions } from '../src/vmm/run-options';
 
 const NO_KVM_PVM = { pvm: true, kvmDevice: false };

@@ -1,13 +1,14 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { xsk } from '../src/native/xsk';
+import { sys } from '../src/native/sys';
 
 test('an AF_XDP socket reports the AF_XDP domain', () => {
   const fd = xsk.socket();
   try {
     assert.is(xsk.socketDomain(fd), xsk.constants.AF_XDP);
   } finally {
-    xsk.close(fd);
+    sys.close(fd);
   }
 });
 
@@ -16,11 +17,11 @@ test('socketDomain of a non-socket fd is a negative errno', () => {
 });
 
 test('an unmapped mapping is detached, not dangling', () => {
-  const ab = xsk.mapAnonymous(1 << 16);
+  const ab = sys.mapAnonymous(1 << 16);
   const view = new Uint8Array(ab);
   view[100] = 7;
   assert.is(view[100], 7);
-  xsk.unmap(ab);
+  sys.unmap(ab);
   assert.is(ab.byteLength, 0);
   assert.is(view.length, 0);
 });

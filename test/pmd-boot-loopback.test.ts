@@ -13,7 +13,7 @@ import { test } from 'uvu';
 import { readFileSync, writeSync } from 'node:fs';
 import { isMainThread, MessageChannel, receiveMessageOnPort, Worker, workerData, type MessagePort } from 'node:worker_threads';
 import { detectPvm, ExitReason, GuestRam, IoDirection, Kvm, maskCpuidForPvm, Vcpu, type VcpuHandle } from '../src/kvm';
-import { ensurePmdImage } from '../src/vmm/images';
+import { ensurePmdImage } from '../src/guest-build/pmd';
 import { applyBootState, describeGuestFault, hostTscKhz, loadBareMetal, readGuestFault } from '../src/vmm/loader';
 import { KVM_DEVICE, kvmTest } from './support/kvm-guest';
 import { PMD_MMIO, PMD_RAM_SIZE, PmdMachine, registerPmdLoopbackTests, type PmdRun, type PmdRunOptions } from './support/pmd-machine';

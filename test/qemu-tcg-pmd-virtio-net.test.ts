@@ -18,7 +18,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { ensurePmdImage } from '../src/vmm/images';
+import { ensurePmdImage } from '../src/guest-build/pmd';
 import { loadBareMetal, PAGE_SIZE, type BareMetalBoot } from '../src/vmm/loader';
 import { skipTest } from './support/skip';
 

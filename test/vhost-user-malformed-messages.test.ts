@@ -7,8 +7,6 @@ import { readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { GuestRam } from '../src/kvm/memory';
-import { kvmNative } from '../src/native/kvm';
-import { xsk } from '../src/native/xsk';
 import { encodeMessage, u64Payload, vringStatePayload } from '../src/vhost-user/message';
 import { HeaderFlags, Request } from '../src/vhost-user/protocol';
 import { openFds } from './support/fd-count';
@@ -16,6 +14,7 @@ import { frameSeq, frameTag, makeFrame } from './support/frames';
 import { receive, sleep } from './support/queue-traffic';
 import { FRONT_PROTOCOL, FrontGuest, USER_BASE, VhostUserFrontEnd } from './support/vhost-user-front-end';
 import { withVhostUser, type VhostUserRig } from './support/vhost-user-rig';
+import { sys } from '../src/native/sys';
 
 const MEM = 1 << 20;
 
@@ -56,7 +55,7 @@ test('refused with REPLY_ACK: the connection stays up, nothing is mapped or leak
     const fdsBefore = openFds();
     const ram = GuestRam.allocate(MEM, { memfd: 'vu-malformed-a' });
     const small = GuestRam.allocate(64 << 10, { memfd: 'vu-malformed-small' });
-    const efd = kvmNative.eventfdCreate(0, 0);
+    const efd = sys.eventfdCreate(0, 0);
     const f = await acked(rig);
     try {
       const region = (gpa: number, size: number, user: bigint, off = 0): { gpa: number; size: number; userAddr: bigint; mmapOffset: number } => ({
@@ -135,7 +134,7 @@ test('refused with REPLY_ACK: the connection stays up, nothing is mapped or leak
     assert.is(mappingsOf('vu-malformed-a'), 1, 'the table was unmapped when the front end left');
     ram.release();
     small.release();
-    xsk.close(efd);
+    sys.close(efd);
     assert.is(openFds(), fdsBefore, 'every fd that came in was closed');
   });
 });
@@ -143,7 +142,7 @@ test('refused with REPLY_ACK: the connection stays up, nothing is mapped or leak
 test('unrecoverable messages close the connection; the server then serves the next front end', async () => {
   await withVhostUser('vum2', {}, async (rig) => {
     const fdsBefore = openFds();
-    const efd = kvmNative.eventfdCreate(0, 0);
+    const efd = sys.eventfdCreate(0, 0);
     const header = (request: number, flags: number, size: number): Uint8Array => {
       const b = new Uint8Array(12);
       const v = new DataView(b.buffer);
@@ -171,7 +170,7 @@ test('unrecoverable messages close the connection; the server then serves the ne
       f.close();
       assert.ok(await until(() => rig.server.connection === undefined && rig.server.history.length === i + 1), `${what}: connection done`);
     }
-    xsk.close(efd);
+    sys.close(efd);
     await sleep(20);
     assert.is(openFds(), fdsBefore, 'no fd left behind by the broken connections');
 

@@ -5,13 +5,13 @@
 // rings and reports where they stopped.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { kvmNative } from '../src/native/kvm';
 import { vringStatePayload } from '../src/vhost-user/message';
 import { Request } from '../src/vhost-user/protocol';
 import { frameSeq, frameTag, makeFrame } from './support/frames';
 import { receive, sendAll, sleep } from './support/queue-traffic';
 import { FrontGuest, VhostUserFrontEnd } from './support/vhost-user-front-end';
 import { withVhostUser } from './support/vhost-user-rig';
+import { sys } from '../src/native/sys';
 
 const N = 100;
 
@@ -41,7 +41,7 @@ test('frames go both ways, call fds fire, GET_VRING_BASE reports the next avail 
       got.forEach((f, i) => assert.equal(f, sent[i]));
       let txUsed = 0;
       assert.ok(await until(() => (txUsed += guest.tx.pollUsed().length) >= N), `TX buffers used: ${txUsed}`);
-      assert.ok(await until(() => kvmNative.eventfdRead(guest.call.tx) > 0), 'TX call eventfd signalled');
+      assert.ok(await until(() => sys.eventfdRead(guest.call.tx) > 0), 'TX call eventfd signalled');
 
       // Peer -> front end.
       guest.postRx(128);
@@ -56,7 +56,7 @@ test('frames go both ways, call fds fire, GET_VRING_BASE reports the next avail 
         `front end received ${rx.length} of ${N}`,
       );
       rx.forEach((f, i) => assert.equal(f, makeFrame(i, 100 + i, 9)));
-      assert.ok(await until(() => kvmNative.eventfdRead(guest.call.rx) > 0), 'RX call eventfd signalled');
+      assert.ok(await until(() => sys.eventfdRead(guest.call.rx) > 0), 'RX call eventfd signalled');
 
       // GET_VRING_BASE: the TX ring consumed exactly N buffers; RX at least N (stray frames may have used more).
       const txBase = await front.call(Request.GET_VRING_BASE, vringStatePayload(1, 0));

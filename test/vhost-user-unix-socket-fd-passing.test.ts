@@ -7,10 +7,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { kvmNative } from '../src/native/kvm';
-import { xsk } from '../src/native/xsk';
 import { unixSocket } from '../src/vhost-user/unix-socket';
 import { openFds } from './support/fd-count';
+import { sys } from '../src/native/sys';
 
 const EFD_NONBLOCK = 0o4000;
 const sockPath = path.join(tmpdir(), `xdpvm-unix-${process.pid}.sock`);
@@ -22,7 +21,7 @@ function cloexec(fd: number): boolean {
 
 async function pair(): Promise<{ listen: number; server: number; client: number; wake: number }> {
   const listen = unixSocket.unixListen(sockPath, 2);
-  const wake = kvmNative.eventfdCreate(0, EFD_NONBLOCK);
+  const wake = sys.eventfdCreate(0, EFD_NONBLOCK);
   const accepted = unixSocket.unixAcceptAsync(listen, wake);
   const client = unixSocket.unixConnect(sockPath);
   const server = await accepted;
@@ -31,14 +30,14 @@ async function pair(): Promise<{ listen: number; server: number; client: number;
 }
 
 function closeAll(...fds: number[]): void {
-  for (const fd of fds) xsk.close(fd);
+  for (const fd of fds) sys.close(fd);
 }
 
 test('a stale socket file is replaced; a regular file is never deleted', () => {
   const a = unixSocket.unixListen(sockPath, 1);
-  xsk.close(a); // the socket file stays behind, stale
+  sys.close(a); // the socket file stays behind, stale
   const b = unixSocket.unixListen(sockPath, 1);
-  xsk.close(b);
+  sys.close(b);
   unlinkSync(sockPath);
   writeFileSync(sockPath, 'precious');
   assert.throws(() => unixSocket.unixListen(sockPath, 1), /not a socket/);
@@ -50,15 +49,15 @@ test('a stale socket file is replaced; a regular file is never deleted', () => {
 test('bytes and fds arrive together, close-on-exec', async () => {
   const before = openFds();
   const { listen, server, client, wake } = await pair();
-  const efds = [kvmNative.eventfdCreate(0, EFD_NONBLOCK), kvmNative.eventfdCreate(0, EFD_NONBLOCK), kvmNative.eventfdCreate(0, EFD_NONBLOCK)];
+  const efds = [sys.eventfdCreate(0, EFD_NONBLOCK), sys.eventfdCreate(0, EFD_NONBLOCK), sys.eventfdCreate(0, EFD_NONBLOCK)];
   unixSocket.unixSend(client, new Uint8Array([1, 2, 3, 4]), efds, 1000);
   const r = await unixSocket.unixRecvAsync(server, 16, 8, wake);
   assert.equal([...r.bytes], [1, 2, 3, 4]);
   assert.is(r.fds.length, 3);
   for (const [i, fd] of r.fds.entries()) {
     assert.ok(cloexec(fd), `received fd ${fd} is close-on-exec`);
-    kvmNative.eventfdWrite(fd, i + 1);
-    assert.is(kvmNative.eventfdRead(efds[i]!), i + 1, 'the same eventfd');
+    sys.eventfdWrite(fd, i + 1);
+    assert.is(sys.eventfdRead(efds[i]!), i + 1, 'the same eventfd');
   }
   // Too many fds for the receiver: an error, and nothing stays open.
   const n = openFds();
@@ -72,11 +71,11 @@ test('bytes and fds arrive together, close-on-exec', async () => {
   assert.is(openFds(), n, 'the fds that did arrive were closed');
   // A pending receive ends when the wake fd fires.
   const pending = unixSocket.unixRecvAsync(server, 16, 8, wake);
-  kvmNative.eventfdWrite(wake, 1);
+  sys.eventfdWrite(wake, 1);
   assert.ok((await pending).woken);
-  kvmNative.eventfdRead(wake);
+  sys.eventfdRead(wake);
   // EOF.
-  xsk.close(client);
+  sys.close(client);
   const eof = await unixSocket.unixRecvAsync(server, 16, 8, wake);
   assert.ok(eof.eof);
   closeAll(...r.fds, ...efds, server, listen, wake);
@@ -85,7 +84,7 @@ test('bytes and fds arrive together, close-on-exec', async () => {
 });
 
 test('fd helpers: memfd info and seals, non-blocking, unaligned offsets refused', () => {
-  const m = kvmNative.guestMemoryMemfd(1 << 16, false, 'unix-test');
+  const m = sys.guestMemoryMemfd(1 << 16, false, 'unix-test');
   const info = unixSocket.fdInfo(m.fd);
   assert.is(info.kind, 'file');
   assert.is(info.size, 1 << 16);
@@ -96,12 +95,12 @@ test('fd helpers: memfd info and seals, non-blocking, unaligned offsets refused'
   const map = unixSocket.mapSharedFd(m.fd, 4096, 4096);
   new Uint8Array(map)[0] = 7;
   assert.is(new Uint8Array(m.buffer)[4096], 7, 'the same pages');
-  xsk.unmap(map);
+  sys.unmap(map);
   const f = openSync('/dev/null', 'r');
   assert.is(unixSocket.fdInfo(f).kind, 'other');
   closeSync(f);
-  kvmNative.unmap(m.buffer);
-  xsk.close(m.fd);
+  sys.unmap(m.buffer);
+  sys.close(m.fd);
   assert.not.ok(existsSync(sockPath));
 });
 

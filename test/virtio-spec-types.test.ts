@@ -53,4 +53,16 @@ test('packed ring and virtio-net layouts', () => {
   assert.is(netCtrlQueueIndex(4), 8);
 });
 
+test('the package exports every value of its modules as a plain data property (no getters on the hot path)', () => {
+  const pkg = require('virtio-spec-types') as Record<string, unknown>;
+  for (const m of ['status', 'features', 'ring', 'net', 'pci']) {
+    const mod = require(`virtio-spec-types/dist/${m}`) as Record<string, unknown>;
+    for (const name of Object.keys(mod)) {
+      const d = Object.getOwnPropertyDescriptor(pkg, name);
+      assert.ok(d && 'value' in d, `${m}.${name} is a data property of the package`);
+      assert.is(d!.value, mod[name]);
+    }
+  }
+});
+
 test.run();

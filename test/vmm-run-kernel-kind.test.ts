@@ -2,9 +2,9 @@
 import { readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { bootPlanFor } from '../src/cli/run-command';
-import { ensurePmdImage } from '../src/vmm/images';
-import { detectKernelKind } from '../src/vmm/kernel-image';
+import { bootPlanFor } from '../src/vmm/boot-plan';
+import { ensurePmdImage } from '../src/guest-build/pmd';
+import { detectKernelKind } from '../src/vmm/loader/kernel-kind';
 
 import { KERNEL_PATH as debianKernel } from './support/linux-loader-rig';
 

@@ -56,4 +56,7 @@ inline Bytes ArgBytes(const Napi::CallbackInfo& info, size_t i, const char* name
   throw Napi::TypeError::New(info.Env(), std::string("expected bytes for ") + name);
 }
 
+// "call(fd N)", for error messages that name the fd.
+inline std::string What(const char* call, int fd) { return std::string(call) + "(fd " + std::to_string(fd) + ")"; }
+
 }  // namespace xdpvm

@@ -1,19 +1,13 @@
-// kvm addon entry point. Mapping helpers (unmap, addressOf, alias) come from
-// native/common so the KVM side needs nothing from the xsk addon.
+// kvm addon entry point: KVM ioctls, the kvm_run mapping and the vCPU kick
+// (see kvm.h). Mappings, fds, eventfd and epoll come from the sys addon.
 #include <napi.h>
-#include "../common/mapping.h"
 #include "kvm.h"
 
 namespace xdpvm {
 Napi::Object InitKvmAddon(Napi::Env env, Napi::Object exports) {
-  InitMapping(env, exports);
   InitKvmSystem(env, exports);
   InitKvmVm(env, exports);
   InitKvmVcpu(env, exports);
-  InitKvmMemory(env, exports);
-  InitEventfd(env, exports);
-  InitAffinity(env, exports);
-  InitEpoll(env, exports);
   InitKick(env, exports);
   InitKvmLayout(env, exports);
   return exports;

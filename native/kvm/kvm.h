@@ -1,6 +1,7 @@
-// kvm addon: /dev/kvm, VM and vCPU ioctls, guest memory mappings, eventfd,
-// epoll and the vCPU kick signal. Every file registers its functions here;
-// struct layouts are exported by layout.cc so TypeScript encodes them.
+// kvm addon: /dev/kvm, VM and vCPU ioctls, the kvm_run mapping and the vCPU
+// kick signal; eventfd, epoll and guest RAM mappings are in native/sys. Every
+// file registers its functions here; struct layouts are exported by layout.cc
+// so TypeScript encodes them.
 #pragma once
 #include <napi.h>
 #include <cstring>
@@ -11,10 +12,6 @@ namespace xdpvm {
 void InitKvmSystem(Napi::Env env, Napi::Object exports);
 void InitKvmVm(Napi::Env env, Napi::Object exports);
 void InitKvmVcpu(Napi::Env env, Napi::Object exports);
-void InitKvmMemory(Napi::Env env, Napi::Object exports);
-void InitEventfd(Napi::Env env, Napi::Object exports);
-void InitAffinity(Napi::Env env, Napi::Object exports);
-void InitEpoll(Napi::Env env, Napi::Object exports);
 void InitKick(Napi::Env env, Napi::Object exports);
 void InitKvmLayout(Napi::Env env, Napi::Object exports);
 
@@ -38,5 +35,4 @@ inline Bytes ArgFlex(const Napi::CallbackInfo& info, size_t i, size_t header, si
   return b;
 }
 
-inline std::string What(const char* call, int fd) { return std::string(call) + "(fd " + std::to_string(fd) + ")"; }
 }  // namespace xdpvm

@@ -5,8 +5,6 @@
 
 #include <cstddef>
 #include "uapi.h"
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
 
 namespace xdpvm {
 namespace {
@@ -158,10 +156,6 @@ void InitKvmLayout(Napi::Env env, Napi::Object exports) {
     N("KVM_IOEVENTFD_FLAG_PIO", KVM_IOEVENTFD_FLAG_PIO),
     N("KVM_IOEVENTFD_FLAG_DEASSIGN", KVM_IOEVENTFD_FLAG_DEASSIGN),
     N("KVM_CPUID_FLAG_SIGNIFCANT_INDEX", KVM_CPUID_FLAG_SIGNIFCANT_INDEX),
-    N("EFD_NONBLOCK", EFD_NONBLOCK), N("EFD_SEMAPHORE", EFD_SEMAPHORE),
-    N("EPOLL_CTL_ADD", EPOLL_CTL_ADD), N("EPOLL_CTL_MOD", EPOLL_CTL_MOD), N("EPOLL_CTL_DEL", EPOLL_CTL_DEL),
-    N("EPOLLIN", EPOLLIN), N("EPOLLOUT", EPOLLOUT), N("EPOLLERR", EPOLLERR), N("EPOLLHUP", EPOLLHUP),
-    N("EPOLLET", static_cast<uint32_t>(EPOLLET)),
   }));
 }
 

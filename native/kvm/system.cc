@@ -63,19 +63,6 @@ Napi::Value GetSupportedCpuid(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), nent);
 }
 
-// close(fd) for every fd this addon hands out (kvm, VM, vCPU, eventfd, epoll, memfd).
-Napi::Value Close(const Napi::CallbackInfo& info) {
-  int fd = ArgInt(info, 0, "fd");
-  if (close(fd) != 0) throw ErrnoError(info.Env(), What("close", fd).c_str(), errno);
-  return info.Env().Undefined();
-}
-
-// fdIsOpen(fd): for leak checks and for tests of close paths.
-Napi::Value FdIsOpen(const Napi::CallbackInfo& info) {
-  int fd = ArgInt(info, 0, "fd");
-  return Napi::Boolean::New(info.Env(), fcntl(fd, F_GETFD) >= 0);
-}
-
 }  // namespace
 
 void InitKvmSystem(Napi::Env env, Napi::Object exports) {
@@ -85,8 +72,6 @@ void InitKvmSystem(Napi::Env env, Napi::Object exports) {
   exports.Set("createVm", Napi::Function::New(env, CreateVm));
   exports.Set("getVcpuMmapSize", Napi::Function::New(env, GetVcpuMmapSize));
   exports.Set("getSupportedCpuid", Napi::Function::New(env, GetSupportedCpuid));
-  exports.Set("close", Napi::Function::New(env, Close));
-  exports.Set("fdIsOpen", Napi::Function::New(env, FdIsOpen));
 }
 
 }  // namespace xdpvm

@@ -1,22 +1,15 @@
-// xsk addon: AF_XDP sockets, UMEM and ring mappings, BPF maps/programs/links,
-// XDP query, host helpers and the raw C baseline loop.
+// xsk addon: AF_XDP sockets, UMEM registration and ring mappings, BPF
+// maps/programs/links, interface index and XDP query over rtnetlink.
+// Mappings, fds and copies come from the sys addon; the raw C baseline loop
+// is its own addon (native/raw_loop).
 #include <napi.h>
-#include "../common/copy_batch.h"
-#include "../common/mapping.h"
 #include "xsk.h"
 
 namespace xdpvm {
-void InitUnixSocket(Napi::Env env, Napi::Object exports);  // unix_socket.cc
-
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  InitMapping(env, exports);
-  InitCopyBatch(env, exports);
   InitXsk(env, exports);
   InitBpf(env, exports);
   InitNetlink(env, exports);
-  InitHost(env, exports);
-  InitRawLoop(env, exports);
-  InitUnixSocket(env, exports);
   return exports;
 }
 }  // namespace xdpvm

@@ -1,9 +1,10 @@
-// What XDP program an interface has, read over rtnetlink (RTM_GETLINK,
-// IFLA_XDP). Needs no privilege, so the unprivileged side can check that the
-// helper's program is really there.
+// Interfaces: name to index, and what XDP program an interface has, read over
+// rtnetlink (RTM_GETLINK, IFLA_XDP). Needs no privilege, so the unprivileged
+// side can check that the helper's program is really there.
 #include "xsk.h"
 #include "../common/napi_util.h"
 
+#include <net/if.h>
 #include <linux/if_link.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
@@ -91,10 +92,18 @@ Napi::Value XdpQuery(const Napi::CallbackInfo& info) {
   return r;
 }
 
+// ifNameToIndex(name) -> index, 0 if there is no such interface in this thread's netns.
+Napi::Value IfNameToIndex(const Napi::CallbackInfo& info) {
+  std::string name = ArgString(info, 0, "ifname");
+  if (name.empty() || name.size() >= IF_NAMESIZE) return Napi::Number::New(info.Env(), 0);
+  return Napi::Number::New(info.Env(), if_nametoindex(name.c_str()));
+}
+
 }  // namespace
 
 void InitNetlink(Napi::Env env, Napi::Object exports) {
   exports.Set("xdpQuery", Napi::Function::New(env, XdpQuery));
+  exports.Set("ifNameToIndex", Napi::Function::New(env, IfNameToIndex));
 }
 
 }  // namespace xdpvm

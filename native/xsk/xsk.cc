@@ -186,13 +186,6 @@ Napi::Value IsZeroCopy(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, (opts.flags & XDP_OPTIONS_ZEROCOPY) != 0);
 }
 
-Napi::Value Close(const Napi::CallbackInfo& info) {
-  int fd = ArgInt(info, 0, "fd");
-  if (fd < 0) return info.Env().Undefined();
-  if (close(fd) != 0 && errno != EINTR) throw ErrnoError(info.Env(), "close", errno);
-  return info.Env().Undefined();
-}
-
 }  // namespace
 
 void InitXsk(Napi::Env env, Napi::Object exports) {
@@ -209,7 +202,6 @@ void InitXsk(Napi::Env env, Napi::Object exports) {
   exports.Set("poll", Napi::Function::New(env, Poll));
   exports.Set("statistics", Napi::Function::New(env, Statistics));
   exports.Set("isZeroCopy", Napi::Function::New(env, IsZeroCopy));
-  exports.Set("close", Napi::Function::New(env, Close));
   Napi::Object c = Napi::Object::New(env);
   c.Set("AF_XDP", AF_XDP);
   c.Set("XDP_SHARED_UMEM", XDP_SHARED_UMEM);

@@ -13,8 +13,8 @@ import { benchCpus, pinThisThread, unpinThisThread } from '../host/cpu-affinity'
 import { inNetns, VethPair } from '../host/netns';
 import { WorkerQueuePairRunner } from '../io/worker-queue-pair-runner';
 import { GuestMemory } from '../memory/guest-memory';
-import { kvmNative } from '../native/kvm';
 import { xsk } from '../native/xsk';
+import { sys } from '../native/sys';
 import type { QueueConfig } from '../virtio/device';
 import { vringNeedEvent } from '../virtio/queue/event-idx';
 import { resultHeader, type BenchResult } from './report';
@@ -49,12 +49,12 @@ async function deviceRun(netns: string, ifname: string, o: DeviceWorkerBenchOpti
   const backend = inNetns(netns, () =>
     AfXdpBackend.open({ id: 'bench', ifname, mode: o.xdpMode, forceCopy: false, queues: 1, startQueue: 0, inhibit: false }),
   );
-  const ram = xsk.mapAnonymous(RAM);
+  const ram = sys.mapAnonymous(RAM);
   const bytes = new Uint8Array(ram);
   const u16 = new Uint16Array(ram);
   const u32 = new Uint32Array(ram);
   const runner = new WorkerQueuePairRunner({
-    regions: [{ gpa: 0, address: xsk.addressOf(ram), length: RAM }],
+    regions: [{ gpa: 0, address: sys.addressOf(ram), length: RAM }],
     sockets: [backend.sockets[0]!.handle()],
     cpus: [cpus?.io],
   });
@@ -100,7 +100,7 @@ async function deviceRun(netns: string, ifname: string, o: DeviceWorkerBenchOpti
       avail = (avail + room) & 0xffff;
       Atomics.store(u16, availIdxAt, avail);
       // §2.7.10: kick only when the device asked to be told about this index.
-      if (vringNeedEvent(Atomics.load(u16, availEventAt), avail, old)) kvmNative.eventfdWrite(kick, 1);
+      if (vringNeedEvent(Atomics.load(u16, availEventAt), avail, old)) sys.eventfdWrite(kick, 1);
     }
     const seconds = (performance.now() - start) / 1000;
     return { packets: returned, seconds };
@@ -108,7 +108,7 @@ async function deviceRun(netns: string, ifname: string, o: DeviceWorkerBenchOpti
     if (cpus) unpinThisThread();
     await runner.close();
     backend.close();
-    xsk.unmap(ram);
+    sys.unmap(ram);
   }
 }
 

@@ -11,9 +11,9 @@ import path from 'node:path';
 import { AfXdpBackend } from '../backend/af-xdp/af-xdp-backend';
 import { parseAfXdpOptions } from '../backend/af-xdp/af-xdp-options';
 import { inNetns, VethPair } from '../host/netns';
-import { guestKernelCmdline, parseGuestConsole, type GuestParams, type GuestResult } from '../images/guest-console';
-import { buildLinuxImage } from '../images/linux-image';
-import { ensureQemu, tcgQemuArgs } from '../images/qemu-tcg';
+import { guestKernelCmdline, parseGuestConsole, type GuestParams, type GuestResult } from '../guest-build/linux/guest-console';
+import { buildLinuxImage } from '../guest-build/linux/linux-image';
+import { ensureQemu, tcgQemuArgs } from '../harness/qemu-tcg';
 import { detectPvm, type PvmStatus } from '../kvm/pvm';
 import { VhostUserServer } from '../vhost-user/server';
 

@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { ensurePmdImage } from '../vmm/images';
+import { ensurePmdImage } from '../guest-build/pmd';
 import { parsePmdResult, type PmdResult } from './pmd-result';
 
 export interface PmdVmOptions {

@@ -5,6 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { repoRoot as checkoutRoot } from '../repo-root';
 import type { Summary } from './stats';
 
 export interface MachineFacts {
@@ -20,7 +21,7 @@ export function machineFacts(): MachineFacts {
   return { cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, kernel: os.release(), node: process.version, pvm };
 }
 
-export const repoRoot = path.resolve(__dirname, '..', '..', '..');
+const repoRoot = checkoutRoot();
 
 export function gitCommit(): string {
   try {

@@ -4,6 +4,7 @@
 import { BpfHelper, BpfProgram, BPF, Reg, XdpAction, XdpMd } from '../bpf/assembler';
 import { attachXdpLink, BpfMapType, loadXdpProgram, XdpFlags } from '../bpf/syscalls';
 import { xsk } from '../native/xsk';
+import { sys } from '../native/sys';
 
 const MAX_QUEUES = 64;
 
@@ -38,8 +39,8 @@ export class XdpCounter {
       const linkFd = attachXdpLink(progFd, ifindex, mode === 'native' ? XdpFlags.DRV_MODE : XdpFlags.SKB_MODE);
       return new XdpCounter(mapFd, progFd, linkFd);
     } catch (e) {
-      if (progFd >= 0) xsk.close(progFd);
-      xsk.close(mapFd);
+      if (progFd >= 0) sys.close(progFd);
+      sys.close(mapFd);
       throw e;
     }
   }
@@ -60,8 +61,8 @@ export class XdpCounter {
   }
 
   close(): void {
-    xsk.close(this.linkFd);
-    xsk.close(this.progFd);
-    xsk.close(this.mapFd);
+    sys.close(this.linkFd);
+    sys.close(this.progFd);
+    sys.close(this.mapFd);
   }
 }

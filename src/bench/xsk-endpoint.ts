@@ -8,6 +8,7 @@ import { XskSocket } from '../backend/af-xdp/xsk-socket';
 import { inNetns } from '../host/netns';
 import { pinThisThread } from '../host/cpu-affinity';
 import { xsk, type XskStatistics } from '../native/xsk';
+import { rawLoopNative } from '../native/raw-loop';
 import { rxLoop, txLoop, type LoopResult } from './backend-loops';
 import { udpFrame } from './udp-frame';
 import { runJsonChild } from './json-child';
@@ -67,7 +68,7 @@ function runC(p: EndpointParams): EndpointResult {
       });
       try {
         attachment?.addSocket(p.queue, sock.fd);
-        const r = xsk.rawLoop({
+        const r = rawLoopNative.rawLoop({
           fd: sock.fd, umem: sock.umem, frameSize: FRAME, mode: p.direction, batch: p.batch,
           seconds: p.seconds, packet: udpFrame(p.size), rings: sock.rawRings(),
         });

@@ -1,6 +1,6 @@
 // `xdpvm image build [--out DIR] [--force]`: the Linux guest image (kernel +
 // initramfs with iperf3 and dpdk-testpmd) from Debian packages, cached by content.
-import { buildLinuxImage } from '../images/linux-image';
+import { buildLinuxImage } from '../guest-build/linux/linux-image';
 import { parseFlags, UsageError } from './args';
 
 export const IMAGE_USAGE = 'usage: xdpvm image build [--out DIR] [--force]';

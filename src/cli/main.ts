@@ -1,5 +1,6 @@
 // xdpvm command line: dispatches to the subcommands.
 import { benchCommand, BENCH_USAGE } from './bench-command';
+import { RunOptionError } from '../vmm/run-options';
 import { UsageError } from './args';
 import { fuzzCommand, FUZZ_USAGE } from './fuzz-command';
 import { imageCommand, IMAGE_USAGE } from './image-command';
@@ -42,7 +43,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         throw new UsageError(`unknown command '${cmd}'`);
     }
   } catch (e) {
-    if (e instanceof UsageError) {
+    if (e instanceof UsageError || e instanceof RunOptionError) {
       process.stderr.write(`xdpvm: ${e.message}\n`);
       return 2;
     }

@@ -3,15 +3,9 @@
 // everything (no XDP program stays attached). The exit status is the guest's
 // debug-exit status, 0 after a shutdown or reset, 1 after an error.
 import { readFileSync } from 'node:fs';
-import { MpState } from '../kvm/vcpu';
-import { applyBootState, hostTscKhz, loadBareMetal } from '../vmm/loader';
-import { FAULT_PORT } from '../vmm/loader/boot-info';
-import { loadLinux } from '../vmm/loader/linux-loader';
-import { detectKernelKind } from '../vmm/kernel-image';
-import { Machine, type BootPlan } from '../vmm/machine';
-import { PCI_MMIO32 } from '../vmm/memory-layout';
+import { bootPlanFor } from '../vmm/boot-plan';
+import { Machine } from '../vmm/machine';
 import { parseRunOptions } from '../vmm/run-options';
-import type { GuestMemory } from '../memory/guest-memory';
 import { UsageError } from './args';
 
 export const RUN_USAGE = `usage: xdpvm run [-m SIZE] [-smp N] -kernel FILE [-initrd FILE] [-append "..."]
@@ -24,40 +18,6 @@ function readInput(what: string, file: string): Uint8Array {
   } catch (e) {
     throw new UsageError(`${what}: cannot read '${file}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
-}
-
-export function bootPlanFor(
-  kernel: Uint8Array,
-  kernelPath: string,
-  append: string,
-  initrd?: { bytes: Uint8Array; path: string },
-  iopl: 0 | 3 = 3,
-): (memory: GuestMemory, cpus: number) => BootPlan {
-  const kind = detectKernelKind(kernel);
-  if (kind === undefined) throw new UsageError(`-kernel: '${kernelPath}' is neither a Linux bzImage/vmlinux nor a 64-bit ELF`);
-  if (iopl !== 3 && kind !== 'bare-metal-elf') throw new UsageError(`-iopl: only for a bare-metal ELF ('${kernelPath}' is a Linux kernel, which sets its own flags)`);
-  if (kind !== 'bare-metal-elf') {
-    // Linux boot protocol: the BSP enters the 64-bit entry; the APs wait for INIT/SIPI from the kernel.
-    return (memory, cpus) =>
-      loadLinux(memory, cpus, {
-        kernel,
-        kernelName: kernelPath,
-        commandLine: append,
-        ...(initrd ? { initrd: initrd.bytes, initrdName: initrd.path } : {}),
-      });
-  }
-  if (initrd) throw new UsageError(`-initrd: '${kernelPath}' is a bare-metal ELF, which takes no initrd`);
-  return (memory, cpus) => {
-    const boot = loadBareMetal({ ram: memory.regionBytes(0), image: kernel, commandLine: append, vcpus: cpus, mmio: PCI_MMIO32, tscKhz: hostTscKhz(), iopl });
-    return {
-      faultPort: FAULT_PORT,
-      setupVcpu(vcpu, index) {
-        applyBootState(vcpu, boot.vcpus[index]!);
-        // Every vCPU enters the image at once: no INIT/SIPI dance for a bare-metal guest.
-        if (index > 0) vcpu.setMpState(MpState.Runnable);
-      },
-    };
-  };
 }
 
 export async function runCommand(argv: readonly string[]): Promise<number> {

@@ -7,6 +7,7 @@
 import { AfXdpBackend } from '../backend/af-xdp/af-xdp-backend';
 import { OptionError, parseAfXdpOptions } from '../backend/af-xdp/af-xdp-options';
 import { VhostUserServer } from '../vhost-user/server';
+import { parseMac } from '../virtio/net/mac';
 import { UsageError } from './args';
 
 export const VHOST_USER_USAGE = `usage: xdpvm vhost-user (--socket PATH | --fd N) -netdev af-xdp,id=ID,ifname=IF[,queues=N][,...] [--mac MAC] [--trace]
@@ -19,14 +20,6 @@ interface VhostUserArgs {
   mac?: Uint8Array;
   printCapabilities: boolean;
   trace: boolean;
-}
-
-function parseMac(text: string): Uint8Array {
-  const m = /^([0-9a-f]{2})(?::([0-9a-f]{2})){5}$/i.exec(text);
-  if (!m) throw new UsageError(`--mac: '${text}' is not a MAC address like 52:54:00:12:34:56`);
-  const bytes = new Uint8Array(text.split(':').map((h) => parseInt(h, 16)));
-  if (bytes[0]! & 1) throw new UsageError(`--mac: '${text}' is a multicast address`);
-  return bytes;
 }
 
 /** QEMU-style arguments: `--socket PATH` / `--socket-path=PATH`, `--fd N`, `-netdev SPEC` / `--netdev=SPEC`, `--mac MAC`. */
@@ -63,7 +56,7 @@ export function parseVhostUserArgs(argv: readonly string[]): VhostUserArgs {
         once('netdev', value);
         break;
       case 'mac':
-        once('mac', parseMac(value));
+        once('mac', parseMac(value, (why) => new UsageError(`--mac: ${why}`)));
         break;
       default:
         throw new UsageError(`unknown option '${a}'\n${VHOST_USER_USAGE}`);

@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { PreparedSockets } from '../backend/af-xdp/privileged-helper';
 import { DEFAULT_FRAME_COUNT, DEFAULT_FRAME_SIZE } from '../backend/af-xdp/xsk-socket';
-import { xsk } from '../native/xsk';
+import { sys } from '../native/sys';
 import { parseFlags, UsageError } from './args';
 
 export const XSK_HELPER_USAGE = `usage: xdpvm xsk-helper --ifname NAME [--queues N] [--start-queue M] [--mode native|skb]
@@ -18,13 +18,13 @@ const SETPRIV = '/usr/bin/setpriv';
 
 /** Raises RLIMIT_MEMLOCK (inherited by the child) to `bytes`; without CAP_SYS_RESOURCE only up to the hard limit. */
 function grantMemlock(bytes: number): void {
-  const cur = xsk.memlockLimit();
+  const cur = sys.memlockLimit();
   if (cur.soft < 0 || cur.soft >= bytes) return;
   try {
-    xsk.setMemlockLimit(bytes, cur.hard < 0 || cur.hard > bytes ? cur.hard : bytes);
+    sys.setMemlockLimit(bytes, cur.hard < 0 || cur.hard > bytes ? cur.hard : bytes);
   } catch {
     const hard = cur.hard;
-    xsk.setMemlockLimit(hard, hard);
+    sys.setMemlockLimit(hard, hard);
     process.stderr.write(
       `xsk-helper: cannot raise RLIMIT_MEMLOCK to ${bytes} bytes (no CAP_SYS_RESOURCE); the command gets the hard limit, ${hard} bytes\n`,
     );

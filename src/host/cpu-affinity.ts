@@ -2,14 +2,14 @@
 // I/O workers and benchmark loops, so that a run does not depend on where the
 // scheduler happened to put each thread and its softirq work.
 import { availableParallelism } from 'node:os';
-import { kvmNative } from '../native/kvm';
+import { sys } from '../native/sys';
 
 /** The CPUs this process may use, as it started (before any thread was pinned). */
 const STARTUP_CPUS = Array.from({ length: availableParallelism() }, (_, i) => i);
 
 /** Pins the calling thread to `cpu`; a CPU the process may not use is reported on stderr and left unpinned. */
 export function pinThisThread(cpu: number, who: string): boolean {
-  const r = kvmNative.setThreadAffinity([cpu]);
+  const r = sys.setThreadAffinity([cpu]);
   if (r === 0) return true;
   process.stderr.write(`xdpvm: ${who}: cannot pin to CPU ${cpu} (errno ${-r}); left to the scheduler\n`);
   return false;
@@ -17,7 +17,7 @@ export function pinThisThread(cpu: number, who: string): boolean {
 
 /** Undoes pinThisThread: the calling thread may run on every CPU it could at start-up again. */
 export function unpinThisThread(): void {
-  kvmNative.setThreadAffinity(STARTUP_CPUS);
+  sys.setThreadAffinity(STARTUP_CPUS);
 }
 
 /**

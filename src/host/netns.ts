@@ -3,6 +3,7 @@
 // ever flows inside them.
 import { execFileSync } from 'node:child_process';
 import { xsk } from '../native/xsk';
+import { sys } from '../native/sys';
 
 function ip(args: string[]): string {
   return execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
@@ -63,18 +64,18 @@ export class VethPair {
  * thread: sockets created there stay in that namespace afterwards).
  */
 export function inNetns<T>(name: string, fn: () => T): T {
-  const self = xsk.netnsOpen('/proc/thread-self/ns/net');
-  const target = xsk.netnsOpen(`/run/netns/${name}`);
+  const self = sys.netnsOpen('/proc/thread-self/ns/net');
+  const target = sys.netnsOpen(`/run/netns/${name}`);
   try {
-    xsk.netnsEnter(target);
+    sys.netnsEnter(target);
     try {
       return fn();
     } finally {
-      xsk.netnsEnter(self);
+      sys.netnsEnter(self);
     }
   } finally {
-    xsk.close(target);
-    xsk.close(self);
+    sys.close(target);
+    sys.close(self);
   }
 }
 

@@ -10,11 +10,11 @@
 import { receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { AfXdpQueue } from '../backend/af-xdp/af-xdp-queue';
 import { XskSocket } from '../backend/af-xdp/xsk-socket';
-import { Epoll, EpollEvents } from '../kvm/epoll';
+import { Epoll, EpollEvents } from '../host/epoll';
 import { pinThisThread } from '../host/cpu-affinity';
 import { GuestMemory } from '../memory/guest-memory';
-import { kvmNative } from '../native/kvm';
-import { xsk } from '../native/xsk';
+import { sys as kvmNative } from '../native/sys';
+import { sys as xsk } from '../native/sys';
 import { NetQueuePair } from '../virtio/net/queue-pair';
 import { COUNTER_NAMES, Control, type QueuePairSession, type QueuePairWorkerData } from './queue-pair-thread';
 

@@ -17,7 +17,7 @@
 import path from 'node:path';
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import type { XskSocketHandle } from '../backend/af-xdp/xsk-socket';
-import { kvmNative } from '../native/kvm';
+import { sys as kvmNative } from '../native/sys';
 import type { PairResume, QueuePairContext, QueuePairRunner, QueuePairSpec } from '../virtio/net/queue-pair-runner';
 import {
   COUNTER_NAMES,

@@ -1,5 +1,5 @@
 // KVM for the VMM: one concept per module (system, VM, vCPU, register and
-// CPUID encodings, guest RAM, eventfd, epoll, PVM policy).
+// CPUID encodings, guest RAM, PVM policy). eventfd and epoll are in src/host.
 export * from './kvm';
 export * from './vm';
 export * from './vcpu';
@@ -8,6 +8,4 @@ export * from './regs';
 export * from './msr';
 export * from './lapic';
 export * from './memory';
-export * from './eventfd';
-export * from './epoll';
 export * from './pvm';

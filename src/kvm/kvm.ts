@@ -1,6 +1,7 @@
 // The KVM system handle (/dev/kvm): API version, capabilities, supported
 // CPUID, VM creation.
 import { kvmNative } from '../native/kvm';
+import { sys } from '../native/sys';
 import { cpuidBuffer, decodeCpuid, MAX_CPUID_ENTRIES, type CpuidEntry } from './cpuid';
 import { Vm } from './vm';
 
@@ -67,7 +68,7 @@ export class Kvm {
       const v = kvmNative.getApiVersion(fd);
       if (v !== KVM_API_VERSION) throw new Error(`${path}: KVM API version ${v}, expected ${KVM_API_VERSION}`);
     } catch (e) {
-      kvmNative.close(fd);
+      sys.close(fd);
       throw e;
     }
     return new Kvm(fd, path);
@@ -110,6 +111,6 @@ export class Kvm {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    kvmNative.close(this.fd);
+    sys.close(this.fd);
   }
 }

@@ -5,7 +5,8 @@
 // which gets the vCPU with Vcpu.attach(handle) and calls bindThread() once.
 // Any other thread may kick() it. Other vCPU ioctls (registers, LAPIC) may
 // be issued from any thread; the kernel serialises them with KVM_RUN.
-import { EINTR, errnoError, kvmNative } from '../native/kvm';
+import { kvmNative } from '../native/kvm';
+import { EINTR, errnoError, sys } from '../native/sys';
 import { cpuidBuffer, decodeCpuid, encodeCpuid, MAX_CPUID_ENTRIES, type CpuidEntry } from './cpuid';
 import { decodeMsrs, encodeMsrs, type MsrEntry } from './msr';
 import {
@@ -118,7 +119,7 @@ export class Vcpu {
     try {
       run = kvmNative.mapRun(fd, runSize);
     } catch (e) {
-      kvmNative.close(fd);
+      sys.close(fd);
       throw e;
     }
     return new Vcpu(fd, id, run, new SharedArrayBuffer(4), true);
@@ -126,14 +127,14 @@ export class Vcpu {
 
   /** The same vCPU in another thread. It does not own the fd or the mapping. */
   static attach(h: VcpuHandle): Vcpu {
-    return new Vcpu(h.fd, h.id, kvmNative.alias(h.runAddress, h.runSize), h.control, false);
+    return new Vcpu(h.fd, h.id, sys.alias(h.runAddress, h.runSize), h.control, false);
   }
 
   handle(): VcpuHandle {
     return {
       fd: this.fd,
       id: this.id,
-      runAddress: kvmNative.addressOf(this.runArea),
+      runAddress: sys.addressOf(this.runArea),
       runSize: this.runArea.byteLength,
       control: this.controlBuffer,
     };
@@ -431,7 +432,7 @@ export class Vcpu {
   close(): void {
     if (this.closed || !this.owner) return;
     this.closed = true;
-    kvmNative.unmap(this.runArea);
-    kvmNative.close(this.fd);
+    sys.unmap(this.runArea);
+    sys.close(this.fd);
   }
 }

@@ -2,6 +2,7 @@
 // irqfd (eventfd -> interrupt), ioeventfd (guest write -> eventfd, no exit),
 // MSI and IRQ-line injection, and vCPU creation.
 import { kvmNative, type StructBytes } from '../native/kvm';
+import { sys } from '../native/sys';
 import { Vcpu } from './vcpu';
 
 export const enum MemoryFlags {
@@ -146,6 +147,6 @@ export class Vm {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    kvmNative.close(this.fd);
+    sys.close(this.fd);
   }
 }

@@ -3,7 +3,7 @@
 // Callers pass absolute addresses built from `addressOf` bases plus offsets
 // they have already bounds-checked; the native side re-checks every range
 // against the memory registered here and refuses anything else.
-import { xsk } from '../native/xsk';
+import { sys } from '../native/sys';
 
 const DEFAULT_CAPACITY = 512;
 
@@ -19,12 +19,12 @@ export class CopyBatch {
 
   /** Absolute address of bytes[0]; registers the underlying buffer for batched copies (undo with `release`). */
   static addressOf(bytes: Uint8Array): number {
-    return xsk.copyRegister(bytes.buffer as ArrayBuffer) + bytes.byteOffset;
+    return sys.copyRegister(bytes.buffer as ArrayBuffer) + bytes.byteOffset;
   }
 
   /** Undoes one addressOf registration of the buffer under `bytes`. */
   static release(bytes: Uint8Array): void {
-    xsk.copyUnregister(bytes.buffer as ArrayBuffer);
+    sys.copyUnregister(bytes.buffer as ArrayBuffer);
   }
 
   get pending(): number {
@@ -47,6 +47,6 @@ export class CopyBatch {
     if (this.n === 0) return;
     const n = this.n;
     this.n = 0;
-    xsk.copyBatch(this.ops, n);
+    sys.copyBatch(this.ops, n);
   }
 }

@@ -1,9 +1,9 @@
-// Typed view of native/kvm: /dev/kvm, VM and vCPU ioctls, guest memory
-// mappings, eventfd, epoll and the vCPU kick signal. Struct arguments are
-// caller-encoded bytes laid out with `layout` (offsets taken from the
-// kernel headers by the addon). Errors thrown by it carry `code` (the errno
-// name), `errno` and `syscall`; calls documented as "-errno" return it instead.
-import { constants as osConstants } from 'node:os';
+// Typed view of native/kvm: /dev/kvm, VM and vCPU ioctls, the kvm_run
+// mapping and the vCPU kick signal (fds, mappings, eventfd and epoll are in
+// ./sys). Struct arguments are caller-encoded bytes laid out with `layout`
+// (offsets taken from the kernel headers by the addon). Errors thrown by it
+// carry `code` (the errno name), `errno` and `syscall`; calls documented as
+// "-errno" return it instead.
 import { loadAddon } from './load';
 
 export interface RunLayout {
@@ -91,21 +91,12 @@ export type KvmConstantName =
   | 'KVM_IRQCHIP_PIC_MASTER' | 'KVM_IRQCHIP_PIC_SLAVE' | 'KVM_IRQCHIP_IOAPIC'
   | 'KVM_IRQFD_FLAG_DEASSIGN' | 'KVM_IRQFD_FLAG_RESAMPLE'
   | 'KVM_IOEVENTFD_FLAG_DATAMATCH' | 'KVM_IOEVENTFD_FLAG_PIO' | 'KVM_IOEVENTFD_FLAG_DEASSIGN'
-  | 'KVM_CPUID_FLAG_SIGNIFCANT_INDEX'
-  | 'EFD_NONBLOCK' | 'EFD_SEMAPHORE'
-  | 'EPOLL_CTL_ADD' | 'EPOLL_CTL_MOD' | 'EPOLL_CTL_DEL' | 'EPOLLIN' | 'EPOLLOUT' | 'EPOLLERR' | 'EPOLLHUP' | 'EPOLLET';
+  | 'KVM_CPUID_FLAG_SIGNIFCANT_INDEX';
 
 /** Bytes handed to a struct ioctl: a TypedArray (any offset) or a whole ArrayBuffer. */
 export type StructBytes = ArrayBufferView | ArrayBuffer;
 
 export interface KvmAddon {
-  // Mappings (native/common/mapping.cc): the same functions the xsk addon has.
-  mapAnonymous(length: number, hugepages?: boolean): ArrayBuffer;
-  mapFd(fd: number, offset: number, length: number): ArrayBuffer;
-  unmap(buffer: ArrayBuffer): void;
-  addressOf(buffer: ArrayBuffer): bigint;
-  alias(address: bigint, length: number): ArrayBuffer;
-
   // System (/dev/kvm).
   open(path?: string): number;
   getApiVersion(kvmFd: number): number;
@@ -114,8 +105,6 @@ export interface KvmAddon {
   getVcpuMmapSize(kvmFd: number): number;
   /** Fills a kvm_cpuid2 whose capacity is the buffer's; returns the entry count. */
   getSupportedCpuid(kvmFd: number, cpuid2: StructBytes): number;
-  close(fd: number): void;
-  fdIsOpen(fd: number): boolean;
 
   // VM.
   /** `memory` null deletes the slot. */
@@ -155,23 +144,6 @@ export interface KvmAddon {
   setCpuid2(vcpuFd: number, cpuid2: StructBytes): void;
   getCpuid2(vcpuFd: number, cpuid2: StructBytes): number;
 
-  // Guest memory.
-  guestMemory(size: number, hugepages?: boolean): ArrayBuffer;
-  guestMemoryMemfd(size: number, hugepages?: boolean, name?: string): { fd: number; buffer: ArrayBuffer };
-
-  /** Pins the calling thread to these host CPUs: 0 or -errno. */
-  setThreadAffinity(cpus: readonly number[]): number;
-
-  // eventfd: read -> count or -errno, write -> 0 or -errno.
-  eventfdCreate(initval?: number, flags?: number): number;
-  eventfdRead(fd: number): number;
-  eventfdWrite(fd: number, value?: number): number;
-
-  // epoll: wait -> count or -errno.
-  epollCreate(): number;
-  epollCtl(epfd: number, op: number, fd: number, events: number, tag: number): void;
-  epollWait(epfd: number, tags: Int32Array, timeoutMs: number, events?: Uint32Array): number;
-
   // Kicking a thread out of KVM_RUN (or epoll_wait).
   vcpuThreadId(): number;
   kickThread(tid: number): number;
@@ -182,25 +154,3 @@ export interface KvmAddon {
 }
 
 export const kvmNative: KvmAddon = loadAddon<KvmAddon>('kvm');
-
-/** An errno-carrying error, thrown by the addon or made by errnoError(). */
-export interface NativeError extends Error {
-  code?: string;
-  errno?: number;
-  syscall?: string;
-}
-
-const errnoNames = new Map<number, string>(Object.entries(osConstants.errno).map(([name, n]) => [n, name]));
-
-/** The same shape of error the addon throws, for calls that return -errno. */
-export function errnoError(syscall: string, errno: number): NativeError {
-  const code = errnoNames.get(errno) ?? 'EUNKNOWN';
-  const e: NativeError = new Error(`${syscall}: ${code} (errno ${errno})`);
-  e.code = code;
-  e.errno = errno;
-  e.syscall = syscall;
-  return e;
-}
-
-export const EINTR = osConstants.errno.EINTR;
-export const EAGAIN = osConstants.errno.EAGAIN;

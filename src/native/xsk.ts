@@ -1,6 +1,9 @@
-// Typed view of native/xsk: thin syscall and memory wrappers. Errors thrown
-// by it carry `code` (the errno name) and `syscall`.
+// Typed view of native/xsk: AF_XDP sockets, UMEM registration and ring
+// mappings, bpf(2), interface index and XDP query (fds, mappings and copies
+// are in ./sys, the raw C baseline in ./raw-loop). Errors thrown by it carry
+// `code` (the errno name) and `syscall`.
 import { loadAddon } from './load';
+import type { NativeError as SysNativeError } from './sys';
 
 export const enum RingId {
   Fill = 0,
@@ -47,31 +50,7 @@ export interface RawRing {
   size: number;
 }
 
-export interface RawLoopParams {
-  fd: number;
-  umem: ArrayBuffer;
-  frameSize: number;
-  mode: 'tx' | 'rx';
-  batch: number;
-  seconds: number;
-  packet: Uint8Array;
-  rings: { fill: RawRing; completion: RawRing; rx: RawRing; tx: RawRing };
-}
-
-export interface RawLoopResult {
-  packets: number;
-  bytes: number;
-  kicks: number;
-  seconds: number;
-}
-
 export interface XskAddon {
-  mapAnonymous(length: number, hugepages?: boolean): ArrayBuffer;
-  mapFd(fd: number, offset: number, length: number): ArrayBuffer;
-  unmap(buffer: ArrayBuffer): void;
-  addressOf(buffer: ArrayBuffer): bigint;
-  alias(address: bigint, length: number): ArrayBuffer;
-
   socket(): number;
   socketDomain(fd: number): number;
   umemRegister(fd: number, umem: ArrayBuffer, frameSize: number, headroom: number): void;
@@ -86,7 +65,6 @@ export interface XskAddon {
   poll(fd: number, events: number, timeoutMs: number): number;
   statistics(fd: number): XskStatistics;
   isZeroCopy(fd: number): boolean;
-  close(fd: number): void;
 
   bpfMapCreate(type: number, keySize: number, valueSize: number, maxEntries: number, name: string): number;
   bpfMapUpdate(fd: number, key: Uint8Array, value: Uint8Array): void;
@@ -96,23 +74,8 @@ export interface XskAddon {
   bpfLinkCreate(progFd: number, ifindex: number, attachType: number, flags: number): number;
   bpfProgId(progFd: number): number;
   xdpQuery(ifindex: number): XdpAttachState;
-
+  /** if_nametoindex in this thread's netns: 0 if there is no such interface. */
   ifNameToIndex(name: string): number;
-  netnsOpen(path: string): number;
-  netnsEnter(fd: number): void;
-  memlockLimit(): { soft: number; hard: number };
-  setMemlockLimit(soft: number, hard: number): void;
-  fdIsOpen(fd: number): boolean;
-  dup(fd: number): number;
-  setCloexec(fd: number, on: boolean): void;
-
-  rawLoop(params: RawLoopParams): RawLoopResult;
-
-  /** Allows batched copies into/out of this memory; returns its address. Idempotent. */
-  copyRegister(buffer: ArrayBuffer): number;
-  copyUnregister(buffer: ArrayBuffer): void;
-  /** ops: [dstAddress, srcAddress, length] * n, every range inside registered memory. */
-  copyBatch(ops: Float64Array, n: number): void;
 
   readonly constants: {
     AF_XDP: number;
@@ -130,10 +93,7 @@ export interface XskAddon {
 
 export const xsk: XskAddon = loadAddon<XskAddon>('xsk');
 
-/** An errno-carrying error from the addon. */
-export interface NativeError extends Error {
-  code?: string;
-  errno?: number;
-  syscall?: string;
+/** An errno-carrying error from the addon; bpfProgLoad adds the verifier's log. */
+export interface NativeError extends SysNativeError {
   verifierLog?: string;
 }

@@ -18,8 +18,6 @@
 import { readlinkSync } from 'node:fs';
 import { hasFeature, NetFeature, QUEUE_SIZE_MAX, SplitAlign, splitAvailSize, splitDescTableSize, splitUsedSize } from 'virtio-spec-types';
 import type { WorkerQueuePairRunner } from '../io/worker-queue-pair-runner';
-import { kvmNative } from '../native/kvm';
-import { xsk } from '../native/xsk';
 import type { QueueConfig } from '../virtio/device';
 import type { NetConfigSpace } from '../virtio/net/net-config-space';
 import { MemoryTable } from './memory-table';
@@ -37,6 +35,7 @@ import {
 } from './protocol';
 import { unixSocket } from './unix-socket';
 import { Vring } from './vring';
+import { sys } from '../native/sys';
 
 const EFD_CLOEXEC = 0o2000000;
 const EFD_NONBLOCK = 0o4000;
@@ -110,9 +109,9 @@ export class VhostUserConnection {
     this.running = new Array<boolean>(ctx.pairs).fill(false);
     this.brokenReported = new Array<boolean>(ctx.pairs).fill(false);
     this.startedBefore = new Array<boolean>(ctx.pairs).fill(false);
-    this.sinkFd = kvmNative.eventfdCreate(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    this.idleFd = kvmNative.eventfdCreate(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    this.wakeFd = kvmNative.eventfdCreate(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    this.sinkFd = sys.eventfdCreate(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    this.idleFd = sys.eventfdCreate(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    this.wakeFd = sys.eventfdCreate(0, EFD_CLOEXEC | EFD_NONBLOCK);
     this.reader = new MessageReader(fd, this.wakeFd);
   }
 
@@ -137,7 +136,7 @@ export class VhostUserConnection {
   /** Ends serve() (server shutdown): the pending read returns, then everything is released. */
   shutdown(): void {
     this.closing = true;
-    kvmNative.eventfdWrite(this.wakeFd, 1);
+    sys.eventfdWrite(this.wakeFd, 1);
   }
 
   /** Pairs whose workers are servicing rings now. */
@@ -472,7 +471,7 @@ export class VhostUserConnection {
   }
 
   private signalError(p: number): void {
-    for (const r of [this.rings[2 * p]!, this.rings[2 * p + 1]!]) if (r.errFd >= 0) kvmNative.eventfdWrite(r.errFd, 1);
+    for (const r of [this.rings[2 * p]!, this.rings[2 * p + 1]!]) if (r.errFd >= 0) sys.eventfdWrite(r.errFd, 1);
   }
 
   // ------------------------------------------------------------ tear-down
@@ -489,7 +488,7 @@ export class VhostUserConnection {
     this.table = undefined;
     for (const fd of [this.sinkFd, this.idleFd, this.wakeFd, this.fd]) {
       try {
-        xsk.close(fd);
+        sys.close(fd);
       } catch (e) {
         this.ctx.log(`vhost-user: closing fd ${fd}: ${(e as Error).message}`);
       }

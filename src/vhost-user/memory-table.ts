@@ -15,10 +15,10 @@
 // cannot be sealed (hugetlbfs, /dev/shm files) are accepted, like every
 // vhost-user back end does, and keep that one risk.
 import { GuestMemory } from '../memory/guest-memory';
-import { xsk } from '../native/xsk';
 import type { SharedRegion } from '../io/queue-pair-thread';
 import { ProtocolError, type MemRegionDescriptor } from './message';
 import { Seal, unixSocket } from './unix-socket';
+import { sys } from '../native/sys';
 
 /** Largest table (4 TiB in all): beyond any guest this machine class runs, and a bound on the pieces below. */
 const MAX_TABLE = 2n ** 42n;
@@ -127,14 +127,14 @@ export class MemoryTable {
       const regions = descs.map((d) => ({ gpa: Number(d.guestAddr), size: Number(d.size), userAddr: d.userAddr }));
       return new MemoryTable(regions, pieces);
     } catch (e) {
-      for (const p of pieces) xsk.unmap(p.mapping);
+      for (const p of pieces) sys.unmap(p.mapping);
       throw e;
     }
   }
 
   /** The memory as I/O workers alias it. */
   shared(): SharedRegion[] {
-    return this.pieces.map((p) => ({ gpa: p.gpa, address: xsk.addressOf(p.mapping), length: p.length, offset: p.skip }));
+    return this.pieces.map((p) => ({ gpa: p.gpa, address: sys.addressOf(p.mapping), length: p.length, offset: p.skip }));
   }
 
   /** Guest-physical address of [userAddr, userAddr + len) when it lies in one region, else -1. */
@@ -155,6 +155,6 @@ export class MemoryTable {
   release(): void {
     if (this.released) return;
     this.released = true;
-    for (const p of this.pieces) xsk.unmap(p.mapping);
+    for (const p of this.pieces) sys.unmap(p.mapping);
   }
 }

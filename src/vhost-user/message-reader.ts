@@ -5,15 +5,15 @@
 // than MAX_FDS fds, EOF inside a message) is a fatal ProtocolError: the
 // stream can no longer be trusted. Every fd received ends up either in the
 // returned Message or closed.
-import { xsk } from '../native/xsk';
 import { Message, ProtocolError } from './message';
 import { HEADER_SIZE, HeaderFlags, MAX_FDS, MAX_PAYLOAD } from './protocol';
 import { unixSocket } from './unix-socket';
+import { sys } from '../native/sys';
 
 function closeAll(fds: readonly number[]): void {
   for (const fd of fds) {
     try {
-      xsk.close(fd);
+      sys.close(fd);
     } catch {
       // Already closed.
     }

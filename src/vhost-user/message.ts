@@ -3,7 +3,7 @@
 // size first: a payload of the wrong size is a ProtocolError, never a read
 // past the payload. The message owns the fds that came with it until a
 // handler takes them; the connection closes the rest after handling.
-import { xsk } from '../native/xsk';
+import { sys } from '../native/sys';
 import {
   CONFIG_HEADER,
   HEADER_SIZE,
@@ -97,7 +97,7 @@ export class Message {
       if (this.taken[i]) return;
       this.taken[i] = true;
       try {
-        xsk.close(fd);
+        sys.close(fd);
       } catch {
         // Already gone: nothing to release.
       }

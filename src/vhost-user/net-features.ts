@@ -2,8 +2,9 @@
 // bits (the front end, e.g. QEMU, owns the control queue, MAC and link
 // status and combines its own bits with these), the protocol features, and
 // the device configuration space for GET_CONFIG.
-import { featureMask, hasFeature, NetFeature, VirtioFeature } from 'virtio-spec-types';
+import { featureMask, hasFeature, VirtioFeature } from 'virtio-spec-types';
 import { NetConfigSpace } from '../virtio/net/net-config-space';
+import { netFeatureDependencyError, offeredNetFeatures, pairFeatures } from '../virtio/net/net-features';
 import type { QueueConfig } from '../virtio/device';
 import type { QueuePairSpec, RingResume } from '../virtio/net/queue-pair-runner';
 import { ProtocolFeature, VHOST_USER_F_PROTOCOL_FEATURES } from './protocol';
@@ -18,17 +19,7 @@ export interface NetBackendShape {
 
 /** Virtio features offered in GET_FEATURES. Split rings only: RING_PACKED is not offered. */
 export function offeredFeatures(shape: NetBackendShape): bigint {
-  const bits: number[] = [
-    VirtioFeature.VERSION_1,
-    VirtioFeature.INDIRECT_DESC,
-    VirtioFeature.EVENT_IDX,
-    NetFeature.MRG_RXBUF,
-    VHOST_USER_F_PROTOCOL_FEATURES,
-  ];
-  if (shape.pairs > 1) bits.push(NetFeature.MQ);
-  // AF_XDP has no offloads: the TX path completes checksums and segments TSO frames in software.
-  if (shape.offloads) bits.push(NetFeature.CSUM, NetFeature.HOST_TSO4, NetFeature.HOST_TSO6);
-  return featureMask(...bits);
+  return offeredNetFeatures({ pairs: shape.pairs, offloads: shape.offloads, packed: false, control: false }) | featureMask(VHOST_USER_F_PROTOCOL_FEATURES);
 }
 
 /**
@@ -48,9 +39,8 @@ export function refuseFeatures(features: bigint, offered: bigint): string | unde
   if (extra !== 0n) return `features 0x${extra.toString(16)} were not offered`;
   // The TX/RX paths use the 12-byte virtio 1.x header (§5.1.6) and little-endian rings.
   if (!hasFeature(features, VirtioFeature.VERSION_1)) return 'VIRTIO_F_VERSION_1 is required (legacy devices are not supported)';
-  if ((hasFeature(features, NetFeature.HOST_TSO4) || hasFeature(features, NetFeature.HOST_TSO6)) && !hasFeature(features, NetFeature.CSUM))
-    return 'HOST_TSO4/6 need CSUM (§5.1.3.1)';
-  return undefined;
+  // The front end owns the control queue: only the data-path dependencies are ours to check.
+  return netFeatureDependencyError(features, false);
 }
 
 export function netConfigSpace(shape: NetBackendShape): NetConfigSpace {
@@ -64,11 +54,7 @@ export function pairSpec(pair: number, rx: QueueConfig, tx: QueueConfig, feature
     rx,
     tx,
     features,
-    mergeable: hasFeature(features, NetFeature.MRG_RXBUF),
-    offloads: {
-      csum: hasFeature(features, NetFeature.CSUM),
-      tso: hasFeature(features, NetFeature.HOST_TSO4) || hasFeature(features, NetFeature.HOST_TSO6),
-    },
+    ...pairFeatures(features),
     rxResume,
     txResume,
   };

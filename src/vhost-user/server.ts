@@ -11,12 +11,11 @@
 import type { AfXdpBackend } from '../backend/af-xdp/af-xdp-backend';
 import type { FrameAccounting } from '../io/queue-pair-thread';
 import { WorkerQueuePairRunner } from '../io/worker-queue-pair-runner';
-import { kvmNative } from '../native/kvm';
-import { xsk } from '../native/xsk';
 import { VhostUserConnection } from './connection';
 import { netConfigSpace, offeredFeatures, offeredProtocolFeatures } from './net-features';
 import { unixSocket } from './unix-socket';
 import { lstatSync, unlinkSync } from 'node:fs';
+import { sys } from '../native/sys';
 
 const EFD_CLOEXEC = 0o2000000;
 const EFD_NONBLOCK = 0o4000;
@@ -88,11 +87,11 @@ export class VhostUserServer {
     const listenFd = o.listenFd ?? unixSocket.unixListen(o.socketPath!, 4);
     let wakeFd = -1;
     try {
-      wakeFd = kvmNative.eventfdCreate(0, EFD_CLOEXEC | EFD_NONBLOCK);
+      wakeFd = sys.eventfdCreate(0, EFD_CLOEXEC | EFD_NONBLOCK);
       return new VhostUserServer(o, listenFd, wakeFd);
     } catch (e) {
-      if (wakeFd >= 0) xsk.close(wakeFd);
-      xsk.close(listenFd);
+      if (wakeFd >= 0) sys.close(wakeFd);
+      sys.close(listenFd);
       throw e;
     }
   }
@@ -136,7 +135,7 @@ export class VhostUserServer {
       }
       if (fd < 0) break;
       if (this.closing) {
-        xsk.close(fd);
+        sys.close(fd);
         break;
       }
       id++;
@@ -152,7 +151,7 @@ export class VhostUserServer {
         conn = new VhostUserConnection(fd, ctx);
       } catch (e) {
         this.log(`vhost-user: connection ${id}: ${(e as Error).message}`);
-        xsk.close(fd);
+        sys.close(fd);
         continue;
       }
       this.current = conn;
@@ -177,12 +176,12 @@ export class VhostUserServer {
 
   private async shutdown(): Promise<void> {
     this.closing = true;
-    kvmNative.eventfdWrite(this.wakeFd, 1);
+    sys.eventfdWrite(this.wakeFd, 1);
     this.current?.shutdown();
     await this.done;
     await this.runner.close();
-    xsk.close(this.listenFd);
-    xsk.close(this.wakeFd);
+    sys.close(this.listenFd);
+    sys.close(this.wakeFd);
     try {
       if (this.o.socketPath !== undefined && lstatSync(this.o.socketPath).isSocket()) unlinkSync(this.o.socketPath);
     } catch {

@@ -6,7 +6,7 @@
 // at once when VHOST_USER_F_PROTOCOL_FEATURES is not negotiated). The ring
 // owns its eventfds: a replaced or released fd is closed here, after the
 // caller has stopped any worker that used it.
-import { xsk } from '../native/xsk';
+import { sys } from '../native/sys';
 
 /** Addresses as the front end gave them: its own user addresses. */
 export interface VringUserAddresses {
@@ -18,7 +18,7 @@ export interface VringUserAddresses {
 function closeFd(fd: number): void {
   if (fd < 0) return;
   try {
-    xsk.close(fd);
+    sys.close(fd);
   } catch {
     // Already closed.
   }

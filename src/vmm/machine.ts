@@ -19,10 +19,11 @@ import { I8042_COMMAND, I8042Reset } from './devices/i8042-reset';
 import { PortIoBus } from './devices/port-io-bus';
 import { COM1_BASE, COM1_IRQ, Serial8250 } from './devices/serial-8250';
 import { InterruptRouting } from './interrupt-routing';
+import { ExitRouter } from './exit-router';
 import { describeGuestFault, readGuestFault } from './loader/exception-stubs';
 import { KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR, PCI_MMIO32, ramSlots } from './memory-layout';
 import { VirtioNetPci } from './net/virtio-net-pci';
-import { ExitKind, ExitMailbox, serveMailbox, Slot, StopReason } from './vcpu/exit-mailbox';
+import { ExitMailbox, serveMailbox, Slot, StopReason } from './vcpu/exit-mailbox';
 import type { VcpuWorkerData } from './vcpu/vcpu-worker';
 
 export interface NetDeviceConfig {
@@ -70,13 +71,13 @@ export class Machine {
   private readonly workers: Worker[] = [];
   private readonly bus: PciBus;
   private readonly ports: PortIoBus;
+  private readonly exits: ExitRouter;
   private finish: ((r: RunResult) => void) | undefined;
   private faultPort: number | undefined;
   private readonly serial: Serial8250;
   private result: RunResult | undefined;
-  unknownMmio = 0;
 
-  constructor(private readonly config: MachineConfig) {
+  constructor(config: MachineConfig) {
     const pvm = detectPvm();
     const warning = pvmWarning(pvm);
     if (warning) config.warn(warning);
@@ -98,6 +99,7 @@ export class Machine {
 
       this.bus = new PciBus({ mmio32: PCI_MMIO32 });
       this.ports = new PortIoBus(config.warn);
+      this.exits = new ExitRouter(this.bus, this.ports, config.warn);
       this.serial = new Serial8250(COM1_BASE, config.console, (level) => this.vm.irqLine(COM1_IRQ, level));
       this.ports.register(COM1_BASE, 8, this.serial);
       this.ports.register(DEBUG_EXIT_PORT, 1, new DebugExit((s) => this.end({ reason: 'debug-exit', status: s, detail: '' })));
@@ -144,7 +146,7 @@ export class Machine {
       const worker = new Worker(VCPU_WORKER, { workerData: data });
       worker.on('error', (e) => this.end({ reason: 'error', status: 0, detail: `vCPU ${vcpu.id} thread: ${e.message}` }));
       this.workers.push(worker);
-      serving.push(serveMailbox(box, (kind, address, bytes) => this.access(kind, address, bytes), (reason, detail) => this.vcpuStopped(vcpu.id, reason, detail)));
+      serving.push(serveMailbox(box, (kind, address, bytes) => this.exits.access(kind, address, bytes), (reason, detail) => this.vcpuStopped(vcpu.id, reason, detail)));
     }
     const result = await done;
     this.stopVcpus();
@@ -161,30 +163,6 @@ export class Machine {
   /** Ends the run from outside (SIGINT/SIGTERM). */
   stop(why: string): void {
     this.end({ reason: 'stopped', status: 0, detail: why });
-  }
-
-  private access(kind: ExitKind, address: number, data: Uint8Array): void {
-    switch (kind) {
-      case ExitKind.PioRead:
-        if (!this.bus.pioRead(address, data)) this.ports.read(address, data);
-        break;
-      case ExitKind.PioWrite:
-        if (!this.bus.pioWrite(address, data)) this.ports.write(address, data);
-        break;
-      case ExitKind.MmioRead:
-        if (!this.bus.mmioRead(address, data)) this.unclaimedMmio(address, data, 'read');
-        break;
-      case ExitKind.MmioWrite:
-        if (!this.bus.mmioWrite(address, data)) this.unclaimedMmio(address, data, 'write');
-        break;
-      default:
-        break;
-    }
-  }
-
-  private unclaimedMmio(address: number, data: Uint8Array, what: string): void {
-    if (what === 'read') data.fill(0xff);
-    if (this.unknownMmio++ === 0) this.config.warn(`xdpvm: guest ${what} at unclaimed address 0x${address.toString(16)} (ignored; further ones counted)`);
   }
 
   private vcpuStopped(id: number, reason: StopReason, detail: string): void {

@@ -1,9 +1,10 @@
 // `xdpvm run` options, spelled as QEMU spells them:
 //   -m 256M -smp 2 -kernel FILE [-initrd FILE] [-append "..."] [-iopl 0|3]
 //   -netdev af-xdp,id=n1,ifname=eth0[,...] -device virtio-net-pci,netdev=n1[,mac=52:54:00:12:34:56]
-// Several netdev/device pairs are allowed. Every error names the option.
+// Several netdev/device pairs are allowed. Every error is a RunOptionError
+// that names the option (the CLI reports it as a usage error).
 import { parseAfXdpOptions, type AfXdpOptions } from '../backend/af-xdp/af-xdp-options';
-import { UsageError } from '../cli/args';
+import { parseMac } from '../virtio/net/mac';
 import { parseMemorySize } from './memory-layout';
 
 export interface RunNet {
@@ -29,22 +30,18 @@ export interface RunOptions {
 
 const MAX_CPUS = 64;
 
-export function parseMac(text: string): Uint8Array {
-  const m = /^([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2})$/i.exec(text);
-  if (!m) throw new UsageError(`-device virtio-net-pci: mac '${text}' is not of the form 52:54:00:12:34:56`);
-  const mac = Uint8Array.from(m.slice(1).map((h) => parseInt(h, 16)));
-  if ((mac[0]! & 1) !== 0) throw new UsageError(`-device virtio-net-pci: mac '${text}' is a multicast address`);
-  return mac;
-}
+/** A wrong `xdpvm run` option (or kernel/initrd combination); the message names the option. */
+export class RunOptionError extends Error {}
+
 
 function keyValues(spec: string, what: string): { head: string; kv: Map<string, string> } {
   const [head, ...rest] = spec.split(',');
   const kv = new Map<string, string>();
   for (const p of rest) {
     const eq = p.indexOf('=');
-    if (eq <= 0) throw new UsageError(`${what}: '${p}' is not key=value`);
+    if (eq <= 0) throw new RunOptionError(`${what}: '${p}' is not key=value`);
     const k = p.slice(0, eq);
-    if (kv.has(k)) throw new UsageError(`${what}: '${k}' given twice`);
+    if (kv.has(k)) throw new RunOptionError(`${what}: '${k}' given twice`);
     kv.set(k, p.slice(eq + 1));
   }
   return { head: head ?? '', kv };
@@ -64,11 +61,11 @@ export function parseRunOptions(argv: readonly string[]): RunOptions {
     const opt = argv[i]!;
     const value = (): string => {
       const v = argv[++i];
-      if (v === undefined) throw new UsageError(`${opt} needs a value`);
+      if (v === undefined) throw new RunOptionError(`${opt} needs a value`);
       return v;
     };
     const once = (): void => {
-      if (seen.has(opt)) throw new UsageError(`${opt} given twice`);
+      if (seen.has(opt)) throw new RunOptionError(`${opt} given twice`);
       seen.add(opt);
     };
     switch (opt) {
@@ -78,18 +75,18 @@ export function parseRunOptions(argv: readonly string[]): RunOptions {
         try {
           memoryBytes = parseMemorySize(v);
         } catch (e) {
-          throw new UsageError(`-m: ${(e as Error).message}`);
+          throw new RunOptionError(`-m: ${(e as Error).message}`);
         }
-        if (memoryBytes < 16 << 20 || memoryBytes % (2 << 20) !== 0) throw new UsageError(`-m: memory must be a multiple of 2 MiB and at least 16 MiB (got '${v}')`);
+        if (memoryBytes < 16 << 20 || memoryBytes % (2 << 20) !== 0) throw new RunOptionError(`-m: memory must be a multiple of 2 MiB and at least 16 MiB (got '${v}')`);
         break;
       }
       case '-smp': {
         once();
         const v = value();
         const n = /^(?:cpus=)?(\d+)$/.exec(v.split(',')[0]!);
-        if (!n) throw new UsageError(`-smp: '${v}' is not a vCPU count`);
+        if (!n) throw new RunOptionError(`-smp: '${v}' is not a vCPU count`);
         cpus = Number(n[1]);
-        if (cpus < 1 || cpus > MAX_CPUS) throw new UsageError(`-smp: between 1 and ${MAX_CPUS} vCPUs (got ${cpus})`);
+        if (cpus < 1 || cpus > MAX_CPUS) throw new RunOptionError(`-smp: between 1 and ${MAX_CPUS} vCPUs (got ${cpus})`);
         break;
       }
       case '-kernel':
@@ -107,7 +104,7 @@ export function parseRunOptions(argv: readonly string[]): RunOptions {
       case '-iopl': {
         once();
         const v = value();
-        if (v !== '0' && v !== '3') throw new UsageError(`-iopl: '${v}' is not 0 or 3`);
+        if (v !== '0' && v !== '3') throw new RunOptionError(`-iopl: '${v}' is not 0 or 3`);
         iopl = v === '0' ? 0 : 3;
         break;
       }
@@ -117,20 +114,20 @@ export function parseRunOptions(argv: readonly string[]): RunOptions {
         try {
           o = parseAfXdpOptions(spec);
         } catch (e) {
-          throw new UsageError(`-netdev: ${(e as Error).message}`);
+          throw new RunOptionError(`-netdev: ${(e as Error).message}`);
         }
-        if (netdevs.has(o.id)) throw new UsageError(`-netdev: id '${o.id}' used twice`);
+        if (netdevs.has(o.id)) throw new RunOptionError(`-netdev: id '${o.id}' used twice`);
         netdevs.set(o.id, o);
         break;
       }
       case '-device': {
         const { head, kv } = keyValues(value(), '-device');
-        if (head !== 'virtio-net-pci') throw new UsageError(`-device: only virtio-net-pci is supported (got '${head}')`);
-        for (const k of kv.keys()) if (!['netdev', 'mac', 'id'].includes(k)) throw new UsageError(`-device virtio-net-pci: unknown property '${k}'`);
+        if (head !== 'virtio-net-pci') throw new RunOptionError(`-device: only virtio-net-pci is supported (got '${head}')`);
+        for (const k of kv.keys()) if (!['netdev', 'mac', 'id'].includes(k)) throw new RunOptionError(`-device virtio-net-pci: unknown property '${k}'`);
         const netdev = kv.get('netdev');
-        if (!netdev) throw new UsageError('-device virtio-net-pci: netdev= is required');
+        if (!netdev) throw new RunOptionError('-device virtio-net-pci: netdev= is required');
         const mac = kv.get('mac');
-        devices.push(mac ? { netdev, mac: parseMac(mac) } : { netdev });
+        devices.push(mac ? { netdev, mac: parseMac(mac, (why) => new RunOptionError(`-device virtio-net-pci: mac ${why}`)) } : { netdev });
         break;
       }
       case '-nographic':
@@ -140,18 +137,18 @@ export function parseRunOptions(argv: readonly string[]): RunOptions {
       case '-enable-kvm':
         break;
       default:
-        throw new UsageError(`unknown option '${opt}'`);
+        throw new RunOptionError(`unknown option '${opt}'`);
     }
   }
-  if (!kernel) throw new UsageError('-kernel is required');
+  if (!kernel) throw new RunOptionError('-kernel is required');
   const used = new Set<string>();
   const nets: RunNet[] = devices.map((d, i) => {
     const backend = netdevs.get(d.netdev);
-    if (!backend) throw new UsageError(`-device virtio-net-pci: no -netdev with id '${d.netdev}'`);
-    if (used.has(d.netdev)) throw new UsageError(`-device virtio-net-pci: netdev '${d.netdev}' is already used by another device`);
+    if (!backend) throw new RunOptionError(`-device virtio-net-pci: no -netdev with id '${d.netdev}'`);
+    if (used.has(d.netdev)) throw new RunOptionError(`-device virtio-net-pci: netdev '${d.netdev}' is already used by another device`);
     used.add(d.netdev);
     return { id: d.netdev, backend, mac: d.mac ?? Uint8Array.of(0x52, 0x54, 0x00, 0x12, 0x34, 0x56 + i) };
   });
-  for (const id of netdevs.keys()) if (!used.has(id)) throw new UsageError(`-netdev '${id}' has no -device virtio-net-pci,netdev=${id}`);
+  for (const id of netdevs.keys()) if (!used.has(id)) throw new RunOptionError(`-netdev '${id}' has no -device virtio-net-pci,netdev=${id}`);
   return { memoryBytes, cpus, kernel, ...(initrd !== undefined ? { initrd } : {}), append, nets, iopl };
 }

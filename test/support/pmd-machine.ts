@@ -3,9 +3,10 @@
 // as a Linux process standing in for the vCPU where /dev/kvm is missing
 // (test/hosted-pmd-loopback.test.ts). A PmdMachine holds guest RAM's
 // device view, the PCI bus with a virtio-net device over LoopbackQueues,
-// and routes exits (port I/O, MMIO) the way the VMM does: 0x3F8 console,
-// 0x501 exit, 0x502 fault, 0xCF8-0xCFF and BARs to the PciBus. The test
-// cases both runners register are at the bottom.
+// and routes exits (port I/O, MMIO) through the VMM's own ExitRouter: the
+// PciBus (0xCF8-0xCFF and BARs) first, then this rig's port devices (0x3F8
+// console, 0x501 exit, 0x502 fault, the PIT). Unclaimed accesses are
+// ignored silently. The test cases both runners register are at the bottom.
 import * as assert from 'uvu/assert';
 import { LoopbackQueue } from '../../src/backend/loopback/loopback-queue';
 import { GuestMemory } from '../../src/memory/guest-memory';
@@ -13,6 +14,9 @@ import { PciBus } from '../../src/pci/pci-bus';
 import { VirtioNetDevice } from '../../src/virtio/net/virtio-net-device';
 import { VirtioPciDevice } from '../../src/virtio/pci/virtio-pci-device';
 import { parsePmdResult, type PmdResult } from '../../src/bench/pmd-result';
+import { DebugExit } from '../../src/vmm/devices/debug-exit';
+import { PortIoBus, type PortIoDevice } from '../../src/vmm/devices/port-io-bus';
+import { ExitRouter } from '../../src/vmm/exit-router';
 import { DEBUG_EXIT_PORT, FAULT_PORT, UART_PORT } from '../../src/vmm/loader';
 
 export const PMD_RAM_SIZE = 64 << 20;
@@ -54,6 +58,7 @@ export class PmdMachine {
   readonly device: VirtioNetDevice;
   readonly transport: VirtioPciDevice;
   readonly bus: PciBus;
+  private readonly router: ExitRouter;
   readonly exits = { io: 0, mmio: 0, intr: 0 };
   text = '';
   status: number | undefined;
@@ -77,6 +82,29 @@ export class PmdMachine {
     this.bus.add(this.transport.pci, {
       interrupts: { msi: () => this.interrupts++, intx: (level) => void (level && this.interrupts++) },
     });
+    const silent = (): void => {};
+    const ports = new PortIoBus(silent);
+    ports.register(UART_PORT, 8, {
+      read: (port, data) => {
+        data.fill(0);
+        if (port === UART_PORT + 5) data[0] = 0x60; // LSR: transmitter empty
+      },
+      write: (port, data) => {
+        if (port === UART_PORT) this.text += String.fromCharCode(data[0]!);
+      },
+    });
+    ports.register(DEBUG_EXIT_PORT, 1, new DebugExit((s) => (this.status = s)));
+    ports.register(FAULT_PORT, 1, { read: (_p, data) => data.fill(0xff), write: () => (this.faulted = true) });
+    const pit: PortIoDevice = {
+      read: (port, data) => {
+        data.fill(port === 0x61 ? 0 : 0xff);
+        if (port === 0x61) data[0] = this.pitPort61();
+      },
+      write: (port, data) => this.pitOut(port, data[0]!),
+    };
+    ports.register(0x40, 4, pit);
+    ports.register(0x61, 1, pit);
+    this.router = new ExitRouter(this.bus, ports, silent);
     o.prepare?.(this.backends);
   }
 
@@ -97,23 +125,12 @@ export class PmdMachine {
 
   /** A guest OUT of data.length bytes. */
   out(port: number, data: Uint8Array): void {
-    if (this.pitOut(port, data[0]!)) return;
-    if (port === UART_PORT) this.text += String.fromCharCode(data[0]!);
-    else if (port === DEBUG_EXIT_PORT) this.status = data[0]!;
-    else if (port === FAULT_PORT) this.faulted = true;
-    else this.bus.pioWrite(port, data);
+    this.router.pioWrite(port, data);
   }
 
   /** A guest IN: fills data. */
   in(port: number, data: Uint8Array): void {
-    if (port === 0x61) {
-      data[0] = this.pitPort61();
-      return;
-    }
-    if (port >= UART_PORT && port < UART_PORT + 8) {
-      data.fill(0);
-      if (port === UART_PORT + 5) data[0] = 0x60; // LSR: transmitter empty
-    } else if (!this.bus.pioRead(port, data)) data.fill(0xff);
+    this.router.pioRead(port, data);
   }
 
   /**
@@ -121,22 +138,16 @@ export class PmdMachine {
    * in mode 0 with lobyte/hibyte access, its OUT on port 0x61 bit 5, low from
    * the count being loaded until it has counted down at 1.193182 MHz.
    */
-  private pitOut(port: number, value: number): boolean {
+  private pitOut(port: number, value: number): void {
     const p = this.pit;
     if (port === 0x43) {
       if (value >> 6 === 2) p.bytes = 0; // channel 2: a new count follows
-      return true;
-    }
-    if (port === 0x42) {
+    } else if (port === 0x42) {
       p.count = p.bytes === 0 ? value : p.count | (value << 8);
       if (++p.bytes === 2) p.start = performance.now();
-      return true;
-    }
-    if (port === 0x61) {
+    } else if (port === 0x61) {
       p.port61 = value & 0x0f;
-      return true;
     }
-    return port === 0x40 || port === 0x41;
   }
 
   private pitPort61(): number {
@@ -146,8 +157,8 @@ export class PmdMachine {
   }
 
   mmio(address: number, data: Uint8Array, write: boolean): void {
-    if (write) this.bus.mmioWrite(address, data);
-    else if (!this.bus.mmioRead(address, data)) data.fill(0xff);
+    if (write) this.router.mmioWrite(address, data);
+    else this.router.mmioRead(address, data);
   }
 
   /** After every exit: service the device (the run loop's stand-in for I/O threads) and check the clock. */

@@ -1,7 +1,7 @@
 // A tiny initramfs for the QEMU smoke test: static busybox, the virtio-net
 // modules of the host's Debian 6.1 kernel, and an /init that brings eth0 up,
 // sends a few ARP requests, prints the interface's counters and powers off.
-// (The full guest image is src/images; this one only needs to get the
+// (The full guest image is built by src/guest-build/linux; this one only needs to get the
 // driver to negotiate and set up the rings.)
 import { execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';

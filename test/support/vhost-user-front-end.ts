@@ -6,11 +6,10 @@ import { featureMask, NetFeature, VirtioFeature } from 'virtio-spec-types';
 import { GuestBus } from '../../src/fuzz/guest-bus';
 import { SplitRingDriver } from '../../src/fuzz/split-ring-driver';
 import { GuestRam } from '../../src/kvm/memory';
-import { kvmNative } from '../../src/native/kvm';
-import { xsk } from '../../src/native/xsk';
 import { encodeMessage, u64Payload, vringStatePayload } from '../../src/vhost-user/message';
 import { HEADER_SIZE, HeaderFlags, MEM_REGION_SIZE, MEM_TABLE_HEADER, ProtocolFeature, Request, VHOST_USER_F_PROTOCOL_FEATURES } from '../../src/vhost-user/protocol';
 import { unixSocket } from '../../src/vhost-user/unix-socket';
+import { sys } from '../../src/native/sys';
 
 const EFD_CLOEXEC = 0o2000000;
 const EFD_NONBLOCK = 0o4000;
@@ -39,7 +38,7 @@ export class VhostUserFrontEnd {
   private closed = false;
 
   private constructor(readonly fd: number) {
-    this.wakeFd = kvmNative.eventfdCreate(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    this.wakeFd = sys.eventfdCreate(0, EFD_CLOEXEC | EFD_NONBLOCK);
   }
 
   /** Connects, retrying while the server is not listening yet. */
@@ -91,7 +90,7 @@ export class VhostUserFrontEnd {
   private async readExactly(n: number, timeoutMs: number): Promise<Uint8Array | undefined> {
     const out = new Uint8Array(n);
     let got = 0;
-    const timer = setTimeout(() => kvmNative.eventfdWrite(this.wakeFd, 1), timeoutMs);
+    const timer = setTimeout(() => sys.eventfdWrite(this.wakeFd, 1), timeoutMs);
     try {
       while (got < n) {
         let r;
@@ -101,9 +100,9 @@ export class VhostUserFrontEnd {
           this.eof = true;
           return undefined;
         }
-        for (const fd of r.fds) xsk.close(fd);
+        for (const fd of r.fds) sys.close(fd);
         if (r.woken) {
-          kvmNative.eventfdRead(this.wakeFd);
+          sys.eventfdRead(this.wakeFd);
           return undefined;
         }
         if (r.eof) {
@@ -140,8 +139,8 @@ export class VhostUserFrontEnd {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    xsk.close(this.fd);
-    xsk.close(this.wakeFd);
+    sys.close(this.fd);
+    sys.close(this.wakeFd);
   }
 
   // ------------------------------------------------------------ messages
@@ -207,13 +206,13 @@ export class PairRings {
       new SplitRingDriver(bus, { size: l.size, descAddr: l.desc, availAddr: l.avail, usedAddr: l.used }, { eventIdx });
     this.rx = drv(this.rxLayout);
     this.tx = drv(this.txLayout);
-    const efd = (): number => kvmNative.eventfdCreate(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    const efd = (): number => sys.eventfdCreate(0, EFD_CLOEXEC | EFD_NONBLOCK);
     this.kick = { rx: efd(), tx: efd() };
     this.call = { rx: efd(), tx: efd() };
   }
 
   release(): void {
-    for (const fd of [this.kick.rx, this.kick.tx, this.call.rx, this.call.tx]) xsk.close(fd);
+    for (const fd of [this.kick.rx, this.kick.tx, this.call.rx, this.call.tx]) sys.close(fd);
   }
 }
 
@@ -317,7 +316,7 @@ export class FrontGuest {
       if (pr.tx.add([{ addr, len: NET_HDR + fr.length, write: false }]) < 0) break;
       n++;
     }
-    if (pr.tx.publish()) kvmNative.eventfdWrite(pr.kick.tx, 1);
+    if (pr.tx.publish()) sys.eventfdWrite(pr.kick.tx, 1);
     return n;
   }
 
@@ -330,7 +329,7 @@ export class FrontGuest {
       // The descriptor's buffer is the one numbered like its head: rewrite its address.
       pr.rx.writeDescriptor(id, pr.rxBuffers + id * 4096, 4096, 0x2, 0);
     }
-    if (pr.rx.publish()) kvmNative.eventfdWrite(pr.kick.rx, 1);
+    if (pr.rx.publish()) sys.eventfdWrite(pr.kick.rx, 1);
   }
 
   /** Collects a pair's used RX buffers as frames (header stripped). */

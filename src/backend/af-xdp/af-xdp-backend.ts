@@ -3,6 +3,7 @@
 // that detaches only what this backend attached.
 import { Capability, hasEffectiveCapability } from '../../host/capabilities';
 import { xsk } from '../../native/xsk';
+import { sys } from '../../native/sys';
 import { AfXdpQueue } from './af-xdp-queue';
 import { OptionError, type AfXdpOptions } from './af-xdp-options';
 import { XdpAttachment, type XdpMode } from './xdp-attachment';
@@ -76,7 +77,7 @@ export class AfXdpBackend {
       return new AfXdpBackend(options, ifindex, mode, sockets, attachment);
     } catch (e) {
       for (const s of sockets) s.close();
-      for (const fd of handedIn ?? []) xsk.close(fd);
+      for (const fd of handedIn ?? []) sys.close(fd);
       attachment?.detach();
       throw e;
     }
@@ -113,7 +114,7 @@ function attachedMode(ifname: string, ifindex: number): XdpMode {
 
 function checkMemlock(options: AfXdpOptions, tuning: AfXdpTuning): void {
   const needed = options.queues * tuning.frameSize * tuning.frameCount;
-  const { soft } = xsk.memlockLimit();
+  const { soft } = sys.memlockLimit();
   if (soft < 0 || soft >= needed || hasEffectiveCapability(Capability.IPC_LOCK)) return;
   const mib = (b: number): string => `${Math.ceil(b / (1 << 20))} MiB`;
   throw new OptionError(

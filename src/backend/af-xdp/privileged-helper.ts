@@ -4,6 +4,7 @@
 // that registers its UMEMs and binds them (inhibit=on,sock-fds=...). The
 // program stays attached while this side holds the link.
 import { xsk } from '../../native/xsk';
+import { sys } from '../../native/sys';
 import { OptionError } from './af-xdp-options';
 import { XdpAttachment, type XdpMode } from './xdp-attachment';
 
@@ -34,7 +35,7 @@ export class PreparedSockets {
       }
       return new PreparedSockets(attachment, fds);
     } catch (e) {
-      for (const fd of fds) xsk.close(fd);
+      for (const fd of fds) sys.close(fd);
       attachment.detach();
       throw e;
     }
@@ -44,7 +45,7 @@ export class PreparedSockets {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    for (const fd of this.fds) xsk.close(fd);
+    for (const fd of this.fds) sys.close(fd);
     this.attachment.detach();
   }
 }

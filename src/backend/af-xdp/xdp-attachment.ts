@@ -2,6 +2,7 @@
 // interface through a BPF link, so that it goes away with the last fd even
 // when the process is killed. Auto mode tries native (driver) then skb.
 import { xsk, type NativeError } from '../../native/xsk';
+import { sys } from '../../native/sys';
 import { attachXdpLink, BpfMapType, loadXdpProgram, mapDeleteU32, mapUpdateU32, XdpFlags } from '../../bpf/syscalls';
 import { redirectByQueueProgram } from './xdp-program';
 
@@ -41,8 +42,8 @@ export class XdpAttachment {
       }
       throw attachError(ifname, ifindex, mode, lastErr);
     } catch (e) {
-      if (progFd >= 0) xsk.close(progFd);
-      xsk.close(mapFd);
+      if (progFd >= 0) sys.close(progFd);
+      sys.close(mapFd);
       throw e;
     }
   }
@@ -60,14 +61,14 @@ export class XdpAttachment {
   detach(): void {
     if (this.closed) return;
     this.closed = true;
-    xsk.close(this.linkFd);
-    xsk.close(this.progFd);
-    xsk.close(this.mapFd);
+    sys.close(this.linkFd);
+    sys.close(this.progFd);
+    sys.close(this.mapFd);
   }
 
   /** Duplicates the link fd: whoever holds a copy keeps the program attached. */
   dupLink(): number {
-    return xsk.dup(this.linkFd);
+    return sys.dup(this.linkFd);
   }
 }
 

@@ -1,6 +1,7 @@
 // One AF_XDP socket with its own UMEM and four rings, set up by syscalls and
 // bound to (interface, queue). Servicing the rings is AfXdpQueue's job.
 import { RingId, xsk, type NativeError, type RawRing, type RingOffsets } from '../../native/xsk';
+import { sys } from '../../native/sys';
 import { ConsumerRing, ProducerRing } from './xsk-ring';
 
 export type CopyMode = 'default' | 'copy' | 'zero-copy';
@@ -63,7 +64,7 @@ export class XskSocket {
   /** Describes this socket for a worker thread (the owner keeps it open until the worker is done). */
   handle(): XskSocketHandle {
     const ring = (r: ProducerRing | ConsumerRing): XskSocketHandle['rings']['fill'] => ({
-      address: xsk.addressOf(r.buffer),
+      address: sys.addressOf(r.buffer),
       length: r.buffer.byteLength,
       offsets: r.offsets,
       size: r.size,
@@ -73,14 +74,14 @@ export class XskSocket {
       fd: this.fd,
       zeroCopy: this.zeroCopy,
       txBudget: this.txBudget,
-      umem: { address: xsk.addressOf(this.umem), length: this.umem.byteLength },
+      umem: { address: sys.addressOf(this.umem), length: this.umem.byteLength },
       rings: { fill: ring(this.fill), completion: ring(this.completion), rx: ring(this.rx), tx: ring(this.tx) },
     };
   }
 
   /** The same socket seen from another thread, over the owner's mappings. */
   static fromHandle(h: XskSocketHandle): XskSocket {
-    const buf = (r: { address: bigint; length: number }): ArrayBuffer => xsk.alias(r.address, r.length);
+    const buf = (r: { address: bigint; length: number }): ArrayBuffer => sys.alias(r.address, r.length);
     const { rings } = h;
     return new XskSocket(
       h.config,
@@ -103,7 +104,7 @@ export class XskSocket {
     const fd = config.fd ?? xsk.socket();
     const mapped: ArrayBuffer[] = [];
     try {
-      const umem = xsk.mapAnonymous(frameSize * frameCount);
+      const umem = sys.mapAnonymous(frameSize * frameCount);
       mapped.push(umem);
       try {
         xsk.umemRegister(fd, umem, frameSize, 0);
@@ -135,8 +136,8 @@ export class XskSocket {
       bindWithRetry(fd, config, modeFlag | c.XDP_USE_NEED_WAKEUP);
       return new XskSocket(config, fd, umem, fill, comp, rx, tx, xsk.isZeroCopy(fd), txBudget);
     } catch (e) {
-      for (const b of mapped.reverse()) xsk.unmap(b);
-      xsk.close(fd);
+      for (const b of mapped.reverse()) sys.unmap(b);
+      sys.close(fd);
       throw e;
     }
   }
@@ -152,8 +153,8 @@ export class XskSocket {
     if (this.closed) return;
     this.closed = true;
     if (!this.owner) return;
-    xsk.close(this.fd);
-    for (const b of [this.fill.buffer, this.completion.buffer, this.rx.buffer, this.tx.buffer, this.umem]) xsk.unmap(b);
+    sys.close(this.fd);
+    for (const b of [this.fill.buffer, this.completion.buffer, this.rx.buffer, this.tx.buffer, this.umem]) sys.unmap(b);
   }
 }
 

@@ -5,13 +5,14 @@
 // once, the front end calls pollBackends() when a backend may have frames)
 // or in I/O workers (src/io). Both are driven the same way: pair 0 runs from
 // DRIVER_OK, the others only while VQ_PAIRS_SET enables them (§5.1.6.5.5).
-import { featureMask, hasFeature, NetFeature, NetStatus, VIRTIO_ID_NET, VirtioFeature } from 'virtio-spec-types';
+import { hasFeature, NetFeature, NetStatus, VIRTIO_ID_NET } from 'virtio-spec-types';
 import type { NetBackendQueue } from '../../backend/net-backend';
 import type { DeviceContext, QueueConfig, VirtioDevice } from '../device';
 import { createVirtqueue, queueFeaturesFrom } from '../queue';
 import { ControlQueue } from './control-queue';
 import { InlineQueuePairRunner } from './inline-queue-pair-runner';
 import { NetConfigSpace } from './net-config-space';
+import { netFeatureDependencyError, offeredNetFeatures, pairFeatures } from './net-features';
 import type { NetQueuePair } from './queue-pair';
 import type { PairResume, QueuePairContext, QueuePairRunner, QueuePairSpec } from './queue-pair-runner';
 
@@ -67,17 +68,7 @@ export class VirtioNetDevice implements VirtioDevice {
     const mtu = o.mtu ?? 1500;
     this.config = new NetConfigSpace(o.mac, this.maxPairs, mtu, 10000);
     this.configSize = this.config.bytes.length;
-    const offloads = o.offloads ?? true;
-    const bits: number[] = [
-      VirtioFeature.VERSION_1, VirtioFeature.INDIRECT_DESC, VirtioFeature.EVENT_IDX,
-      NetFeature.MAC, NetFeature.STATUS, NetFeature.MTU, NetFeature.MRG_RXBUF, NetFeature.SPEED_DUPLEX,
-      NetFeature.CTRL_VQ, NetFeature.CTRL_RX, NetFeature.CTRL_MAC_ADDR, NetFeature.GUEST_ANNOUNCE,
-    ];
-    if (o.packed ?? true) bits.push(VirtioFeature.RING_PACKED);
-    if (this.maxPairs > 1) bits.push(NetFeature.MQ);
-    // AF_XDP has no offloads; these are done in software by the TX path.
-    if (offloads) bits.push(NetFeature.CSUM, NetFeature.HOST_TSO4, NetFeature.HOST_TSO6);
-    this.deviceFeatures = featureMask(...bits);
+    this.deviceFeatures = offeredNetFeatures({ pairs: this.maxPairs, offloads: o.offloads ?? true, packed: o.packed ?? true, control: true });
   }
 
   get configGeneration(): number {
@@ -97,11 +88,7 @@ export class VirtioNetDevice implements VirtioDevice {
   }
 
   setDriverFeatures(features: bigint): boolean {
-    const has = (bit: number): boolean => hasFeature(features, bit);
-    // §5.1.3.1 feature dependencies.
-    if ((has(NetFeature.HOST_TSO4) || has(NetFeature.HOST_TSO6)) && !has(NetFeature.CSUM)) return false;
-    for (const bit of [NetFeature.CTRL_RX, NetFeature.MQ, NetFeature.CTRL_MAC_ADDR, NetFeature.GUEST_ANNOUNCE])
-      if (has(bit) && !has(NetFeature.CTRL_VQ)) return false;
+    if (netFeatureDependencyError(features, true) !== undefined) return false;
     this.driverFeatures = features;
     return true;
   }
@@ -126,8 +113,7 @@ export class VirtioNetDevice implements VirtioDevice {
         rx,
         tx,
         features: f,
-        mergeable: has(NetFeature.MRG_RXBUF),
-        offloads: { csum: has(NetFeature.CSUM), tso: has(NetFeature.HOST_TSO4) || has(NetFeature.HOST_TSO6) },
+        ...pairFeatures(f),
       };
     }
     this.pairCtx = {

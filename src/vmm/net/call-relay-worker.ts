@@ -2,13 +2,13 @@
 // call eventfds, drains each one that fired and posts their tags in one
 // message per wake-up; ends when the stop eventfd fires.
 import { parentPort, workerData } from 'node:worker_threads';
-import { kvmNative } from '../../native/kvm';
+import { sys } from '../../native/sys';
 import type { CallRelayMessage, CallRelayWorkerData } from './call-relay';
 
 const d = workerData as CallRelayWorkerData;
 const tags = new Int32Array(64);
 for (;;) {
-  const n = kvmNative.epollWait(d.epollFd, tags, -1, undefined);
+  const n = sys.epollWait(d.epollFd, tags, -1, undefined);
   if (n < 0) continue; // EINTR
   const fired: number[] = [];
   let stop = false;
@@ -16,7 +16,7 @@ for (;;) {
     const t = tags[i]!;
     if (t === -1) stop = true;
     // A read of 0 (or an error) means another reader took it, or the fd left the set meanwhile.
-    else if (kvmNative.eventfdRead(t) > 0) fired.push(t);
+    else if (sys.eventfdRead(t) > 0) fired.push(t);
   }
   if (fired.length) parentPort!.postMessage(fired satisfies CallRelayMessage);
   if (stop) break;

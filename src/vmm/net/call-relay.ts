@@ -7,8 +7,8 @@
 // notifiers without MSI-X.
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { Epoll } from '../../kvm/epoll';
-import { EventFd } from '../../kvm/eventfd';
+import { Epoll } from '../../host/epoll';
+import { EventFd } from '../../host/eventfd';
 
 const WORKER = path.join(__dirname, 'call-relay-worker.js');
 

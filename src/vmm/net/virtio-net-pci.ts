@@ -16,7 +16,6 @@ import { AfXdpBackend } from '../../backend/af-xdp/af-xdp-backend';
 import type { AfXdpOptions } from '../../backend/af-xdp/af-xdp-options';
 import type { Vm } from '../../kvm/vm';
 import type { GuestMemory } from '../../memory/guest-memory';
-import { kvmNative } from '../../native/kvm';
 import type { PciBus } from '../../pci/pci-bus';
 import { WorkerQueuePairRunner } from '../../io/worker-queue-pair-runner';
 import type { SharedRegion } from '../../io/queue-pair-thread';
@@ -24,6 +23,7 @@ import { VirtioNetDevice } from '../../virtio/net/virtio-net-device';
 import { VirtioPciDevice } from '../../virtio/pci/virtio-pci-device';
 import type { InterruptRouting } from '../interrupt-routing';
 import { CallRelay } from './call-relay';
+import { sys } from '../../native/sys';
 
 const NO_VECTOR = 0xffff;
 
@@ -137,7 +137,7 @@ export class VirtioNetPci {
       }
       if (want !== undefined) {
         // Signals raised while no irqfd was attached are still counted in the eventfd: replay them.
-        if (kvmNative.eventfdRead(call) > 0) msix.trigger(vector);
+        if (sys.eventfdRead(call) > 0) msix.trigger(vector);
         this.o.vm.assignIrqfd(call, want);
         this.irqfdGsi.set(call, want);
       }

@@ -1,6 +1,6 @@
 // What a built image is made of (manifest.json) and whether it must be
 // rebuilt: the inputs hash covers the exact version of every Debian package
-// that went in and the builder's own source (src/images/*.ts and everything
+// that went in and the builder's own source (src/guest-build/linux/*.ts and everything
 // in guest-images/linux/, the init script included). Same inputs, same image:
 // a second build is a no-op.
 import { createHash } from 'node:crypto';
@@ -108,7 +108,7 @@ export type Freshness = { upToDate: true; manifest: ImageManifest } | { upToDate
 export async function checkFreshness(outDir: string, builderHash: string, apt: Pick<Apt, 'show'>): Promise<Freshness> {
   const m = readManifest(outDir);
   if (!m) return { upToDate: false, reason: `no ${MANIFEST_FILE} in ${outDir}` };
-  if (m.builderHash !== builderHash) return { upToDate: false, reason: 'the builder (src/images or guest-images/linux) changed' };
+  if (m.builderHash !== builderHash) return { upToDate: false, reason: 'the builder (src/guest-build/linux or guest-images/linux) changed' };
   const now = await apt.show(m.packages.map((p) => p.name));
   const changed: string[] = [];
   for (const p of m.packages) {

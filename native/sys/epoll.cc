@@ -1,7 +1,7 @@
 // epoll: what an I/O worker thread blocks in. Each registered fd carries a
 // caller-chosen int32 tag; a wait writes the ready tags (and optionally
 // their event masks) into caller-provided arrays, so waiting allocates nothing.
-#include "kvm.h"
+#include "sys.h"
 
 #include <algorithm>
 #include <sys/epoll.h>

@@ -1,20 +1,10 @@
-// Guest images the VMM and its tests boot. They are built from source in
-// guest-images/ by their own scripts, which rebuild only when a source
-// changed; this module runs the script and returns the image's path.
+// The PMD test guest (guest-images/pmd/), built from source by its own script,
+// which rebuilds only when a source changed; this module runs the script and
+// returns the image's path.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-
-/** The repository root: the nearest directory above this module holding guest-images/. */
-export function repoRoot(from: string = __dirname): string {
-  let dir = from;
-  for (;;) {
-    if (existsSync(path.join(dir, 'guest-images')) && existsSync(path.join(dir, 'package.json'))) return dir;
-    const up = path.dirname(dir);
-    if (up === dir) throw new Error(`guest-images/ not found above ${from}`);
-    dir = up;
-  }
-}
+import { repoRoot } from '../repo-root';
 
 /**
  * Builds guest-images/out/pmd.elf if it is missing or stale (the PMD test

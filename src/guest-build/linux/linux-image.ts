@@ -7,6 +7,7 @@
 // command given on the kernel command line between XDPVM-BEGIN/XDPVM-END.
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { repoRoot } from '../../repo-root';
 import { Apt, debFileName } from './apt';
 import { readElf } from './elf';
 import { elfClosure } from './elf-deps';
@@ -65,17 +66,9 @@ const KERNEL_CONFIG_KEYS = [
   'CONFIG_MODULE_COMPRESS_NONE',
 ];
 
-/** The repository root: the nearest directory above this file with guest-images/linux/packages.txt. */
-export function repoRoot(from = __dirname): string {
-  for (let d = from; ; d = path.dirname(d)) {
-    if (existsSync(path.join(d, 'guest-images', 'linux', 'packages.txt'))) return d;
-    if (path.dirname(d) === d) throw new SpecError(`no guest-images/linux/packages.txt above ${from}`);
-  }
-}
-
 /** Files whose content decides the image besides the packages: the builder's code and guest-images/linux. */
 export function linuxImageBuilderSources(root: string): string[] {
-  const code = existsSync(path.join(root, 'src', 'images')) ? 'src/images' : path.relative(root, __dirname);
+  const code = existsSync(path.join(root, 'src', 'guest-build', 'linux')) ? 'src/guest-build/linux' : path.relative(root, __dirname);
   return builderSources(root, [code, 'guest-images/linux']).filter((f) => !f.endsWith('.map') && !f.endsWith('.d.ts'));
 }
 

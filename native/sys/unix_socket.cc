@@ -6,9 +6,8 @@
 // Blocking waits (accept, recv) run on the libuv thread pool as promises and
 // poll a caller-supplied wake eventfd too, so that closing a server or a
 // connection never leaves a thread parked in the kernel.
-#include "xsk.h"
+#include "sys.h"
 #include "../common/mapping.h"
-#include "../common/napi_util.h"
 
 #include <fcntl.h>
 #include <poll.h>

@@ -1,10 +1,11 @@
-// Booting the Linux guest image under QEMU's software CPU (TCG): what the
-// tests use on machines where KVM cannot run a Linux kernel (see
-// docs/machines.md). No network device unless `qemuArgs` adds one.
+// Test and bench harness: boots the Linux guest image (src/guest-build/linux)
+// under QEMU's software CPU (TCG), for machines where KVM cannot run a Linux
+// kernel (README, "KVM on these machines"). No network device unless
+// `qemuArgs` adds one.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { run } from './exec';
-import { guestKernelCmdline, parseGuestConsole, type GuestParams, type GuestResult } from './guest-console';
+import { run } from '../guest-build/linux/exec';
+import { guestKernelCmdline, parseGuestConsole, type GuestParams, type GuestResult } from '../guest-build/linux/guest-console';
 
 export interface TcgBootOptions extends GuestParams {
   kernel: string;

@@ -1,7 +1,7 @@
 // epoll: the one place an I/O worker blocks. Each fd is registered with an
 // int32 tag of the caller's choosing; wait() writes the ready tags into the
 // caller's Int32Array and returns how many, allocating nothing.
-import { EINTR, errnoError, kvmNative } from '../native/kvm';
+import { EINTR, errnoError, sys } from '../native/sys';
 
 export const enum EpollEvents {
   In = 0x001,
@@ -11,7 +11,7 @@ export const enum EpollEvents {
   EdgeTriggered = 0x80000000,
 }
 
-const C = kvmNative.constants;
+const C = sys.constants;
 
 export class Epoll {
   private closed = false;
@@ -19,19 +19,19 @@ export class Epoll {
   private constructor(readonly fd: number) {}
 
   static create(): Epoll {
-    return new Epoll(kvmNative.epollCreate());
+    return new Epoll(sys.epollCreate());
   }
 
   add(fd: number, tag: number, events: number = EpollEvents.In): void {
-    kvmNative.epollCtl(this.fd, C.EPOLL_CTL_ADD, fd, events, tag);
+    sys.epollCtl(this.fd, C.EPOLL_CTL_ADD, fd, events, tag);
   }
 
   modify(fd: number, tag: number, events: number): void {
-    kvmNative.epollCtl(this.fd, C.EPOLL_CTL_MOD, fd, events, tag);
+    sys.epollCtl(this.fd, C.EPOLL_CTL_MOD, fd, events, tag);
   }
 
   delete(fd: number): void {
-    kvmNative.epollCtl(this.fd, C.EPOLL_CTL_DEL, fd, 0, 0);
+    sys.epollCtl(this.fd, C.EPOLL_CTL_DEL, fd, 0, 0);
   }
 
   /**
@@ -41,7 +41,7 @@ export class Epoll {
    * (such as a kick) ends the wait early with 0.
    */
   wait(tags: Int32Array, timeoutMs: number, events?: Uint32Array): number {
-    const n = kvmNative.epollWait(this.fd, tags, timeoutMs, events);
+    const n = sys.epollWait(this.fd, tags, timeoutMs, events);
     if (n >= 0) return n;
     if (n === -EINTR) return 0;
     throw errnoError(`epoll_wait(fd ${this.fd})`, -n);
@@ -50,6 +50,6 @@ export class Epoll {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    kvmNative.close(this.fd);
+    sys.close(this.fd);
   }
 }

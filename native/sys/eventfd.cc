@@ -1,7 +1,7 @@
 // eventfd: the doorbells between the guest (ioeventfd, irqfd) and the I/O
 // workers. read/write return -errno instead of throwing: EAGAIN on a
 // non-blocking eventfd is the normal "nothing yet" on the hot path.
-#include "kvm.h"
+#include "sys.h"
 
 #include <sys/eventfd.h>
 #include <unistd.h>

@@ -1,6 +1,6 @@
 // Thread CPU affinity: pins the calling thread (a vCPU or an I/O worker) to a
 // set of host CPUs, as QEMU/Firecracker users pin vCPU and I/O threads.
-#include "kvm.h"
+#include "sys.h"
 
 #include <sched.h>
 

@@ -1,23 +1,14 @@
-// Host facilities the backend and its tests need: interface names, network
+// Host facilities: fds (close, open check, dup, close-on-exec), network
 // namespaces (per thread), locked-memory limits.
-#include "xsk.h"
-#include "../common/napi_util.h"
+#include "sys.h"
 
 #include <fcntl.h>
-#include <net/if.h>
 #include <sched.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 namespace xdpvm {
 namespace {
-
-// ifNameToIndex(name) -> index, 0 if there is no such interface in this thread's netns.
-Napi::Value IfNameToIndex(const Napi::CallbackInfo& info) {
-  std::string name = ArgString(info, 0, "ifname");
-  if (name.empty() || name.size() >= IF_NAMESIZE) return Napi::Number::New(info.Env(), 0);
-  return Napi::Number::New(info.Env(), if_nametoindex(name.c_str()));
-}
 
 // netnsOpen(path) -> fd of a network namespace (e.g. /run/netns/NAME or /proc/self/ns/net).
 Napi::Value NetnsOpen(const Napi::CallbackInfo& info) {
@@ -52,6 +43,15 @@ Napi::Value SetMemlockLimit(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// close(fd) for every fd the addons hand out (kvm, VM, vCPU, eventfd, epoll,
+// memfd, XSK, BPF, sockets). A negative fd is a no-op; EINTR still closed it.
+Napi::Value Close(const Napi::CallbackInfo& info) {
+  int fd = ArgInt(info, 0, "fd");
+  if (fd < 0) return info.Env().Undefined();
+  if (close(fd) != 0 && errno != EINTR) throw ErrnoError(info.Env(), What("close", fd).c_str(), errno);
+  return info.Env().Undefined();
+}
+
 // fdIsOpen(fd) -> whether fd names an open file in this process.
 Napi::Value FdIsOpen(const Napi::CallbackInfo& info) {
   int fd = ArgInt(info, 0, "fd");
@@ -78,7 +78,7 @@ Napi::Value SetCloexec(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitHost(Napi::Env env, Napi::Object exports) {
-  exports.Set("ifNameToIndex", Napi::Function::New(env, IfNameToIndex));
+  exports.Set("close", Napi::Function::New(env, Close));
   exports.Set("netnsOpen", Napi::Function::New(env, NetnsOpen));
   exports.Set("netnsEnter", Napi::Function::New(env, NetnsEnter));
   exports.Set("memlockLimit", Napi::Function::New(env, MemlockLimit));

@@ -1,6 +1,6 @@
 // Guest RAM mappings: anonymous, or memfd-backed so that a vhost-user
 // front-end or back-end in another process can map the same pages.
-#include "kvm.h"
+#include "sys.h"
 #include "../common/mapping.h"
 
 #include <sys/mman.h>
@@ -59,7 +59,7 @@ Napi::Value GuestMemoryMemfd(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
-void InitKvmMemory(Napi::Env env, Napi::Object exports) {
+void InitGuestMemory(Napi::Env env, Napi::Object exports) {
   exports.Set("guestMemory", Napi::Function::New(env, GuestMemory));
   exports.Set("guestMemoryMemfd", Napi::Function::New(env, GuestMemoryMemfd));
 }

@@ -1,8 +1,8 @@
 // The raw C baseline: the same TX and RX loops the TypeScript backend runs
 // (same batch, frame and ring sizes, one copy per packet, one kick per
 // batch), written directly in C on an XSK set up by the same TypeScript code.
-// Used only by the benchmarks, as the local physical limit of one queue.
-#include "xsk.h"
+// Used only by the benchmarks, as the local physical limit of one queue; its
+// own addon so that nothing but the benchmarks loads it.
 #include "../common/napi_util.h"
 
 #include <linux/if_xdp.h>
@@ -167,8 +167,12 @@ Napi::Value RawLoop(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
-void InitRawLoop(Napi::Env env, Napi::Object exports) {
+Napi::Object InitRawLoop(Napi::Env env, Napi::Object exports) {
   exports.Set("rawLoop", Napi::Function::New(env, RawLoop));
+  return exports;
 }
 
 }  // namespace xdpvm
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) { return xdpvm::InitRawLoop(env, exports); }
+NODE_API_MODULE(raw_loop, Init)

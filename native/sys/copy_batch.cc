@@ -3,8 +3,7 @@
 // instead of building a view per packet. The native side still refuses any
 // range outside memory registered for copying (guest RAM regions, UMEMs),
 // so a logic error cannot become a stray write.
-#include "copy_batch.h"
-#include "napi_util.h"
+#include "sys.h"
 
 #include <atomic>
 #include <cstring>

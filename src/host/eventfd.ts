@@ -1,6 +1,6 @@
 // eventfd: a counter the kernel can signal (ioeventfd) or be signalled
 // through (irqfd), and that epoll can wait on.
-import { EAGAIN, errnoError, kvmNative } from '../native/kvm';
+import { EAGAIN, errnoError, sys } from '../native/sys';
 
 export interface EventFdOptions {
   initval?: number;
@@ -16,14 +16,14 @@ export class EventFd {
   private constructor(readonly fd: number) {}
 
   static create(opts: EventFdOptions = {}): EventFd {
-    const c = kvmNative.constants;
+    const c = sys.constants;
     const flags = (opts.nonblock ? c.EFD_NONBLOCK : 0) | (opts.semaphore ? c.EFD_SEMAPHORE : 0);
-    return new EventFd(kvmNative.eventfdCreate(opts.initval ?? 0, flags));
+    return new EventFd(sys.eventfdCreate(opts.initval ?? 0, flags));
   }
 
   /** Adds `value` to the counter. Returns false if it would overflow a non-blocking eventfd. */
   write(value = 1): boolean {
-    const r = kvmNative.eventfdWrite(this.fd, value);
+    const r = sys.eventfdWrite(this.fd, value);
     if (r === 0) return true;
     if (r === -EAGAIN) return false;
     throw errnoError(`write(eventfd ${this.fd})`, -r);
@@ -31,7 +31,7 @@ export class EventFd {
 
   /** Takes the counter (0 when a non-blocking eventfd has nothing). No allocation. */
   read(): number {
-    const r = kvmNative.eventfdRead(this.fd);
+    const r = sys.eventfdRead(this.fd);
     if (r >= 0) return r;
     if (r === -EAGAIN) return 0;
     throw errnoError(`read(eventfd ${this.fd})`, -r);
@@ -40,6 +40,6 @@ export class EventFd {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    kvmNative.close(this.fd);
+    sys.close(this.fd);
   }
 }

@@ -1,5 +1,0 @@
-#pragma once
-#include <napi.h>
-namespace xdpvm {
-void InitCopyBatch(Napi::Env env, Napi::Object exports);
-}
