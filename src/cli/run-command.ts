@@ -4,13 +4,15 @@
 // debug-exit status, 0 after a shutdown or reset, 1 after an error.
 import { readFileSync } from 'node:fs';
 import { bootPlanFor } from '../vmm/boot-plan';
+import { BootTimeline } from '../vmm/boot-timeline';
 import { Machine } from '../vmm/machine';
 import { parseRunOptions } from '../vmm/run-options';
 import { UsageError } from './args';
 
 export const RUN_USAGE = `usage: xdpvm run [-m SIZE] [-smp N] -kernel FILE [-initrd FILE] [-append "..."]
-                 [-iopl 0|3] [-netdev af-xdp,id=ID,ifname=IF[,...] -device virtio-net-pci,netdev=ID[,mac=MAC]]...
-  -iopl 0   enter a bare-metal guest with RFLAGS.IOPL = 0 (as a PVM host runs ring 3): port I/O by the TSS bitmap only`;
+                 [-iopl 0|3] [-timeline] [-netdev af-xdp,id=ID,ifname=IF[,...] -device virtio-net-pci,netdev=ID[,mac=MAC]]...
+  -iopl 0    enter a bare-metal guest with RFLAGS.IOPL = 0 (as a PVM host runs ring 3): port I/O by the TSS bitmap only
+  -timeline  at the end, print on stderr 'xdpvm: boot timeline {...}': ms from process start to each boot phase`;
 
 function readInput(what: string, file: string): Uint8Array {
   try {
@@ -21,6 +23,8 @@ function readInput(what: string, file: string): Uint8Array {
 }
 
 export async function runCommand(argv: readonly string[]): Promise<number> {
+  const timeline = new BootTimeline();
+  timeline.mark('modulesLoaded');
   const o = parseRunOptions(argv);
   const kernel = readInput('-kernel', o.kernel);
   const initrd = o.initrd !== undefined ? { bytes: readInput('-initrd', o.initrd), path: o.initrd } : undefined;
@@ -40,6 +44,7 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
       if (b === 10 || pending.length >= 4096) flush();
     },
     warn: (line) => void process.stderr.write(`${line}\n`),
+    timeline,
   });
   // stdin feeds COM1's receiver, line by line (the terminal stays cooked: Ctrl-C still stops the run).
   const onInput = (b: Buffer): void => machine.consoleInput(b);
@@ -52,6 +57,7 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
     const r = await machine.run();
     flush();
     process.stderr.write(`xdpvm: guest ${r.reason}${r.reason === 'debug-exit' ? ` with status ${r.status}` : ''}${r.detail ? `: ${r.detail}` : ''}\n`);
+    if (o.timeline) process.stderr.write(`xdpvm: boot timeline ${JSON.stringify(timeline)}\n`);
     return r.reason === 'debug-exit' ? r.status : r.reason === 'error' ? 1 : 0;
   } finally {
     process.off('SIGINT', onSignal);

@@ -9,6 +9,7 @@ import type { AfXdpOptions } from '../backend/af-xdp/af-xdp-options';
 import type { CpuidEntry } from '../kvm/cpuid';
 import { Kvm } from '../kvm/kvm';
 import { GuestRam } from '../kvm/memory';
+import type { BootTimeline } from './boot-timeline';
 import { detectPvm, maskCpuidForPvm, pvmFeaturesPresent, pvmWarning } from '../kvm/pvm';
 import type { Vcpu } from '../kvm/vcpu';
 import type { Vm } from '../kvm/vm';
@@ -47,6 +48,8 @@ export interface MachineConfig {
   load(memory: GuestMemory, cpus: number): BootPlan;
   console(byte: number): void;
   warn(line: string): void;
+  /** Where the boot's phases are recorded (backends open, VM ready, first KVM_RUN, DRIVER_OK). */
+  timeline?: BootTimeline;
 }
 
 export interface RunResult {
@@ -69,6 +72,8 @@ export class Machine {
   private readonly vcpus: Vcpu[] = [];
   private readonly boxes: ExitMailbox[] = [];
   private readonly workers: Worker[] = [];
+  /** run() handed the vCPU threads their vCPUs. */
+  private started = false;
   private readonly bus: PciBus;
   private readonly ports: PortIoBus;
   private readonly exits: ExitRouter;
@@ -77,7 +82,13 @@ export class Machine {
   private readonly serial: Serial8250;
   private result: RunResult | undefined;
 
-  constructor(config: MachineConfig) {
+  constructor(private readonly config: MachineConfig) {
+    // vCPU threads start now: their start-up overlaps opening the backends (see vcpu-worker.ts).
+    for (let i = 0; i < config.cpus; i++) {
+      const worker = new Worker(VCPU_WORKER);
+      worker.on('error', (e) => this.end({ reason: 'error', status: 0, detail: `vCPU ${i} thread: ${e.message}` }));
+      this.workers.push(worker);
+    }
     const pvm = detectPvm();
     const warning = pvmWarning(pvm);
     if (warning) config.warn(warning);
@@ -108,6 +119,8 @@ export class Machine {
       const routing = new InterruptRouting(this.vm);
       for (const n of config.nets)
         this.nets.push(new VirtioNetPci({ id: n.id, backend: n.backend, mac: n.mac, vm: this.vm, bus: this.bus, memory: this.memory, regions, routing, intxGsi: INTX_GSI }));
+      config.timeline?.mark('backendsOpen');
+      this.nets[0]?.pci.onDriverOk(() => config.timeline?.mark('driverOk'));
 
       const plan = config.load(this.memory, config.cpus);
       this.faultPort = plan.faultPort;
@@ -123,6 +136,7 @@ export class Machine {
         }
         plan.setupVcpu(vcpu, i);
       }
+      config.timeline?.mark('vmReady');
     } catch (e) {
       for (const n of this.nets) n.backend.close();
       this.releaseSync();
@@ -137,15 +151,23 @@ export class Machine {
 
   /** Runs until the guest exits, resets, shuts down, or stop() is called. */
   async run(): Promise<RunResult> {
-    const done = new Promise<RunResult>((resolve) => (this.finish = resolve));
+    const done = new Promise<RunResult>((resolve) => {
+      this.finish = resolve;
+      // A vCPU thread that failed before the run began.
+      if (this.result) resolve(this.result);
+    });
     const serving: Promise<void>[] = [];
-    for (const vcpu of this.vcpus) {
+    this.started = true;
+    for (const [i, vcpu] of this.vcpus.entries()) {
       const box = new ExitMailbox();
       this.boxes.push(box);
-      const data: VcpuWorkerData = { vcpu: vcpu.handle(), mailbox: box.buffer, ...(this.faultPort !== undefined ? { faultPort: this.faultPort } : {}) };
-      const worker = new Worker(VCPU_WORKER, { workerData: data });
-      worker.on('error', (e) => this.end({ reason: 'error', status: 0, detail: `vCPU ${vcpu.id} thread: ${e.message}` }));
-      this.workers.push(worker);
+      const data: VcpuWorkerData = {
+        vcpu: vcpu.handle(),
+        mailbox: box.buffer,
+        ...(this.faultPort !== undefined ? { faultPort: this.faultPort } : {}),
+        ...(this.config.timeline ? { timeline: this.config.timeline.shared } : {}),
+      };
+      this.workers[i]!.postMessage(data);
       serving.push(serveMailbox(box, (kind, address, bytes) => this.exits.access(kind, address, bytes), (reason, detail) => this.vcpuStopped(vcpu.id, reason, detail)));
     }
     const result = await done;
@@ -208,11 +230,14 @@ export class Machine {
 
   /** Tears everything down (workers first, then what they used). */
   async close(): Promise<void> {
+    // Threads that never got a vCPU (no run) are waiting for their message: end them.
+    if (!this.started) await Promise.all(this.workers.map((w) => w.terminate()));
     for (const n of this.nets) await n.close();
     this.releaseSync();
   }
 
   private releaseSync(): void {
+    if (!this.started) for (const w of this.workers) void w.terminate();
     for (const v of this.vcpus) v.close();
     this.vm?.close();
     this.ram?.release();

@@ -26,6 +26,8 @@ export interface RunOptions {
    * by the TSS I/O bitmap, so any host can check a guest against that.
    */
   iopl: 0 | 3;
+  /** -timeline: print when each boot phase was reached (BootTimeline) when the run ends. */
+  timeline: boolean;
 }
 
 const MAX_CPUS = 64;
@@ -54,6 +56,7 @@ export function parseRunOptions(argv: readonly string[]): RunOptions {
   let initrd: string | undefined;
   let append = '';
   let iopl: 0 | 3 = 3;
+  let timeline = false;
   const netdevs = new Map<string, AfXdpOptions>();
   const devices: Array<{ netdev: string; mac?: Uint8Array }> = [];
   const seen = new Set<string>();
@@ -100,6 +103,10 @@ export function parseRunOptions(argv: readonly string[]): RunOptions {
       case '-append':
         once();
         append = value();
+        break;
+      case '-timeline':
+        once();
+        timeline = true;
         break;
       case '-iopl': {
         once();
@@ -150,5 +157,5 @@ export function parseRunOptions(argv: readonly string[]): RunOptions {
     return { id: d.netdev, backend, mac: d.mac ?? Uint8Array.of(0x52, 0x54, 0x00, 0x12, 0x34, 0x56 + i) };
   });
   for (const id of netdevs.keys()) if (!used.has(id)) throw new RunOptionError(`-netdev '${id}' has no -device virtio-net-pci,netdev=${id}`);
-  return { memoryBytes, cpus, kernel, ...(initrd !== undefined ? { initrd } : {}), append, nets, iopl };
+  return { memoryBytes, cpus, kernel, ...(initrd !== undefined ? { initrd } : {}), append, nets, iopl, timeline };
 }

@@ -84,6 +84,7 @@ export class VirtioPciDevice {
   private readonly memory: GuestMemory;
   /** Bumped on every reset: contexts from earlier activations go quiet. */
   private epoch = 0;
+  private readonly driverOkListeners: (() => void)[] = [];
 
   constructor(
     readonly device: VirtioDevice,
@@ -221,8 +222,14 @@ export class VirtioPciDevice {
 
   // ---- device context ----
 
+  /** Called each time the driver's DRIVER_OK activates the device. */
+  onDriverOk(listener: () => void): void {
+    this.driverOkListeners.push(listener);
+  }
+
   private createContext(features: bigint): DeviceContext {
     const epoch = this.epoch;
+    for (const l of this.driverOkListeners) l();
     return {
       memory: this.memory,
       features,

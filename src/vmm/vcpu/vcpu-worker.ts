@@ -1,8 +1,12 @@
 // One vCPU's thread: KVM_RUN in a loop. Port I/O and MMIO exits go to the
 // platform thread through the exit mailbox (the only per-exit traffic);
 // everything else ends the vCPU with a reason the VMM reports.
-import { workerData } from 'node:worker_threads';
+// The VMM starts the thread before the VM exists, so its start-up (a Node
+// isolate, these modules, the KVM addon) overlaps the backends' set-up; the
+// vCPU to run arrives as the thread's first message.
+import { parentPort } from 'node:worker_threads';
 import { ExitReason, IoDirection, Vcpu, type VcpuHandle } from '../../kvm/vcpu';
+import { markFirstKvmRun } from '../boot-timeline';
 import { ExitKind, ExitMailbox, Slot, StopReason } from './exit-mailbox';
 
 export interface VcpuWorkerData {
@@ -10,6 +14,8 @@ export interface VcpuWorkerData {
   mailbox: SharedArrayBuffer;
   /** Bare-metal guests: the port the VMM's exception stubs write (loader/exception-stubs.ts). */
   faultPort?: number;
+  /** BootTimeline.shared: this thread records the first KVM_RUN. */
+  timeline?: SharedArrayBuffer;
 }
 
 function stop(box: ExitMailbox, reason: StopReason, detail: string): void {
@@ -23,6 +29,7 @@ function run(d: VcpuWorkerData): void {
   const vcpu = Vcpu.attach(d.vcpu);
   const box = new ExitMailbox(d.mailbox);
   vcpu.bindThread();
+  if (d.timeline) markFirstKvmRun(d.timeline);
   try {
     for (;;) {
       if (box.stopRequested) return stop(box, StopReason.Requested, '');
@@ -86,4 +93,4 @@ function run(d: VcpuWorkerData): void {
   }
 }
 
-run(workerData as VcpuWorkerData);
+parentPort!.once('message', (d: VcpuWorkerData) => run(d));
