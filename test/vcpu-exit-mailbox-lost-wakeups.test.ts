@@ -1,8 +1,8 @@
 // The exit mailbox under a flood of exits from two vCPU threads at once:
 // every access reaches the platform thread once, in order, with its data,
 // and every answer gets back, however many notifies the runtime loses on the
-// way (Node 20's V8 loses about one in 10^5; unbounded waits then hang the
-// vCPU for good, see src/vmm/vcpu/exit-mailbox.ts). No KVM: the workers play
+// way (Node 20's V8 can lose one; unbounded waits would then hang the vCPU
+// for good, see src/vmm/vcpu/exit-mailbox.ts). No KVM: the workers play
 // the vCPU threads' side of the protocol.
 import * as assert from 'uvu/assert';
 import { test } from 'uvu';

@@ -26,10 +26,6 @@ export class Epoll {
     sys.epollCtl(this.fd, C.EPOLL_CTL_ADD, fd, events, tag);
   }
 
-  modify(fd: number, tag: number, events: number): void {
-    sys.epollCtl(this.fd, C.EPOLL_CTL_MOD, fd, events, tag);
-  }
-
   delete(fd: number): void {
     sys.epollCtl(this.fd, C.EPOLL_CTL_DEL, fd, 0, 0);
   }

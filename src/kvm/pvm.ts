@@ -1,7 +1,7 @@
 // PVM ("pagetable-based virtual machine") hosts: a KVM whose guests run
 // ring-3 code natively but ring-0 and real-mode code through KVM's
-// instruction emulator (~1000x slower), which cannot run some instructions
-// at CPL0 (lock cmpxchg16b, xsave/xrstor, and with them AVX state). This
+// instruction emulator (far slower), which cannot run some instructions at
+// CPL0 (lock cmpxchg16b, xsave/xrstor, and with them AVX state). This
 // module detects such a host and gives the CPUID mask that keeps a guest
 // away from those instructions.
 import { existsSync } from 'node:fs';

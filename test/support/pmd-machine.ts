@@ -94,7 +94,11 @@ export class PmdMachine {
       },
     });
     ports.register(DEBUG_EXIT_PORT, 1, new DebugExit((s) => (this.status = s)));
-    ports.register(FAULT_PORT, 1, { read: (_p, data) => data.fill(0xff), write: () => (this.faulted = true) });
+    // The exception stubs write the fault port with a 32-bit OUT.
+    ports.register(FAULT_PORT, 4, {
+      read: (_p, data) => data.fill(0xff),
+      write: (port) => void (port === FAULT_PORT && (this.faulted = true)),
+    });
     const pit: PortIoDevice = {
       read: (port, data) => {
         data.fill(port === 0x61 ? 0 : 0xff);

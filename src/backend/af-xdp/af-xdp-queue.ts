@@ -27,8 +27,8 @@ export class AfXdpQueue implements NetBackendQueue {
   private readonly pool: FramePool;
   private readonly frameMask: number;
   private txPending = 0;
-  /** Frames txAcquire may hand out before it must look at the rings again. */
-  private txBudget = 0;
+  /** Frames txAcquire may hand out before it must look at the rings again (free frames and free Tx slots). */
+  private txAcquirable = 0;
   private peeked = 0;
 
   constructor(readonly socket: XskSocket) {
@@ -55,21 +55,21 @@ export class AfXdpQueue implements NetBackendQueue {
       return TX_OVERSIZE;
     }
     // Fast path: frames and Tx slots were counted once for the batch.
-    if (this.txBudget === 0 && this.refreshTxBudget() === 0) {
+    if (this.txAcquirable === 0 && this.countAcquirable() === 0) {
       this.counters.txBusy++;
       return TX_BUSY;
     }
-    this.txBudget--;
+    this.txAcquirable--;
     return this.pool.pop();
   }
 
   /** How many frames can be acquired now: free frames and free Tx slots, completions reclaimed first. */
-  private refreshTxBudget(): number {
+  private countAcquirable(): number {
     this.reclaimCompletions();
     const slots = this.socket.tx.free(this.socket.tx.size) - this.txPending;
     const frames = this.pool.count;
-    this.txBudget = slots < frames ? slots : frames;
-    return this.txBudget;
+    this.txAcquirable = slots < frames ? slots : frames;
+    return this.txAcquirable;
   }
 
   txCommit(offset: number, length: number): void {
@@ -94,12 +94,12 @@ export class AfXdpQueue implements NetBackendQueue {
     }
     // Copy and skb modes only transmit inside a syscall: one kick per batch.
     if (tx.needsWakeup() && (n > 0 || tx.occupancy() > 0)) this.kickTx();
-    this.txBudget = 0; // recount (and reclaim) at the next acquire
+    this.txAcquirable = 0; // recount (and reclaim) at the next acquire
   }
 
   txCancel(offset: number): void {
     this.pool.push(offset);
-    this.txBudget++;
+    this.txAcquirable++;
   }
 
   // The kernel's copy-mode xmit sends at most 32 frames per syscall and says
@@ -182,7 +182,7 @@ export class AfXdpQueue implements NetBackendQueue {
         words[w + 1] = 0;
       }
       fill.submit(n);
-      if (this.txBudget > this.pool.count) this.txBudget = this.pool.count;
+      if (this.txAcquirable > this.pool.count) this.txAcquirable = this.pool.count;
     }
     // The driver went idle for want of buffers: wake it now that it has some.
     if (fill.needsWakeup()) {

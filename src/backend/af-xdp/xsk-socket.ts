@@ -38,7 +38,7 @@ export interface XskSocketHandle {
   config: XskSocketConfig;
   fd: number;
   zeroCopy: boolean;
-  txBudget: number;
+  txPerSendto: number;
   umem: { address: bigint; length: number };
   rings: Record<'fill' | 'completion' | 'rx' | 'tx', { address: bigint; length: number; offsets: RingOffsets; size: number }>;
 }
@@ -55,8 +55,8 @@ export class XskSocket {
     readonly rx: ConsumerRing,
     readonly tx: ProducerRing,
     readonly zeroCopy: boolean,
-    /** Tx descriptors one copy-mode sendto sends at most (see setTxBudget). */
-    readonly txBudget: number,
+    /** Tx descriptors one copy-mode sendto sends at most (the kernel's XDP_MAX_TX_SKB_BUDGET; see raiseTxPerSendto). */
+    readonly txPerSendto: number,
     /** False for a view from another thread: closing it releases nothing. */
     private readonly owner = true,
   ) {}
@@ -73,7 +73,7 @@ export class XskSocket {
       config: this.config,
       fd: this.fd,
       zeroCopy: this.zeroCopy,
-      txBudget: this.txBudget,
+      txPerSendto: this.txPerSendto,
       umem: { address: sys.addressOf(this.umem), length: this.umem.byteLength },
       rings: { fill: ring(this.fill), completion: ring(this.completion), rx: ring(this.rx), tx: ring(this.tx) },
     };
@@ -92,7 +92,7 @@ export class XskSocket {
       new ConsumerRing(buf(rings.rx), rings.rx.offsets, rings.rx.size, DESC_ENTRY),
       new ProducerRing(buf(rings.tx), rings.tx.offsets, rings.tx.size, DESC_ENTRY),
       h.zeroCopy,
-      h.txBudget,
+      h.txPerSendto,
       false,
     );
   }
@@ -115,7 +115,7 @@ export class XskSocket {
       xsk.setRingSize(fd, RingId.Completion, config.completionSize);
       xsk.setRingSize(fd, RingId.Rx, config.rxSize);
       xsk.setRingSize(fd, RingId.Tx, config.txSize);
-      const txBudget = setTxBudget(fd, config.txSize);
+      const txPerSendto = raiseTxPerSendto(fd, config.txSize);
       const off = xsk.mmapOffsets(fd);
       const map = (id: RingId, o: { desc: number }, n: number, entry: number): ArrayBuffer => {
         const b = xsk.mapRing(fd, id, o.desc + n * entry);
@@ -134,7 +134,7 @@ export class XskSocket {
       const c = xsk.constants;
       const modeFlag = config.copyMode === 'copy' ? c.XDP_COPY : config.copyMode === 'zero-copy' ? c.XDP_ZEROCOPY : 0;
       bindWithRetry(fd, config, modeFlag | c.XDP_USE_NEED_WAKEUP);
-      return new XskSocket(config, fd, umem, fill, comp, rx, tx, xsk.isZeroCopy(fd), txBudget);
+      return new XskSocket(config, fd, umem, fill, comp, rx, tx, xsk.isZeroCopy(fd), txPerSendto);
     } catch (e) {
       for (const b of mapped.reverse()) sys.unmap(b);
       sys.close(fd);
@@ -158,16 +158,16 @@ export class XskSocket {
   }
 }
 
-/** The kernel's Tx budget per sendto when XDP_MAX_TX_SKB_BUDGET is absent or refused. */
-export const KERNEL_TX_BUDGET = 32;
+/** Tx descriptors per copy-mode sendto when XDP_MAX_TX_SKB_BUDGET is absent or refused (the kernel's default). */
+export const KERNEL_TX_PER_SENDTO = 32;
 
 // Copy mode transmits only inside sendto, at most 32 descriptors per call by
-// default; a syscall is costly (a getppid() takes ~1.1 us on the PVM hosts),
-// so let one call send the whole ring where the kernel allows it (Linux >=
-// 6.17). Older kernels keep 32; the Tx path kicks again on EAGAIN.
-function setTxBudget(fd: number, txSize: number): number {
-  if (txSize < KERNEL_TX_BUDGET) return KERNEL_TX_BUDGET;
-  return xsk.setTxBudget(fd, txSize) === 0 ? txSize : KERNEL_TX_BUDGET;
+// default. A syscall costs far more than the per-descriptor work, so one call
+// may send the whole ring where the kernel allows it (XDP_MAX_TX_SKB_BUDGET,
+// Linux >= 6.17). Older kernels keep 32; the Tx path kicks again on EAGAIN.
+function raiseTxPerSendto(fd: number, txSize: number): number {
+  if (txSize < KERNEL_TX_PER_SENDTO) return KERNEL_TX_PER_SENDTO;
+  return xsk.setTxBudget(fd, txSize) === 0 ? txSize : KERNEL_TX_PER_SENDTO;
 }
 
 // A socket closed on this queue a moment ago still holds it until the kernel's

@@ -4,7 +4,6 @@
 // covers the libraries that break that rule, and dpkg-shlibdeps guarantees
 // that a binary's libraries come from its own package's Depends. Tried in
 // that order, staging packages until the library turns up.
-import { readFileSync } from 'node:fs';
 import type { MissingLibrary, MoreLibraries } from './elf-deps';
 import type { Staging } from './staging';
 
@@ -34,10 +33,6 @@ export function parseSonameHints(text: string): Map<string, string[]> {
 
 /** Packages that never hold a runtime library worth searching. */
 const NOT_LIBRARY = /(-dev|-doc|-dbg|-bin|-utils|-tools|-common|-data)$|^(python3|perl|debconf|lsb-base|pci\.ids|hwdata|procps|pciutils)/;
-
-export function loadSonameHints(file: string): Map<string, string[]> {
-  return parseSonameHints(readFileSync(file, 'utf8'));
-}
 
 /**
  * A MoreLibraries callback (see elf-deps) backed by a Staging. For each missing library it first stages

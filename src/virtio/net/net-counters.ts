@@ -5,8 +5,10 @@ export class NetQueueCounters {
   txBytes = 0;
   /** Chains shorter than the virtio-net header plus an Ethernet header. */
   txDropRunt = 0;
-  /** Frames larger than the backend carries (and not segmentable). */
+  /** Frames larger than the backend carries, and GSO frames when TSO was not negotiated. */
   txDropOversize = 0;
+  /** GSO frames the TSO path cannot segment (not TCP over IPv4/IPv6, bad headers, gso_size 0 or too large, too many segments). */
+  txDropUnsegmentable = 0;
   /** NEEDS_CSUM with a checksum position outside the frame. */
   txDropBadCsum = 0;
   /** Times the backend had no room and the device waited. */

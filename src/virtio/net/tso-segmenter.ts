@@ -30,7 +30,11 @@ export class TsoSegmenter {
 
   constructor(private readonly be: NetBackendQueue, private readonly counters: NetQueueCounters) {}
 
-  /** Segments and queues the chain's frame. Returns 0 (sent or dropped and counted), TX_BUSY or TX_OVERSIZE. */
+  /**
+   * Segments and queues the chain's frame. Returns 0 (sent, or dropped and
+   * counted as txDropUnsegmentable), TX_BUSY, or TX_OVERSIZE (larger than any
+   * GSO frame, or a segment the backend refused).
+   */
   send(mem: GuestMemory, chain: DescriptorChain, hdr: Uint8Array, frameLen: number): number {
     const { frame, view, be } = this;
     if (frameLen > MAX_GSO_FRAME) return TX_OVERSIZE;
@@ -46,18 +50,18 @@ export class TsoSegmenter {
     let l4: number;
     const v4 = ethertype === ETHERTYPE_IPV4;
     if (v4) {
-      if (frameLen < l3 + 20 || frame[l3 + 9] !== PROTO_TCP) return TX_OVERSIZE;
+      if (frameLen < l3 + 20 || frame[l3 + 9] !== PROTO_TCP) return this.unsegmentable();
       l4 = l3 + (frame[l3]! & 0x0f) * 4;
     } else if (ethertype === ETHERTYPE_IPV6) {
-      if (frameLen < l3 + 40 || frame[l3 + 6] !== PROTO_TCP) return TX_OVERSIZE;
+      if (frameLen < l3 + 40 || frame[l3 + 6] !== PROTO_TCP) return this.unsegmentable();
       l4 = l3 + 40;
-    } else return TX_OVERSIZE;
-    if (frameLen < l4 + 20) return TX_OVERSIZE;
+    } else return this.unsegmentable();
+    if (frameLen < l4 + 20) return this.unsegmentable();
     const hl = l4 + (frame[l4 + 12]! >> 4) * 4;
     const payload = frameLen - hl;
-    if (mss === 0 || hl > frameLen || hl + mss > be.maxFrameSize) return TX_OVERSIZE;
+    if (mss === 0 || hl > frameLen || hl + mss > be.maxFrameSize) return this.unsegmentable();
     const nseg = Math.max(1, Math.ceil(payload / mss));
-    if (nseg > MAX_SEGMENTS) return TX_OVERSIZE;
+    if (nseg > MAX_SEGMENTS) return this.unsegmentable();
     // Take every frame first so a full backend leaves nothing half sent.
     for (let i = 0; i < nseg; i++) {
       const segLen = hl + Math.min(mss, payload - i * mss);
@@ -117,5 +121,11 @@ export class TsoSegmenter {
     this.pseudoView.setUint32(32, tcpLen);
     this.pseudoView.setUint32(36, PROTO_TCP);
     return onesComplementSum(p, 0, 40);
+  }
+
+  /** A GSO frame this path cannot cut: dropped and counted (the caller returns the chain). */
+  private unsegmentable(): number {
+    this.counters.txDropUnsegmentable++;
+    return 0;
   }
 }

@@ -81,14 +81,3 @@ export function encodeE820(entries: readonly E820Entry[]): Uint8Array {
   });
   return out;
 }
-
-/** Decodes `count` boot_e820_entry records from `bytes` (tests, diagnostics). */
-export function decodeE820(bytes: Uint8Array, count: number): E820Entry[] {
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const out: E820Entry[] = [];
-  for (let i = 0; i < count; i++) {
-    const o = i * E820_ENTRY_SIZE;
-    out.push({ addr: Number(dv.getBigUint64(o, true)), size: Number(dv.getBigUint64(o + 8, true)), type: dv.getUint32(o + 16, true) as E820Type });
-  }
-  return out;
-}

@@ -6,12 +6,11 @@
 // register accesses travel this way; packets never do (they go through
 // ioeventfd/irqfd and the I/O workers).
 //
-// Both waits are bounded. Under Node 20 a notify is lost now and then (one or
-// two in 5*10^5 round trips with two vCPUs; seen with the platform thread,
-// which has Atomics.waitAsync waiters of its own, as the notifier): the worker
-// sleeps on a Response that already changed, and the guest hangs for good. A
-// bounded wait turns such a loss into a short delay; the worker counts them
-// (Slot.LostWakeups).
+// Both waits are bounded. Node 20 can lose an Atomics.notify when the
+// notifier (the platform thread) has Atomics.waitAsync waiters of its own:
+// the worker then sleeps on a Response that already changed, and with an
+// unbounded wait the guest would hang for good. A bounded wait turns such a
+// loss into a short delay; the worker counts them (Slot.LostWakeups).
 // test/vcpu-exit-mailbox-lost-wakeups.test.ts reproduces the loss.
 
 export const enum Slot {
