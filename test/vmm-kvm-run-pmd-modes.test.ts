@@ -6,14 +6,20 @@
 // Every scenario runs twice: as the loader enters the guest (IOPL 3), and
 // with `-iopl 0`, as a PVM host runs ring 3 whatever the guest's RFLAGS say;
 // port I/O then works only through the TSS I/O bitmap. On hosts that honour
-// IOPL (the TCG harness, VMX/SVM) only the second run checks the bitmap.
+// IOPL (VMX/SVM) only the second run checks the bitmap. The TCG harness
+// cannot run it: QEMU's TCG consults the I/O bitmap only while its cached TR
+// type is 9 (an available TSS, what its own LTR leaves), and KVM enters the
+// nested guest with the busy TSS (type 11) that VMX requires, so every port
+// access #GPs there with or without a bitmap (seen both ways): counted skips.
 // Needs /dev/kvm (without it, scripts/test.mjs runs this file in the TCG
 // harness: functional only, no figure here is a speed).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { PmdVm } from '../src/bench/pmd-vm';
 import { VethPair, xdpState } from '../src/host/netns';
+import { readFileSync } from 'node:fs';
 import { kvmTest } from './support/kvm-guest';
+import { skipTest } from './support/skip';
 import { counterOn, describe, generator, TIMEOUT_MS, waitUntil } from './support/pmd-veth';
 
 const scenarios: Array<[string, (iopl: 0 | 3) => Promise<void>]> = [];
@@ -124,9 +130,12 @@ scenario('rxonly with 2 vCPUs and 2 queue pairs: frames on each queue reach its 
   }
 });
 
+const EMULATED_CPU = /QEMU TCG/.test(readFileSync('/proc/cpuinfo', 'utf8'));
 for (const [name, fn] of scenarios) {
   kvmTest(name, () => fn(3));
-  kvmTest(`IOPL 0, port I/O by the TSS bitmap only: ${name}`, () => fn(0));
+  const iopl0 = `IOPL 0, port I/O by the TSS bitmap only: ${name}`;
+  if (EMULATED_CPU) skipTest(iopl0, "QEMU TCG checks the TSS I/O bitmap only for a TR of type 9, and KVM's nested guest has a busy TSS (type 11)");
+  else kvmTest(iopl0, () => fn(0));
 }
 
 test.run();
