@@ -72,8 +72,6 @@ export class Machine {
   private readonly vcpus: Vcpu[] = [];
   private readonly boxes: ExitMailbox[] = [];
   private readonly workers: Worker[] = [];
-  /** run() handed the vCPU threads their vCPUs. */
-  private started = false;
   private readonly bus: PciBus;
   private readonly ports: PortIoBus;
   private readonly exits: ExitRouter;
@@ -83,12 +81,6 @@ export class Machine {
   private result: RunResult | undefined;
 
   constructor(private readonly config: MachineConfig) {
-    // vCPU threads start now: their start-up overlaps opening the backends (see vcpu-worker.ts).
-    for (let i = 0; i < config.cpus; i++) {
-      const worker = new Worker(VCPU_WORKER);
-      worker.on('error', (e) => this.end({ reason: 'error', status: 0, detail: `vCPU ${i} thread: ${e.message}` }));
-      this.workers.push(worker);
-    }
     const pvm = detectPvm();
     const warning = pvmWarning(pvm);
     if (warning) config.warn(warning);
@@ -151,14 +143,9 @@ export class Machine {
 
   /** Runs until the guest exits, resets, shuts down, or stop() is called. */
   async run(): Promise<RunResult> {
-    const done = new Promise<RunResult>((resolve) => {
-      this.finish = resolve;
-      // A vCPU thread that failed before the run began.
-      if (this.result) resolve(this.result);
-    });
+    const done = new Promise<RunResult>((resolve) => (this.finish = resolve));
     const serving: Promise<void>[] = [];
-    this.started = true;
-    for (const [i, vcpu] of this.vcpus.entries()) {
+    for (const vcpu of this.vcpus) {
       const box = new ExitMailbox();
       this.boxes.push(box);
       const data: VcpuWorkerData = {
@@ -167,7 +154,9 @@ export class Machine {
         ...(this.faultPort !== undefined ? { faultPort: this.faultPort } : {}),
         ...(this.config.timeline ? { timeline: this.config.timeline.shared } : {}),
       };
-      this.workers[i]!.postMessage(data);
+      const worker = new Worker(VCPU_WORKER, { workerData: data });
+      worker.on('error', (e) => this.end({ reason: 'error', status: 0, detail: `vCPU ${vcpu.id} thread: ${e.message}` }));
+      this.workers.push(worker);
       serving.push(serveMailbox(box, (kind, address, bytes) => this.exits.access(kind, address, bytes), (reason, detail) => this.vcpuStopped(vcpu.id, reason, detail)));
     }
     const result = await done;
@@ -230,14 +219,11 @@ export class Machine {
 
   /** Tears everything down (workers first, then what they used). */
   async close(): Promise<void> {
-    // Threads that never got a vCPU (no run) are waiting for their message: end them.
-    if (!this.started) await Promise.all(this.workers.map((w) => w.terminate()));
     for (const n of this.nets) await n.close();
     this.releaseSync();
   }
 
   private releaseSync(): void {
-    if (!this.started) for (const w of this.workers) void w.terminate();
     for (const v of this.vcpus) v.close();
     this.vm?.close();
     this.ram?.release();
