@@ -16,7 +16,8 @@ import { GuestMemory } from '../memory/guest-memory';
 import { kvmNative } from '../native/kvm';
 import { xsk } from '../native/xsk';
 import { NetQueuePair } from '../virtio/net/queue-pair';
-import { COUNTER_NAMES, Control, type QueuePairSession, type QueuePairWorkerData } from './queue-pair-thread';
+import { BACKEND_COUNTERS, BrokenCause, COUNTER_BASE, COUNTER_SLOTS, DEVICE_COUNTERS, workerSlot } from './pair-counters';
+import { Control, COUNTERS_OFFSET, type QueuePairSession, type QueuePairWorkerData } from './queue-pair-thread';
 
 const TAG_RX_KICK = 0;
 const TAG_TX_KICK = 1;
@@ -24,16 +25,24 @@ const TAG_SOCKET = 2;
 const TAG_WAKE = 3;
 const SLEEP_MS = 200;
 const IDLE_PUBLISH_MS = 100;
+// Slots of the worker's own counters (pair-counters.ts), incremented in place in the shared table.
+const W_ROUNDS = workerSlot('rounds');
+const W_SLEEPS = workerSlot('sleeps');
+const W_WAKEUPS = workerSlot('wakeups');
+const W_KICKS_READ = workerSlot('kicksRead');
+const W_RX_DISCARDED = workerSlot('rxDiscarded');
+const D0 = COUNTER_BASE.device;
+const B0 = COUNTER_BASE.backend;
+const E0 = COUNTER_BASE.queueErrors;
 
 function run(d: QueuePairWorkerData): void {
   if (d.cpu !== undefined) pinThisThread(d.cpu, `I/O worker of queue pair ${d.spec.pair}`);
   const ctl = new Int32Array(d.control, 0, Control.Words);
-  const live = new Float64Array(d.control, Control.Words * 4, COUNTER_NAMES.length);
+  const live = new Float64Array(d.control, COUNTERS_OFFSET, COUNTER_SLOTS);
   const queue = new AfXdpQueue(XskSocket.fromHandle(d.socket));
-  /** Counters of the sessions already over (live counters are cumulative). */
-  const past = new Float64Array(COUNTER_NAMES.length);
-  let sleeps = 0;
-  let discarded = 0;
+  /** Device and queue-error counts of the sessions already over (each session's NetQueuePair starts from 0). */
+  const past = new Float64Array(COUNTER_SLOTS);
+  const bc = queue.counters;
 
   const publishFrames = (): void => {
     const a = queue.frameAccounting();
@@ -49,7 +58,13 @@ function run(d: QueuePairWorkerData): void {
     const { fds, spec, generation } = s;
     Atomics.store(ctl, Control.Running, 1);
     Atomics.notify(ctl, Control.Running);
-    const broken = (): void => {
+    ctl[Control.BrokenCause] = BrokenCause.None;
+    ctl[Control.RxError] = 0;
+    ctl[Control.TxError] = 0;
+    const broken = (cause: BrokenCause, rxError = 0, txError = 0): void => {
+      ctl[Control.BrokenCause] = cause;
+      ctl[Control.RxError] = rxError;
+      ctl[Control.TxError] = txError;
       Atomics.store(ctl, Control.Broken, generation);
       Atomics.notify(ctl, Control.Broken);
     };
@@ -60,7 +75,7 @@ function run(d: QueuePairWorkerData): void {
         const n = queue.rxPeek(256);
         if (n === 0) break;
         queue.rxRelease(n);
-        discarded += n;
+        live[W_RX_DISCARDED] += n;
       }
     }
     let pair: NetQueuePair | undefined;
@@ -76,31 +91,24 @@ function run(d: QueuePairWorkerData): void {
         memory,
         backend: queue,
         signal: (i) => void kvmNative.eventfdWrite(i === spec.rx.index ? fds.rxCall : fds.txCall, 1),
-        onBroken: broken,
+        onBroken: (rxError, txError) => broken(BrokenCause.Ring, rxError, txError),
       });
     } catch (e) {
       // Regions the memory accessor refuses: nothing of this session can be serviced.
       process.stderr.write(`xdpvm: queue pair ${spec.pair}: cannot service the rings: ${(e as Error).message}\n`);
-      broken();
+      broken(BrokenCause.Memory);
     }
     const c = pair?.counters;
+    const errors = pair?.errors.counts;
     const publish = (): void => {
-      if (c) {
-        live[0] = past[0]! + c.txFrames;
-        live[1] = past[1]! + c.txBytes;
-        live[2] = past[2]! + c.rxFrames;
-        live[3] = past[3]! + c.rxBytes;
-        live[4] = past[4]! + c.rxNoBuffers;
-        live[5] = past[5]! + c.txBackpressure;
-        live[6] = past[6]! + c.interrupts;
-      }
-      live[7] = sleeps;
-      live[8] = discarded;
+      if (c) for (let i = 0; i < DEVICE_COUNTERS.length; i++) live[D0 + i] = past[D0 + i]! + c[DEVICE_COUNTERS[i]!];
+      if (errors) for (let i = 1; i < errors.length; i++) live[E0 + i] = past[E0 + i]! + errors[i]!;
+      for (let i = 0; i < BACKEND_COUNTERS.length; i++) live[B0 + i] = bc[BACKEND_COUNTERS[i]!];
       publishFrames();
     };
-    if (pair) loop(s, pair, publish);
+    if (pair) loop(s, pair, publish, broken);
     publish();
-    if (c) for (let i = 0; i < 7; i++) past[i] = live[i]!;
+    past.set(live);
     // Where the rings stopped: a ring that never came up resumes where it was asked to start.
     const pos = (q: NetQueuePair['rxq'] | undefined, base: number | undefined, used: boolean): number =>
       q && q.size > 0 ? (used ? q.nextUsed : q.nextAvail) : (base ?? 0);
@@ -114,7 +122,7 @@ function run(d: QueuePairWorkerData): void {
     Atomics.notify(ctl, Control.Done);
   };
 
-  const loop = (s: QueuePairSession, pair: NetQueuePair, publish: () => void): void => {
+  const loop = (s: QueuePairSession, pair: NetQueuePair, publish: () => void, broken: (cause: BrokenCause) => void): void => {
     const { fds, generation } = s;
     const epoll = Epoll.create();
     try {
@@ -132,6 +140,7 @@ function run(d: QueuePairWorkerData): void {
       let rounds = 0;
       while (Atomics.load(ctl, Control.Stop) < generation && !pair.broken) {
         pair.service(false);
+        live[W_ROUNDS]++;
         // Copy mode sends inside a syscall: frames still on the Tx ring need another kick.
         if (queue.txUnsent() > 0) queue.txFlush();
         if ((++rounds & 63) === 0) publish();
@@ -148,14 +157,16 @@ function run(d: QueuePairWorkerData): void {
         }
         const want = (pair.rxBlocked ? 0 : EpollEvents.In) | (pair.txBlocked ? EpollEvents.Out : 0);
         if (want !== 0) epoll.add(queue.pollFd, TAG_SOCKET, want);
+        live[W_SLEEPS]++;
         publish();
-        sleeps++;
         const n = epoll.wait(tags, SLEEP_MS);
         if (want !== 0) epoll.delete(queue.pollFd);
+        if (n > 0) live[W_WAKEUPS]++;
         for (let i = 0; i < n; i++) {
           const t = tags[i]!;
-          if (t === TAG_RX_KICK) kvmNative.eventfdRead(fds.rxKick);
-          else if (t === TAG_TX_KICK) kvmNative.eventfdRead(fds.txKick);
+          // An eventfd read returns how many kicks it absorbed.
+          if (t === TAG_RX_KICK) live[W_KICKS_READ] += Math.max(0, kvmNative.eventfdRead(fds.rxKick));
+          else if (t === TAG_TX_KICK) live[W_KICKS_READ] += Math.max(0, kvmNative.eventfdRead(fds.txKick));
           else if (t === TAG_WAKE) kvmNative.eventfdRead(d.wakeFd);
         }
         pair.disarmNotifications();
@@ -164,8 +175,7 @@ function run(d: QueuePairWorkerData): void {
     } catch (e) {
       // An fd epoll refuses (a front end's kick fd that is not pollable): stop this session, keep the worker.
       process.stderr.write(`xdpvm: queue pair ${s.spec.pair}: I/O loop stopped: ${(e as Error).message}\n`);
-      Atomics.store(ctl, Control.Broken, generation);
-      Atomics.notify(ctl, Control.Broken);
+      broken(BrokenCause.Loop);
     } finally {
       epoll.close();
       pair.dispose();

@@ -20,9 +20,10 @@ import type { XskSocketHandle } from '../backend/af-xdp/xsk-socket';
 import { kvmNative } from '../native/kvm';
 import type { DeviceContext } from '../virtio/device';
 import type { QueuePairRunner, QueuePairSpec } from '../virtio/net/queue-pair-runner';
+import { COUNTER_SLOTS, readPairCounters, type DeviceCounter, type PairCounters, type WorkerCounter } from './pair-counters';
 import {
-  COUNTER_NAMES,
   CONTROL_BYTES,
+  COUNTERS_OFFSET,
   Control,
   type FrameAccounting,
   type PairPositions,
@@ -68,6 +69,8 @@ export class WorkerQueuePairRunner implements QueuePairRunner {
   readonly fds: QueuePairEventFds[];
   private readonly owned: number[] = [];
   private readonly running = new Map<number, PairWorker>();
+  /** Each pair's last control block: its counters stay readable after its worker has gone. */
+  private readonly blocks = new Map<number, SharedArrayBuffer>();
   private stopping: Promise<unknown>[] = [];
   private regions: SharedRegion[];
   private closed = false;
@@ -159,6 +162,7 @@ export class WorkerQueuePairRunner implements QueuePairRunner {
     });
     this.watchBroken(w, 1, ctx);
     this.running.set(spec.pair, w);
+    this.blocks.set(spec.pair, control);
   }
 
   /** A broken ring is reported once, from the worker, through shared memory. */
@@ -183,12 +187,21 @@ export class WorkerQueuePairRunner implements QueuePairRunner {
     return r !== undefined && Atomics.load(r.ctl, Control.Running) === 1;
   }
 
-  /** Live counters of a pair (updated by its worker every few rounds and before it sleeps; cumulative over sessions). */
-  counters(pair: number): Record<(typeof COUNTER_NAMES)[number], number> | undefined {
-    const r = this.running.get(pair);
-    if (!r) return undefined;
-    const live = new Float64Array(r.control, Control.Words * 4, COUNTER_NAMES.length);
-    return Object.fromEntries(COUNTER_NAMES.map((n, i) => [n, live[i]!])) as Record<(typeof COUNTER_NAMES)[number], number>;
+  /**
+   * Live device and worker counters of a pair by name (updated by its worker every few rounds and before it
+   * sleeps; cumulative over a worker's sessions, and still readable once it is gone). The whole table: stats().
+   */
+  counters(pair: number): Record<DeviceCounter | WorkerCounter, number> | undefined {
+    const s = this.stats(pair);
+    return s ? { ...s.device, ...s.worker } : undefined;
+  }
+
+  /** Every counter of a pair (pair-counters.ts): device, worker, backend, ring errors and why a ring broke. */
+  stats(pair: number): PairCounters | undefined {
+    const control = this.blocks.get(pair);
+    if (!control) return undefined;
+    const c = new Int32Array(control, 0, Control.Words);
+    return readPairCounters(new Float64Array(control, COUNTERS_OFFSET, COUNTER_SLOTS), c[Control.BrokenCause]!, c[Control.RxError]!, c[Control.TxError]!);
   }
 
   /** Where the pair's AF_XDP frames are, as its worker last published (persistent workers: also between sessions). */

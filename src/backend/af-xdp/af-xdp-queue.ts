@@ -182,6 +182,7 @@ export class AfXdpQueue implements NetBackendQueue {
         words[w + 1] = 0;
       }
       fill.submit(n);
+      this.counters.fillRefills++;
       if (this.txBudget > this.pool.count) this.txBudget = this.pool.count;
     }
     // The driver went idle for want of buffers: wake it now that it has some.

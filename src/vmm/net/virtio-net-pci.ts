@@ -13,6 +13,7 @@ import { kvmNative } from '../../native/kvm';
 import type { PciBus } from '../../pci/pci-bus';
 import { WorkerQueuePairRunner } from '../../io/worker-queue-pair-runner';
 import type { SharedRegion } from '../../io/queue-pair-thread';
+import type { PairCounters } from '../../io/pair-counters';
 import { VirtioNetDevice } from '../../virtio/net/virtio-net-device';
 import { VirtioPciDevice } from '../../virtio/pci/virtio-pci-device';
 import type { InterruptRouting } from '../interrupt-routing';
@@ -125,6 +126,16 @@ export class VirtioNetPci {
         this.irqfdGsi.set(call, want);
       }
     }
+  }
+
+  /** Every queue pair's counters (pair-counters.ts) as its worker last published them; also after close(). */
+  stats(): { id: string; ifname: string; pairs: Array<PairCounters & { pair: number }> } {
+    const pairs: Array<PairCounters & { pair: number }> = [];
+    for (let p = 0; p < this.runner.pairs; p++) {
+      const s = this.runner.stats(p);
+      if (s) pairs.push({ pair: p, ...s });
+    }
+    return { id: this.o.id, ifname: this.o.backend.ifname, pairs };
   }
 
   async close(): Promise<void> {
