@@ -60,6 +60,8 @@ export interface BenchResult {
    * changes speed between runs moves far less than a ratio of medians.
    */
   runRatios?: Summary & { ofMedians: number };
+  /** Events per million frames, medians over the runs (bench/per-million.ts). */
+  perMillion?: Record<string, number>;
   runs: Array<Record<string, unknown>>;
 }
 

@@ -5,15 +5,17 @@ import { benchBackend } from '../bench/backend-bench';
 import { benchDevice, benchDeviceAfXdp } from '../bench/device-bench';
 import { benchPmd, pmdBenchUnavailable, type PmdMode } from '../bench/pmd-bench';
 import { BENCH_LINUX_USAGE, benchTcpCommand, benchTestpmdCommand } from './bench-linux-command';
-import { benchDeviceWorker } from '../bench/device-worker-bench';
+import { benchDeviceWorker, type DeviceWorkerMode } from '../bench/device-worker-bench';
 import { compareWithBaseline, fmt, publishResult, table, type BenchResult } from '../bench/report';
 import { BENCH_FLAGS, parseFlags, publishFlags, UsageError, type Flags } from './args';
 
 
 export const BENCH_USAGE = `usage: xdpvm bench backend --mode txonly|rxonly [--xdp-mode native|skb] [--seconds S] [--runs N]
                           [--size BYTES] [--batch N] [--json] [--out FILE] [--baseline FILE] [--threshold FRACTION]
-       xdpvm bench device [--backend loopback|af-xdp [--threads]] [--xdp-mode native|skb] [--seconds S] [--runs N] [--size BYTES]
+       xdpvm bench device [--backend loopback|af-xdp] [--xdp-mode native|skb] [--seconds S] [--runs N] [--size BYTES]
                           [--batch N] [--json] [--out FILE] [--baseline FILE] [--threshold FRACTION]
+       xdpvm bench device --backend af-xdp --threads [--mode txonly|rxonly|io-fwd] [--burst N] [--xdp-mode native|skb]
+                          [--seconds S] [--runs N] [--size BYTES] [--json] [--out FILE] [--baseline FILE] [--threshold FRACTION]
        xdpvm bench pmd --mode txonly|rxonly|io-fwd [--queues N] [--size BYTES] [--xdp-mode native|skb] [--seconds S] [--runs N]
                           [--json] [--out FILE] [--baseline FILE] [--threshold FRACTION]`;
 
@@ -55,6 +57,8 @@ async function benchDeviceCommand(argv: readonly string[]): Promise<number> {
     size: { type: 'number', integer: true, min: 60, max: 3500 },
     batch: { type: 'number', integer: true, min: 1, max: 256 },
     threads: { type: 'boolean' },
+    mode: { type: 'enum', values: ['txonly', 'rxonly', 'io-fwd'] },
+    burst: { type: 'number', integer: true, min: 1, max: 256 },
   });
   const log = (l: string): void => void process.stderr.write(`${l}\n`);
   const o = {
@@ -66,10 +70,15 @@ async function benchDeviceCommand(argv: readonly string[]): Promise<number> {
   };
   if (flags.threads) {
     if (flags.backend !== 'af-xdp') throw new UsageError('--threads needs --backend af-xdp');
-    log(`bench device (af-xdp, device in its I/O worker, driver in this thread): ${o.size} B frames, ${o.runs} runs x ${o.seconds} s`);
+    if (flags.batch !== undefined) throw new UsageError('--threads takes --burst (frames per driver round, as the PMD guest), not --batch');
+    const mode = (flags.mode as DeviceWorkerMode | undefined) ?? 'txonly';
+    const burst = (flags.burst as number | undefined) ?? 32;
+    if (o.size > 2048 - 12) throw new UsageError(`--size: at most ${2048 - 12} with --threads (one 2 KiB buffer per frame)`);
+    log(`bench device ${mode} (af-xdp, device in its I/O worker, poll-mode driver in this thread): ${o.size} B frames, burst ${burst}, ${o.runs} runs x ${o.seconds} s`);
     const xdpMode = (flags['xdp-mode'] as 'native' | 'skb' | undefined) ?? 'native';
-    return finish(await benchDeviceWorker({ seconds: o.seconds, runs: o.runs, size: o.size, xdpMode, progress: log }), flags, log);
+    return finish(await benchDeviceWorker({ mode, burst, seconds: o.seconds, runs: o.runs, size: o.size, xdpMode, progress: log }), flags, log);
   }
+  if (flags.mode !== undefined || flags.burst !== undefined) throw new UsageError('--mode and --burst need --backend af-xdp --threads');
   const backend = (flags.backend as string | undefined) ?? 'loopback';
   log(`bench device (${backend}): ${o.size} B frames, batch ${o.batch}, ${o.runs} runs x ${o.seconds} s`);
   const result =
@@ -128,5 +137,12 @@ function finish(result: BenchResult, flags: Flags, log: (l: string) => void): nu
         `ratio of the medians ${fmt(rr.ofMedians)})`,
     );
   else log(`ratio TypeScript / ${result.baseline.name}: ${fmt(result.ratio)}`);
+  const pm = result.perMillion;
+  if (pm) {
+    const keys = Object.keys(pm);
+    log('');
+    log(`per million frames (median over the runs):`);
+    log(table(keys, [keys.map((k) => fmt(pm[k]!, 1))]));
+  }
   return publishResult(result, { ...publishFlags(flags), compare: compareWithBaseline, log });
 }
