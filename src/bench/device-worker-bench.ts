@@ -19,12 +19,12 @@
 import { featureMask, NetHdr, VirtioFeature } from 'virtio-spec-types';
 import type { BenchRunOptions } from './bench-run-options';
 import { AfXdpBackend } from '../backend/af-xdp/af-xdp-backend';
-import { benchCpus, pinThisThread, unpinThisThread } from '../host/cpu-affinity';
+import { benchCpus, pinThisThread, threadCpuNs, unpinThisThread } from '../host/cpu-affinity';
 import { inNetns, VethPair } from '../host/netns';
 import { WORKER_COUNTERS, type PairCounters } from '../io/pair-counters';
 import { WorkerQueuePairRunner } from '../io/worker-queue-pair-runner';
 import { kvmNative } from '../native/kvm';
-import { xsk } from '../native/xsk';
+import { xsk, type XskStatistics } from '../native/xsk';
 import { DriverQueue, GuestRam, SplitBufferRing } from '../test-driver';
 import type { QueueConfig } from '../virtio/device';
 import { perMillion, type PerMillion } from './per-million';
@@ -73,6 +73,17 @@ export interface DeviceRunResult {
   seconds: number;
   /** Worker, device and backend counters over the window (later minus earlier snapshot). */
   counters: PairCounters;
+  /** CPU time per frame of `packets` over the window, in ns: the I/O worker's and the driver's. */
+  workerNsPerFrame: number;
+  driverNsPerFrame: number;
+  /** The kernel's drops on the device's socket over the window (XDP_STATISTICS). */
+  kernel: XskStatistics;
+}
+
+function statsMinus(b: XskStatistics, a: XskStatistics): XskStatistics {
+  const out = { ...b };
+  for (const k of Object.keys(out) as Array<keyof XskStatistics>) out[k] = b[k] - a[k];
+  return out;
 }
 
 /** b - a for every counter group (the window's share of cumulative counters). */
@@ -152,6 +163,11 @@ async function deviceRun(
     await sleep(100);
     const kicks0 = rxq.kicks + txq.kicks;
     const stats0 = runner.stats(0)!;
+    const fd = backend.sockets[0]!.fd;
+    const kernel0 = xsk.statistics(fd);
+    const tid = runner.threadId(0);
+    const workerCpu0 = threadCpuNs(tid);
+    const driverCpu0 = threadCpuNs('self');
     const peer0 = peer?.() ?? 0;
     const start = performance.now();
     const deadline = start + o.seconds * 1000;
@@ -197,13 +213,19 @@ async function deviceRun(
       rx.kick();
     }
     const seconds = (performance.now() - start) / 1000;
+    const workerCpu = threadCpuNs(tid) - workerCpu0;
+    const driverCpu = threadCpuNs('self') - driverCpu0;
+    const kernel = statsMinus(xsk.statistics(fd), kernel0);
     const peerPackets = (peer?.() ?? 0) - peer0;
     const kicks = rxq.kicks + txq.kicks - kicks0;
     // The worker publishes every 64 rounds and before it sleeps: give it a moment.
     await sleep(20);
     const counters = minus(runner.stats(0)!, stats0);
     const packets = txOnly ? counters.backend.txPackets : fwd ? forwarded : rxUsed;
-    return { packets, txUsed, rxUsed, fwdDropped, kicks, seconds, counters, peerPackets };
+    return {
+      packets, txUsed, rxUsed, fwdDropped, kicks, seconds, counters, peerPackets, kernel,
+      workerNsPerFrame: workerCpu / Math.max(1, packets), driverNsPerFrame: driverCpu / Math.max(1, packets),
+    };
   } finally {
     if (cpus) unpinThisThread();
     await runner.close();
@@ -227,7 +249,10 @@ export async function benchDeviceWorker(o: DeviceWorkerBenchOptions): Promise<Be
   const oo = { ...o, burst };
   // The I/O worker and the C loop on the same CPU (their softirq work lands there too), the driver on another:
   // otherwise each run measures where the scheduler put the threads as much as the code.
-  const cpus = benchCpus();
+  const split = benchCpus();
+  const place = process.env.XDPVM_PLACE ?? 'split';
+  const cpus = place === 'none' ? undefined : split && place === 'shared' ? { driver: split.io, io: split.io } : split;
+  const genCpu = split && place === 'shared' ? split.driver : split && place === 'gen-io' ? split.io : undefined;
   const pair = new VethPair('devw');
   const runs: Array<Record<string, unknown>> = [];
   const rows: Array<{ mpps: number; baselineMpps: number }> = [];
@@ -235,7 +260,7 @@ export async function benchDeviceWorker(o: DeviceWorkerBenchOptions): Promise<Be
   let counter: XdpCounter | undefined;
   const generate = mode !== 'txonly';
   const generator = (seconds: number): Promise<EndpointResult> =>
-    runEndpoint({ netns: pair.b.netns, ifname: pair.b.ifname, impl: 'c', direction: 'tx', xdpMode: o.xdpMode, seconds, size: o.size, batch: 64, queue: 0 }, 'raw C generator');
+    runEndpoint({ netns: pair.b.netns, ifname: pair.b.ifname, impl: 'c', direction: 'tx', xdpMode: o.xdpMode, seconds, size: o.size, batch: 64, queue: 0, ...(genCpu !== undefined ? { cpu: genCpu } : {}) }, 'raw C generator');
   try {
     // Frames coming back to the peer: txonly's and io-fwd's figure at the other end.
     if (mode !== 'rxonly') counter = inNetns(pair.b.netns, () => XdpCounter.attach(xsk.ifNameToIndex(pair.b.ifname), 'native'));
@@ -255,17 +280,18 @@ export async function benchDeviceWorker(o: DeviceWorkerBenchOptions): Promise<Be
           // txonly: what the peer counted; rxonly: what the driver took; io-fwd: what came back to the peer.
           const figure = mode === 'rxonly' ? d.packets : d.peerPackets;
           dMpps = figure / d.seconds / 1e6;
-          const pm = perMillion(d.packets, d.kicks, d.counters);
+          const pm = perMillion(d.packets, d.kicks, d.counters, d.kernel);
           per.push(pm);
           Object.assign(row, {
             mpps: dMpps, packets: d.packets, peerPackets: mode === 'rxonly' ? generated : d.peerPackets, seconds: d.seconds,
             ...(generate ? { generated } : {}), txUsed: d.txUsed, rxUsed: d.rxUsed, fwdDropped: d.fwdDropped, kicks: d.kicks, perMillion: pm,
+            workerNsPerFrame: d.workerNsPerFrame, driverNsPerFrame: d.driverNsPerFrame, kernel: d.kernel,
             counters: { worker: d.counters.worker, device: d.counters.device, backend: d.counters.backend },
           });
           o.progress(
             `  run ${r + 1}/${o.runs} device (I/O worker): ${dMpps.toFixed(3)} Mpps; ` +
               (mode === 'txonly' ? `sent ${d.packets}, peer counted ${d.peerPackets}` : mode === 'rxonly' ? `received ${d.packets}, generator sent ${generated}` : `received ${d.rxUsed}, forwarded ${d.packets}, peer counted ${d.peerPackets}, generator sent ${generated}`) +
-              ` in ${d.seconds.toFixed(2)} s; per Mframe: ${formatPerMillion(pm)}`,
+              ` in ${d.seconds.toFixed(2)} s; CPU/frame worker ${d.workerNsPerFrame.toFixed(0)} ns, driver ${d.driverNsPerFrame.toFixed(0)} ns; worker asleep ${(d.counters.worker.sleptUs / 1e4 / d.seconds).toFixed(0)}%; per Mframe: ${formatPerMillion(pm)}`,
           );
         } else {
           const before = c?.total() ?? 0;
@@ -277,10 +303,13 @@ export async function benchDeviceWorker(o: DeviceWorkerBenchOptions): Promise<Be
           await sleep(50);
           const peer = mode === 'txonly' ? (c?.total() ?? 0) - before : generated;
           cMpps = res.packets / res.seconds / 1e6;
-          Object.assign(row, { baselineMpps: cMpps, baselinePackets: res.packets, baselinePeerPackets: peer, baselineSeconds: res.seconds, baselineKicks: res.kicks });
+          Object.assign(row, {
+            baselineMpps: cMpps, baselinePackets: res.packets, baselinePeerPackets: peer, baselineSeconds: res.seconds, baselineKicks: res.kicks, baselineKernel: res.kernel,
+          });
           o.progress(
             `  run ${r + 1}/${o.runs} raw C ${mode === 'txonly' ? 'tx' : 'rx'}          : ${cMpps.toFixed(3)} Mpps; ` +
-              `${mode === 'txonly' ? 'sent' : 'received'} ${res.packets}, ${mode === 'txonly' ? 'peer counted' : 'generator sent'} ${peer} in ${res.seconds.toFixed(2)} s`,
+              `${mode === 'txonly' ? 'sent' : 'received'} ${res.packets}, ${mode === 'txonly' ? 'peer counted' : 'generator sent'} ${peer} in ${res.seconds.toFixed(2)} s` +
+              (mode === 'txonly' ? '' : `; kernel drops: fill ring empty ${res.kernel.rxFillRingEmpty}, rx ring full ${res.kernel.rxRingFull}`),
           );
         }
         if (gen) await gen.catch(() => undefined);

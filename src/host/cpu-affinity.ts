@@ -1,6 +1,7 @@
 // Pinning threads to host CPUs (sched_setaffinity on the calling thread): the
 // I/O workers and benchmark loops, so that a run does not depend on where the
 // scheduler happened to put each thread and its softirq work.
+import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { kvmNative } from '../native/kvm';
 
@@ -28,4 +29,14 @@ export function unpinThisThread(): void {
 export function benchCpus(): { driver: number; io: number } | undefined {
   const n = availableParallelism();
   return n >= 2 ? { driver: 0, io: n - 1 } : undefined;
+}
+
+/** Nanoseconds thread `tid` of this process has run on a CPU (/proc schedstat; 'self': the calling thread), or NaN. */
+export function threadCpuNs(tid: number | 'self'): number {
+  try {
+    const f = tid === 'self' ? '/proc/thread-self/schedstat' : `/proc/self/task/${tid}/schedstat`;
+    return Number(readFileSync(f, 'utf8').split(' ')[0]);
+  } catch {
+    return NaN;
+  }
 }

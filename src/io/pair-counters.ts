@@ -29,6 +29,8 @@ export const WORKER_COUNTERS = [
   'sleeps',
   /** Sleeps that ended on an event (a kick, a frame, a stop) rather than the timeout. */
   'wakeups',
+  /** Microseconds spent asleep in epoll_wait (a sleep that ran to its timeout is a lost wake-up or an idle queue). */
+  'sleptUs',
   /** Guest kicks consumed (eventfd reads that returned a count). */
   'kicksRead',
   /** Frames dropped because they were queued before a start that asked for discardPendingRx. */

@@ -86,6 +86,8 @@ export const enum Control {
   /** QueueError code of the receive / transmit ring that broke (0: that ring did not). */
   RxError = 17,
   TxError = 18,
+  /** The worker thread's Linux thread id (for /proc/self/task/TID: its CPU time, its placement). */
+  Tid = 19,
   /** Int32 words before the counters (even, so the Float64 slots that follow are 8-byte aligned). */
   Words = 20,
 }

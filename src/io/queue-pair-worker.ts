@@ -7,6 +7,7 @@
 // persistent worker services session after session on the same socket
 // without priming its Fill ring twice (every UMEM frame stays in exactly one
 // place: the pool or one of the four rings).
+import { readlinkSync } from 'node:fs';
 import { receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { AfXdpQueue } from '../backend/af-xdp/af-xdp-queue';
 import { XskSocket } from '../backend/af-xdp/xsk-socket';
@@ -29,15 +30,26 @@ const IDLE_PUBLISH_MS = 100;
 const W_ROUNDS = workerSlot('rounds');
 const W_SLEEPS = workerSlot('sleeps');
 const W_WAKEUPS = workerSlot('wakeups');
+const W_SLEPT_US = workerSlot('sleptUs');
 const W_KICKS_READ = workerSlot('kicksRead');
 const W_RX_DISCARDED = workerSlot('rxDiscarded');
 const D0 = COUNTER_BASE.device;
 const B0 = COUNTER_BASE.backend;
 const E0 = COUNTER_BASE.queueErrors;
 
+/** This thread's Linux thread id ("PID/task/TID" behind /proc/thread-self), or 0. */
+function threadId(): number {
+  try {
+    return Number(readlinkSync('/proc/thread-self').split('/').pop()) || 0;
+  } catch {
+    return 0;
+  }
+}
+
 function run(d: QueuePairWorkerData): void {
   if (d.cpu !== undefined) pinThisThread(d.cpu, `I/O worker of queue pair ${d.spec.pair}`);
   const ctl = new Int32Array(d.control, 0, Control.Words);
+  ctl[Control.Tid] = threadId();
   const live = new Float64Array(d.control, COUNTERS_OFFSET, COUNTER_SLOTS);
   const queue = new AfXdpQueue(XskSocket.fromHandle(d.socket));
   /** Device and queue-error counts of the sessions already over (each session's NetQueuePair starts from 0). */
@@ -138,12 +150,18 @@ function run(d: QueuePairWorkerData): void {
       pair.disarmNotifications();
       let idle = 0;
       let rounds = 0;
-      while (Atomics.load(ctl, Control.Stop) < generation && !pair.broken) {
+      const stopAsked = (): boolean => Atomics.load(ctl, Control.Stop) >= generation;
+      let stop = stopAsked();
+      while (!stop && !pair.broken) {
         pair.service(false);
         live[W_ROUNDS]++;
         // Copy mode sends inside a syscall: frames still on the Tx ring need another kick.
         if (queue.txUnsent() > 0) queue.txFlush();
-        if ((++rounds & 63) === 0) publish();
+        // Every 64 rounds: counters out, and a stop request in (an Atomics.load is a builtin call, not inlined).
+        if ((++rounds & 63) === 0) {
+          publish();
+          if ((stop = stopAsked())) break;
+        }
         if (pair.lastWork > 0 || pair.txBlocked) {
           idle = 0;
           continue;
@@ -159,7 +177,9 @@ function run(d: QueuePairWorkerData): void {
         if (want !== 0) epoll.add(queue.pollFd, TAG_SOCKET, want);
         live[W_SLEEPS]++;
         publish();
+        const t0 = performance.now();
         const n = epoll.wait(tags, SLEEP_MS);
+        live[W_SLEPT_US] += Math.round((performance.now() - t0) * 1000);
         if (want !== 0) epoll.delete(queue.pollFd);
         if (n > 0) live[W_WAKEUPS]++;
         for (let i = 0; i < n; i++) {
@@ -169,6 +189,7 @@ function run(d: QueuePairWorkerData): void {
           else if (t === TAG_TX_KICK) live[W_KICKS_READ] += Math.max(0, kvmNative.eventfdRead(fds.txKick));
           else if (t === TAG_WAKE) kvmNative.eventfdRead(d.wakeFd);
         }
+        stop = stopAsked();
         pair.disarmNotifications();
         idle = 0;
       }

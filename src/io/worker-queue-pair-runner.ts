@@ -204,6 +204,12 @@ export class WorkerQueuePairRunner implements QueuePairRunner {
     return readPairCounters(new Float64Array(control, COUNTERS_OFFSET, COUNTER_SLOTS), c[Control.BrokenCause]!, c[Control.RxError]!, c[Control.TxError]!);
   }
 
+  /** Linux thread id of the pair's (last) worker, 0 before it has started. */
+  threadId(pair: number): number {
+    const control = this.blocks.get(pair);
+    return control ? Atomics.load(new Int32Array(control, 0, Control.Words), Control.Tid) : 0;
+  }
+
   /** Where the pair's AF_XDP frames are, as its worker last published (persistent workers: also between sessions). */
   frameAccounting(pair: number): FrameAccounting | undefined {
     const r = this.running.get(pair);
