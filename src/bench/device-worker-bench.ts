@@ -13,9 +13,10 @@
 // Alternated run by run with the raw C loop in the driver's place on the
 // same veth: C TX for txonly, C RX for rxonly and io-fwd (C has no
 // forwarding loop: that ratio bounds what forwarding costs). Counted at
-// both ends. The worker and the C loop are pinned to one CPU, the driver
-// to another; the generator (rxonly, io-fwd) is left to the scheduler.
-// The headline ratio is the median of the per-run ratios.
+// both ends. By default the worker and the C loop are pinned to one CPU,
+// the driver to another, and the generator (rxonly, io-fwd) is left to the
+// scheduler (--placement: other layouts). The headline ratio is the median
+// of the per-run ratios.
 import { featureMask, NetHdr, VirtioFeature } from 'virtio-spec-types';
 import type { BenchRunOptions } from './bench-run-options';
 import { AfXdpBackend } from '../backend/af-xdp/af-xdp-backend';
@@ -27,7 +28,7 @@ import { kvmNative } from '../native/kvm';
 import { xsk, type XskStatistics } from '../native/xsk';
 import { DriverQueue, GuestRam, SplitBufferRing } from '../test-driver';
 import type { QueueConfig } from '../virtio/device';
-import { perMillion, type PerMillion } from './per-million';
+import { formatPerMillion, medianPerMillion, perMillion, type PerMillion } from './per-million';
 import { resultHeader, type BenchResult } from './report';
 import { pairedRatio, summarize } from './stats';
 import { udpFrame } from './udp-frame';
@@ -42,6 +43,25 @@ export interface DeviceWorkerBenchOptions extends BenchRunOptions {
   mode?: DeviceWorkerMode;
   /** Frames the driver handles per round and the C loop per batch (the PMD guest's burst=; default 32). */
   burst?: number;
+  /** Where the threads run (default split); see PLACEMENTS. */
+  placement?: Placement;
+}
+
+/**
+ * Thread placement on a machine with 2 or more CPUs (C: the last CPU, A: the first):
+ * - split: I/O worker and C loop on C, driver on A, generator unpinned (the default);
+ * - shared: worker, driver and C loop on C, generator on A (the device path gets one CPU, as the C loop);
+ * - gen-io: as split, with the generator on C beside the worker / C loop;
+ * - none: nothing pinned.
+ */
+export const PLACEMENTS = ['split', 'shared', 'gen-io', 'none'] as const;
+export type Placement = (typeof PLACEMENTS)[number];
+
+function placeThreads(p: Placement): { cpus: Cpus; generator: number | undefined } {
+  const c = benchCpus();
+  if (!c || p === 'none') return { cpus: undefined, generator: undefined };
+  if (p === 'shared') return { cpus: { driver: c.io, io: c.io }, generator: c.driver };
+  return { cpus: c, generator: p === 'gen-io' ? c.io : undefined };
 }
 
 const RAM = 16 << 20;
@@ -236,6 +256,7 @@ async function deviceRun(
 
 export function checkDeviceWorkerOptions(o: DeviceWorkerBenchOptions): { mode: DeviceWorkerMode; burst: number } {
   const mode = o.mode ?? 'txonly';
+  if (o.placement !== undefined && !PLACEMENTS.includes(o.placement)) throw new RangeError(`placement: '${String(o.placement)}' is not ${PLACEMENTS.join(', ')}`);
   if (!DEVICE_WORKER_MODES.includes(mode)) throw new RangeError(`mode: '${String(mode)}' is not ${DEVICE_WORKER_MODES.join(', ')}`);
   const burst = o.burst ?? 32;
   if (!Number.isInteger(burst) || burst < 1 || burst > Q) throw new RangeError(`burst: ${burst} is not 1..${Q}`);
@@ -249,10 +270,8 @@ export async function benchDeviceWorker(o: DeviceWorkerBenchOptions): Promise<Be
   const oo = { ...o, burst };
   // The I/O worker and the C loop on the same CPU (their softirq work lands there too), the driver on another:
   // otherwise each run measures where the scheduler put the threads as much as the code.
-  const split = benchCpus();
-  const place = process.env.XDPVM_PLACE ?? 'split';
-  const cpus = place === 'none' ? undefined : split && place === 'shared' ? { driver: split.io, io: split.io } : split;
-  const genCpu = split && place === 'shared' ? split.driver : split && place === 'gen-io' ? split.io : undefined;
+  const placement = o.placement ?? 'split';
+  const { cpus, generator: genCpu } = placeThreads(placement);
   const pair = new VethPair('devw');
   const runs: Array<Record<string, unknown>> = [];
   const rows: Array<{ mpps: number; baselineMpps: number }> = [];
@@ -324,15 +343,13 @@ export async function benchDeviceWorker(o: DeviceWorkerBenchOptions): Promise<Be
   }
   const mpps = summarize(rows.map((r) => r.mpps));
   const base = summarize(rows.map((r) => r.baselineMpps));
-  const medianPer = {} as PerMillion;
-  for (const k of Object.keys(per[0] ?? {}) as Array<keyof PerMillion>) medianPer[k] = summarize(per.map((p) => p[k])).median;
   return {
     ...resultHeader(),
     benchmark: 'device-worker',
     workload: mode,
     params: {
-      xdpMode: o.xdpMode, seconds: o.seconds, runs: o.runs, size: o.size, burst, queueSize: Q, eventIdx: true, cpus: cpus ?? 'not pinned',
-      generator: generate ? 'raw C XSK tx on the peer, batch 64, not pinned' : null,
+      xdpMode: o.xdpMode, seconds: o.seconds, runs: o.runs, size: o.size, burst, queueSize: Q, eventIdx: true, cpus: cpus ?? 'not pinned', placement,
+      generator: generate ? `raw C XSK tx on the peer, batch 64, ${genCpu === undefined ? 'not pinned' : `on CPU ${genCpu}`}` : null,
       counted:
         mode === 'txonly' ? 'mpps = frames the peer XDP counter saw per second; packets = AF_XDP Tx packets the device posted'
         : mode === 'rxonly' ? 'mpps = frames the driver received per second; peerPackets = frames the generator sent (over a longer window)'
@@ -342,13 +359,7 @@ export async function benchDeviceWorker(o: DeviceWorkerBenchOptions): Promise<Be
     mpps,
     baseline: { name: mode === 'txonly' ? 'raw C' : 'raw C rx', mpps: base },
     ...pairedRatio(rows),
-    perMillion: { ...medianPer },
+    perMillion: medianPerMillion(per),
     runs,
   };
-}
-
-export function formatPerMillion(p: PerMillion): string {
-  return Object.entries(p)
-    .map(([k, v]) => `${k} ${v < 10 ? v.toFixed(1) : v.toFixed(0)}`)
-    .join(', ');
 }

@@ -5,7 +5,7 @@ import { benchBackend } from '../bench/backend-bench';
 import { benchDevice, benchDeviceAfXdp } from '../bench/device-bench';
 import { benchPmd, pmdBenchUnavailable, type PmdMode } from '../bench/pmd-bench';
 import { BENCH_LINUX_USAGE, benchTcpCommand, benchTestpmdCommand } from './bench-linux-command';
-import { benchDeviceWorker, type DeviceWorkerMode } from '../bench/device-worker-bench';
+import { benchDeviceWorker, PLACEMENTS, type DeviceWorkerMode, type Placement } from '../bench/device-worker-bench';
 import { compareWithBaseline, fmt, publishResult, table, type BenchResult } from '../bench/report';
 import { BENCH_FLAGS, parseFlags, publishFlags, UsageError, type Flags } from './args';
 
@@ -14,7 +14,7 @@ export const BENCH_USAGE = `usage: xdpvm bench backend --mode txonly|rxonly [--x
                           [--size BYTES] [--batch N] [--json] [--out FILE] [--baseline FILE] [--threshold FRACTION]
        xdpvm bench device [--backend loopback|af-xdp] [--xdp-mode native|skb] [--seconds S] [--runs N] [--size BYTES]
                           [--batch N] [--json] [--out FILE] [--baseline FILE] [--threshold FRACTION]
-       xdpvm bench device --backend af-xdp --threads [--mode txonly|rxonly|io-fwd] [--burst N] [--xdp-mode native|skb]
+       xdpvm bench device --backend af-xdp --threads [--mode txonly|rxonly|io-fwd] [--burst N] [--placement split|shared|gen-io|none] [--xdp-mode native|skb]
                           [--seconds S] [--runs N] [--size BYTES] [--json] [--out FILE] [--baseline FILE] [--threshold FRACTION]
        xdpvm bench pmd --mode txonly|rxonly|io-fwd [--queues N] [--size BYTES] [--xdp-mode native|skb] [--seconds S] [--runs N]
                           [--json] [--out FILE] [--baseline FILE] [--threshold FRACTION]`;
@@ -59,6 +59,7 @@ async function benchDeviceCommand(argv: readonly string[]): Promise<number> {
     threads: { type: 'boolean' },
     mode: { type: 'enum', values: ['txonly', 'rxonly', 'io-fwd'] },
     burst: { type: 'number', integer: true, min: 1, max: 256 },
+    placement: { type: 'enum', values: PLACEMENTS },
   });
   const log = (l: string): void => void process.stderr.write(`${l}\n`);
   const o = {
@@ -76,9 +77,10 @@ async function benchDeviceCommand(argv: readonly string[]): Promise<number> {
     if (o.size > 2048 - 12) throw new UsageError(`--size: at most ${2048 - 12} with --threads (one 2 KiB buffer per frame)`);
     log(`bench device ${mode} (af-xdp, device in its I/O worker, poll-mode driver in this thread): ${o.size} B frames, burst ${burst}, ${o.runs} runs x ${o.seconds} s`);
     const xdpMode = (flags['xdp-mode'] as 'native' | 'skb' | undefined) ?? 'native';
-    return finish(await benchDeviceWorker({ mode, burst, seconds: o.seconds, runs: o.runs, size: o.size, xdpMode, progress: log }), flags, log);
+    const placement = (flags.placement as Placement | undefined) ?? 'split';
+    return finish(await benchDeviceWorker({ mode, burst, placement, seconds: o.seconds, runs: o.runs, size: o.size, xdpMode, progress: log }), flags, log);
   }
-  if (flags.mode !== undefined || flags.burst !== undefined) throw new UsageError('--mode and --burst need --backend af-xdp --threads');
+  if (flags.mode !== undefined || flags.burst !== undefined || flags.placement !== undefined) throw new UsageError('--mode, --burst and --placement need --backend af-xdp --threads');
   const backend = (flags.backend as string | undefined) ?? 'loopback';
   log(`bench device (${backend}): ${o.size} B frames, batch ${o.batch}, ${o.runs} runs x ${o.seconds} s`);
   const result =

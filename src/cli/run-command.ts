@@ -103,7 +103,8 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
     process.stdin.off('data', onInput);
     process.stdin.pause();
     process.stdin.destroy();
-    await machine.close();
+    // Before close: the sockets' kernel counters are still there to read (the workers' stay readable either way).
     printCounters('exit');
+    await machine.close();
   }
 }

@@ -10,6 +10,7 @@ import type { AfXdpOptions } from '../../backend/af-xdp/af-xdp-options';
 import type { Vm } from '../../kvm/vm';
 import type { GuestMemory } from '../../memory/guest-memory';
 import { kvmNative } from '../../native/kvm';
+import { xsk, type XskStatistics } from '../../native/xsk';
 import type { PciBus } from '../../pci/pci-bus';
 import { WorkerQueuePairRunner } from '../../io/worker-queue-pair-runner';
 import type { SharedRegion } from '../../io/queue-pair-thread';
@@ -41,6 +42,7 @@ export class VirtioNetPci {
   private readonly ioeventAt = new Map<number, number>(); // queue -> registered address
   private readonly irqfdGsi = new Map<number, number>(); // call fd -> gsi it is assigned to
   private readonly vectorGsi = new Map<number, number>();
+  private closed = false;
 
   constructor(private readonly o: VirtioNetPciOptions) {
     this.backend = AfXdpBackend.open(o.backend);
@@ -128,17 +130,28 @@ export class VirtioNetPci {
     }
   }
 
-  /** Every queue pair's counters (pair-counters.ts) as its worker last published them; also after close(). */
-  stats(): { id: string; ifname: string; pairs: Array<PairCounters & { pair: number }> } {
-    const pairs: Array<PairCounters & { pair: number }> = [];
+  /**
+   * Every queue pair's counters (pair-counters.ts) as its worker last published them (also after close()),
+   * with the kernel's drop counts of the pair's socket while it is open.
+   */
+  stats(): { id: string; ifname: string; pairs: Array<PairCounters & { pair: number; kernel?: XskStatistics }> } {
+    const pairs: Array<PairCounters & { pair: number; kernel?: XskStatistics }> = [];
     for (let p = 0; p < this.runner.pairs; p++) {
       const s = this.runner.stats(p);
-      if (s) pairs.push({ pair: p, ...s });
+      if (!s) continue;
+      let kernel: XskStatistics | undefined;
+      try {
+        kernel = this.closed ? undefined : xsk.statistics(this.backend.sockets[p]!.fd);
+      } catch {
+        kernel = undefined;
+      }
+      pairs.push({ pair: p, ...s, ...(kernel ? { kernel } : {}) });
     }
     return { id: this.o.id, ifname: this.o.backend.ifname, pairs };
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     for (const [fd, gsi] of this.irqfdGsi) this.o.vm.deassignIrqfd(fd, gsi);
     this.irqfdGsi.clear();
     this.placeIoeventfds(undefined);
