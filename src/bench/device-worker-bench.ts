@@ -20,7 +20,7 @@
 import { featureMask, NetHdr, VirtioFeature } from 'virtio-spec-types';
 import type { BenchRunOptions } from './bench-run-options';
 import { AfXdpBackend } from '../backend/af-xdp/af-xdp-backend';
-import { benchCpus, pinThisThread, threadCpuNs, unpinThisThread } from '../host/cpu-affinity';
+import { benchCpus, pinThisThread, threadSchedNs, unpinThisThread } from '../host/cpu-affinity';
 import { inNetns, VethPair } from '../host/netns';
 import { WORKER_COUNTERS, type PairCounters } from '../io/pair-counters';
 import { WorkerQueuePairRunner } from '../io/worker-queue-pair-runner';
@@ -45,6 +45,8 @@ export interface DeviceWorkerBenchOptions extends BenchRunOptions {
   burst?: number;
   /** Where the threads run (default split); see PLACEMENTS. */
   placement?: Placement;
+  /** The I/O worker's idle rounds before it sleeps (WorkerRunnerOptions.spinRounds; default the runner's). */
+  spinRounds?: number;
 }
 
 /**
@@ -96,6 +98,9 @@ export interface DeviceRunResult {
   /** CPU time per frame of `packets` over the window, in ns: the I/O worker's and the driver's. */
   workerNsPerFrame: number;
   driverNsPerFrame: number;
+  /** Share of the window the worker / the driver were runnable but waited for a CPU (other threads had it). */
+  workerCpuWait: number;
+  driverCpuWait: number;
   /** The kernel's drops on the device's socket over the window (XDP_STATISTICS). */
   kernel: XskStatistics;
 }
@@ -140,6 +145,7 @@ async function deviceRun(
     regions: [{ gpa: 0, address: xsk.addressOf(mapping), length: RAM }],
     sockets: [backend.sockets[0]!.handle()],
     cpus: [cpus?.io],
+    ...(o.spinRounds !== undefined ? { spinRounds: o.spinRounds } : {}),
   });
   if (cpus) pinThisThread(cpus.driver, 'benchmark driver');
   try {
@@ -186,8 +192,8 @@ async function deviceRun(
     const fd = backend.sockets[0]!.fd;
     const kernel0 = xsk.statistics(fd);
     const tid = runner.threadId(0);
-    const workerCpu0 = threadCpuNs(tid);
-    const driverCpu0 = threadCpuNs('self');
+    const workerCpu0 = threadSchedNs(tid);
+    const driverCpu0 = threadSchedNs('self');
     const peer0 = peer?.() ?? 0;
     const start = performance.now();
     const deadline = start + o.seconds * 1000;
@@ -233,8 +239,12 @@ async function deviceRun(
       rx.kick();
     }
     const seconds = (performance.now() - start) / 1000;
-    const workerCpu = threadCpuNs(tid) - workerCpu0;
-    const driverCpu = threadCpuNs('self') - driverCpu0;
+    const workerSched = threadSchedNs(tid);
+    const driverSched = threadSchedNs('self');
+    const workerCpu = workerSched.run - workerCpu0.run;
+    const driverCpu = driverSched.run - driverCpu0.run;
+    const workerCpuWait = (workerSched.wait - workerCpu0.wait) / 1e9 / seconds;
+    const driverCpuWait = (driverSched.wait - driverCpu0.wait) / 1e9 / seconds;
     const kernel = statsMinus(xsk.statistics(fd), kernel0);
     const peerPackets = (peer?.() ?? 0) - peer0;
     const kicks = rxq.kicks + txq.kicks - kicks0;
@@ -244,7 +254,7 @@ async function deviceRun(
     const packets = txOnly ? counters.backend.txPackets : fwd ? forwarded : rxUsed;
     return {
       packets, txUsed, rxUsed, fwdDropped, kicks, seconds, counters, peerPackets, kernel,
-      workerNsPerFrame: workerCpu / Math.max(1, packets), driverNsPerFrame: driverCpu / Math.max(1, packets),
+      workerNsPerFrame: workerCpu / Math.max(1, packets), driverNsPerFrame: driverCpu / Math.max(1, packets), workerCpuWait, driverCpuWait,
     };
   } finally {
     if (cpus) unpinThisThread();
@@ -304,13 +314,13 @@ export async function benchDeviceWorker(o: DeviceWorkerBenchOptions): Promise<Be
           Object.assign(row, {
             mpps: dMpps, packets: d.packets, peerPackets: mode === 'rxonly' ? generated : d.peerPackets, seconds: d.seconds,
             ...(generate ? { generated } : {}), txUsed: d.txUsed, rxUsed: d.rxUsed, fwdDropped: d.fwdDropped, kicks: d.kicks, perMillion: pm,
-            workerNsPerFrame: d.workerNsPerFrame, driverNsPerFrame: d.driverNsPerFrame, kernel: d.kernel,
+            workerNsPerFrame: d.workerNsPerFrame, driverNsPerFrame: d.driverNsPerFrame, workerCpuWait: d.workerCpuWait, driverCpuWait: d.driverCpuWait, kernel: d.kernel,
             counters: { worker: d.counters.worker, device: d.counters.device, backend: d.counters.backend },
           });
           o.progress(
             `  run ${r + 1}/${o.runs} device (I/O worker): ${dMpps.toFixed(3)} Mpps; ` +
               (mode === 'txonly' ? `sent ${d.packets}, peer counted ${d.peerPackets}` : mode === 'rxonly' ? `received ${d.packets}, generator sent ${generated}` : `received ${d.rxUsed}, forwarded ${d.packets}, peer counted ${d.peerPackets}, generator sent ${generated}`) +
-              ` in ${d.seconds.toFixed(2)} s; CPU/frame worker ${d.workerNsPerFrame.toFixed(0)} ns, driver ${d.driverNsPerFrame.toFixed(0)} ns; worker asleep ${(d.counters.worker.sleptUs / 1e4 / d.seconds).toFixed(0)}%; per Mframe: ${formatPerMillion(pm)}`,
+              ` in ${d.seconds.toFixed(2)} s; CPU/frame worker ${d.workerNsPerFrame.toFixed(0)} ns, driver ${d.driverNsPerFrame.toFixed(0)} ns; worker asleep ${(d.counters.worker.sleptUs / 1e4 / d.seconds).toFixed(0)}%, waiting for a CPU ${(d.workerCpuWait * 100).toFixed(0)}% (driver ${(d.driverCpuWait * 100).toFixed(0)}%); per Mframe: ${formatPerMillion(pm)}`,
           );
         } else {
           const before = c?.total() ?? 0;
@@ -322,12 +332,14 @@ export async function benchDeviceWorker(o: DeviceWorkerBenchOptions): Promise<Be
           await sleep(50);
           const peer = mode === 'txonly' ? (c?.total() ?? 0) - before : generated;
           cMpps = res.packets / res.seconds / 1e6;
+          const cNs = ((res.cpuSeconds ?? NaN) * 1e9) / Math.max(1, res.packets);
           Object.assign(row, {
+            baselineNsPerFrame: cNs,
             baselineMpps: cMpps, baselinePackets: res.packets, baselinePeerPackets: peer, baselineSeconds: res.seconds, baselineKicks: res.kicks, baselineKernel: res.kernel,
           });
           o.progress(
             `  run ${r + 1}/${o.runs} raw C ${mode === 'txonly' ? 'tx' : 'rx'}          : ${cMpps.toFixed(3)} Mpps; ` +
-              `${mode === 'txonly' ? 'sent' : 'received'} ${res.packets}, ${mode === 'txonly' ? 'peer counted' : 'generator sent'} ${peer} in ${res.seconds.toFixed(2)} s` +
+              `${mode === 'txonly' ? 'sent' : 'received'} ${res.packets}, ${mode === 'txonly' ? 'peer counted' : 'generator sent'} ${peer} in ${res.seconds.toFixed(2)} s; CPU/frame ${cNs.toFixed(0)} ns` +
               (mode === 'txonly' ? '' : `; kernel drops: fill ring empty ${res.kernel.rxFillRingEmpty}, rx ring full ${res.kernel.rxRingFull}`),
           );
         }
@@ -348,7 +360,7 @@ export async function benchDeviceWorker(o: DeviceWorkerBenchOptions): Promise<Be
     benchmark: 'device-worker',
     workload: mode,
     params: {
-      xdpMode: o.xdpMode, seconds: o.seconds, runs: o.runs, size: o.size, burst, queueSize: Q, eventIdx: true, cpus: cpus ?? 'not pinned', placement,
+      xdpMode: o.xdpMode, seconds: o.seconds, runs: o.runs, size: o.size, burst, queueSize: Q, eventIdx: true, cpus: cpus ?? 'not pinned', placement, spinRounds: o.spinRounds ?? 'default',
       generator: generate ? `raw C XSK tx on the peer, batch 64, ${genCpu === undefined ? 'not pinned' : `on CPU ${genCpu}`}` : null,
       counted:
         mode === 'txonly' ? 'mpps = frames the peer XDP counter saw per second; packets = AF_XDP Tx packets the device posted'

@@ -14,7 +14,8 @@ export const BENCH_USAGE = `usage: xdpvm bench backend --mode txonly|rxonly [--x
                           [--size BYTES] [--batch N] [--json] [--out FILE] [--baseline FILE] [--threshold FRACTION]
        xdpvm bench device [--backend loopback|af-xdp] [--xdp-mode native|skb] [--seconds S] [--runs N] [--size BYTES]
                           [--batch N] [--json] [--out FILE] [--baseline FILE] [--threshold FRACTION]
-       xdpvm bench device --backend af-xdp --threads [--mode txonly|rxonly|io-fwd] [--burst N] [--placement split|shared|gen-io|none] [--xdp-mode native|skb]
+       xdpvm bench device --backend af-xdp --threads [--mode txonly|rxonly|io-fwd] [--burst N] [--placement split|shared|gen-io|none] [--spin-rounds N]
+                          [--xdp-mode native|skb]
                           [--seconds S] [--runs N] [--size BYTES] [--json] [--out FILE] [--baseline FILE] [--threshold FRACTION]
        xdpvm bench pmd --mode txonly|rxonly|io-fwd [--queues N] [--size BYTES] [--xdp-mode native|skb] [--seconds S] [--runs N]
                           [--json] [--out FILE] [--baseline FILE] [--threshold FRACTION]`;
@@ -60,6 +61,7 @@ async function benchDeviceCommand(argv: readonly string[]): Promise<number> {
     mode: { type: 'enum', values: ['txonly', 'rxonly', 'io-fwd'] },
     burst: { type: 'number', integer: true, min: 1, max: 256 },
     placement: { type: 'enum', values: PLACEMENTS },
+    'spin-rounds': { type: 'number', integer: true, min: 0, max: 1e9 },
   });
   const log = (l: string): void => void process.stderr.write(`${l}\n`);
   const o = {
@@ -78,9 +80,11 @@ async function benchDeviceCommand(argv: readonly string[]): Promise<number> {
     log(`bench device ${mode} (af-xdp, device in its I/O worker, poll-mode driver in this thread): ${o.size} B frames, burst ${burst}, ${o.runs} runs x ${o.seconds} s`);
     const xdpMode = (flags['xdp-mode'] as 'native' | 'skb' | undefined) ?? 'native';
     const placement = (flags.placement as Placement | undefined) ?? 'split';
-    return finish(await benchDeviceWorker({ mode, burst, placement, seconds: o.seconds, runs: o.runs, size: o.size, xdpMode, progress: log }), flags, log);
+    const spin = flags['spin-rounds'] as number | undefined;
+    return finish(await benchDeviceWorker({ mode, burst, placement, ...(spin !== undefined ? { spinRounds: spin } : {}), seconds: o.seconds, runs: o.runs, size: o.size, xdpMode, progress: log }), flags, log);
   }
-  if (flags.mode !== undefined || flags.burst !== undefined || flags.placement !== undefined) throw new UsageError('--mode, --burst and --placement need --backend af-xdp --threads');
+  if (flags.mode !== undefined || flags.burst !== undefined || flags.placement !== undefined || flags['spin-rounds'] !== undefined)
+    throw new UsageError('--mode, --burst, --placement and --spin-rounds need --backend af-xdp --threads');
   const backend = (flags.backend as string | undefined) ?? 'loopback';
   log(`bench device (${backend}): ${o.size} B frames, batch ${o.batch}, ${o.runs} runs x ${o.seconds} s`);
   const result =

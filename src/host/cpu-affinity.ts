@@ -31,12 +31,16 @@ export function benchCpus(): { driver: number; io: number } | undefined {
   return n >= 2 ? { driver: 0, io: n - 1 } : undefined;
 }
 
-/** Nanoseconds thread `tid` of this process has run on a CPU (/proc schedstat; 'self': the calling thread), or NaN. */
-export function threadCpuNs(tid: number | 'self'): number {
+/**
+ * Nanoseconds thread `tid` of this process has run on a CPU and has waited on a run queue for one
+ * (/proc schedstat; 'self': the calling thread); NaN when unknown.
+ */
+export function threadSchedNs(tid: number | 'self'): { run: number; wait: number } {
   try {
     const f = tid === 'self' ? '/proc/thread-self/schedstat' : `/proc/self/task/${tid}/schedstat`;
-    return Number(readFileSync(f, 'utf8').split(' ')[0]);
+    const [run, wait] = readFileSync(f, 'utf8').split(' ');
+    return { run: Number(run), wait: Number(wait) };
   } catch {
-    return NaN;
+    return { run: NaN, wait: NaN };
   }
 }
