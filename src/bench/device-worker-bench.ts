@@ -23,7 +23,7 @@ import { AfXdpBackend } from '../backend/af-xdp/af-xdp-backend';
 import { benchCpus, pinThisThread, threadSchedNs, unpinThisThread } from '../host/cpu-affinity';
 import { inNetns, VethPair } from '../host/netns';
 import { WORKER_COUNTERS, type PairCounters } from '../io/pair-counters';
-import { WorkerQueuePairRunner } from '../io/worker-queue-pair-runner';
+import { DEFAULT_POLL_US, WorkerQueuePairRunner } from '../io/worker-queue-pair-runner';
 import { kvmNative } from '../native/kvm';
 import { xsk, type XskStatistics } from '../native/xsk';
 import { DriverQueue, GuestRam, SplitBufferRing } from '../test-driver';
@@ -47,6 +47,8 @@ export interface DeviceWorkerBenchOptions extends BenchRunOptions {
   placement?: Placement;
   /** The I/O worker's idle rounds before it sleeps (WorkerRunnerOptions.spinRounds; default the runner's). */
   spinRounds?: number;
+  /** The I/O worker's busy-poll bound in µs (WorkerRunnerOptions.pollUs; default the runner's). */
+  pollUs?: number;
 }
 
 /**
@@ -146,6 +148,7 @@ async function deviceRun(
     sockets: [backend.sockets[0]!.handle()],
     cpus: [cpus?.io],
     ...(o.spinRounds !== undefined ? { spinRounds: o.spinRounds } : {}),
+    ...(o.pollUs !== undefined ? { pollUs: o.pollUs } : {}),
   });
   if (cpus) pinThisThread(cpus.driver, 'benchmark driver');
   try {
@@ -360,7 +363,7 @@ export async function benchDeviceWorker(o: DeviceWorkerBenchOptions): Promise<Be
     benchmark: 'device-worker',
     workload: mode,
     params: {
-      xdpMode: o.xdpMode, seconds: o.seconds, runs: o.runs, size: o.size, burst, queueSize: Q, eventIdx: true, cpus: cpus ?? 'not pinned', placement, spinRounds: o.spinRounds ?? 'default',
+      xdpMode: o.xdpMode, seconds: o.seconds, runs: o.runs, size: o.size, burst, queueSize: Q, eventIdx: true, cpus: cpus ?? 'not pinned', placement, spinRounds: o.spinRounds ?? 'default', pollUs: o.pollUs ?? DEFAULT_POLL_US,
       generator: generate ? `raw C XSK tx on the peer, batch 64, ${genCpu === undefined ? 'not pinned' : `on CPU ${genCpu}`}` : null,
       counted:
         mode === 'txonly' ? 'mpps = frames the peer XDP counter saw per second; packets = AF_XDP Tx packets the device posted'

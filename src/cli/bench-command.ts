@@ -14,7 +14,7 @@ export const BENCH_USAGE = `usage: xdpvm bench backend --mode txonly|rxonly [--x
                           [--size BYTES] [--batch N] [--json] [--out FILE] [--baseline FILE] [--threshold FRACTION]
        xdpvm bench device [--backend loopback|af-xdp] [--xdp-mode native|skb] [--seconds S] [--runs N] [--size BYTES]
                           [--batch N] [--json] [--out FILE] [--baseline FILE] [--threshold FRACTION]
-       xdpvm bench device --backend af-xdp --threads [--mode txonly|rxonly|io-fwd] [--burst N] [--placement split|shared|gen-io|none] [--spin-rounds N]
+       xdpvm bench device --backend af-xdp --threads [--mode txonly|rxonly|io-fwd] [--burst N] [--placement split|shared|gen-io|none] [--spin-rounds N] [--poll-us US]
                           [--xdp-mode native|skb]
                           [--seconds S] [--runs N] [--size BYTES] [--json] [--out FILE] [--baseline FILE] [--threshold FRACTION]
        xdpvm bench pmd --mode txonly|rxonly|io-fwd [--queues N] [--size BYTES] [--xdp-mode native|skb] [--seconds S] [--runs N]
@@ -62,6 +62,7 @@ async function benchDeviceCommand(argv: readonly string[]): Promise<number> {
     burst: { type: 'number', integer: true, min: 1, max: 256 },
     placement: { type: 'enum', values: PLACEMENTS },
     'spin-rounds': { type: 'number', integer: true, min: 0, max: 1e9 },
+    'poll-us': { type: 'number', min: 0, max: 1e7 },
   });
   const log = (l: string): void => void process.stderr.write(`${l}\n`);
   const o = {
@@ -81,10 +82,11 @@ async function benchDeviceCommand(argv: readonly string[]): Promise<number> {
     const xdpMode = (flags['xdp-mode'] as 'native' | 'skb' | undefined) ?? 'native';
     const placement = (flags.placement as Placement | undefined) ?? 'split';
     const spin = flags['spin-rounds'] as number | undefined;
-    return finish(await benchDeviceWorker({ mode, burst, placement, ...(spin !== undefined ? { spinRounds: spin } : {}), seconds: o.seconds, runs: o.runs, size: o.size, xdpMode, progress: log }), flags, log);
+    const poll = flags['poll-us'] as number | undefined;
+    return finish(await benchDeviceWorker({ mode, burst, placement, ...(spin !== undefined ? { spinRounds: spin } : {}), ...(poll !== undefined ? { pollUs: poll } : {}), seconds: o.seconds, runs: o.runs, size: o.size, xdpMode, progress: log }), flags, log);
   }
-  if (flags.mode !== undefined || flags.burst !== undefined || flags.placement !== undefined || flags['spin-rounds'] !== undefined)
-    throw new UsageError('--mode, --burst, --placement and --spin-rounds need --backend af-xdp --threads');
+  if (flags.mode !== undefined || flags.burst !== undefined || flags.placement !== undefined || flags['spin-rounds'] !== undefined || flags['poll-us'] !== undefined)
+    throw new UsageError('--mode, --burst, --placement, --spin-rounds and --poll-us need --backend af-xdp --threads');
   const backend = (flags.backend as string | undefined) ?? 'loopback';
   log(`bench device (${backend}): ${o.size} B frames, batch ${o.batch}, ${o.runs} runs x ${o.seconds} s`);
   const result =

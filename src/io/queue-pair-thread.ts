@@ -49,6 +49,8 @@ export interface QueuePairWorkerData extends QueuePairSession {
   control: SharedArrayBuffer;
   /** Busy-poll rounds without work before arming notifications and sleeping. */
   spinRounds: number;
+  /** And at most this long busy-polling without work (µs), whichever comes first: a round's cost depends on the host. */
+  pollUs: number;
   /** Host CPU the worker pins itself to (none: the scheduler's choice). */
   cpu?: number;
   /** Persistent worker: after a session, wait for the next one (QueuePairSession messages on this port). */

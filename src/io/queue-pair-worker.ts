@@ -149,6 +149,8 @@ function run(d: QueuePairWorkerData): void {
       const tags = new Int32Array(8);
       pair.disarmNotifications();
       let idle = 0;
+      let idleSince = 0;
+      const pollMs = d.pollUs / 1000;
       let rounds = 0;
       const stopAsked = (): boolean => Atomics.load(ctl, Control.Stop) >= generation;
       let stop = stopAsked();
@@ -166,7 +168,13 @@ function run(d: QueuePairWorkerData): void {
           idle = 0;
           continue;
         }
-        if (++idle < d.spinRounds) continue;
+        if (++idle < d.spinRounds) {
+          // The time bound, looked at every 16 idle rounds (a clock read costs about a round).
+          if ((idle & 15) !== 0) continue;
+          const now = performance.now();
+          if (idle === 16) idleSince = now;
+          if (now - idleSince < pollMs) continue;
+        }
         // Idle: arm kicks, close the race, sleep until a kick, a frame or a stop.
         if (pair.armNotifications()) {
           pair.disarmNotifications();

@@ -36,6 +36,8 @@ import {
 const WORKER = path.join(__dirname, 'queue-pair-worker.js');
 const EFD_CLOEXEC = 0o2000000;
 const EFD_NONBLOCK = 0o4000;
+/** Default busy-poll bound of an idle worker (µs). */
+export const DEFAULT_POLL_US = 50;
 
 export interface WorkerRunnerOptions {
   regions: SharedRegion[];
@@ -44,6 +46,12 @@ export interface WorkerRunnerOptions {
   /** Per pair: existing eventfds, or undefined to have the runner create them. */
   fds?: readonly (QueuePairEventFds | undefined)[];
   spinRounds?: number;
+  /**
+   * Longest busy-poll without work before the worker sleeps, in µs (default DEFAULT_POLL_US), as QEMU's
+   * poll-max-ns: on a host with fewer CPUs than busy threads, a worker spinning on an empty ring takes the
+   * CPU from the thread that would fill it (the guest's vCPU, the sender's softirq work).
+   */
+  pollUs?: number;
   /** Per pair: the host CPU its worker pins itself to (undefined: not pinned). */
   cpus?: readonly (number | undefined)[];
   /** Keep one worker per pair for the runner's lifetime, servicing one session per start(). */
@@ -136,6 +144,7 @@ export class WorkerQueuePairRunner implements QueuePairRunner {
       wakeFd,
       control,
       spinRounds: this.o.spinRounds ?? 2000,
+      pollUs: this.o.pollUs ?? DEFAULT_POLL_US,
       ...(this.o.cpus?.[spec.pair] !== undefined ? { cpu: this.o.cpus[spec.pair] } : {}),
       ...(channel ? { port: channel.port2 } : {}),
     };
