@@ -349,6 +349,9 @@ export async function benchDeviceWorker(o: DeviceWorkerBenchOptions): Promise<Be
         if (gen) await gen.catch(() => undefined);
       }
       row.ratio = dMpps / cMpps;
+      // What each side's thread spent per frame: the C loop's over the I/O worker's (a host that denies the
+      // worker a CPU moves the throughput ratio, not this one; the rx C loop never sleeps, so there it is an upper bound).
+      row.cpuRatio = (row.baselineNsPerFrame as number) / (row.workerNsPerFrame as number);
       rows.push({ mpps: dMpps, baselineMpps: cMpps });
       runs.push(row);
     }
@@ -358,6 +361,7 @@ export async function benchDeviceWorker(o: DeviceWorkerBenchOptions): Promise<Be
   }
   const mpps = summarize(rows.map((r) => r.mpps));
   const base = summarize(rows.map((r) => r.baselineMpps));
+  const cpuRatios = runs.map((r) => r.cpuRatio as number).filter((x) => Number.isFinite(x));
   return {
     ...resultHeader(),
     benchmark: 'device-worker',
@@ -375,6 +379,7 @@ export async function benchDeviceWorker(o: DeviceWorkerBenchOptions): Promise<Be
     baseline: { name: mode === 'txonly' ? 'raw C' : 'raw C rx', mpps: base },
     ...pairedRatio(rows),
     perMillion: medianPerMillion(per),
+    ...(cpuRatios.length ? { cpuRatio: summarize(cpuRatios) } : {}),
     runs,
   };
 }

@@ -145,6 +145,8 @@ function finish(result: BenchResult, flags: Flags, log: (l: string) => void): nu
         `ratio of the medians ${fmt(rr.ofMedians)})`,
     );
   else log(`ratio TypeScript / ${result.baseline.name}: ${fmt(result.ratio)}`);
+  const cr = result.cpuRatio;
+  if (cr) log(`CPU time per frame, ${result.baseline.name} / I/O worker: ${fmt(cr.median)} (median, min ${fmt(cr.min)}, max ${fmt(cr.max)})`);
   const pm = result.perMillion;
   if (pm) {
     const keys = Object.keys(pm);
