@@ -2,7 +2,7 @@
 // saves JSON + SVG, compares with --baseline, and with --json ends with the
 // result object on one line.
 import { benchBackend } from '../bench/backend-bench';
-import { benchDevice, benchDeviceAfXdp } from '../bench/device-bench';
+import { benchDevice, benchDeviceAfXdp, MAX_TSO_FRAME, OFFLOADS, type Offload } from '../bench/device-bench';
 import { benchPmd, pmdBenchUnavailable, type PmdMode } from '../bench/pmd-bench';
 import { BENCH_LINUX_USAGE, benchTcpCommand, benchTestpmdCommand } from './bench-linux-command';
 import { benchDeviceWorker, PLACEMENTS, type DeviceWorkerMode, type Placement } from '../bench/device-worker-bench';
@@ -12,7 +12,7 @@ import { BENCH_FLAGS, parseFlags, publishFlags, UsageError, type Flags } from '.
 
 export const BENCH_USAGE = `usage: xdpvm bench backend --mode txonly|rxonly [--xdp-mode native|skb] [--seconds S] [--runs N]
                           [--size BYTES] [--batch N] [--json] [--out FILE] [--baseline FILE] [--threshold FRACTION]
-       xdpvm bench device [--backend loopback|af-xdp] [--xdp-mode native|skb] [--seconds S] [--runs N] [--size BYTES]
+       xdpvm bench device [--backend loopback [--offload none|csum|tso] | --backend af-xdp] [--xdp-mode native|skb] [--seconds S] [--runs N] [--size BYTES]
                           [--batch N] [--json] [--out FILE] [--baseline FILE] [--threshold FRACTION]
        xdpvm bench device --backend af-xdp --threads [--mode txonly|rxonly|io-fwd] [--burst N] [--placement split|shared|gen-io|none] [--spin-rounds N] [--poll-us US]
                           [--xdp-mode native|skb]
@@ -55,7 +55,7 @@ async function benchDeviceCommand(argv: readonly string[]): Promise<number> {
     ...BENCH_FLAGS,
     backend: { type: 'enum', values: ['loopback', 'af-xdp'] },
     'xdp-mode': { type: 'enum', values: ['native', 'skb'] },
-    size: { type: 'number', integer: true, min: 60, max: 3500 },
+    size: { type: 'number', integer: true, min: 60, max: MAX_TSO_FRAME },
     batch: { type: 'number', integer: true, min: 1, max: 256 },
     threads: { type: 'boolean' },
     mode: { type: 'enum', values: ['txonly', 'rxonly', 'io-fwd'] },
@@ -63,6 +63,7 @@ async function benchDeviceCommand(argv: readonly string[]): Promise<number> {
     placement: { type: 'enum', values: PLACEMENTS },
     'spin-rounds': { type: 'number', integer: true, min: 0, max: 1e9 },
     'poll-us': { type: 'number', min: 0, max: 1e7 },
+    offload: { type: 'enum', values: OFFLOADS },
   });
   const log = (l: string): void => void process.stderr.write(`${l}\n`);
   const o = {
@@ -88,10 +89,13 @@ async function benchDeviceCommand(argv: readonly string[]): Promise<number> {
   if (flags.mode !== undefined || flags.burst !== undefined || flags.placement !== undefined || flags['spin-rounds'] !== undefined || flags['poll-us'] !== undefined)
     throw new UsageError('--mode, --burst, --placement, --spin-rounds and --poll-us need --backend af-xdp --threads');
   const backend = (flags.backend as string | undefined) ?? 'loopback';
+  const offload = flags.offload as Offload | undefined;
+  if (offload !== undefined && (backend !== 'loopback' || flags.threads)) throw new UsageError('--offload is a loopback workload (no --backend af-xdp, no --threads)');
+  if (o.size > 3500 && offload !== 'tso') throw new UsageError('--size: at most 3500 (larger frames: --offload tso)');
   log(`bench device (${backend}): ${o.size} B frames, batch ${o.batch}, ${o.runs} runs x ${o.seconds} s`);
   const result =
     backend === 'loopback'
-      ? await benchDevice(o)
+      ? await benchDevice({ ...o, ...(offload ? { offload } : {}) })
       : await benchDeviceAfXdp({ ...o, xdpMode: (flags['xdp-mode'] as 'native' | 'skb' | undefined) ?? 'native' });
   return finish(result, flags, log);
 }
