@@ -27,13 +27,13 @@
 // run with a JSON argument.
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { featureMask, NetHdr, SplitAvail, SplitUsed, VirtioFeature, splitAvailEventOffset, splitUsedEventOffset } from 'virtio-spec-types';
+import { featureMask, NetFeature, NetGsoType, NetHdr, NetHdrFlags, SplitAvail, SplitUsed, VirtioFeature, splitAvailEventOffset, splitUsedEventOffset } from 'virtio-spec-types';
 import { AfXdpBackend } from '../backend/af-xdp/af-xdp-backend';
 import type { XdpMode } from '../backend/af-xdp/xdp-attachment';
 import { LoopbackQueue } from '../backend/loopback/loopback-queue';
 import { inNetns, VethPair } from '../host/netns';
 import { xsk } from '../native/xsk';
-import { attachVirtioDevice, SplitBufferRing, TEST_MAC, type VirtioNetTestDriver } from '../test-driver';
+import { attachVirtioDevice, ipFrame, SplitBufferRing, TEST_MAC, type VirtioNetTestDriver } from '../test-driver';
 import type { DeviceContext, QueueConfig, VirtioDevice } from '../virtio/device';
 import { VirtioNetDevice } from '../virtio/net/virtio-net-device';
 import { vringNeedEvent } from '../virtio/queue/event-idx';
@@ -52,7 +52,19 @@ export interface DeviceBenchOptions {
   progress(line: string): void;
   /** Frames per notify write (default 64). */
   batch?: number;
+  /**
+   * Loopback only: what the driver asks of the device's TX path. none: plain frames; csum: TCP frames
+   * with NEEDS_CSUM (software checksum); tso: TCP frames of `size` bytes with GSO TCPV4, MSS 1448
+   * (software segmentation). Default none.
+   */
+  offload?: Offload;
 }
+
+export type Offload = 'none' | 'csum' | 'tso';
+export const OFFLOADS: readonly Offload[] = ['none', 'csum', 'tso'];
+/** TSO: MSS and the largest GSO frame the workload sends. */
+const TSO_MSS = 1448;
+export const MAX_TSO_FRAME = 65535;
 
 export interface DeviceAfXdpBenchOptions extends DeviceBenchOptions {
   /** Attach mode of both the device's backend and the C loop (default native). */
@@ -81,6 +93,7 @@ interface LoopParams {
   warmup: number;
   size: number;
   batch: number;
+  offload?: Offload;
 }
 
 interface AfXdpParams {
@@ -240,8 +253,11 @@ class DirectRing {
 }
 
 /** The rings both loop implementations share: the driver brought up with split rings and EVENT_IDX, interrupts off. */
-function bringUpRings(driver: VirtioNetTestDriver): void {
-  const r = driver.bringUp({ features: featureMask(VirtioFeature.EVENT_IDX), queueSize: QUEUE_SIZE, rx: false, interrupts: false, msix: true });
+function bringUpRings(driver: VirtioNetTestDriver, offload: Offload = 'none'): void {
+  const bits: number[] = [VirtioFeature.EVENT_IDX];
+  if (offload !== 'none') bits.push(NetFeature.CSUM);
+  if (offload === 'tso') bits.push(NetFeature.HOST_TSO4);
+  const r = driver.bringUp({ features: featureMask(...bits), queueSize: QUEUE_SIZE, rx: false, interrupts: false, msix: true });
   if (!r.ok) throw new Error(`bench: bring-up failed (status 0x${r.status.toString(16)})`);
 }
 
@@ -250,26 +266,54 @@ function cpuSeconds(): number {
   return (u.user + u.system) / 1e6;
 }
 
+/**
+ * What the driver writes per frame (§5.1.6.2): the virtio-net header, then the frame. none: a zero header
+ * and a UDP frame; csum: NEEDS_CSUM over a TCP frame (partial pseudo-header sum in place); tso: that,
+ * with GSO TCPV4 and MSS 1448.
+ */
+export function driverFrame(offload: Offload, size: number): Uint8Array {
+  if (offload === 'none') {
+    const pkt = new Uint8Array(NetHdr.SIZE + size);
+    pkt.set(udpFrame(size), NetHdr.SIZE);
+    return pkt;
+  }
+  const f = ipFrame({ proto: 'tcp', payload: size - 54, partialChecksum: true });
+  const pkt = new Uint8Array(NetHdr.SIZE + f.frame.length);
+  pkt.set(f.frame, NetHdr.SIZE);
+  const h = new DataView(pkt.buffer);
+  pkt[NetHdr.FLAGS] = NetHdrFlags.NEEDS_CSUM;
+  h.setUint16(NetHdr.CSUM_START, f.l4, true);
+  h.setUint16(NetHdr.CSUM_OFFSET, f.csumOffset, true);
+  if (offload === 'tso') {
+    pkt[NetHdr.GSO_TYPE] = NetGsoType.TCPV4;
+    h.setUint16(NetHdr.HDR_LEN, f.hdrLen, true);
+    h.setUint16(NetHdr.GSO_SIZE, TSO_MSS, true);
+  }
+  return pkt;
+}
+
 function runLoop(p: LoopParams): LoopResult {
   let device: VirtioDevice;
   let poll: (() => void) | undefined;
   if (p.impl === 'device') {
-    const net = new VirtioNetDevice({ backends: [new LoopbackQueue()], mac: TEST_MAC, queueMaxSize: QUEUE_SIZE });
+    // A TSO frame's segments all wait in the loopback until the guest takes them: room for a ring's worth.
+    const slots = p.offload === 'tso' ? 8192 : 1024;
+    const net = new VirtioNetDevice({ backends: [new LoopbackQueue({ slots })], mac: TEST_MAC, queueMaxSize: QUEUE_SIZE });
     device = net;
     poll = () => net.pollBackends();
   } else {
     device = new DirectCopyDevice();
   }
-  const rig = attachVirtioDevice(device, { ramSize: 8 * 1024 * 1024, ...(poll ? { pollDevice: poll } : {}) });
+  const offload = p.offload ?? 'none';
+  const pkt = driverFrame(offload, p.size);
+  const txBuffer = Math.max(BUFFER, 1 << Math.ceil(Math.log2(pkt.length)));
+  const rig = attachVirtioDevice(device, { ramSize: 8 * 1024 * 1024 + QUEUE_SIZE * txBuffer, ...(poll ? { pollDevice: poll } : {}) });
   const { driver, ram, irq } = rig;
   irq.logging = false;
-  bringUpRings(driver);
+  bringUpRings(driver, offload);
   const rx = new SplitBufferRing(driver.queues[0]!, ram, BUFFER, true);
-  const tx = new SplitBufferRing(driver.queues[1]!, ram, BUFFER, false);
+  const tx = new SplitBufferRing(driver.queues[1]!, ram, txBuffer, false);
   const bytes = ram.bytes;
-  // What the driver writes per frame: a zero virtio-net header and the frame (§5.1.6.2).
-  const pkt = new Uint8Array(NetHdr.SIZE + p.size);
-  pkt.set(udpFrame(p.size), NetHdr.SIZE);
   const pktLen = pkt.length;
   const free = new Uint16Array(QUEUE_SIZE);
   let freeTop = 0;
@@ -392,7 +436,11 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 function checkOptions(o: DeviceBenchOptions): number {
   if (!(o.seconds > 0) || !Number.isInteger(o.runs) || o.runs < 1) throw new Error('seconds must be > 0 and runs a positive integer');
-  if (!Number.isInteger(o.size) || o.size < 60 || o.size > BUFFER - NetHdr.SIZE) throw new Error(`size: ${o.size} is not 60..${BUFFER - NetHdr.SIZE}`);
+  const offload = o.offload ?? 'none';
+  if (!OFFLOADS.includes(offload)) throw new Error(`offload: '${String(offload)}' is not ${OFFLOADS.join(', ')}`);
+  const max = offload === 'tso' ? MAX_TSO_FRAME : BUFFER - NetHdr.SIZE;
+  if (!Number.isInteger(o.size) || o.size < 60 || o.size > max) throw new Error(`size: ${o.size} is not 60..${max}`);
+  if (offload === 'csum' && o.size > 1514) throw new Error(`size: ${o.size}: checksum frames are at most 1514 bytes (use tso for larger)`);
   const batch = o.batch ?? 64;
   if (!Number.isInteger(batch) || batch < 1 || batch > QUEUE_SIZE) throw new Error(`batch: ${batch} is not 1..${QUEUE_SIZE}`);
   return batch;
@@ -428,7 +476,7 @@ export async function benchDevice(o: DeviceBenchOptions): Promise<BenchResult> {
   for (let r = 0; r < o.runs; r++) {
     const got: Partial<Record<LoopImpl, LoopResult>> = {};
     for (const impl of r % 2 === 0 ? (['device', 'direct'] as const) : (['direct', 'device'] as const)) {
-      const params: LoopParams = { role: 'loop', impl, seconds: o.seconds, warmup, size: o.size, batch };
+      const params: LoopParams = { role: 'loop', impl, seconds: o.seconds, warmup, size: o.size, batch, offload: o.offload ?? 'none' };
       const res = await runJsonChild<LoopResult>(SELF, params, `loop ${impl}`);
       got[impl] = res;
       o.progress(
@@ -463,10 +511,10 @@ export async function benchDevice(o: DeviceBenchOptions): Promise<BenchResult> {
   }
   return result(
     'device',
-    'loopback',
+    o.offload && o.offload !== 'none' ? `loopback-${o.offload}` : 'loopback',
     {
       seconds: o.seconds, runs: o.runs, size: o.size, batch, warmupSeconds: warmup, ring: 'split', eventIdx: true, queueSize: QUEUE_SIZE,
-      backend: 'loopback',
+      backend: 'loopback', offload: o.offload ?? 'none',
       counted: 'packets = frames the driver sent, peerPackets = frames it received back; mpps = received per CPU second of the (single-threaded) run: Mpps per core; wallMpps per wall second',
       baseline: 'direct copy: same driver, transport and rings; a trusting device copying each tx buffer into the next rx buffer',
     },

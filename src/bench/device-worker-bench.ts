@@ -1,162 +1,385 @@
-// `xdpvm bench device --backend af-xdp --threads`: the device as the VMM runs
-// it. A poll-mode driver in this thread (standing in for the guest's vCPU)
-// keeps a split TX ring full of 64-byte frames; the device services it in its
-// own I/O worker against an AF_XDP socket on a veth; the peer counts frames
-// with an XDP program. Alternated run by run with the raw C TX loop on the
-// same veth. Counted at both ends: buffers the device returned, frames the
-// peer saw. The worker and the C loop are pinned to the same CPU, the driver
-// to another; the headline ratio is the median of the per-run ratios.
+// `xdpvm bench device --backend af-xdp --threads --mode txonly|rxonly|io-fwd`:
+// the device as the VMM runs it. The device services its queue pair in its
+// own I/O worker against an AF_XDP socket on one end of a veth pair; a
+// poll-mode driver in this thread stands in for the PMD guest
+// (guest-images/pmd): split rings with EVENT_IDX, used rings polled, RX
+// buffers given back in the same round, bursts of `burst` frames, a kick
+// only when the device's avail_event asks for one, interrupts suppressed.
+// The driver's rings are the test driver's (src/test-driver: DriverQueue +
+// SplitBufferRing).
+//
+// The peer end of the veth: an XDP program counting and dropping what
+// arrives (txonly, io-fwd) and the raw C XSK generator (rxonly, io-fwd).
+// Alternated run by run with the raw C loop in the driver's place on the
+// same veth: C TX for txonly, C RX for rxonly and io-fwd (C has no
+// forwarding loop: that ratio bounds what forwarding costs). Counted at
+// both ends. By default the worker and the C loop are pinned to one CPU,
+// the driver to another, and the generator (rxonly, io-fwd) is left to the
+// scheduler (--placement: other layouts). The headline ratio is the median
+// of the per-run ratios.
+import { featureMask, NetHdr, VirtioFeature } from 'virtio-spec-types';
 import type { BenchRunOptions } from './bench-run-options';
-import { featureMask, NetHdr, SplitAvail, SplitUsed, VirtioFeature, splitAvailEventOffset } from 'virtio-spec-types';
 import { AfXdpBackend } from '../backend/af-xdp/af-xdp-backend';
-import { benchCpus, pinThisThread, unpinThisThread } from '../host/cpu-affinity';
+import { benchCpus, pinThisThread, threadSchedNs, unpinThisThread } from '../host/cpu-affinity';
 import { inNetns, VethPair } from '../host/netns';
-import { WorkerQueuePairRunner } from '../io/worker-queue-pair-runner';
-import { GuestMemory } from '../memory/guest-memory';
-import { xsk } from '../native/xsk';
+import { WORKER_COUNTERS, type PairCounters } from '../io/pair-counters';
+import { DEFAULT_POLL_US, WorkerQueuePairRunner } from '../io/worker-queue-pair-runner';
 import { sys } from '../native/sys';
+import { xsk, type XskStatistics } from '../native/xsk';
+import { DriverQueue, GuestRam, SplitBufferRing } from '../test-driver';
 import type { QueueConfig } from '../virtio/device';
-import { vringNeedEvent } from '../virtio/queue/event-idx';
+import { formatPerMillion, medianPerMillion, perMillion, type PerMillion } from './per-million';
 import { resultHeader, type BenchResult } from './report';
 import { pairedRatio, summarize } from './stats';
 import { udpFrame } from './udp-frame';
 import { XdpCounter } from './xdp-counter';
-import { runEndpoint } from './xsk-endpoint';
+import { runEndpoint, type EndpointResult } from './xsk-endpoint';
 
-export type DeviceWorkerBenchOptions = BenchRunOptions;
+export type DeviceWorkerMode = 'txonly' | 'rxonly' | 'io-fwd';
+export const DEVICE_WORKER_MODES: readonly DeviceWorkerMode[] = ['txonly', 'rxonly', 'io-fwd'];
+
+export interface DeviceWorkerBenchOptions extends BenchRunOptions {
+  /** Default txonly. */
+  mode?: DeviceWorkerMode;
+  /** Frames the driver handles per round and the C loop per batch (the PMD guest's burst=; default 32). */
+  burst?: number;
+  /** Where the threads run (default split); see PLACEMENTS. */
+  placement?: Placement;
+  /** The I/O worker's idle rounds before it sleeps (WorkerRunnerOptions.spinRounds; default the runner's). */
+  spinRounds?: number;
+  /** The I/O worker's busy-poll bound in µs (WorkerRunnerOptions.pollUs; default the runner's). */
+  pollUs?: number;
+}
+
+/**
+ * Thread placement on a machine with 2 or more CPUs (C: the last CPU, A: the first):
+ * - split: I/O worker and C loop on C, driver on A, generator unpinned (the default);
+ * - shared: worker, driver and C loop on C, generator on A (the device path gets one CPU, as the C loop);
+ * - gen-io: as split, with the generator on C beside the worker / C loop;
+ * - none: nothing pinned.
+ */
+export const PLACEMENTS = ['split', 'shared', 'gen-io', 'none'] as const;
+export type Placement = (typeof PLACEMENTS)[number];
+
+function placeThreads(p: Placement): { cpus: Cpus; generator: number | undefined } {
+  const c = benchCpus();
+  if (!c || p === 'none') return { cpus: undefined, generator: undefined };
+  if (p === 'shared') return { cpus: { driver: c.io, io: c.io }, generator: c.driver };
+  return { cpus: c, generator: p === 'gen-io' ? c.io : undefined };
+}
 
 const RAM = 16 << 20;
 const Q = 256;
-const TX = { desc: 0x10000, avail: 0x11000, used: 0x12000 };
-const RX = { desc: 0x20000, avail: 0x21000, used: 0x22000 };
-const BUFS = 0x100000;
-const BUF_SIZE = 2048;
+const BUF = 2048;
+// Per-packet code reads these: the package's exports are getters.
 const HDR = NetHdr.SIZE;
-const AVAIL_IDX = SplitAvail.IDX;
-const AVAIL_RING = SplitAvail.RING;
-const USED_IDX = SplitUsed.IDX;
-
-function ring(index: number, r: { desc: number; avail: number; used: number }): QueueConfig {
-  return { index, size: Q, kind: 'split', enabled: true, descAddr: r.desc, driverAddr: r.avail, deviceAddr: r.used };
-}
+const ETH_HLEN = 14;
+/** The generator starts this long before the measured window and stops after it. */
+const GEN_LEAD_MS = 400;
+const GEN_MARGIN_S = 2.5;
 
 type Cpus = ReturnType<typeof benchCpus>;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** One timed run of the device in its worker; returns buffers the device returned and the elapsed time. */
-async function deviceRun(netns: string, ifname: string, o: DeviceWorkerBenchOptions, cpus: Cpus): Promise<{ packets: number; seconds: number }> {
+/** What one device run counted. */
+export interface DeviceRunResult {
+  /** The figure of the mode: frames the device sent (txonly), the driver received (rxonly), the driver forwarded (io-fwd). */
+  packets: number;
+  /** Transmit buffers the device returned to the driver. */
+  txUsed: number;
+  /** Receive buffers the device filled. */
+  rxUsed: number;
+  /** io-fwd: frames received with no free transmit buffer (dropped by the driver, as the PMD does). */
+  fwdDropped: number;
+  /** Driver notify writes (kicks) during the window. */
+  kicks: number;
+  seconds: number;
+  /** Worker, device and backend counters over the window (later minus earlier snapshot). */
+  counters: PairCounters;
+  /** CPU time per frame of `packets` over the window, in ns: the I/O worker's and the driver's. */
+  workerNsPerFrame: number;
+  driverNsPerFrame: number;
+  /** Share of the window the worker / the driver were runnable but waited for a CPU (other threads had it). */
+  workerCpuWait: number;
+  driverCpuWait: number;
+  /** The kernel's drops on the device's socket over the window (XDP_STATISTICS). */
+  kernel: XskStatistics;
+}
+
+function statsMinus(b: XskStatistics, a: XskStatistics): XskStatistics {
+  const out = { ...b };
+  for (const k of Object.keys(out) as Array<keyof XskStatistics>) out[k] = b[k] - a[k];
+  return out;
+}
+
+/** b - a for every counter group (the window's share of cumulative counters). */
+function minus(b: PairCounters, a: PairCounters): PairCounters {
+  const d = <K extends string>(x: Record<K, number>, y: Record<K, number>): Record<K, number> => {
+    const out = {} as Record<K, number>;
+    for (const k of Object.keys(x) as K[]) out[k] = x[k] - y[k];
+    return out;
+  };
+  return { device: d(b.device, a.device), worker: d(b.worker, a.worker), backend: d(b.backend, a.backend), queueErrors: b.queueErrors, broken: b.broken };
+}
+
+function ringConfig(q: DriverQueue): QueueConfig {
+  return { index: q.index, size: q.size, kind: 'split', enabled: true, descAddr: q.descAddr, driverAddr: q.driverAddr, deviceAddr: q.deviceAddr };
+}
+
+/**
+ * One timed run of the device in its worker, with the poll-mode driver in this thread. `peer()`
+ * is read at the window's edges (the peer's XDP counter) for the frames that crossed in it.
+ */
+async function deviceRun(
+  netns: string,
+  ifname: string,
+  mode: DeviceWorkerMode,
+  o: DeviceWorkerBenchOptions & { burst: number },
+  cpus: Cpus,
+  peer: (() => number) | undefined,
+): Promise<DeviceRunResult & { peerPackets: number }> {
   const backend = inNetns(netns, () =>
     AfXdpBackend.open({ id: 'bench', ifname, mode: o.xdpMode, forceCopy: false, queues: 1, startQueue: 0, inhibit: false }),
   );
-  const ram = sys.mapAnonymous(RAM);
-  const bytes = new Uint8Array(ram);
-  const u16 = new Uint16Array(ram);
-  const u32 = new Uint32Array(ram);
+  const mapping = sys.mapAnonymous(RAM);
   const runner = new WorkerQueuePairRunner({
-    regions: [{ gpa: 0, address: sys.addressOf(ram), length: RAM }],
+    regions: [{ gpa: 0, address: sys.addressOf(mapping), length: RAM }],
     sockets: [backend.sockets[0]!.handle()],
     cpus: [cpus?.io],
+    ...(o.spinRounds !== undefined ? { spinRounds: o.spinRounds } : {}),
+    ...(o.pollUs !== undefined ? { pollUs: o.pollUs } : {}),
   });
   if (cpus) pinThisThread(cpus.driver, 'benchmark driver');
   try {
-    // Descriptor i permanently points at TX buffer i: header (zero) + frame.
-    const frame = udpFrame(o.size);
-    for (let i = 0; i < Q; i++) {
-      const d = (TX.desc + 16 * i) / 4;
-      const buf = BUFS + i * BUF_SIZE;
-      u32[d] = buf;
-      u32[d + 1] = 0;
-      u32[d + 2] = HDR + frame.length;
-      u32[d + 3] = 0;
-      bytes.set(frame, buf + HDR);
-    }
+    const fds = runner.fds[0]!;
+    const ram = new GuestRam(RAM, 0, mapping);
+    // §4.1.5.2 in spirit: a notify is one eventfd write, as an ioeventfd turns the PMD's MMIO write into.
+    const notify = (index: number): void => void sys.eventfdWrite(index === 0 ? fds.rxKick : fds.txKick, 1);
+    const rxq = new DriverQueue({ index: 0, size: Q, kind: 'split', eventIdx: true, ram, notify });
+    const txq = new DriverQueue({ index: 1, size: Q, kind: 'split', eventIdx: true, ram, notify });
+    // A polling driver: no used-buffer notifications (the PMD without irq=).
+    rxq.setInterrupts(false);
+    txq.setInterrupts(false);
+    const rx = new SplitBufferRing(rxq, ram, BUF, true);
+    const tx = new SplitBufferRing(txq, ram, BUF, false);
     const features = featureMask(VirtioFeature.VERSION_1, VirtioFeature.EVENT_IDX);
     runner.start(
-      { pair: 0, rx: ring(0, RX), tx: ring(1, TX), features, mergeable: false, offloads: { csum: false, tso: false } },
-      { memory: new GuestMemory([{ gpa: 0, bytes }]), signalUsed: () => {}, markNeedsReset: () => {} },
+      { pair: 0, rx: ringConfig(rxq), tx: ringConfig(txq), features, mergeable: false, offloads: { csum: false, tso: false } },
+      { memory: ram.memory, signalUsed: () => {}, markNeedsReset: () => {} },
     );
     for (let i = 0; i < 200 && !runner.isRunning(0); i++) await sleep(5);
-    const kick = runner.fds[0]!.txKick;
-    const availIdxAt = (TX.avail + AVAIL_IDX) / 2;
-    const availRingAt = (TX.avail + AVAIL_RING) / 2;
-    const usedIdxAt = (TX.used + USED_IDX) / 2;
-    const availEventAt = (TX.used + splitAvailEventOffset(Q)) / 2;
-    let avail = 0;
-    let used = 0;
-    let returned = 0;
+    if (!runner.isRunning(0)) throw new Error('bench: the I/O worker did not start');
+    const bytes = ram.bytes;
+    const pkt = new Uint8Array(HDR + o.size);
+    pkt.set(udpFrame(o.size), HDR);
+    const pktLen = pkt.length;
+    const freeTx = new Uint16Array(Q);
+    let top = 0;
+    for (let i = Q - 1; i >= 0; i--) freeTx[top++] = i;
+    if (mode !== 'txonly') {
+      for (let i = 0; i < Q; i++) rx.offer(i, BUF);
+      rx.kick();
+    }
+    const burst = o.burst;
+    const fwd = mode === 'io-fwd';
+    const txOnly = mode === 'txonly';
+    let txUsed = 0;
+    let rxUsed = 0;
+    let forwarded = 0;
+    let fwdDropped = 0;
+    // Let the worker reach its steady state (JIT, rings primed) before the window opens.
+    await sleep(100);
+    const kicks0 = rxq.kicks + txq.kicks;
+    const stats0 = runner.stats(0)!;
+    const fd = backend.sockets[0]!.fd;
+    const kernel0 = xsk.statistics(fd);
+    const tid = runner.threadId(0);
+    const workerCpu0 = threadSchedNs(tid);
+    const driverCpu0 = threadSchedNs('self');
+    const peer0 = peer?.() ?? 0;
     const start = performance.now();
     const deadline = start + o.seconds * 1000;
     for (let iter = 0; ; iter++) {
       if ((iter & 255) === 0 && performance.now() >= deadline) break;
-      const u = Atomics.load(u16, usedIdxAt);
-      returned += (u - used) & 0xffff;
-      used = u;
-      // Offer every buffer the device has given back (in-order: ids follow the ring).
-      const room = Q - ((avail - used) & 0xffff);
-      if (room === 0) continue;
-      for (let k = 0; k < room; k++) u16[availRingAt + ((avail + k) & (Q - 1))] = (avail + k) & (Q - 1);
-      const old = avail;
-      avail = (avail + room) & 0xffff;
-      Atomics.store(u16, availIdxAt, avail);
-      // §2.7.10: kick only when the device asked to be told about this index.
-      if (vringNeedEvent(Atomics.load(u16, availEventAt), avail, old)) sys.eventfdWrite(kick, 1);
+      // Transmitted buffers come back to the free list.
+      let n = tx.pollUsed();
+      for (let k = 0; k < n; k++) freeTx[top++] = tx.usedIds[k]!;
+      txUsed += n;
+      // Received frames: counted and dropped, or (io-fwd) sent back with the MACs swapped.
+      n = rx.pollUsed(burst);
+      for (let k = 0; k < n; k++) {
+        const id = rx.usedIds[k]!;
+        const len = rx.usedLens[k]!;
+        rxUsed++;
+        if (fwd && len >= HDR + ETH_HLEN && len <= BUF) {
+          if (top > 0) {
+            // The PMD hands the receive buffer itself to TX; these rings keep buffer i at descriptor i, so copy
+            // (a frame-sized copy on the driver's CPU, not the device's).
+            const t = freeTx[--top]!;
+            const src = rx.bufferOffset(id);
+            const dst = tx.bufferOffset(t);
+            bytes.copyWithin(dst + HDR + 12, src + HDR + 12, src + len);
+            bytes.copyWithin(dst + HDR, src + HDR + 6, src + HDR + 12);
+            bytes.copyWithin(dst + HDR + 6, src + HDR, src + HDR + 6);
+            // §5.1.6.2: a plain frame, flags 0 and gso_type NONE.
+            bytes.fill(0, dst, dst + HDR);
+            tx.offer(t, len);
+            forwarded++;
+          } else fwdDropped++;
+        }
+        rx.offer(id, BUF);
+      }
+      if (txOnly) {
+        const k = burst < top ? burst : top;
+        for (let i = 0; i < k; i++) {
+          const t = freeTx[--top]!;
+          bytes.set(pkt, tx.bufferOffset(t));
+          tx.offer(t, pktLen);
+        }
+      }
+      tx.kick();
+      rx.kick();
     }
     const seconds = (performance.now() - start) / 1000;
-    return { packets: returned, seconds };
+    const workerSched = threadSchedNs(tid);
+    const driverSched = threadSchedNs('self');
+    const workerCpu = workerSched.run - workerCpu0.run;
+    const driverCpu = driverSched.run - driverCpu0.run;
+    const workerCpuWait = (workerSched.wait - workerCpu0.wait) / 1e9 / seconds;
+    const driverCpuWait = (driverSched.wait - driverCpu0.wait) / 1e9 / seconds;
+    const kernel = statsMinus(xsk.statistics(fd), kernel0);
+    const peerPackets = (peer?.() ?? 0) - peer0;
+    const kicks = rxq.kicks + txq.kicks - kicks0;
+    // The worker publishes every 64 rounds and before it sleeps: give it a moment.
+    await sleep(20);
+    const counters = minus(runner.stats(0)!, stats0);
+    const packets = txOnly ? counters.backend.txPackets : fwd ? forwarded : rxUsed;
+    return {
+      packets, txUsed, rxUsed, fwdDropped, kicks, seconds, counters, peerPackets, kernel,
+      workerNsPerFrame: workerCpu / Math.max(1, packets), driverNsPerFrame: driverCpu / Math.max(1, packets), workerCpuWait, driverCpuWait,
+    };
   } finally {
     if (cpus) unpinThisThread();
     await runner.close();
     backend.close();
-    sys.unmap(ram);
+    sys.unmap(mapping);
   }
 }
 
+export function checkDeviceWorkerOptions(o: DeviceWorkerBenchOptions): { mode: DeviceWorkerMode; burst: number } {
+  const mode = o.mode ?? 'txonly';
+  if (o.placement !== undefined && !PLACEMENTS.includes(o.placement)) throw new RangeError(`placement: '${String(o.placement)}' is not ${PLACEMENTS.join(', ')}`);
+  if (!DEVICE_WORKER_MODES.includes(mode)) throw new RangeError(`mode: '${String(mode)}' is not ${DEVICE_WORKER_MODES.join(', ')}`);
+  const burst = o.burst ?? 32;
+  if (!Number.isInteger(burst) || burst < 1 || burst > Q) throw new RangeError(`burst: ${burst} is not 1..${Q}`);
+  if (!Number.isInteger(o.size) || o.size < 60 || o.size > BUF - HDR) throw new RangeError(`size: ${o.size} is not 60..${BUF - HDR}`);
+  if (!(o.seconds > 0) || !Number.isInteger(o.runs) || o.runs < 1) throw new RangeError('seconds must be > 0 and runs a positive integer');
+  return { mode, burst };
+}
+
 export async function benchDeviceWorker(o: DeviceWorkerBenchOptions): Promise<BenchResult> {
+  const { mode, burst } = checkDeviceWorkerOptions(o);
+  const oo = { ...o, burst };
   // The I/O worker and the C loop on the same CPU (their softirq work lands there too), the driver on another:
   // otherwise each run measures where the scheduler put the threads as much as the code.
-  const cpus = benchCpus();
+  const placement = o.placement ?? 'split';
+  const { cpus, generator: genCpu } = placeThreads(placement);
   const pair = new VethPair('devw');
-  const runs: Array<Record<string, number>> = [];
+  const runs: Array<Record<string, unknown>> = [];
+  const rows: Array<{ mpps: number; baselineMpps: number }> = [];
+  const per: PerMillion[] = [];
   let counter: XdpCounter | undefined;
+  const generate = mode !== 'txonly';
+  const generator = (seconds: number): Promise<EndpointResult> =>
+    runEndpoint({ netns: pair.b.netns, ifname: pair.b.ifname, impl: 'c', direction: 'tx', xdpMode: o.xdpMode, seconds, size: o.size, batch: 64, queue: 0, ...(genCpu !== undefined ? { cpu: genCpu } : {}) }, 'raw C generator');
   try {
-    counter = inNetns(pair.b.netns, () => XdpCounter.attach(xsk.ifNameToIndex(pair.b.ifname), 'native'));
+    // Frames coming back to the peer: txonly's and io-fwd's figure at the other end.
+    if (mode !== 'rxonly') counter = inNetns(pair.b.netns, () => XdpCounter.attach(xsk.ifNameToIndex(pair.b.ifname), 'native'));
+    const c = counter;
     for (let r = 0; r < o.runs; r++) {
-      const row: Record<string, number> = { run: r + 1 };
+      const row: Record<string, unknown> = { run: r + 1 };
+      let dMpps = 0;
+      let cMpps = 0;
       for (const impl of r % 2 === 0 ? (['device', 'c'] as const) : (['c', 'device'] as const)) {
-        const before = counter.total();
-        let packets: number;
-        let seconds: number;
-        if (impl === 'device') ({ packets, seconds } = await deviceRun(pair.a.netns, pair.a.ifname, o, cpus));
-        else {
-          const res = await runEndpoint({ netns: pair.a.netns, ifname: pair.a.ifname, impl: 'c', direction: 'tx', xdpMode: o.xdpMode, seconds: o.seconds, size: o.size, batch: 64, queue: 0, ...(cpus ? { cpu: cpus.io } : {}) });
-          packets = res.packets;
-          seconds = res.seconds;
+        // The generator surrounds the measured window (worker start-up included).
+        const gen = generate ? generator(o.seconds + GEN_MARGIN_S) : undefined;
+        if (gen) await sleep(GEN_LEAD_MS);
+        if (impl === 'device') {
+          const d = await deviceRun(pair.a.netns, pair.a.ifname, mode, oo, cpus, c ? () => c.total() : undefined);
+          const generated = gen ? (await gen).packets : 0;
+          await sleep(50);
+          // txonly: what the peer counted; rxonly: what the driver took; io-fwd: what came back to the peer.
+          const figure = mode === 'rxonly' ? d.packets : d.peerPackets;
+          dMpps = figure / d.seconds / 1e6;
+          const pm = perMillion(d.packets, d.kicks, d.counters, d.kernel);
+          per.push(pm);
+          Object.assign(row, {
+            mpps: dMpps, packets: d.packets, peerPackets: mode === 'rxonly' ? generated : d.peerPackets, seconds: d.seconds,
+            ...(generate ? { generated } : {}), txUsed: d.txUsed, rxUsed: d.rxUsed, fwdDropped: d.fwdDropped, kicks: d.kicks, perMillion: pm,
+            workerNsPerFrame: d.workerNsPerFrame, driverNsPerFrame: d.driverNsPerFrame, workerCpuWait: d.workerCpuWait, driverCpuWait: d.driverCpuWait, kernel: d.kernel,
+            counters: { worker: d.counters.worker, device: d.counters.device, backend: d.counters.backend },
+          });
+          o.progress(
+            `  run ${r + 1}/${o.runs} device (I/O worker): ${dMpps.toFixed(3)} Mpps; ` +
+              (mode === 'txonly' ? `sent ${d.packets}, peer counted ${d.peerPackets}` : mode === 'rxonly' ? `received ${d.packets}, generator sent ${generated}` : `received ${d.rxUsed}, forwarded ${d.packets}, peer counted ${d.peerPackets}, generator sent ${generated}`) +
+              ` in ${d.seconds.toFixed(2)} s; CPU/frame worker ${d.workerNsPerFrame.toFixed(0)} ns, driver ${d.driverNsPerFrame.toFixed(0)} ns; worker asleep ${(d.counters.worker.sleptUs / 1e4 / d.seconds).toFixed(0)}%, waiting for a CPU ${(d.workerCpuWait * 100).toFixed(0)}% (driver ${(d.driverCpuWait * 100).toFixed(0)}%); per Mframe: ${formatPerMillion(pm)}`,
+          );
+        } else {
+          const before = c?.total() ?? 0;
+          const res = await runEndpoint({
+            netns: pair.a.netns, ifname: pair.a.ifname, impl: 'c', direction: mode === 'txonly' ? 'tx' : 'rx', xdpMode: o.xdpMode,
+            seconds: o.seconds, size: o.size, batch: mode === 'txonly' ? 64 : burst, queue: 0, ...(cpus ? { cpu: cpus.io } : {}),
+          });
+          const generated = gen ? (await gen).packets : 0;
+          await sleep(50);
+          const peer = mode === 'txonly' ? (c?.total() ?? 0) - before : generated;
+          cMpps = res.packets / res.seconds / 1e6;
+          const cNs = ((res.cpuSeconds ?? NaN) * 1e9) / Math.max(1, res.packets);
+          Object.assign(row, {
+            baselineNsPerFrame: cNs,
+            baselineMpps: cMpps, baselinePackets: res.packets, baselinePeerPackets: peer, baselineSeconds: res.seconds, baselineKicks: res.kicks, baselineKernel: res.kernel,
+          });
+          o.progress(
+            `  run ${r + 1}/${o.runs} raw C ${mode === 'txonly' ? 'tx' : 'rx'}          : ${cMpps.toFixed(3)} Mpps; ` +
+              `${mode === 'txonly' ? 'sent' : 'received'} ${res.packets}, ${mode === 'txonly' ? 'peer counted' : 'generator sent'} ${peer} in ${res.seconds.toFixed(2)} s; CPU/frame ${cNs.toFixed(0)} ns` +
+              (mode === 'txonly' ? '' : `; kernel drops: fill ring empty ${res.kernel.rxFillRingEmpty}, rx ring full ${res.kernel.rxRingFull}`),
+          );
         }
-        await sleep(50);
-        const peer = counter.total() - before;
-        const mpps = peer / seconds / 1e6;
-        if (impl === 'device') Object.assign(row, { mpps, packets, peerPackets: peer, seconds });
-        else Object.assign(row, { baselineMpps: mpps, baselinePackets: packets, baselinePeerPackets: peer, baselineSeconds: seconds });
-        o.progress(`  run ${r + 1}/${o.runs} ${impl === 'device' ? 'device (I/O worker)' : 'raw C             '}: ${mpps.toFixed(3)} Mpps at the peer (${peer} frames; sender counted ${packets}) in ${seconds.toFixed(2)} s`);
+        if (gen) await gen.catch(() => undefined);
       }
+      row.ratio = dMpps / cMpps;
+      // What each side's thread spent per frame: the C loop's over the I/O worker's (a host that denies the
+      // worker a CPU moves the throughput ratio, not this one; the rx C loop never sleeps, so there it is an upper bound).
+      row.cpuRatio = (row.baselineNsPerFrame as number) / (row.workerNsPerFrame as number);
+      rows.push({ mpps: dMpps, baselineMpps: cMpps });
       runs.push(row);
     }
   } finally {
     counter?.close();
     pair.remove();
   }
-  for (const r of runs) r.ratio = r.mpps! / r.baselineMpps!;
-  const mpps = summarize(runs.map((r) => r.mpps!));
-  const base = summarize(runs.map((r) => r.baselineMpps!));
+  const mpps = summarize(rows.map((r) => r.mpps));
+  const base = summarize(rows.map((r) => r.baselineMpps));
+  const cpuRatios = runs.map((r) => r.cpuRatio as number).filter((x) => Number.isFinite(x));
   return {
     ...resultHeader(),
     benchmark: 'device-worker',
-    workload: 'txonly',
-    params: { xdpMode: o.xdpMode, seconds: o.seconds, runs: o.runs, size: o.size, queueSize: Q, eventIdx: true, cpus: cpus ?? 'not pinned' },
+    workload: mode,
+    params: {
+      xdpMode: o.xdpMode, seconds: o.seconds, runs: o.runs, size: o.size, burst, queueSize: Q, eventIdx: true, cpus: cpus ?? 'not pinned', placement, spinRounds: o.spinRounds ?? 'default', pollUs: o.pollUs ?? DEFAULT_POLL_US,
+      generator: generate ? `raw C XSK tx on the peer, batch 64, ${genCpu === undefined ? 'not pinned' : `on CPU ${genCpu}`}` : null,
+      counted:
+        mode === 'txonly' ? 'mpps = frames the peer XDP counter saw per second; packets = AF_XDP Tx packets the device posted'
+        : mode === 'rxonly' ? 'mpps = frames the driver received per second; peerPackets = frames the generator sent (over a longer window)'
+        : 'mpps = forwarded frames the peer XDP counter saw per second; packets = frames the driver forwarded; baseline: raw C rx',
+      workerCounters: WORKER_COUNTERS,
+    },
     mpps,
-    baseline: { name: 'raw C', mpps: base },
-    ...pairedRatio(runs.map((r) => ({ mpps: r.mpps!, baselineMpps: r.baselineMpps! }))),
+    baseline: { name: mode === 'txonly' ? 'raw C' : 'raw C rx', mpps: base },
+    ...pairedRatio(rows),
+    perMillion: medianPerMillion(per),
+    ...(cpuRatios.length ? { cpuRatio: summarize(cpuRatios) } : {}),
     runs,
   };
 }

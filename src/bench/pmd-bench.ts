@@ -13,7 +13,8 @@ import { xsk } from '../native/xsk';
 import { bootToFirstTxSeconds } from './pmd-result';
 import { PmdVm, type PmdVmExit } from './pmd-vm';
 import { resultHeader, type BenchResult } from './report';
-import { summarize } from './stats';
+import { formatPerMillion, medianPerMillion, parseVmmCounters, perMillion, sumPairs, type PerMillion } from './per-million';
+import { pairedRatio, summarize } from './stats';
 import { XdpCounter } from './xdp-counter';
 import { runEndpoint, type EndpointParams, type EndpointResult } from './xsk-endpoint';
 
@@ -53,6 +54,8 @@ interface GuestRun {
   seconds: number;
   bootToFirstPacketMs: number | undefined;
   guestBootToFirstTxMs: number | undefined;
+  /** Per million frames over the whole guest run (boot included): the guest's kicks, the VMM's counters. */
+  perMillion: PerMillion | undefined;
 }
 
 interface BaselineRun {
@@ -100,7 +103,11 @@ async function guestRun(pair: VethPair, o: PmdBenchOptions, counter: XdpCounter)
   const guestPackets = o.mode === 'rxonly' ? r.rx_packets : r.tx_packets;
   const peerPackets = o.mode === 'rxonly' ? (await gen!).reduce((s, x) => s + x.packets, 0) : counter.total() - before;
   const guestFirst = bootToFirstTxSeconds(r);
+  const vmm = parseVmmCounters(e.stderr);
+  const kicks = r.per_queue.reduce((sum, q) => sum + q.tx_kicks + q.rx_kicks, 0);
+  const summed = vmm ? sumPairs(vmm.nets.flatMap((n) => n.pairs)) : undefined;
   return {
+    perMillion: summed ? perMillion(guestPackets, kicks, summed.counters, summed.kernel) : undefined,
     mpps: guestPackets / r.seconds / 1e6,
     packets: guestPackets,
     peerPackets,
@@ -146,7 +153,8 @@ export async function benchPmd(o: PmdBenchOptions): Promise<BenchResult> {
           guest.push(g);
           o.progress(
             `  run ${r + 1}/${o.runs} PMD guest: ${g.mpps.toFixed(3)} Mpps, guest ${o.mode === 'rxonly' ? 'received' : 'sent'} ${g.packets}, ` +
-              `peer ${o.mode === 'rxonly' ? 'sent' : 'counted'} ${g.peerPackets}, first packet at the peer ${g.bootToFirstPacketMs?.toFixed(0) ?? '-'} ms after start`,
+              `peer ${o.mode === 'rxonly' ? 'sent' : 'counted'} ${g.peerPackets}, first packet at the peer ${g.bootToFirstPacketMs?.toFixed(0) ?? '-'} ms after start` +
+              (g.perMillion ? `; per Mframe: ${formatPerMillion(g.perMillion)}` : '; (no counters line from the VMM)'),
           );
         } else {
           const b = await baselineRun(pair, o, counter);
@@ -163,6 +171,7 @@ export async function benchPmd(o: PmdBenchOptions): Promise<BenchResult> {
   const mpps = summarize(guest.map((g) => g.mpps));
   const baseMpps = summarize(base.map((b) => b.mpps));
   const firsts = guest.map((g) => g.bootToFirstPacketMs).filter((x): x is number => x !== undefined);
+  const perRuns = guest.map((g) => g.perMillion).filter((x): x is PerMillion => x !== undefined);
   return {
     ...resultHeader(),
     benchmark: 'pmd',
@@ -173,8 +182,11 @@ export async function benchPmd(o: PmdBenchOptions): Promise<BenchResult> {
     },
     mpps,
     baseline: { name: o.mode === 'io-fwd' ? 'raw C rx' : 'raw C', mpps: baseMpps },
-    ratio: mpps.median / baseMpps.median,
+    // Each run measures both sides back to back: the median of the per-run ratios is the headline.
+    ...pairedRatio(guest.map((g, i) => ({ mpps: g.mpps, baselineMpps: base[i]!.mpps }))),
+    ...(perRuns.length ? { perMillion: medianPerMillion(perRuns) } : {}),
     runs: guest.map((g, i) => ({
+      perMillion: g.perMillion ?? null,
       run: i + 1,
       mpps: g.mpps,
       packets: g.packets,

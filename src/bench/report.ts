@@ -61,6 +61,10 @@ export interface BenchResult {
    * changes speed between runs moves far less than a ratio of medians.
    */
   runRatios?: Summary & { ofMedians: number };
+  /** Events per million frames, medians over the runs (bench/per-million.ts). */
+  perMillion?: Record<string, number>;
+  /** CPU time per frame, baseline thread over ours (per-run medians): the cost ratio, independent of CPU share. */
+  cpuRatio?: Summary;
   runs: Array<Record<string, unknown>>;
 }
 

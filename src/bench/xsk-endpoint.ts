@@ -6,7 +6,7 @@ import { AfXdpBackend } from '../backend/af-xdp/af-xdp-backend';
 import { XdpAttachment, type XdpMode } from '../backend/af-xdp/xdp-attachment';
 import { XskSocket } from '../backend/af-xdp/xsk-socket';
 import { inNetns } from '../host/netns';
-import { pinThisThread } from '../host/cpu-affinity';
+import { pinThisThread, threadSchedNs } from '../host/cpu-affinity';
 import { xsk, type XskStatistics } from '../native/xsk';
 import { rawLoopNative } from '../native/raw-loop';
 import { rxLoop, txLoop, type LoopResult } from './backend-loops';
@@ -34,6 +34,8 @@ export interface EndpointResult extends LoopResult {
   counters?: Record<string, number>;
   /** The kernel's view of the socket (XDP_STATISTICS): where frames were lost. */
   kernel: XskStatistics;
+  /** CPU time of the loop's thread over the run (user + system, softirq work it ran included), in seconds. */
+  cpuSeconds?: number;
 }
 
 const RING = 2048;
@@ -93,6 +95,8 @@ export function runEndpoint(p: EndpointParams, what = `endpoint ${p.impl} ${p.di
 if (require.main === module) {
   const p = JSON.parse(process.argv[2] ?? '{}') as EndpointParams;
   if (p.cpu !== undefined) pinThisThread(p.cpu, 'benchmark endpoint');
-  const r = p.impl === 'ts' ? runTs(p) : runC(p);
+  const cpu0 = threadSchedNs('self').run;
+  const r: EndpointResult = p.impl === 'ts' ? runTs(p) : runC(p);
+  r.cpuSeconds = (threadSchedNs('self').run - cpu0) / 1e9;
   process.stdout.write(`${JSON.stringify(r)}\n`);
 }

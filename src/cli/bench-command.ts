@@ -2,18 +2,21 @@
 // saves JSON + SVG, compares with --baseline, and with --json ends with the
 // result object on one line.
 import { benchBackend } from '../bench/backend-bench';
-import { benchDevice, benchDeviceAfXdp } from '../bench/device-bench';
+import { benchDevice, benchDeviceAfXdp, MAX_TSO_FRAME, OFFLOADS, type Offload } from '../bench/device-bench';
 import { benchPmd, pmdBenchUnavailable, type PmdMode } from '../bench/pmd-bench';
 import { BENCH_LINUX_USAGE, benchTcpCommand, benchTestpmdCommand } from './bench-linux-command';
-import { benchDeviceWorker } from '../bench/device-worker-bench';
+import { benchDeviceWorker, PLACEMENTS, type DeviceWorkerMode, type Placement } from '../bench/device-worker-bench';
 import { compareWithBaseline, fmt, publishResult, table, type BenchResult } from '../bench/report';
 import { BENCH_FLAGS, parseFlags, publishFlags, UsageError, type Flags } from './args';
 
 
 export const BENCH_USAGE = `usage: xdpvm bench backend --mode txonly|rxonly [--xdp-mode native|skb] [--seconds S] [--runs N]
                           [--size BYTES] [--batch N] [--json] [--out FILE] [--baseline FILE] [--threshold FRACTION]
-       xdpvm bench device [--backend loopback|af-xdp [--threads]] [--xdp-mode native|skb] [--seconds S] [--runs N] [--size BYTES]
+       xdpvm bench device [--backend loopback [--offload none|csum|tso] | --backend af-xdp] [--xdp-mode native|skb] [--seconds S] [--runs N] [--size BYTES]
                           [--batch N] [--json] [--out FILE] [--baseline FILE] [--threshold FRACTION]
+       xdpvm bench device --backend af-xdp --threads [--mode txonly|rxonly|io-fwd] [--burst N] [--placement split|shared|gen-io|none] [--spin-rounds N] [--poll-us US]
+                          [--xdp-mode native|skb]
+                          [--seconds S] [--runs N] [--size BYTES] [--json] [--out FILE] [--baseline FILE] [--threshold FRACTION]
        xdpvm bench pmd --mode txonly|rxonly|io-fwd [--queues N] [--size BYTES] [--xdp-mode native|skb] [--seconds S] [--runs N]
                           [--json] [--out FILE] [--baseline FILE] [--threshold FRACTION]`;
 
@@ -52,9 +55,15 @@ async function benchDeviceCommand(argv: readonly string[]): Promise<number> {
     ...BENCH_FLAGS,
     backend: { type: 'enum', values: ['loopback', 'af-xdp'] },
     'xdp-mode': { type: 'enum', values: ['native', 'skb'] },
-    size: { type: 'number', integer: true, min: 60, max: 3500 },
+    size: { type: 'number', integer: true, min: 60, max: MAX_TSO_FRAME },
     batch: { type: 'number', integer: true, min: 1, max: 256 },
     threads: { type: 'boolean' },
+    mode: { type: 'enum', values: ['txonly', 'rxonly', 'io-fwd'] },
+    burst: { type: 'number', integer: true, min: 1, max: 256 },
+    placement: { type: 'enum', values: PLACEMENTS },
+    'spin-rounds': { type: 'number', integer: true, min: 0, max: 1e9 },
+    'poll-us': { type: 'number', min: 0, max: 1e7 },
+    offload: { type: 'enum', values: OFFLOADS },
   });
   const log = (l: string): void => void process.stderr.write(`${l}\n`);
   const o = {
@@ -66,15 +75,27 @@ async function benchDeviceCommand(argv: readonly string[]): Promise<number> {
   };
   if (flags.threads) {
     if (flags.backend !== 'af-xdp') throw new UsageError('--threads needs --backend af-xdp');
-    log(`bench device (af-xdp, device in its I/O worker, driver in this thread): ${o.size} B frames, ${o.runs} runs x ${o.seconds} s`);
+    if (flags.batch !== undefined) throw new UsageError('--threads takes --burst (frames per driver round, as the PMD guest), not --batch');
+    const mode = (flags.mode as DeviceWorkerMode | undefined) ?? 'txonly';
+    const burst = (flags.burst as number | undefined) ?? 32;
+    if (o.size > 2048 - 12) throw new UsageError(`--size: at most ${2048 - 12} with --threads (one 2 KiB buffer per frame)`);
+    log(`bench device ${mode} (af-xdp, device in its I/O worker, poll-mode driver in this thread): ${o.size} B frames, burst ${burst}, ${o.runs} runs x ${o.seconds} s`);
     const xdpMode = (flags['xdp-mode'] as 'native' | 'skb' | undefined) ?? 'native';
-    return finish(await benchDeviceWorker({ seconds: o.seconds, runs: o.runs, size: o.size, xdpMode, progress: log }), flags, log);
+    const placement = (flags.placement as Placement | undefined) ?? 'split';
+    const spin = flags['spin-rounds'] as number | undefined;
+    const poll = flags['poll-us'] as number | undefined;
+    return finish(await benchDeviceWorker({ mode, burst, placement, ...(spin !== undefined ? { spinRounds: spin } : {}), ...(poll !== undefined ? { pollUs: poll } : {}), seconds: o.seconds, runs: o.runs, size: o.size, xdpMode, progress: log }), flags, log);
   }
+  if (flags.mode !== undefined || flags.burst !== undefined || flags.placement !== undefined || flags['spin-rounds'] !== undefined || flags['poll-us'] !== undefined)
+    throw new UsageError('--mode, --burst, --placement, --spin-rounds and --poll-us need --backend af-xdp --threads');
   const backend = (flags.backend as string | undefined) ?? 'loopback';
+  const offload = flags.offload as Offload | undefined;
+  if (offload !== undefined && (backend !== 'loopback' || flags.threads)) throw new UsageError('--offload is a loopback workload (no --backend af-xdp, no --threads)');
+  if (o.size > 3500 && offload !== 'tso') throw new UsageError('--size: at most 3500 (larger frames: --offload tso)');
   log(`bench device (${backend}): ${o.size} B frames, batch ${o.batch}, ${o.runs} runs x ${o.seconds} s`);
   const result =
     backend === 'loopback'
-      ? await benchDevice(o)
+      ? await benchDevice({ ...o, ...(offload ? { offload } : {}) })
       : await benchDeviceAfXdp({ ...o, xdpMode: (flags['xdp-mode'] as 'native' | 'skb' | undefined) ?? 'native' });
   return finish(result, flags, log);
 }
@@ -128,5 +149,14 @@ function finish(result: BenchResult, flags: Flags, log: (l: string) => void): nu
         `ratio of the medians ${fmt(rr.ofMedians)})`,
     );
   else log(`ratio TypeScript / ${result.baseline.name}: ${fmt(result.ratio)}`);
+  const cr = result.cpuRatio;
+  if (cr) log(`CPU time per frame, ${result.baseline.name} / I/O worker: ${fmt(cr.median)} (median, min ${fmt(cr.min)}, max ${fmt(cr.max)})`);
+  const pm = result.perMillion;
+  if (pm) {
+    const keys = Object.keys(pm);
+    log('');
+    log(`per million frames (median over the runs):`);
+    log(table(keys, [keys.map((k) => fmt(pm[k]!, 1))]));
+  }
   return publishResult(result, { ...publishFlags(flags), compare: compareWithBaseline, log });
 }

@@ -1,7 +1,9 @@
 // `xdpvm run ...`: boots a guest in the VMM with virtio-net devices on AF_XDP.
 // The serial console is stdout; SIGINT/SIGTERM end the run and tear down
 // everything (no XDP program stays attached). The exit status is the guest's
-// debug-exit status, 0 after a shutdown or reset, 1 after an error.
+// debug-exit status, 0 after a shutdown or reset, 1 after an error. Every
+// queue pair's counters go to stderr as one JSON line (`xdpvm-counters
+// {...}`) on exit and on SIGUSR1.
 import { readFileSync } from 'node:fs';
 import { bootPlanFor } from '../vmm/boot-plan';
 import { BootTimeline } from '../vmm/boot-timeline';
@@ -51,8 +53,12 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
   process.stdin.on('data', onInput);
   process.stdin.on('error', () => process.stdin.off('data', onInput));
   const onSignal = (sig: NodeJS.Signals): void => machine.stop(`${sig}`);
+  const printCounters = (when: 'exit' | 'SIGUSR1'): void =>
+    void process.stderr.write(`xdpvm-counters ${JSON.stringify({ when, nets: machine.nets.map((n) => n.stats()) })}\n`);
+  const onUsr1 = (): void => printCounters('SIGUSR1');
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  process.on('SIGUSR1', onUsr1);
   try {
     const r = await machine.run();
     flush();
@@ -62,9 +68,12 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    process.off('SIGUSR1', onUsr1);
     process.stdin.off('data', onInput);
     process.stdin.pause();
     process.stdin.destroy();
+    // Before close: the sockets' kernel counters are still there to read (the workers' stay readable either way).
+    printCounters('exit');
     await machine.close();
   }
 }

@@ -1,6 +1,7 @@
 // Pinning threads to host CPUs (sched_setaffinity on the calling thread): the
 // I/O workers and benchmark loops, so that a run does not depend on where the
 // scheduler happened to put each thread and its softirq work.
+import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { sys } from '../native/sys';
 
@@ -28,4 +29,18 @@ export function unpinThisThread(): void {
 export function benchCpus(): { driver: number; io: number } | undefined {
   const n = availableParallelism();
   return n >= 2 ? { driver: 0, io: n - 1 } : undefined;
+}
+
+/**
+ * Nanoseconds thread `tid` of this process has run on a CPU and has waited on a run queue for one
+ * (/proc schedstat; 'self': the calling thread); NaN when unknown.
+ */
+export function threadSchedNs(tid: number | 'self'): { run: number; wait: number } {
+  try {
+    const f = tid === 'self' ? '/proc/thread-self/schedstat' : `/proc/self/task/${tid}/schedstat`;
+    const [run, wait] = readFileSync(f, 'utf8').split(' ');
+    return { run: Number(run), wait: Number(wait) };
+  } catch {
+    return { run: NaN, wait: NaN };
+  }
 }

@@ -1,6 +1,7 @@
 // What crosses from the main thread to a queue pair's I/O worker: plain,
 // structured-cloneable data (fds, addresses, ring configs) and one small
-// SharedArrayBuffer for control and live counters. No per-packet messages.
+// SharedArrayBuffer for control and live counters (the table in
+// pair-counters.ts). No per-packet messages.
 //
 // A worker services one *session* at a time: a ring configuration, the
 // guest memory it lives in and its kick/call eventfds. A one-shot worker
@@ -11,6 +12,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { XskSocketHandle } from '../backend/af-xdp/xsk-socket';
 import type { QueuePairSpec } from '../virtio/net/queue-pair-runner';
+import { COUNTER_SLOTS } from './pair-counters';
 
 export interface SharedRegion {
   gpa: number;
@@ -47,6 +49,8 @@ export interface QueuePairWorkerData extends QueuePairSession {
   control: SharedArrayBuffer;
   /** Busy-poll rounds without work before arming notifications and sleeping. */
   spinRounds: number;
+  /** And at most this long busy-polling without work (µs), whichever comes first: a round's cost depends on the host. */
+  pollUs: number;
   /** Host CPU the worker pins itself to (none: the scheduler's choice). */
   cpu?: number;
   /** Persistent worker: after a session, wait for the next one (QueuePairSession messages on this port). */
@@ -79,16 +83,20 @@ export const enum Control {
   FramesTx = 13,
   FramesCompletion = 14,
   FrameCount = 15,
-  Words = 16,
+  /** Why the session of generation Broken stopped servicing its rings (BrokenCause in pair-counters.ts). */
+  BrokenCause = 16,
+  /** QueueError code of the receive / transmit ring that broke (0: that ring did not). */
+  RxError = 17,
+  TxError = 18,
+  /** The worker thread's Linux thread id (for /proc/self/task/TID: its CPU time, its placement). */
+  Tid = 19,
+  /** Int32 words before the counters (even, so the Float64 slots that follow are 8-byte aligned). */
+  Words = 20,
 }
 
-/** Float64 slots (after the Int32 words) with live counters, updated every few rounds. */
-export const COUNTER_NAMES = [
-  'txFrames', 'txBytes', 'rxFrames', 'rxBytes', 'rxNoBuffers', 'txBackpressure', 'interrupts', 'sleeps',
-  /** Frames dropped because they were queued before a start that asked for discardPendingRx. */
-  'rxDiscarded',
-] as const;
-export const CONTROL_BYTES = Control.Words * 4 + COUNTER_NAMES.length * 8;
+/** Byte offset of the counter table's Float64 slots (pair-counters.ts) in the control block. */
+export const COUNTERS_OFFSET = Control.Words * 4;
+export const CONTROL_BYTES = COUNTERS_OFFSET + COUNTER_SLOTS * 8;
 
 /** Where a ring stopped (vhost-user GET_VRING_BASE; the next start resumes there). */
 export interface RingPosition {

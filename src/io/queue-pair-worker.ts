@@ -7,16 +7,17 @@
 // persistent worker services session after session on the same socket
 // without priming its Fill ring twice (every UMEM frame stays in exactly one
 // place: the pool or one of the four rings).
+import { readlinkSync } from 'node:fs';
 import { receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { AfXdpQueue } from '../backend/af-xdp/af-xdp-queue';
 import { XskSocket } from '../backend/af-xdp/xsk-socket';
 import { Epoll, EpollEvents } from '../host/epoll';
 import { pinThisThread } from '../host/cpu-affinity';
 import { GuestMemory } from '../memory/guest-memory';
-import { sys as kvmNative } from '../native/sys';
-import { sys as xsk } from '../native/sys';
+import { sys } from '../native/sys';
 import { NetQueuePair } from '../virtio/net/queue-pair';
-import { COUNTER_NAMES, Control, type QueuePairSession, type QueuePairWorkerData } from './queue-pair-thread';
+import { BACKEND_COUNTERS, BrokenCause, COUNTER_BASE, COUNTER_SLOTS, DEVICE_COUNTERS, workerSlot } from './pair-counters';
+import { Control, COUNTERS_OFFSET, type QueuePairSession, type QueuePairWorkerData } from './queue-pair-thread';
 
 const TAG_RX_KICK = 0;
 const TAG_TX_KICK = 1;
@@ -24,16 +25,35 @@ const TAG_SOCKET = 2;
 const TAG_WAKE = 3;
 const SLEEP_MS = 200;
 const IDLE_PUBLISH_MS = 100;
+// Slots of the worker's own counters (pair-counters.ts), incremented in place in the shared table.
+const W_ROUNDS = workerSlot('rounds');
+const W_SLEEPS = workerSlot('sleeps');
+const W_WAKEUPS = workerSlot('wakeups');
+const W_SLEPT_US = workerSlot('sleptUs');
+const W_KICKS_READ = workerSlot('kicksRead');
+const W_RX_DISCARDED = workerSlot('rxDiscarded');
+const D0 = COUNTER_BASE.device;
+const B0 = COUNTER_BASE.backend;
+const E0 = COUNTER_BASE.queueErrors;
+
+/** This thread's Linux thread id ("PID/task/TID" behind /proc/thread-self), or 0. */
+function threadId(): number {
+  try {
+    return Number(readlinkSync('/proc/thread-self').split('/').pop()) || 0;
+  } catch {
+    return 0;
+  }
+}
 
 function run(d: QueuePairWorkerData): void {
   if (d.cpu !== undefined) pinThisThread(d.cpu, `I/O worker of queue pair ${d.spec.pair}`);
   const ctl = new Int32Array(d.control, 0, Control.Words);
-  const live = new Float64Array(d.control, Control.Words * 4, COUNTER_NAMES.length);
+  ctl[Control.Tid] = threadId();
+  const live = new Float64Array(d.control, COUNTERS_OFFSET, COUNTER_SLOTS);
   const queue = new AfXdpQueue(XskSocket.fromHandle(d.socket));
-  /** Counters of the sessions already over (live counters are cumulative). */
-  const past = new Float64Array(COUNTER_NAMES.length);
-  let sleeps = 0;
-  let discarded = 0;
+  /** Device and queue-error counts of the sessions already over (each session's NetQueuePair starts from 0). */
+  const past = new Float64Array(COUNTER_SLOTS);
+  const bc = queue.counters;
 
   const publishFrames = (): void => {
     const a = queue.frameAccounting();
@@ -49,7 +69,13 @@ function run(d: QueuePairWorkerData): void {
     const { fds, spec, generation } = s;
     Atomics.store(ctl, Control.Running, 1);
     Atomics.notify(ctl, Control.Running);
-    const broken = (): void => {
+    ctl[Control.BrokenCause] = BrokenCause.None;
+    ctl[Control.RxError] = 0;
+    ctl[Control.TxError] = 0;
+    const broken = (cause: BrokenCause, rxError = 0, txError = 0): void => {
+      ctl[Control.BrokenCause] = cause;
+      ctl[Control.RxError] = rxError;
+      ctl[Control.TxError] = txError;
       Atomics.store(ctl, Control.Broken, generation);
       Atomics.notify(ctl, Control.Broken);
     };
@@ -60,7 +86,7 @@ function run(d: QueuePairWorkerData): void {
         const n = queue.rxPeek(256);
         if (n === 0) break;
         queue.rxRelease(n);
-        discarded += n;
+        live[W_RX_DISCARDED] += n;
       }
     }
     let pair: NetQueuePair | undefined;
@@ -68,39 +94,32 @@ function run(d: QueuePairWorkerData): void {
       const memory = new GuestMemory(
         s.regions.map((r) => {
           const skip = r.offset ?? 0;
-          return { gpa: r.gpa, bytes: new Uint8Array(xsk.alias(r.address, skip + r.length), skip, r.length) };
+          return { gpa: r.gpa, bytes: new Uint8Array(sys.alias(r.address, skip + r.length), skip, r.length) };
         }),
       );
       pair = new NetQueuePair({
         ...spec,
         memory,
         backend: queue,
-        signal: (i) => void kvmNative.eventfdWrite(i === spec.rx.index ? fds.rxCall : fds.txCall, 1),
-        onBroken: broken,
+        signal: (i) => void sys.eventfdWrite(i === spec.rx.index ? fds.rxCall : fds.txCall, 1),
+        onBroken: (rxError, txError) => broken(BrokenCause.Ring, rxError, txError),
       });
     } catch (e) {
       // Regions the memory accessor refuses: nothing of this session can be serviced.
       process.stderr.write(`xdpvm: queue pair ${spec.pair}: cannot service the rings: ${(e as Error).message}\n`);
-      broken();
+      broken(BrokenCause.Memory);
     }
     const c = pair?.counters;
+    const errors = pair?.errors.counts;
     const publish = (): void => {
-      if (c) {
-        live[0] = past[0]! + c.txFrames;
-        live[1] = past[1]! + c.txBytes;
-        live[2] = past[2]! + c.rxFrames;
-        live[3] = past[3]! + c.rxBytes;
-        live[4] = past[4]! + c.rxNoBuffers;
-        live[5] = past[5]! + c.txBackpressure;
-        live[6] = past[6]! + c.interrupts;
-      }
-      live[7] = sleeps;
-      live[8] = discarded;
+      if (c) for (let i = 0; i < DEVICE_COUNTERS.length; i++) live[D0 + i] = past[D0 + i]! + c[DEVICE_COUNTERS[i]!];
+      if (errors) for (let i = 1; i < errors.length; i++) live[E0 + i] = past[E0 + i]! + errors[i]!;
+      for (let i = 0; i < BACKEND_COUNTERS.length; i++) live[B0 + i] = bc[BACKEND_COUNTERS[i]!];
       publishFrames();
     };
-    if (pair) loop(s, pair, publish);
+    if (pair) loop(s, pair, publish, broken);
     publish();
-    if (c) for (let i = 0; i < 7; i++) past[i] = live[i]!;
+    past.set(live);
     // Where the rings stopped: a ring that never came up resumes where it was asked to start.
     const pos = (q: NetQueuePair['rxq'] | undefined, base: number | undefined, used: boolean): number =>
       q && q.size > 0 ? (used ? q.nextUsed : q.nextAvail) : (base ?? 0);
@@ -114,7 +133,7 @@ function run(d: QueuePairWorkerData): void {
     Atomics.notify(ctl, Control.Done);
   };
 
-  const loop = (s: QueuePairSession, pair: NetQueuePair, publish: () => void): void => {
+  const loop = (s: QueuePairSession, pair: NetQueuePair, publish: () => void, broken: (cause: BrokenCause) => void): void => {
     const { fds, generation } = s;
     const epoll = Epoll.create();
     try {
@@ -129,17 +148,32 @@ function run(d: QueuePairWorkerData): void {
       const tags = new Int32Array(8);
       pair.disarmNotifications();
       let idle = 0;
+      let idleSince = 0;
+      const pollMs = d.pollUs / 1000;
       let rounds = 0;
-      while (Atomics.load(ctl, Control.Stop) < generation && !pair.broken) {
+      const stopAsked = (): boolean => Atomics.load(ctl, Control.Stop) >= generation;
+      let stop = stopAsked();
+      while (!stop && !pair.broken) {
         pair.service(false);
+        live[W_ROUNDS]++;
         // Copy mode sends inside a syscall: frames still on the Tx ring need another kick.
         if (queue.txUnsent() > 0) queue.txFlush();
-        if ((++rounds & 63) === 0) publish();
+        // Every 64 rounds: counters out, and a stop request in (an Atomics.load is a builtin call, not inlined).
+        if ((++rounds & 63) === 0) {
+          publish();
+          if ((stop = stopAsked())) break;
+        }
         if (pair.lastWork > 0 || pair.txBlocked) {
           idle = 0;
           continue;
         }
-        if (++idle < d.spinRounds) continue;
+        if (++idle < d.spinRounds) {
+          // The time bound, looked at every 16 idle rounds (a clock read costs about a round).
+          if ((idle & 15) !== 0) continue;
+          const now = performance.now();
+          if (idle === 16) idleSince = now;
+          if (now - idleSince < pollMs) continue;
+        }
         // Idle: arm kicks, close the race, sleep until a kick, a frame or a stop.
         if (pair.armNotifications()) {
           pair.disarmNotifications();
@@ -148,24 +182,28 @@ function run(d: QueuePairWorkerData): void {
         }
         const want = (pair.rxBlocked ? 0 : EpollEvents.In) | (pair.txBlocked ? EpollEvents.Out : 0);
         if (want !== 0) epoll.add(queue.pollFd, TAG_SOCKET, want);
+        live[W_SLEEPS]++;
         publish();
-        sleeps++;
+        const t0 = performance.now();
         const n = epoll.wait(tags, SLEEP_MS);
+        live[W_SLEPT_US] += Math.round((performance.now() - t0) * 1000);
         if (want !== 0) epoll.delete(queue.pollFd);
+        if (n > 0) live[W_WAKEUPS]++;
         for (let i = 0; i < n; i++) {
           const t = tags[i]!;
-          if (t === TAG_RX_KICK) kvmNative.eventfdRead(fds.rxKick);
-          else if (t === TAG_TX_KICK) kvmNative.eventfdRead(fds.txKick);
-          else if (t === TAG_WAKE) kvmNative.eventfdRead(d.wakeFd);
+          // An eventfd read returns how many kicks it absorbed.
+          if (t === TAG_RX_KICK) live[W_KICKS_READ] += Math.max(0, sys.eventfdRead(fds.rxKick));
+          else if (t === TAG_TX_KICK) live[W_KICKS_READ] += Math.max(0, sys.eventfdRead(fds.txKick));
+          else if (t === TAG_WAKE) sys.eventfdRead(d.wakeFd);
         }
+        stop = stopAsked();
         pair.disarmNotifications();
         idle = 0;
       }
     } catch (e) {
       // An fd epoll refuses (a front end's kick fd that is not pollable): stop this session, keep the worker.
       process.stderr.write(`xdpvm: queue pair ${s.spec.pair}: I/O loop stopped: ${(e as Error).message}\n`);
-      Atomics.store(ctl, Control.Broken, generation);
-      Atomics.notify(ctl, Control.Broken);
+      broken(BrokenCause.Loop);
     } finally {
       epoll.close();
       pair.dispose();

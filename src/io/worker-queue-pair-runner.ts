@@ -17,11 +17,12 @@
 import path from 'node:path';
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import type { XskSocketHandle } from '../backend/af-xdp/xsk-socket';
-import { sys as kvmNative } from '../native/sys';
+import { sys } from '../native/sys';
 import type { PairResume, QueuePairContext, QueuePairRunner, QueuePairSpec } from '../virtio/net/queue-pair-runner';
+import { COUNTER_SLOTS, readPairCounters, type DeviceCounter, type PairCounters, type WorkerCounter } from './pair-counters';
 import {
-  COUNTER_NAMES,
   CONTROL_BYTES,
+  COUNTERS_OFFSET,
   Control,
   type FrameAccounting,
   type PairPositions,
@@ -34,6 +35,8 @@ import {
 const WORKER = path.join(__dirname, 'queue-pair-worker.js');
 const EFD_CLOEXEC = 0o2000000;
 const EFD_NONBLOCK = 0o4000;
+/** Default busy-poll bound of an idle worker (µs). */
+export const DEFAULT_POLL_US = 50;
 
 export interface WorkerRunnerOptions {
   regions: SharedRegion[];
@@ -42,6 +45,12 @@ export interface WorkerRunnerOptions {
   /** Per pair: existing eventfds, or undefined to have the runner create them. */
   fds?: readonly (QueuePairEventFds | undefined)[];
   spinRounds?: number;
+  /**
+   * Longest busy-poll without work before the worker sleeps, in µs (default DEFAULT_POLL_US), as QEMU's
+   * poll-max-ns: on a host with fewer CPUs than busy threads, a worker spinning on an empty ring takes the
+   * CPU from the thread that would fill it (the guest's vCPU, the sender's softirq work).
+   */
+  pollUs?: number;
   /** Per pair: the host CPU its worker pins itself to (undefined: not pinned). */
   cpus?: readonly (number | undefined)[];
   /** Keep one worker per pair for the runner's lifetime, servicing one session per start(). */
@@ -67,6 +76,8 @@ export class WorkerQueuePairRunner implements QueuePairRunner {
   readonly fds: QueuePairEventFds[];
   private readonly owned: number[] = [];
   private readonly running = new Map<number, PairWorker>();
+  /** Each pair's last control block: its counters stay readable after its worker has gone. */
+  private readonly blocks = new Map<number, SharedArrayBuffer>();
   private stopping: Promise<unknown>[] = [];
   private regions: SharedRegion[];
   private closed = false;
@@ -80,7 +91,7 @@ export class WorkerQueuePairRunner implements QueuePairRunner {
 
   private createFds(): QueuePairEventFds {
     const mk = (): number => {
-      const fd = kvmNative.eventfdCreate(0, EFD_CLOEXEC | EFD_NONBLOCK);
+      const fd = sys.eventfdCreate(0, EFD_CLOEXEC | EFD_NONBLOCK);
       this.owned.push(fd);
       return fd;
     };
@@ -121,7 +132,7 @@ export class WorkerQueuePairRunner implements QueuePairRunner {
     this.stopPair(spec.pair);
     const control = new SharedArrayBuffer(CONTROL_BYTES);
     const ctl = new Int32Array(control, 0, Control.Words);
-    const wakeFd = kvmNative.eventfdCreate(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    const wakeFd = sys.eventfdCreate(0, EFD_CLOEXEC | EFD_NONBLOCK);
     const channel = this.o.persistent ? new MessageChannel() : undefined;
     const data: QueuePairWorkerData = {
       regions: this.regions,
@@ -132,6 +143,7 @@ export class WorkerQueuePairRunner implements QueuePairRunner {
       wakeFd,
       control,
       spinRounds: this.o.spinRounds ?? 2000,
+      pollUs: this.o.pollUs ?? DEFAULT_POLL_US,
       ...(this.o.cpus?.[spec.pair] !== undefined ? { cpu: this.o.cpus[spec.pair] } : {}),
       ...(channel ? { port: channel.port2 } : {}),
     };
@@ -158,6 +170,7 @@ export class WorkerQueuePairRunner implements QueuePairRunner {
     });
     this.watchBroken(w, 1, ctx);
     this.running.set(spec.pair, w);
+    this.blocks.set(spec.pair, control);
   }
 
   /** A broken ring is reported once, from the worker, through shared memory. */
@@ -173,7 +186,7 @@ export class WorkerQueuePairRunner implements QueuePairRunner {
 
   kick(pair: number): void {
     const fds = this.fds[pair];
-    if (fds) kvmNative.eventfdWrite(fds.txKick, 1);
+    if (fds) sys.eventfdWrite(fds.txKick, 1);
   }
 
   /** Whether the worker of `pair` is servicing a session. */
@@ -182,12 +195,27 @@ export class WorkerQueuePairRunner implements QueuePairRunner {
     return r !== undefined && Atomics.load(r.ctl, Control.Running) === 1;
   }
 
-  /** Live counters of a pair (updated by its worker every few rounds and before it sleeps; cumulative over sessions). */
-  counters(pair: number): Record<(typeof COUNTER_NAMES)[number], number> | undefined {
-    const r = this.running.get(pair);
-    if (!r) return undefined;
-    const live = new Float64Array(r.control, Control.Words * 4, COUNTER_NAMES.length);
-    return Object.fromEntries(COUNTER_NAMES.map((n, i) => [n, live[i]!])) as Record<(typeof COUNTER_NAMES)[number], number>;
+  /**
+   * Live device and worker counters of a pair by name (updated by its worker every few rounds and before it
+   * sleeps; cumulative over a worker's sessions, and still readable once it is gone). The whole table: stats().
+   */
+  counters(pair: number): Record<DeviceCounter | WorkerCounter, number> | undefined {
+    const s = this.stats(pair);
+    return s ? { ...s.device, ...s.worker } : undefined;
+  }
+
+  /** Every counter of a pair (pair-counters.ts): device, worker, backend, ring errors and why a ring broke. */
+  stats(pair: number): PairCounters | undefined {
+    const control = this.blocks.get(pair);
+    if (!control) return undefined;
+    const c = new Int32Array(control, 0, Control.Words);
+    return readPairCounters(new Float64Array(control, COUNTERS_OFFSET, COUNTER_SLOTS), c[Control.BrokenCause]!, c[Control.RxError]!, c[Control.TxError]!);
+  }
+
+  /** Linux thread id of the pair's (last) worker, 0 before it has started. */
+  threadId(pair: number): number {
+    const control = this.blocks.get(pair);
+    return control ? Atomics.load(new Int32Array(control, 0, Control.Words), Control.Tid) : 0;
   }
 
   /** Where the pair's AF_XDP frames are, as its worker last published (persistent workers: also between sessions). */
@@ -263,12 +291,12 @@ export class WorkerQueuePairRunner implements QueuePairRunner {
       Atomics.store(w.ctl, Control.Exit, 1);
       Atomics.add(w.ctl, Control.Doorbell, 1);
       Atomics.notify(w.ctl, Control.Doorbell);
-      kvmNative.eventfdWrite(w.wakeFd, 1);
+      sys.eventfdWrite(w.wakeFd, 1);
       await w.exited;
       w.port?.close();
-      kvmNative.close(w.wakeFd);
+      sys.close(w.wakeFd);
     }
-    for (const fd of this.owned.splice(0)) kvmNative.close(fd);
+    for (const fd of this.owned.splice(0)) sys.close(fd);
   }
 
   /** Resolves true once session `generation` has ended, false if the worker died first. */
@@ -287,7 +315,7 @@ export class WorkerQueuePairRunner implements QueuePairRunner {
     if (!r) return;
     if (Atomics.load(r.ctl, Control.Stop) >= r.generation) return;
     Atomics.store(r.ctl, Control.Stop, r.generation);
-    kvmNative.eventfdWrite(r.wakeFd, 1);
+    sys.eventfdWrite(r.wakeFd, 1);
     if (this.o.persistent && !r.dead) {
       this.stopping.push(this.sessionEnded(r, r.generation));
       return;
@@ -296,7 +324,7 @@ export class WorkerQueuePairRunner implements QueuePairRunner {
     this.running.delete(pair);
     this.stopping.push(
       r.exited.then(() => {
-        kvmNative.close(r.wakeFd);
+        sys.close(r.wakeFd);
       }),
     );
   }

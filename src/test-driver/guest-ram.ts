@@ -22,9 +22,12 @@ export class GuestRam {
   constructor(
     readonly size = DEFAULT_RAM_SIZE,
     readonly base = DEFAULT_RAM_BASE,
+    /** Memory to use instead of a fresh ArrayBuffer (e.g. a mapping another thread's device sees too), at least `size` bytes. */
+    buffer?: ArrayBuffer,
   ) {
     if (!Number.isSafeInteger(size) || size <= 0 || size % 8 !== 0) throw new RangeError(`ram size ${size} is not a positive multiple of 8`);
-    this.buffer = new ArrayBuffer(size);
+    if (buffer && buffer.byteLength < size) throw new RangeError(`ram buffer of ${buffer.byteLength} bytes is smaller than ${size}`);
+    this.buffer = buffer ?? new ArrayBuffer(size);
     this.bytes = new Uint8Array(this.buffer);
     this.memory = GuestMemory.fromArrayBuffer(this.buffer, base);
     this.access = new GuestBus(this.bytes, [{ gpa: base, offset: 0, length: size }]);

@@ -2,8 +2,10 @@
 // driver runs a queue (§2.7.13, §2.7.14): descriptor i permanently points at
 // buffer i, so offering a buffer is one avail-ring write, and used elements
 // are read straight from the used ring into preallocated arrays. Takes over
-// a DriverQueue that has had no chains added through it.
-import { DescFlags, SplitAvail, SplitUsed } from 'virtio-spec-types';
+// a DriverQueue that has had no chains added through it (and publishes for
+// it from then on: do not call the queue's publish()/kick() as well).
+import { DescFlags, SplitAvail, SplitUsed, splitAvailEventOffset } from 'virtio-spec-types';
+import { vringNeedEvent } from '../virtio/queue/event-idx';
 import type { SplitRingDriver } from '../fuzz/split-ring-driver';
 import type { DriverQueue } from './driver-queue';
 import type { GuestRam } from './guest-ram';
@@ -22,6 +24,10 @@ export class SplitBufferRing {
   private readonly availRing: Uint16Array;
   private readonly mask: number;
   private readonly baseOffset: number;
+  /** avail->idx, and the device's avail_event (EVENT_IDX) or used->flags, as u16 views (Atomics: the device may be another thread). */
+  private readonly availIdxAt: Uint16Array;
+  private readonly deviceEvent: Uint16Array;
+  private published: number;
   private lastUsed = 0;
 
   constructor(
@@ -44,6 +50,9 @@ export class SplitBufferRing {
     this.descLen = new Uint32Array(ram.buffer, ram.offsetOf(queue.descAddr), 4 * this.size);
     this.availRing = new Uint16Array(ram.buffer, ram.offsetOf(queue.driverAddr) + SplitAvail.RING, this.size);
     this.mask = this.size - 1;
+    this.availIdxAt = new Uint16Array(ram.buffer, ram.offsetOf(queue.driverAddr) + SplitAvail.IDX, 1);
+    this.deviceEvent = new Uint16Array(ram.buffer, usedOff + (queue.eventIdx ? splitAvailEventOffset(this.size) : SplitUsed.FLAGS), 1);
+    this.published = this.ring.availIdx;
     this.usedIds = new Uint32Array(this.size);
     this.usedLens = new Uint32Array(this.size);
     this.lastUsed = this.usedIdx[0]!;
@@ -64,15 +73,28 @@ export class SplitBufferRing {
     ring.availIdx = (ring.availIdx + 1) & 0xffff;
   }
 
-  /** Publishes avail->idx and notifies if the device asked (§2.7.10). Returns whether it notified. */
+  /**
+   * Publishes avail->idx and notifies if the device asked (§2.7.10). Returns whether it notified.
+   * The index store is seq-cst, so the read of the device's suppression state after it cannot move
+   * ahead of it (a device in another thread that just re-armed would otherwise miss its kick).
+   */
   kick(): boolean {
-    return this.queue.kick();
+    const now = this.ring.availIdx;
+    const old = this.published;
+    if (now === old) return false;
+    Atomics.store(this.availIdxAt, 0, now);
+    this.published = now;
+    const event = Atomics.load(this.deviceEvent, 0);
+    const need = this.queue.eventIdx ? vringNeedEvent(event, now, old) : (event & 1) === 0; // VIRTQ_USED_F_NO_NOTIFY
+    if (need) this.queue.notify();
+    return need;
   }
 
-  /** Used elements since the last call: their ids and lengths are in usedIds/usedLens[0, n). */
-  pollUsed(): number {
+  /** Used elements since the last call, at most `max`: their ids and lengths are in usedIds/usedLens[0, n). */
+  pollUsed(max = this.size): number {
     const idx = Atomics.load(this.usedIdx, 0);
-    const n = (idx - this.lastUsed) & 0xffff;
+    let n = (idx - this.lastUsed) & 0xffff;
+    if (n > max) n = max;
     const mask = this.mask;
     const elems = this.usedElems;
     for (let k = 0; k < n; k++) {
@@ -80,7 +102,7 @@ export class SplitBufferRing {
       this.usedIds[k] = elems[e]!;
       this.usedLens[k] = elems[e + 1]!;
     }
-    this.lastUsed = idx;
+    this.lastUsed = (this.lastUsed + n) & 0xffff;
     return n;
   }
 }

@@ -2,7 +2,7 @@
 // queue, the default XDP program attached unless inhibit=on, and a tear-down
 // that detaches only what this backend attached.
 import { Capability, hasEffectiveCapability } from '../../host/capabilities';
-import { xsk } from '../../native/xsk';
+import { xsk, type XskStatistics } from '../../native/xsk';
 import { sys } from '../../native/sys';
 import { AfXdpQueue } from './af-xdp-queue';
 import { OptionError, type AfXdpOptions } from './af-xdp-options';
@@ -86,6 +86,13 @@ export class AfXdpBackend {
   /** Whether the sockets were bound zero-copy (the driver supports it and force-copy is off). */
   get zeroCopy(): boolean {
     return this.sockets.every((s) => s.zeroCopy);
+  }
+
+  /** The kernel's drop counters (XDP_STATISTICS) of queue pair `pair`'s socket; undefined once closed. */
+  statistics(pair: number): XskStatistics | undefined {
+    const s = this.sockets[pair];
+    if (this.closed || s === undefined) return undefined;
+    return xsk.statistics(s.fd);
   }
 
   /** Closes the sockets, frees the UMEMs and detaches the program if this backend attached it. */

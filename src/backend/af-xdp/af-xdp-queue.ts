@@ -93,7 +93,7 @@ export class AfXdpQueue implements NetBackendQueue {
       this.counters.txPackets += n;
     }
     // Copy and skb modes only transmit inside a syscall: one kick per batch.
-    if (tx.needsWakeup() && (n > 0 || tx.occupancy() > 0)) this.kickTx();
+    if (tx.needsWakeup() && (n > 0 || tx.pending() > 0)) this.kickTx();
     this.txAcquirable = 0; // recount (and reclaim) at the next acquire
   }
 
@@ -110,7 +110,7 @@ export class AfXdpQueue implements NetBackendQueue {
     for (let k = 0; k < MAX_KICKS_PER_FLUSH; k++) {
       this.counters.txKicks++;
       const r = xsk.kickTx(this.socket.fd);
-      if (r === -EAGAIN && tx.occupancy() > 0) continue;
+      if (r === -EAGAIN && tx.pending() > 0) continue;
       if (r < 0 && r !== -EAGAIN && r !== -EBUSY && r !== -ENOBUFS) this.counters.txKickErrors++;
       return;
     }
@@ -118,7 +118,7 @@ export class AfXdpQueue implements NetBackendQueue {
 
   /** Frames on the Tx ring the kernel has not taken yet (the I/O loop kicks again while > 0). */
   txUnsent(): number {
-    return this.socket.tx.occupancy();
+    return this.socket.tx.pending();
   }
 
   /** Completed Tx frames go back to the pool. */
@@ -182,6 +182,7 @@ export class AfXdpQueue implements NetBackendQueue {
         words[w + 1] = 0;
       }
       fill.submit(n);
+      this.counters.fillRefills++;
       if (this.txAcquirable > this.pool.count) this.txAcquirable = this.pool.count;
     }
     // The driver went idle for want of buffers: wake it now that it has some.

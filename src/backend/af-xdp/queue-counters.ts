@@ -16,6 +16,8 @@ export class QueueCounters {
   rxKicks = 0;
   /** Times received frames were left on the Rx ring because the consumer took fewer than offered. */
   rxDeferred = 0;
+  /** Fill-ring refills that handed the kernel frames (one per Rx batch when it keeps up). */
+  fillRefills = 0;
 
   snapshot(): Record<string, number> {
     return Object.fromEntries(Object.entries(this)) as Record<string, number>;

@@ -45,11 +45,25 @@ abstract class XskRing {
 export class ProducerRing extends XskRing {
   private cachedProd: number;
   private cachedCons: number;
+  /** The consumer index as pending() last read it. */
+  private seenCons: number;
 
   constructor(buffer: ArrayBuffer, offsets: RingOffsets, size: number, entryBytes: number) {
     super(buffer, offsets, size, entryBytes);
     this.cachedProd = Atomics.load(this.producer, 0);
-    this.cachedCons = (Atomics.load(this.consumer, 0) + size) >>> 0;
+    this.seenCons = Atomics.load(this.consumer, 0);
+    this.cachedCons = (this.seenCons + size) >>> 0;
+  }
+
+  /**
+   * Entries submitted that the kernel has not consumed yet. Our producer index is our own, so only the
+   * consumer is read, and not at all once it was seen to have caught up and nothing was submitted since
+   * (the I/O loop asks every round; an idle round then costs no shared-memory read here).
+   */
+  pending(): number {
+    if (this.seenCons === this.cachedProd) return 0;
+    this.seenCons = Atomics.load(this.consumer, 0);
+    return (this.cachedProd - this.seenCons) >>> 0;
   }
 
   /** Free slots, at least `wanted` if that many exist (re-reads the consumer only when needed). */

@@ -4,15 +4,34 @@
 // §2(B), byte-order independence), which lets even-aligned data be summed
 // through a Uint16Array view two bytes at a time.
 
+// u16 views of the last two buffers summed (the backend's Tx frames, a TSO
+// scratch frame, guest memory): built once per buffer, not once per call.
+let wordsA: Uint16Array | undefined;
+let wordsB: Uint16Array | undefined;
+
+function wordsOf(buffer: ArrayBufferLike): Uint16Array {
+  if (wordsA?.buffer === buffer) return wordsA;
+  if (wordsB?.buffer === buffer) {
+    const w = wordsB;
+    wordsB = wordsA;
+    wordsA = w;
+    return w;
+  }
+  wordsB = wordsA;
+  wordsA = new Uint16Array(buffer, 0, buffer.byteLength >> 1);
+  return wordsA;
+}
+
 /** Ones' complement sum (not yet complemented) of buf[start, end), folded to 16 bits, as a big-endian value. */
 export function onesComplementSum(buf: Uint8Array, start: number, end: number, initial = 0): number {
   let sum = 0;
   let i = start;
   const abs = buf.byteOffset + start;
   if ((abs & 1) === 0 && end - start >= 32) {
-    const words = new Uint16Array(buf.buffer, abs, (end - start) >> 1);
-    const n = words.length;
-    for (let k = 0; k < n; k++) {
+    const words = wordsOf(buf.buffer);
+    const n = (end - start) >> 1;
+    const w0 = abs >> 1;
+    for (let k = w0; k < w0 + n; k++) {
       sum += words[k]!;
       if (sum > 0x3fffffff) sum = (sum & 0xffff) + (sum >>> 16);
     }
@@ -37,4 +56,16 @@ export function completeChecksum(frame: Uint8Array, frameOff: number, frameLen: 
   const at = frameOff + csumStart + csumOffset;
   frame[at] = csum >> 8;
   frame[at + 1] = csum & 0xff;
+}
+
+/** Swaps the bytes of a 16-bit sum: the contribution of data that starts at an odd offset of the summed range (RFC 1071 §2(B)). */
+export function swap16(sum: number): number {
+  return ((sum & 0xff) << 8) | (sum >>> 8);
+}
+
+/** Adds two folded ones' complement sums. */
+export function addSums(a: number, b: number): number {
+  let s = a + b;
+  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
+  return s;
 }

@@ -5,7 +5,7 @@
 import type { NetBackendQueue } from '../../backend/net-backend';
 import type { GuestMemory } from '../../memory/guest-memory';
 import type { QueueConfig } from '../device';
-import { createVirtqueue, QueueErrorCounters, queueFeaturesFrom, type Virtqueue } from '../queue';
+import { createVirtqueue, type QueueError, QueueErrorCounters, queueFeaturesFrom, type Virtqueue } from '../queue';
 import { CopyBatch } from '../../memory/copy-batch';
 import { NetQueueCounters } from './net-counters';
 import type { RingResume } from './queue-pair-runner';
@@ -28,8 +28,8 @@ export interface QueuePairOptions {
   backend: NetBackendQueue;
   /** Used-buffer notification for virtqueue `index`. */
   signal(index: number): void;
-  /** A ring broke a rule (§2.1.2): the device must be reset. */
-  onBroken(): void;
+  /** A ring broke a rule (§2.1.2): the device must be reset. The codes say which ring and why (QueueError.None: not that one). */
+  onBroken(rxError: QueueError, txError: QueueError): void;
 }
 
 export class NetQueuePair {
@@ -125,7 +125,7 @@ export class NetQueuePair {
   private checkBroken(): void {
     if (!this.brokenReported && this.broken) {
       this.brokenReported = true;
-      this.o.onBroken();
+      this.o.onBroken(this.rxq.error, this.txq.error);
     }
   }
 }

@@ -8,8 +8,7 @@ import type { GuestMemory } from '../../memory/guest-memory';
 import { TX_BUSY, TX_OVERSIZE, type NetBackendQueue } from '../../backend/net-backend';
 import { DescriptorChain, type Virtqueue } from '../queue';
 import { CopyBatch } from '../../memory/copy-batch';
-import { completeChecksum } from './checksum';
-import { gatherFromChain } from './frame-copy';
+import { gatherFromChain, sumChain } from './frame-copy';
 import type { NetQueueCounters } from './net-counters';
 import { TsoSegmenter } from './tso-segmenter';
 
@@ -23,6 +22,8 @@ const HDR_CSUM_OFFSET = NetHdr.CSUM_OFFSET;
 const GSO_NONE = NetGsoType.NONE;
 const GSO_ECN = NetGsoType.ECN;
 const NEEDS_CSUM = NetHdrFlags.NEEDS_CSUM;
+/** Checksums held for one batch before the copies are forced (a service round takes at most SERVICE_BUDGET frames). */
+const CSUM_PENDING = 512;
 /** gso_type in `headerStart()`'s value, without the ECN bit. */
 const GSO_MASK = (0xff & ~GSO_ECN) << 8;
 
@@ -43,6 +44,12 @@ export class TxPath {
   /** Absolute address of each guest memory region and of the backend's Tx buffer (for batched copies). */
   private readonly regionAddress: Float64Array;
   private readonly txBase: number;
+  /**
+   * Completed checksums waiting for their frames' batched copies: (Tx buffer offset, value) pairs, stored
+   * once the batch has run (a frame's bytes land only then), before the backend publishes the frames.
+   */
+  private readonly csums = new Float64Array(2 * CSUM_PENDING);
+  private csumCount = 0;
 
   constructor(
     private readonly mem: GuestMemory,
@@ -53,9 +60,9 @@ export class TxPath {
     private readonly batch: CopyBatch = new CopyBatch(),
   ) {
     this.chain = new DescriptorChain(vq.size);
-    this.tso = new TsoSegmenter(be, counters);
     this.regionAddress = Float64Array.from(mem.regions, (_, i) => CopyBatch.addressOf(mem.regionBytes(i)));
     this.txBase = CopyBatch.addressOf(be.txBuffer);
+    this.tso = new TsoSegmenter(be, counters, { batch, regionAddress: this.regionAddress, txBase: this.txBase });
   }
 
   /** Gives back the copy registrations taken at construction. */
@@ -98,10 +105,24 @@ export class TxPath {
       vq.push(chain.headId, 0, chain.ringSlots);
       done++;
     }
-    // The frames' bytes must be in place before the backend publishes them.
-    this.batch.flush();
+    // The frames' bytes (and their checksums) must be in place before the backend publishes them.
+    this.flushCopies();
     be.txFlush();
     return done;
+  }
+
+  /** Runs the queued copies, then stores the checksums that belong in the copied frames. */
+  private flushCopies(): void {
+    this.batch.flush();
+    const { csums } = this;
+    const buf = this.be.txBuffer;
+    for (let k = 0; k < this.csumCount; k++) {
+      const at = csums[2 * k]!;
+      const v = csums[2 * k + 1]!;
+      buf[at] = v >> 8;
+      buf[at + 1] = v & 0xff;
+    }
+    this.csumCount = 0;
   }
 
   /** flags | gso_type << 8, the header's first two bytes: in place when the first buffer holds them (the usual layout). */
@@ -144,20 +165,31 @@ export class TxPath {
   /** One frame, no segmentation. Returns 0, TX_BUSY or TX_OVERSIZE (and other drops as 0, counted). */
   private sendOne(frameLen: number, csum: boolean): number {
     const { be, counters } = this;
+    let start = 0;
+    let field = 0;
+    if (csum) {
+      start = this.hdrView.getUint16(HDR_CSUM_START, true);
+      field = this.hdrView.getUint16(HDR_CSUM_OFFSET, true);
+      if (start + field + 2 > frameLen) {
+        counters.txDropBadCsum++;
+        return 0;
+      }
+    }
     const off = be.txAcquire(frameLen);
     if (off < 0) return off;
     this.gatherBatched(HDR_SIZE, off, frameLen);
     if (csum) {
-      // The checksum is computed over the frame in the Tx buffer: copy it now.
-      this.batch.flush();
-      const start = this.hdrView.getUint16(HDR_CSUM_START, true);
-      const field = this.hdrView.getUint16(HDR_CSUM_OFFSET, true);
-      if (start + field + 2 > frameLen) {
-        be.txCancel(off);
-        counters.txDropBadCsum++;
-        return 0;
-      }
-      completeChecksum(be.txBuffer, off, frameLen, start, field);
+      // §5.1.6.2 NEEDS_CSUM: the sum from csum_start to the end (the field holds the driver's partial sum),
+      // complemented, at csum_start + csum_offset. Summed in guest memory, so the frame's copy stays in the
+      // batch; the result is stored once the batch has run. A guest that rewrites the frame meanwhile
+      // spoils only its own checksum.
+      let c = ~sumChain(this.mem, this.chain, HDR_SIZE + start, frameLen - start) & 0xffff;
+      // A UDP checksum of 0 means "none"; RFC 768 transmits it as all ones.
+      if (c === 0) c = 0xffff;
+      if (this.csumCount === CSUM_PENDING) this.flushCopies();
+      this.csums[2 * this.csumCount] = off + start + field;
+      this.csums[2 * this.csumCount + 1] = c;
+      this.csumCount++;
     }
     be.txCommit(off, frameLen);
     counters.txFrames++;

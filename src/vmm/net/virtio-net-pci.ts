@@ -16,9 +16,11 @@ import { AfXdpBackend } from '../../backend/af-xdp/af-xdp-backend';
 import type { AfXdpOptions } from '../../backend/af-xdp/af-xdp-options';
 import type { Vm } from '../../kvm/vm';
 import type { GuestMemory } from '../../memory/guest-memory';
+import type { XskStatistics } from '../../native/xsk';
 import type { PciBus } from '../../pci/pci-bus';
 import { WorkerQueuePairRunner } from '../../io/worker-queue-pair-runner';
 import type { SharedRegion } from '../../io/queue-pair-thread';
+import type { PairCounters } from '../../io/pair-counters';
 import { VirtioNetDevice } from '../../virtio/net/virtio-net-device';
 import { VirtioPciDevice } from '../../virtio/pci/virtio-pci-device';
 import type { InterruptRouting } from '../interrupt-routing';
@@ -142,6 +144,26 @@ export class VirtioNetPci {
         this.irqfdGsi.set(call, want);
       }
     }
+  }
+
+  /**
+   * Every queue pair's counters (pair-counters.ts) as its worker last published them (also after close()),
+   * with the kernel's drop counts of the pair's socket while it is open.
+   */
+  stats(): { id: string; ifname: string; pairs: Array<PairCounters & { pair: number; kernel?: XskStatistics }> } {
+    const pairs: Array<PairCounters & { pair: number; kernel?: XskStatistics }> = [];
+    for (let p = 0; p < this.runner.pairs; p++) {
+      const s = this.runner.stats(p);
+      if (!s) continue;
+      let kernel: XskStatistics | undefined;
+      try {
+        kernel = this.backend.statistics(p);
+      } catch {
+        kernel = undefined;
+      }
+      pairs.push({ pair: p, ...s, ...(kernel ? { kernel } : {}) });
+    }
+    return { id: this.o.id, ifname: this.o.backend.ifname, pairs };
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,71 @@
+// `bench device --backend af-xdp --threads --mode txonly|rxonly|io-fwd`:
+// the options it refuses, and on a short run of each mode that frames are
+// counted at both ends (driver and peer / generator) for the device and for
+// the raw C loop, with the per-million-frames counters filled in. No rate is
+// asserted: benchmarks report figures, tests check behaviour.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { benchDeviceWorker, checkDeviceWorkerOptions, type DeviceWorkerMode } from '../src/bench/device-worker-bench';
+import { parseVmmCounters, sumPairs } from '../src/bench/per-million';
+import { UsageError } from '../src/cli/args';
+import { benchCommand } from '../src/cli/bench-command';
+
+async function usageError(argv: string[]): Promise<string> {
+  try {
+    await benchCommand(argv);
+  } catch (e) {
+    assert.instance(e, UsageError, `${argv.join(' ')}: ${(e as Error).message}`);
+    return (e as Error).message;
+  }
+  assert.unreachable(`${argv.join(' ')} was accepted`);
+  return '';
+}
+
+test('bench device refuses modes and bursts without --threads, unknown modes, bad bursts and --batch with --threads', async () => {
+  assert.match(await usageError(['device', '--mode', 'rxonly']), /--threads/);
+  assert.match(await usageError(['device', '--backend', 'af-xdp', '--burst', '8']), /--threads/);
+  assert.match(await usageError(['device', '--threads', '--mode', 'rxonly']), /--backend af-xdp/);
+  assert.match(await usageError(['device', '--backend', 'af-xdp', '--threads', '--mode', 'l2fwd']), /--mode must be one of txonly, rxonly, io-fwd/);
+  assert.match(await usageError(['device', '--backend', 'af-xdp', '--threads', '--burst', '0']), /--burst must be at least 1/);
+  assert.match(await usageError(['device', '--backend', 'af-xdp', '--threads', '--batch', '32']), /--burst/);
+  assert.throws(() => checkDeviceWorkerOptions({ mode: 'io-fwd', burst: 300, seconds: 1, runs: 1, size: 64, xdpMode: 'native', progress: () => {} }), /burst/);
+  assert.throws(() => checkDeviceWorkerOptions({ mode: 'rxonly', seconds: 1, runs: 1, size: 4000, xdpMode: 'native', progress: () => {} }), /size/);
+});
+
+for (const mode of ['txonly', 'rxonly', 'io-fwd'] as DeviceWorkerMode[]) {
+  test(`bench device --threads --mode ${mode}: frames counted at both ends for the device and the raw C loop`, async () => {
+    const r = await benchDeviceWorker({ mode, seconds: 0.5, runs: 1, size: 64, xdpMode: 'native', progress: () => {} });
+    assert.is(r.workload, mode);
+    assert.is(r.runs.length, 1);
+    const run = r.runs[0] as Record<string, number>;
+    const why = JSON.stringify(run);
+    assert.ok(run.packets! > 0 && run.peerPackets! > 0, `device side counted nothing: ${why}`);
+    assert.ok(run.baselinePackets! > 0 && run.baselinePeerPackets! > 0, `raw C side counted nothing: ${why}`);
+    if (mode === 'rxonly') assert.ok(run.peerPackets! >= run.packets!, `the generator sent fewer frames than the driver received: ${why}`);
+    if (mode === 'io-fwd') assert.ok(run.rxUsed! >= run.packets!, `forwarded more than received: ${why}`);
+    if (mode === 'txonly') assert.ok(run.txUsed! > 0, why);
+    const pm = r.perMillion!;
+    for (const k of ['kicks', 'interrupts', 'polls', 'wakeups', 'sendto', 'recvfrom', 'fillRefills']) assert.ok(Number.isFinite(pm[k]), `perMillion.${k}`);
+    // Frames that entered the device went through the Fill ring (rx) or were sent with sendto (tx).
+    if (mode !== 'txonly') assert.ok(pm.fillRefills! > 0, JSON.stringify(pm));
+    if (mode !== 'rxonly') assert.ok(pm.sendto! > 0, JSON.stringify(pm));
+    assert.ok(r.ratio > 0 && Number.isFinite(r.ratio));
+  });
+}
+
+test('the VMM counters line of xdpvm run parses, and its pairs add up', () => {
+  const pair = (n: number): Record<string, unknown> => ({
+    pair: n, device: { rxFrames: 10 * (n + 1), interrupts: 1 }, worker: { sleeps: 2, wakeups: 2 }, backend: { txKicks: 3, rxKicks: 0, fillRefills: 4 },
+    queueErrors: {}, broken: { cause: 'none', rx: null, tx: null }, kernel: { rxDropped: 1, rxInvalidDescs: 0, txInvalidDescs: 0, rxRingFull: 1, rxFillRingEmpty: 0, txRingEmpty: 0 },
+  });
+  const line = `xdpvm-counters ${JSON.stringify({ when: 'exit', nets: [{ id: 'n0', ifname: 'v', pairs: [pair(0), pair(1)] }] })}`;
+  const v = parseVmmCounters(`xdpvm: guest debug-exit with status 0\n${line}\n`)!;
+  assert.is(v.when, 'exit');
+  const s = sumPairs(v.nets[0]!.pairs);
+  assert.is(s.counters.device.rxFrames, 30);
+  assert.is(s.counters.backend.fillRefills, 8);
+  assert.is(s.kernel.rxRingFull, 2);
+  assert.is(parseVmmCounters('xdpvm-counters {not json\n'), undefined);
+});
+
+test.run();
