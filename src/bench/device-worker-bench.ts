@@ -20,7 +20,8 @@
 import { featureMask, NetHdr, VirtioFeature } from 'virtio-spec-types';
 import type { BenchRunOptions } from './bench-run-options';
 import { AfXdpBackend } from '../backend/af-xdp/af-xdp-backend';
-import { benchCpus, pinThisThread, threadSchedNs, unpinThisThread } from '../host/cpu-affinity';
+import { benchCpus, pinThisThread, setThreadNice, thisThreadId, threadSchedNs, unpinThisThread } from '../host/cpu-affinity';
+import { SHARED_CPU_POLICY } from '../io/shared-cpu-policy';
 import { inNetns, VethPair } from '../host/netns';
 import { WORKER_COUNTERS, type PairCounters } from '../io/pair-counters';
 import { DEFAULT_POLL_US, WorkerQueuePairRunner } from '../io/worker-queue-pair-runner';
@@ -47,14 +48,34 @@ export interface DeviceWorkerBenchOptions extends BenchRunOptions {
   placement?: Placement;
   /** The I/O worker's idle rounds before it sleeps (WorkerRunnerOptions.spinRounds; default the runner's). */
   spinRounds?: number;
-  /** The I/O worker's busy-poll bound in µs (WorkerRunnerOptions.pollUs; default the runner's). */
+  /** The I/O worker's busy-poll bound in µs (WorkerRunnerOptions.pollUs; default the runner's, shared: SHARED_CPU_POLICY's). */
   pollUs?: number;
+  /** The I/O worker's coalescing wait in µs (WorkerRunnerOptions.coalesceUs; default 0, shared: SHARED_CPU_POLICY's). */
+  coalesceUs?: number;
+  /** Niceness of the driver thread, which stands in for the vCPU (default 0, shared: SHARED_CPU_POLICY's vcpuNice). */
+  driverNice?: number;
+}
+
+/** The placement a mode runs with by default: the generator of rxonly and io-fwd gets a CPU of its own, as with the C loop. */
+export function defaultPlacement(mode: DeviceWorkerMode): Placement {
+  return mode === 'txonly' ? 'split' : 'shared';
+}
+
+/** What the worker and driver run with: the options given, else the shared-CPU policy where they share one. */
+function threadPolicy(o: DeviceWorkerBenchOptions, placement: Placement): { pollUs: number; coalesceUs: number; driverNice: number } {
+  const shared = placement === 'shared';
+  return {
+    pollUs: o.pollUs ?? (shared ? SHARED_CPU_POLICY.pollUs : DEFAULT_POLL_US),
+    coalesceUs: o.coalesceUs ?? (shared ? SHARED_CPU_POLICY.coalesceUs : 0),
+    driverNice: o.driverNice ?? (shared ? SHARED_CPU_POLICY.vcpuNice : 0),
+  };
 }
 
 /**
  * Thread placement on a machine with 2 or more CPUs (C: the last CPU, A: the first):
- * - split: I/O worker and C loop on C, driver on A, generator unpinned (the default);
- * - shared: worker, driver and C loop on C, generator on A (the device path gets one CPU, as the C loop);
+ * - split: I/O worker and C loop on C, driver on A, generator unpinned (txonly's default);
+ * - shared: worker, driver and C loop on C, generator on A (the device path gets one CPU, as the C loop;
+ *   rxonly's and io-fwd's default), the worker and driver as SHARED_CPU_POLICY says;
  * - gen-io: as split, with the generator on C beside the worker / C loop;
  * - none: nothing pinned.
  */
@@ -137,6 +158,7 @@ async function deviceRun(
   mode: DeviceWorkerMode,
   o: DeviceWorkerBenchOptions & { burst: number },
   cpus: Cpus,
+  policy: { pollUs: number; coalesceUs: number; driverNice: number },
   peer: (() => number) | undefined,
 ): Promise<DeviceRunResult & { peerPackets: number }> {
   const backend = inNetns(netns, () =>
@@ -148,9 +170,12 @@ async function deviceRun(
     sockets: [backend.sockets[0]!.handle()],
     cpus: [cpus?.io],
     ...(o.spinRounds !== undefined ? { spinRounds: o.spinRounds } : {}),
-    ...(o.pollUs !== undefined ? { pollUs: o.pollUs } : {}),
+    pollUs: policy.pollUs,
+    coalesceUs: policy.coalesceUs,
   });
   if (cpus) pinThisThread(cpus.driver, 'benchmark driver');
+  const driverTid = thisThreadId();
+  if (policy.driverNice !== 0) setThreadNice(driverTid, policy.driverNice, 'benchmark driver');
   try {
     const fds = runner.fds[0]!;
     const ram = new GuestRam(RAM, 0, mapping);
@@ -261,6 +286,8 @@ async function deviceRun(
     };
   } finally {
     if (cpus) unpinThisThread();
+    // Raising niceness back needs CAP_SYS_NICE; without it the main thread stays nice (and says so).
+    if (policy.driverNice !== 0) setThreadNice(driverTid, 0, 'benchmark driver');
     await runner.close();
     backend.close();
     sys.unmap(mapping);
@@ -283,8 +310,9 @@ export async function benchDeviceWorker(o: DeviceWorkerBenchOptions): Promise<Be
   const oo = { ...o, burst };
   // The I/O worker and the C loop on the same CPU (their softirq work lands there too), the driver on another:
   // otherwise each run measures where the scheduler put the threads as much as the code.
-  const placement = o.placement ?? 'split';
+  const placement = o.placement ?? defaultPlacement(mode);
   const { cpus, generator: genCpu } = placeThreads(placement);
+  const policy = threadPolicy(o, placement);
   const pair = new VethPair('devw');
   const runs: Array<Record<string, unknown>> = [];
   const rows: Array<{ mpps: number; baselineMpps: number }> = [];
@@ -306,7 +334,7 @@ export async function benchDeviceWorker(o: DeviceWorkerBenchOptions): Promise<Be
         const gen = generate ? generator(o.seconds + GEN_MARGIN_S) : undefined;
         if (gen) await sleep(GEN_LEAD_MS);
         if (impl === 'device') {
-          const d = await deviceRun(pair.a.netns, pair.a.ifname, mode, oo, cpus, c ? () => c.total() : undefined);
+          const d = await deviceRun(pair.a.netns, pair.a.ifname, mode, oo, cpus, policy, c ? () => c.total() : undefined);
           const generated = gen ? (await gen).packets : 0;
           await sleep(50);
           // txonly: what the peer counted; rxonly: what the driver took; io-fwd: what came back to the peer.
@@ -367,7 +395,7 @@ export async function benchDeviceWorker(o: DeviceWorkerBenchOptions): Promise<Be
     benchmark: 'device-worker',
     workload: mode,
     params: {
-      xdpMode: o.xdpMode, seconds: o.seconds, runs: o.runs, size: o.size, burst, queueSize: Q, eventIdx: true, cpus: cpus ?? 'not pinned', placement, spinRounds: o.spinRounds ?? 'default', pollUs: o.pollUs ?? DEFAULT_POLL_US,
+      xdpMode: o.xdpMode, seconds: o.seconds, runs: o.runs, size: o.size, burst, queueSize: Q, eventIdx: true, cpus: cpus ?? 'not pinned', placement, spinRounds: o.spinRounds ?? 'default', pollUs: policy.pollUs, coalesceUs: policy.coalesceUs, driverNice: policy.driverNice,
       generator: generate ? `raw C XSK tx on the peer, batch 64, ${genCpu === undefined ? 'not pinned' : `on CPU ${genCpu}`}` : null,
       counted:
         mode === 'txonly' ? 'mpps = frames the peer XDP counter saw per second; packets = AF_XDP Tx packets the device posted'

@@ -69,7 +69,7 @@ function endpoints(pair: VethPair, o: PmdBenchOptions, side: 'a' | 'b', directio
   const end = side === 'a' ? pair.a : pair.b;
   return Promise.all(
     Array.from({ length: o.queues }, (_, q) => {
-      const p: EndpointParams = { netns: end.netns, ifname: end.ifname, impl: 'c', direction, xdpMode: o.xdpMode, seconds, size: o.size, batch: 32, queue: q };
+      const p: EndpointParams = { netns: end.netns, ifname: end.ifname, impl: 'c', direction, xdpMode: o.xdpMode, seconds, size: o.size, batch: 32, queue: q, ...(process.env[side === 'b' ? 'XP_GEN_CPU' : 'XP_C_CPU'] ? { cpu: Number(process.env[side === 'b' ? 'XP_GEN_CPU' : 'XP_C_CPU']) } : {}) };
       return runEndpoint(p, `C ${direction} queue ${q}`);
     }),
   );

@@ -5,7 +5,7 @@ import { benchBackend } from '../bench/backend-bench';
 import { benchDevice, benchDeviceAfXdp, MAX_TSO_FRAME, OFFLOADS, type Offload } from '../bench/device-bench';
 import { benchPmd, pmdBenchUnavailable, type PmdMode } from '../bench/pmd-bench';
 import { BENCH_LINUX_USAGE, benchTcpCommand, benchTestpmdCommand } from './bench-linux-command';
-import { benchDeviceWorker, PLACEMENTS, type DeviceWorkerMode, type Placement } from '../bench/device-worker-bench';
+import { benchDeviceWorker, defaultPlacement, PLACEMENTS, type DeviceWorkerMode, type Placement } from '../bench/device-worker-bench';
 import { compareWithBaseline, fmt, publishResult, table, type BenchResult } from '../bench/report';
 import { BENCH_FLAGS, parseFlags, publishFlags, UsageError, type Flags } from './args';
 
@@ -14,7 +14,7 @@ export const BENCH_USAGE = `usage: xdpvm bench backend --mode txonly|rxonly [--x
                           [--size BYTES] [--batch N] [--json] [--out FILE] [--baseline FILE] [--threshold FRACTION]
        xdpvm bench device [--backend loopback [--offload none|csum|tso] | --backend af-xdp] [--xdp-mode native|skb] [--seconds S] [--runs N] [--size BYTES]
                           [--batch N] [--json] [--out FILE] [--baseline FILE] [--threshold FRACTION]
-       xdpvm bench device --backend af-xdp --threads [--mode txonly|rxonly|io-fwd] [--burst N] [--placement split|shared|gen-io|none] [--spin-rounds N] [--poll-us US]
+       xdpvm bench device --backend af-xdp --threads [--mode txonly|rxonly|io-fwd] [--burst N] [--placement split|shared|gen-io|none] [--spin-rounds N] [--poll-us US] [--coalesce-us US] [--driver-nice N]
                           [--xdp-mode native|skb]
                           [--seconds S] [--runs N] [--size BYTES] [--json] [--out FILE] [--baseline FILE] [--threshold FRACTION]
        xdpvm bench pmd --mode txonly|rxonly|io-fwd [--queues N] [--size BYTES] [--xdp-mode native|skb] [--seconds S] [--runs N]
@@ -63,6 +63,8 @@ async function benchDeviceCommand(argv: readonly string[]): Promise<number> {
     placement: { type: 'enum', values: PLACEMENTS },
     'spin-rounds': { type: 'number', integer: true, min: 0, max: 1e9 },
     'poll-us': { type: 'number', min: 0, max: 1e7 },
+    'coalesce-us': { type: 'number', min: 0, max: 1e6 },
+    'driver-nice': { type: 'number', integer: true, min: -20, max: 19 },
     offload: { type: 'enum', values: OFFLOADS },
   });
   const log = (l: string): void => void process.stderr.write(`${l}\n`);
@@ -81,13 +83,25 @@ async function benchDeviceCommand(argv: readonly string[]): Promise<number> {
     if (o.size > 2048 - 12) throw new UsageError(`--size: at most ${2048 - 12} with --threads (one 2 KiB buffer per frame)`);
     log(`bench device ${mode} (af-xdp, device in its I/O worker, poll-mode driver in this thread): ${o.size} B frames, burst ${burst}, ${o.runs} runs x ${o.seconds} s`);
     const xdpMode = (flags['xdp-mode'] as 'native' | 'skb' | undefined) ?? 'native';
-    const placement = (flags.placement as Placement | undefined) ?? 'split';
+    const placement = (flags.placement as Placement | undefined) ?? defaultPlacement(mode);
     const spin = flags['spin-rounds'] as number | undefined;
     const poll = flags['poll-us'] as number | undefined;
-    return finish(await benchDeviceWorker({ mode, burst, placement, ...(spin !== undefined ? { spinRounds: spin } : {}), ...(poll !== undefined ? { pollUs: poll } : {}), seconds: o.seconds, runs: o.runs, size: o.size, xdpMode, progress: log }), flags, log);
+    const coalesce = flags['coalesce-us'] as number | undefined;
+    const nice = flags['driver-nice'] as number | undefined;
+    return finish(
+      await benchDeviceWorker({
+        mode, burst, placement, seconds: o.seconds, runs: o.runs, size: o.size, xdpMode, progress: log,
+        ...(spin !== undefined ? { spinRounds: spin } : {}),
+        ...(poll !== undefined ? { pollUs: poll } : {}),
+        ...(coalesce !== undefined ? { coalesceUs: coalesce } : {}),
+        ...(nice !== undefined ? { driverNice: nice } : {}),
+      }),
+      flags,
+      log,
+    );
   }
-  if (flags.mode !== undefined || flags.burst !== undefined || flags.placement !== undefined || flags['spin-rounds'] !== undefined || flags['poll-us'] !== undefined)
-    throw new UsageError('--mode, --burst, --placement, --spin-rounds and --poll-us need --backend af-xdp --threads');
+  const threadFlags = ['mode', 'burst', 'placement', 'spin-rounds', 'poll-us', 'coalesce-us', 'driver-nice'];
+  if (threadFlags.some((f) => flags[f] !== undefined)) throw new UsageError(`${threadFlags.map((f) => `--${f}`).join(', ')} need --backend af-xdp --threads`);
   const backend = (flags.backend as string | undefined) ?? 'loopback';
   const offload = flags.offload as Offload | undefined;
   if (offload !== undefined && (backend !== 'loopback' || flags.threads)) throw new UsageError('--offload is a loopback workload (no --backend af-xdp, no --threads)');

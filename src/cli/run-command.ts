@@ -12,7 +12,13 @@ import { parseRunOptions } from '../vmm/run-options';
 import { UsageError } from './args';
 
 export const RUN_USAGE = `usage: xdpvm run [-m SIZE] [-smp N] -kernel FILE [-initrd FILE] [-append "..."]
-                 [-iopl 0|3] [-timeline] [-netdev af-xdp,id=ID,ifname=IF[,...] -device virtio-net-pci,netdev=ID[,mac=MAC]]...
+                 [-iopl 0|3] [-timeline] [-vcpu-cpus C0:C1:...] [-vcpu-nice N]
+                 [-netdev af-xdp,id=ID,ifname=IF[,...] -device virtio-net-pci,netdev=ID[,mac=MAC][,io-cpus=C0:C1:...]
+                                                  [,poll-max-ns=N][,coalesce-us=N][,io-nice=N]]...
+  -vcpu-cpus    pin vCPU i's thread to host CPU Ci; -vcpu-nice: the vCPU threads' niceness
+  io-cpus=      pin queue pair i's I/O thread to host CPU Ci; poll-max-ns=: how long an idle I/O thread busy-polls
+                (default 50000); coalesce-us=: wait after a round with few frames, so frames come in batches; io-nice=
+  A vCPU that shares its CPU with its I/O thread: poll-max-ns=0,coalesce-us=50 and -vcpu-nice 19 (README, Queues and CPUs)
   -iopl 0    enter a bare-metal guest with RFLAGS.IOPL = 0 (as a PVM host runs ring 3): port I/O by the TSS bitmap only
   -timeline  at the end, print on stderr 'xdpvm: boot timeline {...}': ms from process start to each boot phase`;
 
@@ -47,6 +53,8 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
     },
     warn: (line) => void process.stderr.write(`${line}\n`),
     timeline,
+    ...(o.vcpuCpus ? { vcpuCpus: o.vcpuCpus } : {}),
+    ...(o.vcpuNice !== undefined ? { vcpuNice: o.vcpuNice } : {}),
   });
   // stdin feeds COM1's receiver, line by line (the terminal stays cooked: Ctrl-C still stops the run).
   const onInput = (b: Buffer): void => machine.consoleInput(b);

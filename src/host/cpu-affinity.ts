@@ -1,8 +1,8 @@
 // Pinning threads to host CPUs (sched_setaffinity on the calling thread): the
 // I/O workers and benchmark loops, so that a run does not depend on where the
 // scheduler happened to put each thread and its softirq work.
-import { readFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { readFileSync, readlinkSync } from 'node:fs';
+import { availableParallelism, setPriority } from 'node:os';
 import { sys } from '../native/sys';
 
 /** The CPUs this process may use, as it started (before any thread was pinned). */
@@ -14,6 +14,30 @@ export function pinThisThread(cpu: number, who: string): boolean {
   if (r === 0) return true;
   process.stderr.write(`xdpvm: ${who}: cannot pin to CPU ${cpu} (errno ${-r}); left to the scheduler\n`);
   return false;
+}
+
+/** The calling thread's Linux thread id ("PID/task/TID" behind /proc/thread-self), or 0. */
+export function thisThreadId(): number {
+  try {
+    return Number(readlinkSync('/proc/thread-self').split('/').pop()) || 0;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Sets the niceness of thread `tid` of this process (setpriority on a TID
+ * applies to that thread only, on Linux). Lowering it below 0 needs
+ * CAP_SYS_NICE; a refusal is reported on stderr and the thread keeps its own.
+ */
+export function setThreadNice(tid: number, nice: number, who: string): boolean {
+  try {
+    setPriority(tid, nice);
+    return true;
+  } catch (e) {
+    process.stderr.write(`xdpvm: ${who}: cannot set niceness ${nice} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); left as it was\n`);
+    return false;
+  }
 }
 
 /** Undoes pinThisThread: the calling thread may run on every CPU it could at start-up again. */

@@ -51,8 +51,17 @@ export interface QueuePairWorkerData extends QueuePairSession {
   spinRounds: number;
   /** And at most this long busy-polling without work (µs), whichever comes first: a round's cost depends on the host. */
   pollUs: number;
+  /**
+   * After a round that moved fewer than COALESCE_FRAMES frames, wait this
+   * long (µs) before the next (0: never). Frames then arrive in batches: a
+   * worker sharing its CPU with the vCPU it serves leaves it the CPU between
+   * batches instead of taking it for every frame.
+   */
+  coalesceUs: number;
   /** Host CPU the worker pins itself to (none: the scheduler's choice). */
   cpu?: number;
+  /** Scheduling niceness of the worker thread (none: inherited). */
+  nice?: number;
   /** Persistent worker: after a session, wait for the next one (QueuePairSession messages on this port). */
   port?: MessagePort;
 }

@@ -7,12 +7,11 @@
 // persistent worker services session after session on the same socket
 // without priming its Fill ring twice (every UMEM frame stays in exactly one
 // place: the pool or one of the four rings).
-import { readlinkSync } from 'node:fs';
 import { receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { AfXdpQueue } from '../backend/af-xdp/af-xdp-queue';
 import { XskSocket } from '../backend/af-xdp/xsk-socket';
 import { Epoll, EpollEvents } from '../host/epoll';
-import { pinThisThread } from '../host/cpu-affinity';
+import { pinThisThread, setThreadNice, thisThreadId } from '../host/cpu-affinity';
 import { GuestMemory } from '../memory/guest-memory';
 import { sys } from '../native/sys';
 import { NetQueuePair } from '../virtio/net/queue-pair';
@@ -24,7 +23,13 @@ const TAG_TX_KICK = 1;
 const TAG_SOCKET = 2;
 const TAG_WAKE = 3;
 const SLEEP_MS = 200;
+/** First timeout of a sleep that waits for a batch of receive buffers (NetQueuePair.rxDeferred). */
+const DEFER_MIN_MS = 1;
 const IDLE_PUBLISH_MS = 100;
+/** A round that moved fewer frames than this waits QueuePairWorkerData.coalesceUs before the next. */
+const COALESCE_FRAMES = 16;
+/** What the coalescing wait sleeps on: a word nobody changes (Atomics.wait takes fractions of a ms). */
+const nap = new Int32Array(new SharedArrayBuffer(4));
 // Slots of the worker's own counters (pair-counters.ts), incremented in place in the shared table.
 const W_ROUNDS = workerSlot('rounds');
 const W_SLEEPS = workerSlot('sleeps');
@@ -36,19 +41,11 @@ const D0 = COUNTER_BASE.device;
 const B0 = COUNTER_BASE.backend;
 const E0 = COUNTER_BASE.queueErrors;
 
-/** This thread's Linux thread id ("PID/task/TID" behind /proc/thread-self), or 0. */
-function threadId(): number {
-  try {
-    return Number(readlinkSync('/proc/thread-self').split('/').pop()) || 0;
-  } catch {
-    return 0;
-  }
-}
-
 function run(d: QueuePairWorkerData): void {
   if (d.cpu !== undefined) pinThisThread(d.cpu, `I/O worker of queue pair ${d.spec.pair}`);
   const ctl = new Int32Array(d.control, 0, Control.Words);
-  ctl[Control.Tid] = threadId();
+  ctl[Control.Tid] = thisThreadId();
+  if (d.nice !== undefined) setThreadNice(ctl[Control.Tid]!, d.nice, `I/O worker of queue pair ${d.spec.pair}`);
   const live = new Float64Array(d.control, COUNTERS_OFFSET, COUNTER_SLOTS);
   const queue = new AfXdpQueue(XskSocket.fromHandle(d.socket));
   /** Device and queue-error counts of the sessions already over (each session's NetQueuePair starts from 0). */
@@ -149,7 +146,9 @@ function run(d: QueuePairWorkerData): void {
       pair.disarmNotifications();
       let idle = 0;
       let idleSince = 0;
+      let deferMs = DEFER_MIN_MS;
       const pollMs = d.pollUs / 1000;
+      const coalesceMs = d.coalesceUs / 1000;
       let rounds = 0;
       const stopAsked = (): boolean => Atomics.load(ctl, Control.Stop) >= generation;
       let stop = stopAsked();
@@ -165,6 +164,7 @@ function run(d: QueuePairWorkerData): void {
         }
         if (pair.lastWork > 0 || pair.txBlocked) {
           idle = 0;
+          if (coalesceMs > 0 && pair.lastWork < COALESCE_FRAMES && !pair.txBlocked) Atomics.wait(nap, 0, 0, coalesceMs);
           continue;
         }
         if (++idle < d.spinRounds) {
@@ -185,7 +185,14 @@ function run(d: QueuePairWorkerData): void {
         live[W_SLEEPS]++;
         publish();
         const t0 = performance.now();
-        const n = epoll.wait(tags, SLEEP_MS);
+        // A receive side waiting for a batch of buffers also wakes on a short
+        // timeout (the driver need not post a batch), backing off while the
+        // timeouts find nothing.
+        const n = epoll.wait(tags, pair.rxDeferred ? deferMs : SLEEP_MS);
+        if (pair.rxDeferred) {
+          if (n === 0 && !pair.rxq.hasAvailable()) deferMs = deferMs * 2 < SLEEP_MS ? deferMs * 2 : SLEEP_MS;
+          else deferMs = DEFER_MIN_MS;
+        }
         live[W_SLEPT_US] += Math.round((performance.now() - t0) * 1000);
         if (want !== 0) epoll.delete(queue.pollFd);
         if (n > 0) live[W_WAKEUPS]++;

@@ -53,6 +53,14 @@ export interface WorkerRunnerOptions {
   pollUs?: number;
   /** Per pair: the host CPU its worker pins itself to (undefined: not pinned). */
   cpus?: readonly (number | undefined)[];
+  /**
+   * Wait after a round that moved only a few frames, in µs (default 0), so
+   * work comes in batches (QueuePairWorkerData.coalesceUs): for a worker that
+   * shares its CPU with the vCPU it serves.
+   */
+  coalesceUs?: number;
+  /** Niceness of every worker thread (default: inherited). */
+  nice?: number;
   /** Keep one worker per pair for the runner's lifetime, servicing one session per start(). */
   persistent?: boolean;
 }
@@ -144,6 +152,8 @@ export class WorkerQueuePairRunner implements QueuePairRunner {
       control,
       spinRounds: this.o.spinRounds ?? 2000,
       pollUs: this.o.pollUs ?? DEFAULT_POLL_US,
+      coalesceUs: this.o.coalesceUs ?? 0,
+      ...(this.o.nice !== undefined ? { nice: this.o.nice } : {}),
       ...(this.o.cpus?.[spec.pair] !== undefined ? { cpu: this.o.cpus[spec.pair] } : {}),
       ...(channel ? { port: channel.port2 } : {}),
     };

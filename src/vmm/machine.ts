@@ -23,7 +23,7 @@ import { InterruptRouting } from './interrupt-routing';
 import { ExitRouter } from './exit-router';
 import { describeGuestFault, readGuestFault } from './loader/exception-stubs';
 import { KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR, PCI_MMIO32, ramSlots } from './memory-layout';
-import { VirtioNetPci } from './net/virtio-net-pci';
+import { VirtioNetPci, type IoThreadSettings } from './net/virtio-net-pci';
 import { ExitMailbox, serveMailbox, Slot, StopReason } from './vcpu/exit-mailbox';
 import type { VcpuWorkerData } from './vcpu/vcpu-worker';
 
@@ -31,6 +31,8 @@ export interface NetDeviceConfig {
   id: string;
   backend: AfXdpOptions;
   mac: Uint8Array;
+  /** How the device's I/O threads run (default: one per queue pair, unpinned, polling up to DEFAULT_POLL_US). */
+  io?: IoThreadSettings;
 }
 
 /** What a loader (Linux, bare-metal) prepares: guest memory contents and each vCPU's initial state. */
@@ -50,6 +52,10 @@ export interface MachineConfig {
   warn(line: string): void;
   /** Where the boot's phases are recorded (backends open, VM ready, first KVM_RUN, DRIVER_OK). */
   timeline?: BootTimeline;
+  /** Host CPU of each vCPU's thread, by vCPU index (missing: not pinned). */
+  vcpuCpus?: readonly number[];
+  /** Niceness of the vCPU threads (default: inherited). */
+  vcpuNice?: number;
 }
 
 export interface RunResult {
@@ -110,7 +116,7 @@ export class Machine {
 
       const routing = new InterruptRouting(this.vm);
       for (const n of config.nets)
-        this.nets.push(new VirtioNetPci({ id: n.id, backend: n.backend, mac: n.mac, vm: this.vm, bus: this.bus, memory: this.memory, regions, routing, intxGsi: INTX_GSI }));
+        this.nets.push(new VirtioNetPci({ id: n.id, backend: n.backend, mac: n.mac, vm: this.vm, bus: this.bus, memory: this.memory, regions, routing, intxGsi: INTX_GSI, ...(n.io ? { io: n.io } : {}) }));
       config.timeline?.mark('backendsOpen');
       this.nets[0]?.pci.onDriverOk(() => config.timeline?.mark('driverOk'));
 
@@ -153,6 +159,8 @@ export class Machine {
         mailbox: box.buffer,
         ...(this.faultPort !== undefined ? { faultPort: this.faultPort } : {}),
         ...(this.config.timeline ? { timeline: this.config.timeline.shared } : {}),
+        ...(this.config.vcpuCpus?.[vcpu.id] !== undefined ? { cpu: this.config.vcpuCpus[vcpu.id] } : {}),
+        ...(this.config.vcpuNice !== undefined ? { nice: this.config.vcpuNice } : {}),
       };
       const worker = new Worker(VCPU_WORKER, { workerData: data });
       worker.on('error', (e) => this.end({ reason: 'error', status: 0, detail: `vCPU ${vcpu.id} thread: ${e.message}` }));

@@ -1,16 +1,21 @@
 // `xdpvm run` options, spelled as QEMU spells them:
 //   -m 256M -smp 2 -kernel FILE [-initrd FILE] [-append "..."] [-iopl 0|3]
+//   [-vcpu-cpus C0:C1:...] [-vcpu-nice N]
 //   -netdev af-xdp,id=n1,ifname=eth0[,...] -device virtio-net-pci,netdev=n1[,mac=52:54:00:12:34:56]
+//     [,io-cpus=C0:C1:...][,poll-max-ns=N][,coalesce-us=N][,io-nice=N]
 // Several netdev/device pairs are allowed. Every error is a RunOptionError
 // that names the option (the CLI reports it as a usage error).
 import { parseAfXdpOptions, type AfXdpOptions } from '../backend/af-xdp/af-xdp-options';
 import { parseMac } from '../virtio/net/mac';
+import { availableParallelism } from 'node:os';
+import type { IoThreadSettings } from './net/virtio-net-pci';
 import { parseMemorySize } from './memory-layout';
 
 export interface RunNet {
   id: string;
   backend: AfXdpOptions;
   mac: Uint8Array;
+  io?: IoThreadSettings;
 }
 
 export interface RunOptions {
@@ -28,6 +33,10 @@ export interface RunOptions {
   iopl: 0 | 3;
   /** -timeline: print when each boot phase was reached (BootTimeline) when the run ends. */
   timeline: boolean;
+  /** -vcpu-cpus C0:C1:...: host CPU of each vCPU's thread, by vCPU index. */
+  vcpuCpus?: number[];
+  /** -vcpu-nice N: niceness of the vCPU threads. */
+  vcpuNice?: number;
 }
 
 const MAX_CPUS = 64;
@@ -49,6 +58,36 @@ function keyValues(spec: string, what: string): { head: string; kv: Map<string, 
   return { head: head ?? '', kv };
 }
 
+/** `C0:C1:...`: one host CPU per vCPU or queue pair, each one this host has. */
+function parseCpuList(v: string, what: string): number[] {
+  const n = availableParallelism();
+  return v.split(':').map((c) => {
+    if (!/^\d+$/.test(c) || Number(c) >= n) throw new RunOptionError(`${what}: '${c}' is not a host CPU (0..${n - 1}); the list is CPU:CPU:..., one per ${what.includes('io-cpus') ? 'queue pair' : 'vCPU'}`);
+    return Number(c);
+  });
+}
+
+function parseInteger(v: string, what: string, min: number, max: number): number {
+  if (!/^-?\d+$/.test(v) || Number(v) < min || Number(v) > max) throw new RunOptionError(`${what}: '${v}' is not an integer in ${min}..${max}`);
+  return Number(v);
+}
+
+/** The I/O-thread properties of -device virtio-net-pci (ours: QEMU's virtio-net has no I/O threads). */
+function parseIoThreadSettings(kv: Map<string, string>): IoThreadSettings | undefined {
+  const io: IoThreadSettings = {};
+  const w = '-device virtio-net-pci';
+  const cpus = kv.get('io-cpus');
+  if (cpus !== undefined) io.cpus = parseCpuList(cpus, `${w}: io-cpus`);
+  const pollNs = kv.get('poll-max-ns');
+  // As QEMU's iothread poll-max-ns; kept in µs inside (the worker's clock checks are µs-grained).
+  if (pollNs !== undefined) io.pollUs = parseInteger(pollNs, `${w}: poll-max-ns`, 0, 1e9) / 1000;
+  const coalesce = kv.get('coalesce-us');
+  if (coalesce !== undefined) io.coalesceUs = parseInteger(coalesce, `${w}: coalesce-us`, 0, 100000);
+  const nice = kv.get('io-nice');
+  if (nice !== undefined) io.nice = parseInteger(nice, `${w}: io-nice`, -20, 19);
+  return Object.keys(io).length > 0 ? io : undefined;
+}
+
 export function parseRunOptions(argv: readonly string[]): RunOptions {
   let memoryBytes = 256 << 20;
   let cpus = 1;
@@ -57,8 +96,10 @@ export function parseRunOptions(argv: readonly string[]): RunOptions {
   let append = '';
   let iopl: 0 | 3 = 3;
   let timeline = false;
+  let vcpuCpus: number[] | undefined;
+  let vcpuNice: number | undefined;
   const netdevs = new Map<string, AfXdpOptions>();
-  const devices: Array<{ netdev: string; mac?: Uint8Array }> = [];
+  const devices: Array<{ netdev: string; mac?: Uint8Array; io?: IoThreadSettings }> = [];
   const seen = new Set<string>();
   for (let i = 0; i < argv.length; i++) {
     const opt = argv[i]!;
@@ -104,6 +145,14 @@ export function parseRunOptions(argv: readonly string[]): RunOptions {
         once();
         append = value();
         break;
+      case '-vcpu-cpus':
+        once();
+        vcpuCpus = parseCpuList(value(), '-vcpu-cpus');
+        break;
+      case '-vcpu-nice':
+        once();
+        vcpuNice = parseInteger(value(), '-vcpu-nice', -20, 19);
+        break;
       case '-timeline':
         once();
         timeline = true;
@@ -130,11 +179,17 @@ export function parseRunOptions(argv: readonly string[]): RunOptions {
       case '-device': {
         const { head, kv } = keyValues(value(), '-device');
         if (head !== 'virtio-net-pci') throw new RunOptionError(`-device: only virtio-net-pci is supported (got '${head}')`);
-        for (const k of kv.keys()) if (!['netdev', 'mac', 'id'].includes(k)) throw new RunOptionError(`-device virtio-net-pci: unknown property '${k}'`);
+        const known = ['netdev', 'mac', 'id', 'io-cpus', 'poll-max-ns', 'coalesce-us', 'io-nice'];
+        for (const k of kv.keys()) if (!known.includes(k)) throw new RunOptionError(`-device virtio-net-pci: unknown property '${k}'`);
         const netdev = kv.get('netdev');
         if (!netdev) throw new RunOptionError('-device virtio-net-pci: netdev= is required');
         const mac = kv.get('mac');
-        devices.push(mac ? { netdev, mac: parseMac(mac, (why) => new RunOptionError(`-device virtio-net-pci: mac ${why}`)) } : { netdev });
+        const io = parseIoThreadSettings(kv);
+        devices.push({
+          netdev,
+          ...(mac ? { mac: parseMac(mac, (why) => new RunOptionError(`-device virtio-net-pci: mac ${why}`)) } : {}),
+          ...(io ? { io } : {}),
+        });
         break;
       }
       case '-nographic':
@@ -154,8 +209,15 @@ export function parseRunOptions(argv: readonly string[]): RunOptions {
     if (!backend) throw new RunOptionError(`-device virtio-net-pci: no -netdev with id '${d.netdev}'`);
     if (used.has(d.netdev)) throw new RunOptionError(`-device virtio-net-pci: netdev '${d.netdev}' is already used by another device`);
     used.add(d.netdev);
-    return { id: d.netdev, backend, mac: d.mac ?? Uint8Array.of(0x52, 0x54, 0x00, 0x12, 0x34, 0x56 + i) };
+    const pairs = backend.queues;
+    if (d.io?.cpus && d.io.cpus.length > pairs) throw new RunOptionError(`-device virtio-net-pci,netdev=${d.netdev}: io-cpus names ${d.io.cpus.length} CPUs for ${pairs} queue pair(s)`);
+    return { id: d.netdev, backend, mac: d.mac ?? Uint8Array.of(0x52, 0x54, 0x00, 0x12, 0x34, 0x56 + i), ...(d.io ? { io: d.io } : {}) };
   });
   for (const id of netdevs.keys()) if (!used.has(id)) throw new RunOptionError(`-netdev '${id}' has no -device virtio-net-pci,netdev=${id}`);
-  return { memoryBytes, cpus, kernel, ...(initrd !== undefined ? { initrd } : {}), append, nets, iopl, timeline };
+  if (vcpuCpus && vcpuCpus.length > cpus) throw new RunOptionError(`-vcpu-cpus names ${vcpuCpus.length} CPUs for ${cpus} vCPU(s)`);
+  return {
+    memoryBytes, cpus, kernel, ...(initrd !== undefined ? { initrd } : {}), append, nets, iopl, timeline,
+    ...(vcpuCpus ? { vcpuCpus } : {}),
+    ...(vcpuNice !== undefined ? { vcpuNice } : {}),
+  };
 }

@@ -25,12 +25,21 @@ export interface QueuePairOptions {
   /** Resume points of rings that ran before (vhost-user SET_VRING_BASE); fresh rings when absent. */
   rxResume?: RingResume;
   txResume?: RingResume;
+  /**
+   * Receive buffers the driver must have posted again before it kicks a
+   * device that ran out of them (default DEFAULT_RX_KICK_BATCH, at most a
+   * quarter of the ring; 1: at the first buffer, as a device without it).
+   */
+  rxKickBatch?: number;
   backend: NetBackendQueue;
   /** Used-buffer notification for virtqueue `index`. */
   signal(index: number): void;
   /** A ring broke a rule (§2.1.2): the device must be reset. The codes say which ring and why (QueueError.None: not that one). */
   onBroken(rxError: QueueError, txError: QueueError): void;
 }
+
+/** Default QueuePairOptions.rxKickBatch: two bursts of a 32-frame poll-mode driver. */
+export const DEFAULT_RX_KICK_BATCH = 64;
 
 export class NetQueuePair {
   readonly counters = new NetQueueCounters();
@@ -43,8 +52,12 @@ export class NetQueuePair {
   /** Frames moved in the last service() round (both directions). */
   lastWork = 0;
 
+  private readonly rxKickBatch: number;
+
   constructor(private readonly o: QueuePairOptions) {
     const features = queueFeaturesFrom(o.features);
+    const kickBatch = o.rxKickBatch ?? DEFAULT_RX_KICK_BATCH;
+    this.rxKickBatch = Math.max(1, Math.min(kickBatch, o.rx.size >>> 2));
     this.rxq = createVirtqueue(o.memory, o.rx.kind, o.rx, { features, counters: this.errors, ...o.rxResume });
     this.txq = createVirtqueue(o.memory, o.tx.kind, o.tx, { features, counters: this.errors, ...o.txResume });
     // One batch of copies for both directions; each path flushes it before publishing.
@@ -107,9 +120,23 @@ export class NetQueuePair {
    */
   armNotifications(): boolean {
     const tx = this.txq.enableNotifications();
-    const rx = this.rxq.enableNotifications();
-    return tx || (rx && this.rx.blocked);
+    // Out of receive buffers: ask for a kick only once a batch of them is
+    // back, not at the first. A poll-mode driver hands buffers back a burst at
+    // a time; woken at the first burst, the device takes it and sleeps again,
+    // a kick and two context switches per burst, on the driver's CPU when the
+    // two share one.
+    const blocked = this.rx.blocked;
+    this.rxDeferred = blocked && this.rxKickBatch > 1;
+    const rx = this.rxq.enableNotifications(blocked ? this.rxKickBatch : 1);
+    return tx || (rx && blocked);
   }
+
+  /**
+   * Set by armNotifications when the receive side asked for a batch of
+   * buffers: the driver need not post that many, so whoever sleeps must also
+   * wake on a timeout and service what is there (rxDeferredWaitMs).
+   */
+  rxDeferred = false;
 
   /** While busy-polling: no kicks needed. */
   disarmNotifications(): void {

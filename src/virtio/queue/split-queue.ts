@@ -260,11 +260,13 @@ export class SplitQueue implements Virtqueue {
     return (Atomics.load(this.availU16, this.availFlagsAt) & NO_INTERRUPT) === 0;
   }
 
-  enableNotifications(): boolean {
+  enableNotifications(after = 1): boolean {
     if (this.errorCode !== QueueError.None) return false;
     if (this.eventIdx) {
-      // §2.7.10: notify me once you have added the entry at lastAvail.
-      Atomics.store(this.usedU16, this.availEventAt, this.lastAvail);
+      // §2.7.10: notify me once you have added the entry at lastAvail (+ after - 1).
+      const n = after > 1 ? (after < this.size ? after : this.size) : 1;
+      Atomics.store(this.usedU16, this.availEventAt, (this.lastAvail + n - 1) & 0xffff);
+      if (n > 1) return this.refreshAvail() && ((this.availSeen - this.lastAvail) & 0xffff) >= n;
     } else if (!this.notifyOn) {
       Atomics.store(this.usedU16, this.usedFlagsAt, 0);
       this.notifyOn = true;

@@ -114,9 +114,13 @@ export interface Virtqueue {
   /**
    * Asks the driver for available buffer notifications again, then re-checks
    * the ring: returns true when buffers arrived meanwhile (keep polling; they
-   * may not have been notified).
+   * may not have been notified). `after` > 1 (split rings with EVENT_IDX)
+   * asks to be notified only once that many buffers are available, and
+   * returns true only when that many already are: a caller that sleeps on it
+   * must also wake on a timeout, since a driver need not post that many.
+   * Packed rings and rings without EVENT_IDX treat it as 1.
    */
-  enableNotifications(): boolean;
+  enableNotifications(after?: number): boolean;
   /** Tells the driver not to notify (a hint: the device is polling). */
   disableNotifications(): void;
   /** Whether pop() would find a buffer now (validates the avail index like pop). */

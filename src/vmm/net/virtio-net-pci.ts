@@ -40,6 +40,19 @@ export interface VirtioNetPciOptions {
   routing: InterruptRouting;
   /** INTx line (GSI) used when the guest leaves MSI-X off. */
   intxGsi: number;
+  io?: IoThreadSettings;
+}
+
+/** How a device's I/O threads (one per queue pair) run: `-device virtio-net-pci,...,io-cpus=,poll-max-ns=,coalesce-us=,io-nice=`. */
+export interface IoThreadSettings {
+  /** Host CPU of each queue pair's I/O thread, by pair (missing: not pinned). */
+  cpus?: readonly number[];
+  /** Busy-poll bound of an idle I/O thread, µs (WorkerRunnerOptions.pollUs). */
+  pollUs?: number;
+  /** Coalescing wait after a round with few frames, µs (WorkerRunnerOptions.coalesceUs). */
+  coalesceUs?: number;
+  /** Niceness of the I/O threads. */
+  nice?: number;
 }
 
 export class VirtioNetPci {
@@ -59,6 +72,10 @@ export class VirtioNetPci {
         regions: o.regions,
         sockets: this.backend.sockets.map((s) => s.handle()),
         persistent: true,
+        ...(o.io?.cpus ? { cpus: o.io.cpus } : {}),
+        ...(o.io?.pollUs !== undefined ? { pollUs: o.io.pollUs } : {}),
+        ...(o.io?.coalesceUs !== undefined ? { coalesceUs: o.io.coalesceUs } : {}),
+        ...(o.io?.nice !== undefined ? { nice: o.io.nice } : {}),
       });
       this.device = new VirtioNetDevice({ runner: this.runner, mac: o.mac });
       this.pci = new VirtioPciDevice(this.device, { memory: o.memory, msixVectors: this.device.queueCount + 1 });

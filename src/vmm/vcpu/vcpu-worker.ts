@@ -4,6 +4,7 @@
 import { workerData } from 'node:worker_threads';
 import { ExitReason, IoDirection, Vcpu, type VcpuHandle } from '../../kvm/vcpu';
 import { markFirstKvmRun } from '../boot-timeline';
+import { pinThisThread, setThreadNice, thisThreadId } from '../../host/cpu-affinity';
 import { ExitKind, ExitMailbox, Slot, StopReason } from './exit-mailbox';
 
 export interface VcpuWorkerData {
@@ -13,6 +14,10 @@ export interface VcpuWorkerData {
   faultPort?: number;
   /** BootTimeline.shared: this thread records the first KVM_RUN. */
   timeline?: SharedArrayBuffer;
+  /** Host CPU this vCPU's thread pins itself to (none: the scheduler's choice). */
+  cpu?: number;
+  /** Niceness of this vCPU's thread (none: inherited). */
+  nice?: number;
 }
 
 function stop(box: ExitMailbox, reason: StopReason, detail: string): void {
@@ -25,6 +30,8 @@ function stop(box: ExitMailbox, reason: StopReason, detail: string): void {
 function run(d: VcpuWorkerData): void {
   const vcpu = Vcpu.attach(d.vcpu);
   const box = new ExitMailbox(d.mailbox);
+  if (d.cpu !== undefined) pinThisThread(d.cpu, `vCPU ${vcpu.id}`);
+  if (d.nice !== undefined) setThreadNice(thisThreadId(), d.nice, `vCPU ${vcpu.id}`);
   vcpu.bindThread();
   if (d.timeline) markFirstKvmRun(d.timeline);
   try {

@@ -1,0 +1,23 @@
+// How a vCPU that busy-polls its queues and the I/O thread serving them run
+// when they share one host CPU (the only layout that leaves a 2-CPU host a CPU
+// for the traffic's other end). Measured with `xdpvm bench device --threads
+// --placement shared` (README, "Queues and CPUs"):
+// - the I/O thread does not spin waiting: whatever it waits for (the guest's
+//   buffers, or frames the kernel delivers) needs this CPU, or is cheap to be
+//   woken for;
+// - it coalesces: after a round that moved only a few frames it waits a
+//   little, so frames are handled in batches rather than one per round;
+// - the vCPU runs at a lower priority than the I/O thread: a guest that polls
+//   never keeps its own device from running, and the I/O thread, which sleeps
+//   when it has nothing to do, costs the guest only the work it does for it.
+
+export interface SharedCpuPolicy {
+  /** The I/O thread's busy-poll bound (WorkerRunnerOptions.pollUs). */
+  pollUs: number;
+  /** The I/O thread's coalescing wait (WorkerRunnerOptions.coalesceUs). */
+  coalesceUs: number;
+  /** Niceness of the vCPU threads (the I/O threads keep theirs). */
+  vcpuNice: number;
+}
+
+export const SHARED_CPU_POLICY: Readonly<SharedCpuPolicy> = { pollUs: 0, coalesceUs: 50, vcpuNice: 19 };
