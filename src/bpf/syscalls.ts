@@ -59,9 +59,7 @@ export type BpfObjectKind = 'map' | 'prog' | 'link' | 'other';
  * info struct of whatever kind the fd is.
  */
 export function bpfObjectKind(fd: number): BpfObjectKind {
-  const target = readlinkSync(`/proc/self/fd/${fd}`);
-  if (target === 'anon_inode:bpf-map') return 'map';
-  if (target === 'anon_inode:bpf-prog') return 'prog';
-  if (target === 'anon_inode:bpf_link') return 'link';
-  return 'other';
+  // A link created here reads "bpf_link", the same link from BPF_OBJ_GET "bpf-link" (Linux 6.18).
+  const m = /^anon_inode:bpf[-_](map|prog|link)$/.exec(readlinkSync(`/proc/self/fd/${fd}`));
+  return m ? (m[1] as BpfObjectKind) : 'other';
 }

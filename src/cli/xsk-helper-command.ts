@@ -6,7 +6,7 @@
 // the program is detached when this helper exits, however it exits.
 //
 // With --pin-map PATH it runs no command: it attaches the program, pins its
-// XSKMAP at PATH (owned by --user) and the link at PATH.link, and exits; the
+// XSKMAP at PATH (owned by --user) and the link at PATH_link, and exits; the
 // program stays until `--unpin-map PATH`. An unprivileged VMM with
 // CAP_NET_RAW then uses inhibit=on,map-path=PATH (see pinned-redirect.ts).
 import { execFileSync, spawn } from 'node:child_process';

@@ -2,7 +2,7 @@
 // attach the default redirect program and pin its XSKMAP on bpffs, handed to
 // one user, so that an unprivileged VMM can later put its own sockets into
 // it (inhibit=on,map-path=...). The BPF link is pinned beside the map
-// (`<map>.link`): it keeps the program attached after the helper exits, and
+// (`<map>_link`): it keeps the program attached after the helper exits, and
 // unpinning it (`--unpin-map`) detaches the program.
 import { chownSync, existsSync, statSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
@@ -31,7 +31,8 @@ export interface PinnedRedirect {
   maxEntries: number;
 }
 
-export const linkPinPath = (mapPath: string): string => `${mapPath}.link`;
+// bpffs refuses '.' in names (reserved by the kernel), hence '_link'.
+export const linkPinPath = (mapPath: string): string => `${mapPath}_link`;
 
 export function pinRedirect(o: PinRedirectOptions): PinnedRedirect {
   if (o.queues < 1) throw new OptionError(`xsk-helper: --queues must be at least 1 (got ${o.queues})`);
