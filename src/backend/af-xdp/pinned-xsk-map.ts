@@ -13,8 +13,8 @@
 // DPDK overwrite): the kernel drops a socket's map entries when the socket is
 // closed, so an occupied slot always belongs to a live socket of somebody
 // else, and overwriting it would silently steal that process's traffic.
-import { statSync } from 'node:fs';
-import { basename } from 'node:path';
+import { existsSync, statSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import { bpfObjectKind, BpfMapType, mapDeleteU32, mapUpdateU32, MapUpdate, onBpfFs } from '../../bpf/syscalls';
 import { xsk, type NativeError } from '../../native/xsk';
 import { sys } from '../../native/sys';
@@ -110,7 +110,8 @@ function objGetError(path: string, err: NativeError): OptionError {
   if (err.code === 'ENOENT') return new OptionError(`${base}: no such file (pin the XSKMAP there first, e.g. 'xdpvm xsk-helper --pin-map')`);
   if (err.code !== 'EACCES' && err.code !== 'EPERM' && err.code !== 'EINVAL') return new OptionError(`${base}: ${err.message}`);
   // BPF_OBJ_GET answers EACCES alike for a file outside bpffs, a bpffs entry that is no pinned object, and a mode that forbids us.
-  if (!onBpfFs(path)) return new OptionError(`${base}: not on a bpf filesystem (a pinned map lives on one: 'mount -t bpf bpf /sys/fs/bpf')`);
+  // A name bpffs refuses does not exist: judge the filesystem by its directory then.
+  if (!onBpfFs(existsSync(path) ? path : dirname(path))) return new OptionError(`${base}: not on a bpf filesystem (a pinned map lives on one: 'mount -t bpf bpf /sys/fs/bpf')`);
   // bpffs reserves '.' in names: looking one up fails with EPERM.
   if (err.code === 'EPERM' && basename(path).includes('.')) return new OptionError(`${base}: bpffs names cannot contain '.'`);
   if (isDirectory(path)) return new OptionError(`${base}: it is a directory, not a pinned map`);
