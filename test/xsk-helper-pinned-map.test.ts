@@ -188,6 +188,7 @@ test('--pin-map errors: clear message, nothing attached, nothing pinned', async 
       const cases: Array<[string[], number, RegExp]> = [
         [['--pin-map', '/tmp/xsks_map'], 1, /'\/tmp' is not on a bpf filesystem/],
         [['--pin-map', path.join(dir, 'no', 'xsks_map')], 1, /directory '.*\/no' does not exist/],
+        [['--pin-map', path.join(dir, 'xsks.map')], 1, /bpffs names cannot contain '\.'/],
         [['--pin-map', path.join(dir, 'm'), '--ifname', 'nosuchif0'], 1, /no interface named 'nosuchif0'/],
         [['--pin-map', path.join(dir, 'm'), '--user', 'no-such-user'], 2, /no user named 'no-such-user'/],
         [['--pin-map', path.join(dir, 'm'), '--', 'true'], 2, /runs no command/],

@@ -40,6 +40,7 @@ export function pinRedirect(o: PinRedirectOptions): PinnedRedirect {
   const mapPath = path.resolve(o.mapPath);
   const linkPath = linkPinPath(mapPath);
   const dir = path.dirname(mapPath);
+  if (path.basename(mapPath).includes('.')) throw new OptionError(`xsk-helper: --pin-map: bpffs names cannot contain '.' (got '${path.basename(mapPath)}')`);
   if (!existsSync(dir)) throw new OptionError(`xsk-helper: --pin-map: directory '${dir}' does not exist (create it on the bpf filesystem first)`);
   if (!onBpfFs(dir)) throw new OptionError(`xsk-helper: --pin-map: '${dir}' is not on a bpf filesystem (mount one: 'mount -t bpf bpf /sys/fs/bpf')`);
   for (const p of [mapPath, linkPath])
