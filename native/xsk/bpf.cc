@@ -38,7 +38,8 @@ Napi::Value MapCreate(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(fd));
 }
 
-// mapUpdate(fd, key bytes, value bytes)
+// mapUpdate(fd, key bytes, value bytes[, flags]): flags BPF_ANY (0, the
+// default), BPF_NOEXIST (1: EEXIST if the slot is taken) or BPF_EXIST (2).
 Napi::Value MapUpdate(const Napi::CallbackInfo& info) {
   bpf_attr a{};
   a.map_fd = static_cast<uint32_t>(ArgInt(info, 0, "fd"));
@@ -46,7 +47,7 @@ Napi::Value MapUpdate(const Napi::CallbackInfo& info) {
   Bytes v = ArgBytes(info, 2, "value");
   a.key = reinterpret_cast<uint64_t>(k.data);
   a.value = reinterpret_cast<uint64_t>(v.data);
-  a.flags = BPF_ANY;
+  a.flags = info.Length() > 3 ? static_cast<uint64_t>(ArgInt(info, 3, "flags")) : static_cast<uint64_t>(BPF_ANY);
   if (Bpf(BPF_MAP_UPDATE_ELEM, &a) != 0) throw ErrnoError(info.Env(), "bpf(BPF_MAP_UPDATE_ELEM)", errno);
   return info.Env().Undefined();
 }
@@ -134,6 +135,67 @@ Napi::Value ProgId(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), pi.id);
 }
 
+// objPin(fd, path): pins a map, program or link at a bpffs path.
+Napi::Value ObjPin(const Napi::CallbackInfo& info) {
+  std::string path = ArgString(info, 1, "path");
+  bpf_attr a{};
+  a.bpf_fd = static_cast<uint32_t>(ArgInt(info, 0, "fd"));
+  a.pathname = reinterpret_cast<uint64_t>(path.c_str());
+  if (Bpf(BPF_OBJ_PIN, &a) != 0) throw ErrnoError(info.Env(), "bpf(BPF_OBJ_PIN)", errno);
+  return info.Env().Undefined();
+}
+
+// objGet(path, fileFlags) -> fd of the object pinned there (fileFlags:
+// 0 read-write, BPF_F_RDONLY, BPF_F_WRONLY; the pin's file mode decides).
+Napi::Value ObjGet(const Napi::CallbackInfo& info) {
+  std::string path = ArgString(info, 0, "path");
+  bpf_attr a{};
+  a.pathname = reinterpret_cast<uint64_t>(path.c_str());
+  a.file_flags = static_cast<uint32_t>(ArgInt(info, 1, "fileFlags"));
+  long fd = Bpf(BPF_OBJ_GET, &a);
+  if (fd < 0) throw ErrnoError(info.Env(), "bpf(BPF_OBJ_GET)", errno);
+  fcntl(static_cast<int>(fd), F_SETFD, FD_CLOEXEC);
+  return Napi::Number::New(info.Env(), static_cast<double>(fd));
+}
+
+// mapInfo(mapFd) -> { type, id, keySize, valueSize, maxEntries, flags, name }.
+// The caller makes sure the fd is a map: the kernel fills the struct of the fd's kind.
+Napi::Value MapInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  bpf_map_info mi{};
+  bpf_attr a{};
+  a.info.bpf_fd = static_cast<uint32_t>(ArgInt(info, 0, "mapFd"));
+  a.info.info_len = sizeof(mi);
+  a.info.info = reinterpret_cast<uint64_t>(&mi);
+  if (Bpf(BPF_OBJ_GET_INFO_BY_FD, &a) != 0) throw ErrnoError(env, "bpf(BPF_OBJ_GET_INFO_BY_FD)", errno);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("type", Napi::Number::New(env, mi.type));
+  o.Set("id", Napi::Number::New(env, mi.id));
+  o.Set("keySize", Napi::Number::New(env, mi.key_size));
+  o.Set("valueSize", Napi::Number::New(env, mi.value_size));
+  o.Set("maxEntries", Napi::Number::New(env, mi.max_entries));
+  o.Set("flags", Napi::Number::New(env, mi.map_flags));
+  o.Set("name", Napi::String::New(env, std::string(mi.name, strnlen(mi.name, sizeof(mi.name)))));
+  return o;
+}
+
+// linkInfo(linkFd) -> { type, id, progId, ifindex } (ifindex: XDP links only, else 0).
+Napi::Value LinkInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  bpf_link_info li{};
+  bpf_attr a{};
+  a.info.bpf_fd = static_cast<uint32_t>(ArgInt(info, 0, "linkFd"));
+  a.info.info_len = sizeof(li);
+  a.info.info = reinterpret_cast<uint64_t>(&li);
+  if (Bpf(BPF_OBJ_GET_INFO_BY_FD, &a) != 0) throw ErrnoError(env, "bpf(BPF_OBJ_GET_INFO_BY_FD)", errno);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("type", Napi::Number::New(env, li.type));
+  o.Set("id", Napi::Number::New(env, li.id));
+  o.Set("progId", Napi::Number::New(env, li.prog_id));
+  o.Set("ifindex", Napi::Number::New(env, li.type == BPF_LINK_TYPE_XDP ? li.xdp.ifindex : 0));
+  return o;
+}
+
 }  // namespace
 
 void InitBpf(Napi::Env env, Napi::Object exports) {
@@ -144,6 +206,10 @@ void InitBpf(Napi::Env env, Napi::Object exports) {
   exports.Set("bpfProgLoad", Napi::Function::New(env, ProgLoad));
   exports.Set("bpfLinkCreate", Napi::Function::New(env, LinkCreate));
   exports.Set("bpfProgId", Napi::Function::New(env, ProgId));
+  exports.Set("bpfObjPin", Napi::Function::New(env, ObjPin));
+  exports.Set("bpfObjGet", Napi::Function::New(env, ObjGet));
+  exports.Set("bpfMapInfo", Napi::Function::New(env, MapInfo));
+  exports.Set("bpfLinkInfo", Napi::Function::New(env, LinkInfo));
 }
 
 }  // namespace xdpvm

@@ -1,4 +1,5 @@
 // Typed wrappers over the bpf(2) calls of the xsk addon: maps, programs, links.
+import { readlinkSync, statfsSync } from 'node:fs';
 import { xsk, type NativeError } from '../native/xsk';
 
 export const BpfMapType = { ARRAY: 2, PERCPU_ARRAY: 6, XSKMAP: 17 } as const;
@@ -24,12 +25,41 @@ export function attachXdpLink(progFd: number, ifindex: number, flags: number): n
 
 const keyScratch = new Uint32Array(1);
 
-export function mapUpdateU32(mapFd: number, key: number, value: number): void {
+/** BPF_MAP_UPDATE_ELEM flags. */
+export const MapUpdate = { ANY: 0, NOEXIST: 1, EXIST: 2 } as const;
+
+export function mapUpdateU32(mapFd: number, key: number, value: number, flags: number = MapUpdate.ANY): void {
   keyScratch[0] = key;
-  xsk.bpfMapUpdate(mapFd, new Uint8Array(keyScratch.buffer), new Uint8Array(new Uint32Array([value]).buffer));
+  xsk.bpfMapUpdate(mapFd, new Uint8Array(keyScratch.buffer), new Uint8Array(new Uint32Array([value]).buffer), flags);
 }
 
 export function mapDeleteU32(mapFd: number, key: number): boolean {
   keyScratch[0] = key;
   return xsk.bpfMapDelete(mapFd, new Uint8Array(keyScratch.buffer));
+}
+
+/** statfs f_type of a bpf filesystem (linux/magic.h). */
+export const BPF_FS_MAGIC = 0xcafe4a11;
+export const BpfLinkType = { XDP: 6 } as const;
+
+/** Whether `path` lies on a bpf filesystem (false if it cannot be looked up). */
+export function onBpfFs(path: string): boolean {
+  try {
+    return statfsSync(path).type === BPF_FS_MAGIC;
+  } catch {
+    return false;
+  }
+}
+
+export type BpfObjectKind = 'map' | 'prog' | 'link' | 'other';
+
+/**
+ * What kind of BPF object an fd refers to: the kernel names its anonymous
+ * inode after it. Needed before BPF_OBJ_GET_INFO_BY_FD, which fills the
+ * info struct of whatever kind the fd is.
+ */
+export function bpfObjectKind(fd: number): BpfObjectKind {
+  // A link created here reads "bpf_link", the same link from BPF_OBJ_GET "bpf-link" (Linux 6.18).
+  const m = /^anon_inode:bpf[-_](map|prog|link)$/.exec(readlinkSync(`/proc/self/fd/${fd}`));
+  return m ? (m[1] as BpfObjectKind) : 'other';
 }

@@ -44,6 +44,24 @@ export interface XskStatistics {
   txRingEmpty: number;
 }
 
+export interface BpfMapInfo {
+  type: number;
+  id: number;
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+  flags: number;
+  name: string;
+}
+
+export interface BpfLinkInfo {
+  type: number;
+  id: number;
+  progId: number;
+  /** The interface of an XDP link; 0 for other kinds. */
+  ifindex: number;
+}
+
 export interface RawRing {
   buffer: ArrayBuffer;
   offsets: RingOffsets;
@@ -67,12 +85,20 @@ export interface XskAddon {
   isZeroCopy(fd: number): boolean;
 
   bpfMapCreate(type: number, keySize: number, valueSize: number, maxEntries: number, name: string): number;
-  bpfMapUpdate(fd: number, key: Uint8Array, value: Uint8Array): void;
+  /** flags: BPF_ANY (0, default), BPF_NOEXIST (1), BPF_EXIST (2). */
+  bpfMapUpdate(fd: number, key: Uint8Array, value: Uint8Array, flags?: number): void;
   bpfMapLookup(fd: number, key: Uint8Array, value: Uint8Array): boolean;
   bpfMapDelete(fd: number, key: Uint8Array): boolean;
   bpfProgLoad(type: number, instructions: Uint8Array, license: string, name: string, expectedAttachType: number): number;
   bpfLinkCreate(progFd: number, ifindex: number, attachType: number, flags: number): number;
   bpfProgId(progFd: number): number;
+  bpfObjPin(fd: number, path: string): void;
+  /** fileFlags: 0 read-write, BPF_F_RDONLY (1 << 3), BPF_F_WRONLY (1 << 4). */
+  bpfObjGet(path: string, fileFlags: number): number;
+  /** Only for an fd known to be a map (see bpfObjectKind). */
+  bpfMapInfo(mapFd: number): BpfMapInfo;
+  /** Only for an fd known to be a link. */
+  bpfLinkInfo(linkFd: number): BpfLinkInfo;
   xdpQuery(ifindex: number): XdpAttachState;
   /** if_nametoindex in this thread's netns: 0 if there is no such interface. */
   ifNameToIndex(name: string): number;

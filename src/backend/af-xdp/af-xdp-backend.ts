@@ -1,11 +1,13 @@
 // The AF_XDP network backend (-netdev af-xdp): one socket and queue per device
-// queue, the default XDP program attached unless inhibit=on, and a tear-down
-// that detaches only what this backend attached.
+// queue, the default XDP program attached unless inhibit=on (then the sockets
+// are handed in, sock-fds, or ours go into a pinned XSKMAP, map-path), and a
+// tear-down that undoes only what this backend did.
 import { Capability, hasEffectiveCapability } from '../../host/capabilities';
 import { xsk, type XskStatistics } from '../../native/xsk';
 import { sys } from '../../native/sys';
 import { AfXdpQueue } from './af-xdp-queue';
 import { OptionError, type AfXdpOptions } from './af-xdp-options';
+import { PinnedXskMap } from './pinned-xsk-map';
 import { XdpAttachment, type XdpMode } from './xdp-attachment';
 import { DEFAULT_FRAME_COUNT, DEFAULT_FRAME_SIZE, DEFAULT_RING_SIZE, XskSocket, type CopyMode } from './xsk-socket';
 
@@ -28,6 +30,7 @@ export class AfXdpBackend {
     readonly mode: XdpMode,
     readonly sockets: readonly XskSocket[],
     private readonly attachment: XdpAttachment | undefined,
+    private readonly pinnedMap: PinnedXskMap | undefined,
   ) {}
 
   private serviced: AfXdpQueue[] | undefined;
@@ -50,9 +53,12 @@ export class AfXdpBackend {
     if (options.sockFds) checkSockFds(options.sockFds);
 
     let attachment: XdpAttachment | undefined;
+    let pinnedMap: PinnedXskMap | undefined;
     const sockets: XskSocket[] = [];
     let handedIn = options.sockFds ? [...options.sockFds] : undefined;
     try {
+      // The map is checked before any UMEM is allocated: a wrong path fails fast.
+      if (options.mapPath !== undefined) pinnedMap = PinnedXskMap.open(options.mapPath, options.mapStartIndex ?? 0, n);
       if (!options.inhibit) attachment = XdpAttachment.attach(ifname, ifindex, options.mode, startQueue + n);
       const copyMode: CopyMode = options.forceCopy ? 'copy' : 'default';
       for (let q = 0; q < n; q++) {
@@ -72,10 +78,13 @@ export class AfXdpBackend {
         });
         sockets.push(socket);
         attachment?.addSocket(startQueue + q, socket.fd);
+        // Bound first, then published: the program never redirects into a socket that cannot receive yet.
+        pinnedMap?.insert(q, socket.fd);
       }
       const mode = attachment?.mode ?? attachedMode(ifname, ifindex);
-      return new AfXdpBackend(options, ifindex, mode, sockets, attachment);
+      return new AfXdpBackend(options, ifindex, mode, sockets, attachment, pinnedMap);
     } catch (e) {
+      pinnedMap?.close();
       for (const s of sockets) s.close();
       for (const fd of handedIn ?? []) sys.close(fd);
       attachment?.detach();
@@ -95,10 +104,13 @@ export class AfXdpBackend {
     return xsk.statistics(s.fd);
   }
 
-  /** Closes the sockets, frees the UMEMs and detaches the program if this backend attached it. */
+  /** Takes our sockets out of a pinned map, closes them, frees the UMEMs and detaches the program if this backend attached it. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    // Before the sockets close, while the slots are still ours.
+    for (const p of this.pinnedMap?.close() ?? [])
+      process.stderr.write(`af-xdp: ${this.options.id}: cannot remove our socket from '${this.options.mapPath ?? ''}': ${p}\n`);
     for (const s of this.sockets) {
       try {
         this.attachment?.removeSocket(s.config.queueId);

@@ -1,5 +1,6 @@
 // `-netdev af-xdp,...` options, spelled and checked as QEMU 8.2 does
-// (qapi/net.json NetdevAFXDPOptions): every error names the option.
+// (qapi/net.json NetdevAFXDPOptions; map-path and map-start-index as QEMU
+// 10.1 added them): every error names the option.
 
 export interface AfXdpOptions {
   id: string;
@@ -11,11 +12,15 @@ export interface AfXdpOptions {
   startQueue: number;
   inhibit: boolean;
   sockFds?: number[];
+  /** With inhibit=on: a pinned XSKMAP (bpffs path) to put our own sockets into. */
+  mapPath?: string;
+  /** Slot of queue 0 in the map at mapPath (queue i goes to mapStartIndex + i); 0 unless given. */
+  mapStartIndex?: number;
 }
 
 export class OptionError extends Error {}
 
-const KEYS = new Set(['id', 'ifname', 'mode', 'force-copy', 'queues', 'start-queue', 'inhibit', 'sock-fds']);
+const KEYS = new Set(['id', 'ifname', 'mode', 'force-copy', 'queues', 'start-queue', 'inhibit', 'sock-fds', 'map-path', 'map-start-index']);
 const MAX_QUEUES = 1024;
 
 /** Parses `af-xdp,id=n1,ifname=eth0,...` (the leading type may be omitted). */
@@ -68,8 +73,27 @@ export function parseAfXdpOptions(spec: string): AfXdpOptions {
     if (new Set(fds).size !== fds.length) throw new OptionError(`af-xdp: 'sock-fds' names the same fd twice ('${fdsText}')`);
     opts.sockFds = fds;
   }
-  if (opts.inhibit && opts.sockFds === undefined) throw new OptionError("af-xdp: 'inhibit=on' requires 'sock-fds'");
+  const mapPath = kv.get('map-path');
+  if (mapPath !== undefined) {
+    if (mapPath === '') throw new OptionError("af-xdp: 'map-path' must name a pinned XSKMAP on a bpf filesystem (got '')");
+    opts.mapPath = mapPath;
+  }
+  if (kv.has('map-start-index')) {
+    if (mapPath === undefined) throw new OptionError("af-xdp: 'map-start-index' requires 'map-path'");
+    const index = parseInteger(kv, 'map-start-index', 0);
+    if (index < 0) throw new OptionError(`af-xdp: 'map-start-index' must not be negative (got ${index})`);
+    // Map keys are u32: the last slot this netdev uses must fit in one.
+    if (index + opts.queues - 1 > 0xffffffff)
+      throw new OptionError(`af-xdp: 'map-start-index' ${index} + 'queues' ${opts.queues} does not fit a 32-bit map key`);
+    opts.mapStartIndex = index;
+  }
+  if (opts.sockFds !== undefined && mapPath !== undefined)
+    throw new OptionError("af-xdp: 'sock-fds' and 'map-path' are mutually exclusive (sockets handed in, or our own sockets put into a pinned map)");
+  if (opts.inhibit && opts.sockFds === undefined && mapPath === undefined)
+    throw new OptionError("af-xdp: 'inhibit=on' requires 'sock-fds' or 'map-path'");
   if (!opts.inhibit && opts.sockFds !== undefined) throw new OptionError("af-xdp: 'sock-fds' requires 'inhibit=on'");
+  if (!opts.inhibit && mapPath !== undefined)
+    throw new OptionError("af-xdp: 'map-path' requires 'inhibit=on' (the program that redirects into the map is somebody else's)");
   if (opts.sockFds !== undefined && opts.sockFds.length !== opts.queues)
     throw new OptionError(`af-xdp: 'sock-fds' has ${opts.sockFds.length} fds but 'queues' is ${opts.queues}: give one socket per queue`);
   return opts;

@@ -1,6 +1,7 @@
 // Loading the default program with its XSKMAP and attaching it to an
 // interface through a BPF link, so that it goes away with the last fd even
 // when the process is killed. Auto mode tries native (driver) then skb.
+import { unlinkSync } from 'node:fs';
 import { xsk, type NativeError } from '../../native/xsk';
 import { sys } from '../../native/sys';
 import { attachXdpLink, BpfMapType, loadXdpProgram, mapDeleteU32, mapUpdateU32, XdpFlags } from '../../bpf/syscalls';
@@ -57,7 +58,22 @@ export class XdpAttachment {
     mapDeleteU32(this.mapFd, queueId);
   }
 
-  /** Detaches the program (closing the link) and frees the map. Idempotent. */
+  /**
+   * Pins the XSKMAP at `mapPath` and the link at `linkPath` (both on bpffs),
+   * so that the program stays attached and the map reachable after this
+   * process closes its fds. All or nothing: the map pin goes if the link pin fails.
+   */
+  pin(mapPath: string, linkPath: string): void {
+    xsk.bpfObjPin(this.mapFd, mapPath);
+    try {
+      xsk.bpfObjPin(this.linkFd, linkPath);
+    } catch (e) {
+      unlinkSync(mapPath);
+      throw e;
+    }
+  }
+
+  /** Detaches the program (closing the link; a pinned link stays) and frees the map. Idempotent. */
   detach(): void {
     if (this.closed) return;
     this.closed = true;
