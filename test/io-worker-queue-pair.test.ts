@@ -96,4 +96,60 @@ test('an I/O worker moves frames both ways between guest rings and AF_XDP', asyn
   });
 });
 
+test('a receive side out of buffers asks the driver for a kick only once 64 are back, and still takes fewer (EVENT_IDX)', async () => {
+  await withVeth('iowk', {}, async (pair) => {
+    const a = openUnservicedBackend(pair.a.netns, `af-xdp,id=a,ifname=${pair.a.ifname}`);
+    const b = openBackend(pair.b.netns, `af-xdp,id=b,ifname=${pair.b.ifname}`);
+    const qb = b.queues[0]!;
+    const ram = sys.mapAnonymous(MEM);
+    const bytes = new Uint8Array(ram);
+    const memory = new GuestMemory([{ gpa: 0, bytes }]);
+    const guest = new GuestBus(bytes, [{ gpa: 0, offset: 0, length: MEM }]);
+    const runner = new WorkerQueuePairRunner({ regions: [{ gpa: 0, address: sys.addressOf(ram), length: MEM }], sockets: [a.sockets[0]!.handle()], spinRounds: 200 });
+    try {
+      const rx = ring(0, 0x10000);
+      const tx = ring(1, 0x20000);
+      const rxDrv = new SplitRingDriver(guest, { size: 256, descAddr: rx.descAddr, availAddr: rx.driverAddr, usedAddr: rx.deviceAddr }, { eventIdx: true });
+      const features = featureMask(VirtioFeature.VERSION_1, VirtioFeature.EVENT_IDX);
+      runner.start({ pair: 0, rx, tx, features, mergeable: false, offloads: { csum: false, tso: false } }, { memory, signalUsed: () => {}, markNeedsReset: () => {} });
+      for (let i = 0; i < 100 && !runner.isRunning(0); i++) await sleep(10);
+      const fds = runner.fds[0]!;
+      let next = 0;
+      const post = (n: number): boolean => {
+        for (let k = 0; k < n; k++, next++) rxDrv.add([{ addr: 0x400000 + (next % 128) * 4096, len: 4096, write: true }]);
+        return rxDrv.publish();
+      };
+      const used = async (n: number): Promise<number> => {
+        let got = 0;
+        for (let i = 0; i < 300 && got < n; i++) {
+          got += rxDrv.pollUsed().length;
+          if (got < n) await sleep(10);
+        }
+        return got;
+      };
+      const availEvent = (): number => memory.readU16(rx.deviceAddr + 4 + 8 * 256);
+      assert.ok(post(8), 'the first buffers kick');
+      sys.eventfdWrite(fds.rxKick, 1);
+      // 80 frames for 8 buffers: the rest wait on the socket, the receive side is out of buffers.
+      await sendAll(qb, Array.from({ length: 80 }, (_, i) => makeFrame(i, 100, 5)));
+      assert.is(await used(8), 8, 'the first 8 frames land');
+      // Once the worker sleeps, avail_event points 64 entries past the last one it read.
+      for (let i = 0; i < 100 && availEvent() !== 8 + 63; i++) await sleep(10);
+      assert.is(availEvent(), 8 + 63, 'avail_event at the 64th buffer to come');
+      assert.is(post(8), false, '8 buffers back: no kick asked');
+      assert.is(await used(8), 8, 'fewer than a batch are still used (the worker also wakes on a timeout)');
+      // The next refills, 8 at a time: one kick, at the one that reaches a batch past the last buffer read.
+      for (let i = 0; i < 100 && availEvent() !== 16 + 63; i++) await sleep(10);
+      assert.is(availEvent(), 16 + 63);
+      const kicks = Array.from({ length: 8 }, () => post(8));
+      assert.equal(kicks, [false, false, false, false, false, false, false, true], `kicks per refill: ${kicks}`);
+    } finally {
+      await runner.close();
+      a.close();
+      b.close();
+      sys.unmap(ram);
+    }
+  });
+});
+
 test.run();

@@ -256,6 +256,36 @@ test('EVENT_IDX, driver to device: avail_event and the re-check after enabling',
   assert.ok(driver.publish(), 'kick for entry 0x0001');
 });
 
+test('EVENT_IDX, a batch: enableNotifications(after) asks for the kick at the after-th buffer, also across 2^16, and reports only a whole batch', () => {
+  const rig = splitRig({ size: 16, eventIdx: true, base: 0xfffc });
+  const { memory, queue, driver, chain, layout } = rig;
+  const availEvent = (): number => memory.readU16(layout.deviceAddr + splitAvailEventOffset(16));
+  const offer = (n: number): boolean => {
+    for (let k = 0; k < n; k++) driver.add([{ addr: layout.dataAddr, len: 8, write: true }]);
+    return driver.publish();
+  };
+  assert.is(queue.enableNotifications(4), false);
+  assert.is(availEvent(), 0xffff, 'entry 0xfffc + 4 - 1');
+  assert.is(offer(2), false, '2 of 4: no kick');
+  assert.is(queue.enableNotifications(4), false, 'the re-check does not count 2 as a batch');
+  assert.ok(offer(2), 'the 4th buffer (entry 0xffff) kicks');
+  assert.ok(queue.enableNotifications(4), 'a whole batch is there');
+  let popped = 0;
+  while (queue.pop(chain)) popped++;
+  assert.is(popped, 4);
+  assert.is(queue.enableNotifications(3), false);
+  assert.is(availEvent(), 0x0002, 'across the wrap: 0x0000 + 3 - 1');
+  assert.is(offer(1), false);
+  assert.ok(offer(2), 'entry 0x0002 kicks');
+  // More than the ring can hold is the whole ring; 1 (and the default) is the next entry.
+  while (queue.pop(chain)) popped++;
+  assert.is(queue.enableNotifications(1000), false);
+  assert.is(availEvent(), (0x0003 + 16 - 1) & 0xffff);
+  assert.is(queue.enableNotifications(1), false);
+  assert.is(availEvent(), 0x0003);
+  assert.not.ok(queue.broken);
+});
+
 test('a chain smaller than the queue grows on first use', () => {
   const rig = splitRig({ size: 8 });
   const { queue, driver, layout } = rig;

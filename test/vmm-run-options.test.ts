@@ -29,6 +29,34 @@ test('-iopl takes 0 or 3, once; the default is 3', () => {
   assert.throws(() => parseRunOptions(['-kernel', 'k', '-iopl']), /-iopl needs a value/);
 });
 
+test('thread placement: -vcpu-cpus/-vcpu-nice and the device\'s io-cpus=/poll-max-ns=/coalesce-us=/io-nice=', () => {
+  const o = parseRunOptions([
+    '-kernel', 'k', '-smp', '2', '-vcpu-cpus', '1:0', '-vcpu-nice', '19',
+    '-netdev', 'af-xdp,id=n1,ifname=eth0,queues=2', '-device', 'virtio-net-pci,netdev=n1,io-cpus=1:0,poll-max-ns=25000,coalesce-us=40,io-nice=-5',
+  ]);
+  assert.equal(o.vcpuCpus, [1, 0]);
+  assert.is(o.vcpuNice, 19);
+  assert.equal(o.nets[0]!.io, { cpus: [1, 0], pollUs: 25, coalesceUs: 40, nice: -5 });
+  const plain = parseRunOptions(['-kernel', 'k', '-netdev', 'af-xdp,id=n1,ifname=eth0', '-device', 'virtio-net-pci,netdev=n1']);
+  assert.is(plain.vcpuCpus, undefined);
+  assert.is(plain.vcpuNice, undefined);
+  assert.is(plain.nets[0]!.io, undefined, 'no settings: the runner defaults');
+  const bad = (argv: string[], re: RegExp): void => assert.throws(() => parseRunOptions(['-kernel', 'k', ...argv]), re);
+  bad(['-vcpu-cpus', '0:x'], /-vcpu-cpus: 'x' is not a host CPU/);
+  bad(['-vcpu-cpus', '4096'], /-vcpu-cpus: '4096' is not a host CPU/);
+  bad(['-vcpu-cpus', '0:0'], /-vcpu-cpus names 2 CPUs for 1 vCPU/);
+  bad(['-vcpu-cpus', '0', '-vcpu-cpus', '0'], /-vcpu-cpus given twice/);
+  bad(['-vcpu-nice', '20'], /-vcpu-nice: '20' is not an integer in -20..19/);
+  bad(['-vcpu-nice', '1.5'], /-vcpu-nice: '1.5' is not an integer/);
+  const dev = (props: string, re: RegExp): void => bad(['-netdev', 'af-xdp,id=n1,ifname=eth0', '-device', `virtio-net-pci,netdev=n1,${props}`], re);
+  dev('io-cpus=0:0', /io-cpus names 2 CPUs for 1 queue pair/);
+  dev('io-cpus=-1', /io-cpus: '-1' is not a host CPU/);
+  dev('poll-max-ns=-3', /poll-max-ns: '-3' is not an integer in 0\.\./);
+  dev('coalesce-us=100001', /coalesce-us: '100001' is not an integer in 0\.\.100000/);
+  dev('io-nice=x', /io-nice: 'x' is not an integer/);
+  dev('iothread=io0', /unknown property 'iothread'/);
+});
+
 test('-m takes QEMU sizes, plain numbers are MiB', () => {
   assert.is(parseRunOptions(['-m', '1G', '-kernel', 'k']).memoryBytes, 1 << 30);
   assert.is(parseRunOptions(['-m', '64', '-kernel', 'k']).memoryBytes, 64 << 20);

@@ -16,6 +16,7 @@ import { resultHeader, type BenchResult } from './report';
 import { formatPerMillion, medianPerMillion, parseVmmCounters, perMillion, sumPairs, type PerMillion } from './per-million';
 import { pairedRatio, summarize } from './stats';
 import { XdpCounter } from './xdp-counter';
+import { defaultPmdPlacement, describePlacement, placementRunArgs, pmdPlacement, type PmdPlacement, type PmdPlacementName } from './pmd-placement';
 import { runEndpoint, type EndpointParams, type EndpointResult } from './xsk-endpoint';
 
 export type PmdMode = 'txonly' | 'rxonly' | 'io-fwd';
@@ -23,6 +24,8 @@ export type PmdMode = 'txonly' | 'rxonly' | 'io-fwd';
 export interface PmdBenchOptions extends BenchRunOptions {
   mode: PmdMode;
   queues: number;
+  /** Default defaultPmdPlacement(mode). */
+  placement?: PmdPlacementName;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -56,36 +59,50 @@ interface GuestRun {
   guestBootToFirstTxMs: number | undefined;
   /** Per million frames over the whole guest run (boot included): the guest's kicks, the VMM's counters. */
   perMillion: PerMillion | undefined;
+  /** Each queue pair's rate, as the guest counted it. */
+  queueMpps: number[];
 }
 
 interface BaselineRun {
+  /** Each queue's C loop. */
+  queueMpps: number[];
   mpps: number;
   packets: number;
   peerPackets: number;
   seconds: number;
 }
 
-function endpoints(pair: VethPair, o: PmdBenchOptions, side: 'a' | 'b', direction: 'tx' | 'rx', seconds: number): Promise<EndpointResult[]> {
+/** ", per queue a / b Mpps" when there is more than one queue. */
+function perQueue(mpps: number[]): string {
+  return mpps.length > 1 ? `, per queue ${mpps.map((m) => m.toFixed(3)).join(' / ')} Mpps` : '';
+}
+
+function endpoints(pair: VethPair, o: PmdBenchOptions, place: PmdPlacement, side: 'a' | 'b', direction: 'tx' | 'rx', seconds: number): Promise<EndpointResult[]> {
   const end = side === 'a' ? pair.a : pair.b;
   return Promise.all(
     Array.from({ length: o.queues }, (_, q) => {
-      const p: EndpointParams = { netns: end.netns, ifname: end.ifname, impl: 'c', direction, xdpMode: o.xdpMode, seconds, size: o.size, batch: 32, queue: q, ...(process.env[side === 'b' ? 'XP_GEN_CPU' : 'XP_C_CPU'] ? { cpu: Number(process.env[side === 'b' ? 'XP_GEN_CPU' : 'XP_C_CPU']) } : {}) };
+      // Side b generates (the peer); side a is the C loop in the guest's place.
+      const cpu = (side === 'b' ? place.generatorCpus : place.loopCpus)[q];
+      const p: EndpointParams = { netns: end.netns, ifname: end.ifname, impl: 'c', direction, xdpMode: o.xdpMode, seconds, size: o.size, batch: 32, queue: q, ...(cpu !== undefined ? { cpu } : {}) };
       return runEndpoint(p, `C ${direction} queue ${q}`);
     }),
   );
 }
 
-async function guestRun(pair: VethPair, o: PmdBenchOptions, counter: XdpCounter): Promise<GuestRun> {
+async function guestRun(pair: VethPair, o: PmdBenchOptions, place: PmdPlacement, counter: XdpCounter): Promise<GuestRun> {
   const before = counter.total();
   const generate = o.mode !== 'txonly';
   // The generator starts first and outlives the guest's measured window (boot included).
   // (The C loop cannot be stopped early: it runs for boot + the window + a margin.)
-  const gen = generate ? endpoints(pair, o, 'b', 'tx', o.seconds + 8) : undefined;
+  const gen = generate ? endpoints(pair, o, place, 'b', 'tx', o.seconds + 8) : undefined;
   const t0 = performance.now();
+  const run = placementRunArgs(place);
   const vm = PmdVm.start({
     netns: pair.a.netns, ifname: pair.a.ifname, cpus: o.queues, queues: o.queues, xdpMode: o.xdpMode,
     append: `mode=${o.mode} size=${o.size} seconds=${o.seconds} queues=${o.queues} burst=32`,
     timeoutMs: (o.seconds + 120) * 1000,
+    runArgs: run.args,
+    deviceProps: run.deviceProps,
   });
   let firstMs: number | undefined;
   let exit: PmdVmExit | undefined;
@@ -109,6 +126,7 @@ async function guestRun(pair: VethPair, o: PmdBenchOptions, counter: XdpCounter)
   return {
     perMillion: summed ? perMillion(guestPackets, kicks, summed.counters, summed.kernel) : undefined,
     mpps: guestPackets / r.seconds / 1e6,
+    queueMpps: r.per_queue.map((q) => (o.mode === 'rxonly' ? q.rx_packets : q.tx_packets) / r.seconds / 1e6),
     packets: guestPackets,
     peerPackets,
     seconds: r.seconds,
@@ -117,22 +135,22 @@ async function guestRun(pair: VethPair, o: PmdBenchOptions, counter: XdpCounter)
   };
 }
 
-async function baselineRun(pair: VethPair, o: PmdBenchOptions, counter: XdpCounter): Promise<BaselineRun> {
+async function baselineRun(pair: VethPair, o: PmdBenchOptions, place: PmdPlacement, counter: XdpCounter): Promise<BaselineRun> {
   if (o.mode === 'txonly') {
     const before = counter.total();
-    const res = await endpoints(pair, o, 'a', 'tx', o.seconds);
+    const res = await endpoints(pair, o, place, 'a', 'tx', o.seconds);
     await sleep(50);
     const packets = res.reduce((s, x) => s + x.packets, 0);
     const seconds = Math.max(...res.map((x) => x.seconds));
-    return { mpps: packets / seconds / 1e6, packets, peerPackets: counter.total() - before, seconds };
+    return { mpps: packets / seconds / 1e6, queueMpps: res.map((x) => x.packets / x.seconds / 1e6), packets, peerPackets: counter.total() - before, seconds };
   }
-  const gen = endpoints(pair, o, 'b', 'tx', o.seconds + 1.5);
+  const gen = endpoints(pair, o, place, 'b', 'tx', o.seconds + 1.5);
   await sleep(400);
-  const res = await endpoints(pair, o, 'a', 'rx', o.seconds);
+  const res = await endpoints(pair, o, place, 'a', 'rx', o.seconds);
   const sent = (await gen).reduce((s, x) => s + x.packets, 0);
   const packets = res.reduce((s, x) => s + x.packets, 0);
   const seconds = Math.max(...res.map((x) => x.seconds));
-  return { mpps: packets / seconds / 1e6, packets, peerPackets: sent, seconds };
+  return { mpps: packets / seconds / 1e6, queueMpps: res.map((x) => x.packets / x.seconds / 1e6), packets, peerPackets: sent, seconds };
 }
 
 export async function benchPmd(o: PmdBenchOptions): Promise<BenchResult> {
@@ -140,6 +158,8 @@ export async function benchPmd(o: PmdBenchOptions): Promise<BenchResult> {
   if (why) throw new Error(`bench pmd needs KVM: ${why}`);
   const emulated = emulatedCpu();
   if (emulated) o.progress('  NOTE: this CPU is QEMU TCG (the nested-KVM harness): every figure below measures the emulator, not xdpvm');
+  const place = pmdPlacement(o.placement ?? defaultPmdPlacement(o.mode), o.queues);
+  o.progress(`  ${describePlacement(place)}`);
   const pair = new VethPair('pmd', { queues: o.queues });
   const guest: GuestRun[] = [];
   const base: BaselineRun[] = [];
@@ -149,17 +169,17 @@ export async function benchPmd(o: PmdBenchOptions): Promise<BenchResult> {
     for (let r = 0; r < o.runs; r++) {
       for (const which of r % 2 === 0 ? (['guest', 'c'] as const) : (['c', 'guest'] as const)) {
         if (which === 'guest') {
-          const g = await guestRun(pair, o, counter);
+          const g = await guestRun(pair, o, place, counter);
           guest.push(g);
           o.progress(
             `  run ${r + 1}/${o.runs} PMD guest: ${g.mpps.toFixed(3)} Mpps, guest ${o.mode === 'rxonly' ? 'received' : 'sent'} ${g.packets}, ` +
-              `peer ${o.mode === 'rxonly' ? 'sent' : 'counted'} ${g.peerPackets}, first packet at the peer ${g.bootToFirstPacketMs?.toFixed(0) ?? '-'} ms after start` +
+              `peer ${o.mode === 'rxonly' ? 'sent' : 'counted'} ${g.peerPackets}${perQueue(g.queueMpps)}, first packet at the peer ${g.bootToFirstPacketMs?.toFixed(0) ?? '-'} ms after start` +
               (g.perMillion ? `; per Mframe: ${formatPerMillion(g.perMillion)}` : '; (no counters line from the VMM)'),
           );
         } else {
-          const b = await baselineRun(pair, o, counter);
+          const b = await baselineRun(pair, o, place, counter);
           base.push(b);
-          o.progress(`  run ${r + 1}/${o.runs} raw C    : ${b.mpps.toFixed(3)} Mpps, ${b.packets} packets, peer ${b.peerPackets}`);
+          o.progress(`  run ${r + 1}/${o.runs} raw C    : ${b.mpps.toFixed(3)} Mpps, ${b.packets} packets, peer ${b.peerPackets}${perQueue(b.queueMpps)}`);
         }
         await sleep(300);
       }
@@ -179,6 +199,7 @@ export async function benchPmd(o: PmdBenchOptions): Promise<BenchResult> {
     params: {
       xdpMode: o.xdpMode, queues: o.queues, vcpus: o.queues, size: o.size, seconds: o.seconds, runs: o.runs, burst: 32,
       emulated, bootToFirstPacketMs: firsts.length ? summarize(firsts) : null,
+      placement: place,
     },
     mpps,
     baseline: { name: o.mode === 'io-fwd' ? 'raw C rx' : 'raw C', mpps: baseMpps },
@@ -192,6 +213,8 @@ export async function benchPmd(o: PmdBenchOptions): Promise<BenchResult> {
       packets: g.packets,
       peerPackets: g.peerPackets,
       seconds: g.seconds,
+      queueMpps: g.queueMpps,
+      baselineQueueMpps: base[i]!.queueMpps,
       bootToFirstPacketMs: g.bootToFirstPacketMs ?? null,
       guestBootToFirstTxMs: g.guestBootToFirstTxMs ?? null,
       baselineMpps: base[i]!.mpps,

@@ -20,6 +20,10 @@ export interface PmdVmOptions {
   xdpMode?: 'native' | 'skb';
   /** `xdpvm run -iopl`: 0 enters the guest as a PVM host runs ring 3 (port I/O by the TSS bitmap only). */
   iopl?: 0 | 3;
+  /** More `xdpvm run` options (before -netdev), e.g. -vcpu-cpus. */
+  runArgs?: readonly string[];
+  /** More virtio-net-pci properties, each as ",key=value". */
+  deviceProps?: string;
   /** SIGKILL after this long (a hung VMM must not hang its caller). */
   timeoutMs: number;
   /** Console and VMM lines as they arrive. */
@@ -85,9 +89,15 @@ export class PmdVm {
     const argv = [
       'run', '-m', o.memory ?? '64M', '-smp', String(o.cpus ?? 1), '-kernel', kernel, '-append', o.append,
       ...(o.iopl !== undefined ? ['-iopl', String(o.iopl)] : []),
-      '-netdev', netdev, '-device', 'virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56',
+      ...(o.runArgs ?? []),
+      '-netdev', netdev, '-device', `virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56${o.deviceProps ?? ''}`,
     ];
     return new PmdVm(o, argv);
+  }
+
+  /** The VMM's process id (`ip netns exec` execs it), while it runs. */
+  get pid(): number | undefined {
+    return this.child.pid;
   }
 
   signal(sig: NodeJS.Signals): void {

@@ -4,6 +4,7 @@
 import { benchBackend } from '../bench/backend-bench';
 import { benchDevice, benchDeviceAfXdp, MAX_TSO_FRAME, OFFLOADS, type Offload } from '../bench/device-bench';
 import { benchPmd, pmdBenchUnavailable, type PmdMode } from '../bench/pmd-bench';
+import { PMD_PLACEMENTS, type PmdPlacementName } from '../bench/pmd-placement';
 import { BENCH_LINUX_USAGE, benchTcpCommand, benchTestpmdCommand } from './bench-linux-command';
 import { benchDeviceWorker, defaultPlacement, PLACEMENTS, type DeviceWorkerMode, type Placement } from '../bench/device-worker-bench';
 import { compareWithBaseline, fmt, publishResult, table, type BenchResult } from '../bench/report';
@@ -17,7 +18,7 @@ export const BENCH_USAGE = `usage: xdpvm bench backend --mode txonly|rxonly [--x
        xdpvm bench device --backend af-xdp --threads [--mode txonly|rxonly|io-fwd] [--burst N] [--placement split|shared|gen-io|none] [--spin-rounds N] [--poll-us US] [--coalesce-us US] [--driver-nice N]
                           [--xdp-mode native|skb]
                           [--seconds S] [--runs N] [--size BYTES] [--json] [--out FILE] [--baseline FILE] [--threshold FRACTION]
-       xdpvm bench pmd --mode txonly|rxonly|io-fwd [--queues N] [--size BYTES] [--xdp-mode native|skb] [--seconds S] [--runs N]
+       xdpvm bench pmd --mode txonly|rxonly|io-fwd [--queues N] [--placement shared|split|none] [--size BYTES] [--xdp-mode native|skb] [--seconds S] [--runs N]
                           [--json] [--out FILE] [--baseline FILE] [--threshold FRACTION]`;
 
 export async function benchCommand(argv: readonly string[]): Promise<number> {
@@ -121,6 +122,7 @@ async function benchPmdCommand(argv: readonly string[]): Promise<number> {
     queues: { type: 'number', integer: true, min: 1, max: 16 },
     size: { type: 'number', integer: true, min: 60, max: 1514 },
     'xdp-mode': { type: 'enum', values: ['native', 'skb'] },
+    placement: { type: 'enum', values: PMD_PLACEMENTS },
   });
   if (!flags.mode) throw new UsageError(`--mode is required\n${BENCH_USAGE}`);
   const why = pmdBenchUnavailable();
@@ -134,6 +136,7 @@ async function benchPmdCommand(argv: readonly string[]): Promise<number> {
     seconds: (flags.seconds as number | undefined) ?? 3,
     runs: (flags.runs as number | undefined) ?? 3,
     progress: log,
+    ...(flags.placement !== undefined ? { placement: flags.placement as PmdPlacementName } : {}),
   };
   log(`bench pmd ${o.mode}: PMD guest under xdpvm run, ${o.queues} queue pair(s) and vCPU(s), ${o.size} B frames, ${o.xdpMode} XDP, ${o.runs} runs x ${o.seconds} s, against raw C on the same veth pair`);
   const result = await benchPmd(o);

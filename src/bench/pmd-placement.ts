@@ -1,0 +1,76 @@
+// Where `xdpvm bench pmd` puts the guest's vCPUs, the device's I/O threads,
+// the peer's generators and the raw C loops, and the policy they run with.
+// The placement is part of the result (JSON params, terminal header): a
+// figure means little without it on a host with as few CPUs as threads.
+import { availableParallelism } from 'node:os';
+import { SHARED_CPU_POLICY } from '../io/shared-cpu-policy';
+import type { PmdMode } from './pmd-bench';
+
+/**
+ * - shared: queue pair k's vCPU, I/O thread and (baseline) C loop on one CPU, counted down from the last;
+ *   generators on the CPUs left over (unpinned when none are); vCPUs and I/O threads as SHARED_CPU_POLICY says;
+ * - split: vCPU k on CPU k, I/O thread k and C loop k on the CPU counted down from the last, generators
+ *   unpinned, the default I/O policy;
+ * - none: nothing pinned, the default I/O policy.
+ */
+export const PMD_PLACEMENTS = ['shared', 'split', 'none'] as const;
+export type PmdPlacementName = (typeof PMD_PLACEMENTS)[number];
+
+export interface PmdPlacement {
+  name: PmdPlacementName;
+  /** Per vCPU / queue pair / generator / C loop (undefined: not pinned). */
+  vcpuCpus: (number | undefined)[];
+  ioCpus: (number | undefined)[];
+  generatorCpus: (number | undefined)[];
+  loopCpus: (number | undefined)[];
+  vcpuNice?: number;
+  pollUs?: number;
+  coalesceUs?: number;
+}
+
+/** txonly has no generator: its vCPU and I/O thread get a CPU each. The others leave the generator a CPU of its own. */
+export function defaultPmdPlacement(mode: PmdMode): PmdPlacementName {
+  return mode === 'txonly' ? 'split' : 'shared';
+}
+
+export function pmdPlacement(name: PmdPlacementName, queues: number, cpus = availableParallelism()): PmdPlacement {
+  const none = Array.from({ length: queues }, (): number | undefined => undefined);
+  if (name === 'none' || cpus < 2) return { name: 'none', vcpuCpus: none, ioCpus: none, generatorCpus: none, loopCpus: none };
+  const down = (k: number): number => (((cpus - 1 - k) % cpus) + cpus) % cpus;
+  const pairs = Array.from({ length: queues }, (_, k) => k);
+  if (name === 'split') {
+    return { name, vcpuCpus: pairs.map((k) => k % cpus), ioCpus: pairs.map(down), loopCpus: pairs.map(down), generatorCpus: none };
+  }
+  const spare = cpus - queues;
+  return {
+    name,
+    vcpuCpus: pairs.map(down),
+    ioCpus: pairs.map(down),
+    loopCpus: pairs.map(down),
+    generatorCpus: pairs.map((k) => (spare > 0 ? k % spare : undefined)),
+    vcpuNice: SHARED_CPU_POLICY.vcpuNice,
+    pollUs: SHARED_CPU_POLICY.pollUs,
+    coalesceUs: SHARED_CPU_POLICY.coalesceUs,
+  };
+}
+
+/** The `xdpvm run` options that carry a placement (the vCPU side) and the device properties (the I/O side). */
+export function placementRunArgs(p: PmdPlacement): { args: string[]; deviceProps: string } {
+  const list = (xs: (number | undefined)[]): string | undefined => (xs.every((x) => x !== undefined) && xs.length ? xs.join(':') : undefined);
+  const vcpus = list(p.vcpuCpus);
+  const io = list(p.ioCpus);
+  const args = [...(vcpus ? ['-vcpu-cpus', vcpus] : []), ...(p.vcpuNice !== undefined ? ['-vcpu-nice', String(p.vcpuNice)] : [])];
+  const props = [
+    ...(io ? [`io-cpus=${io}`] : []),
+    ...(p.pollUs !== undefined ? [`poll-max-ns=${Math.round(p.pollUs * 1000)}`] : []),
+    ...(p.coalesceUs !== undefined ? [`coalesce-us=${p.coalesceUs}`] : []),
+  ];
+  return { args, deviceProps: props.map((x) => `,${x}`).join('') };
+}
+
+/** One line for the terminal: which CPU runs what. */
+export function describePlacement(p: PmdPlacement): string {
+  const s = (xs: (number | undefined)[]): string => xs.map((x) => (x === undefined ? '-' : String(x))).join('/');
+  const policy = p.vcpuNice !== undefined ? `, vCPU niceness ${p.vcpuNice}, I/O poll ${p.pollUs} µs, coalesce ${p.coalesceUs} µs` : '';
+  return `placement ${p.name}: vCPU CPUs ${s(p.vcpuCpus)}, I/O thread CPUs ${s(p.ioCpus)}, C loop CPUs ${s(p.loopCpus)}, generator CPUs ${s(p.generatorCpus)}${policy}`;
+}
