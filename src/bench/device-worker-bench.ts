@@ -175,7 +175,6 @@ async function deviceRun(
   });
   if (cpus) pinThisThread(cpus.driver, 'benchmark driver');
   const driverTid = thisThreadId();
-  if (policy.driverNice !== 0) setThreadNice(driverTid, policy.driverNice, 'benchmark driver');
   try {
     const fds = runner.fds[0]!;
     const ram = new GuestRam(RAM, 0, mapping);
@@ -195,6 +194,8 @@ async function deviceRun(
     );
     for (let i = 0; i < 200 && !runner.isRunning(0); i++) await sleep(5);
     if (!runner.isRunning(0)) throw new Error('bench: the I/O worker did not start');
+    // Only now: a thread inherits its creator's niceness, and the worker must not run at the vCPU's.
+    if (policy.driverNice !== 0) setThreadNice(driverTid, policy.driverNice, 'benchmark driver');
     const bytes = ram.bytes;
     const pkt = new Uint8Array(HDR + o.size);
     pkt.set(udpFrame(o.size), HDR);
