@@ -1,0 +1,37 @@
+// Where bench pmd puts its threads, and the xdpvm run options that say so.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { defaultPmdPlacement, placementRunArgs, pmdPlacement } from '../src/bench/pmd-placement';
+
+test('shared on 2 CPUs, 1 pair: vCPU, I/O thread and C loop on the last CPU, the generator alone on the first, the shared-CPU policy', () => {
+  const p = pmdPlacement('shared', 1, 2);
+  assert.equal([p.vcpuCpus, p.ioCpus, p.loopCpus, p.generatorCpus], [[1], [1], [1], [0]]);
+  assert.equal(placementRunArgs(p), { args: ['-vcpu-cpus', '1', '-vcpu-nice', '19'], deviceProps: ',io-cpus=1,poll-max-ns=0,coalesce-us=50' });
+});
+
+test('shared on 2 CPUs, 2 pairs: one CPU per pair, generators left to the scheduler', () => {
+  const p = pmdPlacement('shared', 2, 2);
+  assert.equal([p.vcpuCpus, p.ioCpus, p.loopCpus, p.generatorCpus], [[1, 0], [1, 0], [1, 0], [undefined, undefined]]);
+  assert.equal(placementRunArgs(p).args, ['-vcpu-cpus', '1:0', '-vcpu-nice', '19']);
+});
+
+test('split: vCPU k on CPU k, its I/O thread and C loop counted down from the last, the runner\'s own polling', () => {
+  const p = pmdPlacement('split', 2, 2);
+  assert.equal([p.vcpuCpus, p.ioCpus, p.loopCpus], [[0, 1], [1, 0], [1, 0]]);
+  assert.equal(placementRunArgs(p), { args: ['-vcpu-cpus', '0:1'], deviceProps: ',io-cpus=1:0' });
+});
+
+test('none, or a single CPU: nothing pinned, no options', () => {
+  for (const p of [pmdPlacement('none', 2, 8), pmdPlacement('shared', 1, 1)]) {
+    assert.is(p.name, 'none');
+    assert.equal(placementRunArgs(p), { args: [], deviceProps: '' });
+  }
+});
+
+test('defaults: txonly split (no generator), rxonly and io-fwd shared', () => {
+  assert.is(defaultPmdPlacement('txonly'), 'split');
+  assert.is(defaultPmdPlacement('rxonly'), 'shared');
+  assert.is(defaultPmdPlacement('io-fwd'), 'shared');
+});
+
+test.run();
