@@ -11,9 +11,9 @@ import { NetHdr } from 'virtio-spec-types';
 import type { GuestMemory } from '../../memory/guest-memory';
 import { TX_BUSY, TX_OVERSIZE, type NetBackendQueue } from '../../backend/net-backend';
 import type { CopyBatch } from '../../memory/copy-batch';
-import type { DescriptorChain } from '../queue';
-import { addSums, onesComplementSum } from './checksum';
-import { gatherFromChain, sumChain } from './frame-copy';
+import { ChainCursor, type DescriptorChain } from '../queue';
+import { addSums, onesComplementSum, swap16 } from './checksum';
+import { gatherFromChain } from './frame-copy';
 import type { NetQueueCounters } from './net-counters';
 
 const MAX_GSO_FRAME = 65536 + 256;
@@ -44,6 +44,8 @@ export class TsoSegmenter {
   private readonly hdr = new Uint8Array(MAX_HEADERS);
   private readonly view = new DataView(this.hdr.buffer);
   private readonly offsets = new Float64Array(MAX_SEGMENTS);
+  /** The payload, walked once front to back: segments are consecutive. */
+  private readonly cursor = new ChainCursor();
   /** The backend's Tx buffer as a DataView, made once (a view per segment was an allocation per segment). */
   private readonly tx: DataView;
 
@@ -106,13 +108,14 @@ export class TsoSegmenter {
     const flags0 = h[l4 + 13]!;
     const id0 = v4 ? view.getUint16(l3 + 4) : 0;
     const buf = be.txBuffer;
+    this.cursor.readable(chain, HDR_SIZE + hl);
     for (let i = 0; i < nseg; i++) {
       const off = this.offsets[i]!;
       const chunk = Math.min(mss, payload - i * mss);
       const segLen = hl + chunk;
       // Headers: written here (small); payload: queued in the batch, straight from guest memory.
       for (let k = 0; k < hl; k++) buf[off + k] = h[k]!;
-      this.queuePayload(chain, HDR_SIZE + hl + i * mss, off + hl, chunk);
+      const payloadSum = this.queuePayload(mem, off + hl, chunk);
       if (v4) {
         tx.setUint16(off + l3 + 2, segLen - l3);
         tx.setUint16(off + l3 + 4, (id0 + i) & 0xffff);
@@ -131,7 +134,7 @@ export class TsoSegmenter {
       // multiple of 4 bytes, so the payload starts at an even position of the sum).
       let sum = this.pseudoHeader(buf, off, l3, v4, segLen - l4);
       sum = onesComplementSum(buf, off + l4, off + hl, sum);
-      sum = addSums(sum, sumChain(mem, chain, HDR_SIZE + hl + i * mss, chunk));
+      sum = addSums(sum, payloadSum);
       tx.setUint16(off + l4 + 16, ~sum & 0xffff);
       be.txCommit(off, segLen);
       this.counters.txFrames++;
@@ -141,22 +144,25 @@ export class TsoSegmenter {
     return 0;
   }
 
-  /** Queues the copy of the chain's readable bytes [skip, skip+len) to the Tx buffer at dstOff. */
-  private queuePayload(chain: DescriptorChain, skip: number, dstOff: number, len: number): void {
+  /**
+   * Queues the copy of the payload's next `len` bytes to the Tx buffer at dstOff and returns their
+   * ones' complement sum, read in guest memory: one walk for both (as sumAt does for the sum alone).
+   */
+  private queuePayload(mem: GuestMemory, dstOff: number, len: number): number {
     const { batch, regionAddress, txBase } = this.copies;
-    let done = 0;
-    for (let i = 0; i < chain.readableCount && done < len; i++) {
-      const l = chain.len[i]!;
-      if (skip >= l) {
-        skip -= l;
-        continue;
-      }
-      let take = l - skip;
-      if (take > len - done) take = len - done;
-      batch.add(txBase + dstOff + done, regionAddress[chain.region[i]!]! + chain.offset[i]! + skip, take);
-      done += take;
-      skip = 0;
+    const cur = this.cursor;
+    let sum = 0;
+    let pos = 0;
+    while (pos < len) {
+      const n = cur.take(len - pos);
+      if (n === 0) break;
+      const o = cur.offset;
+      batch.add(txBase + dstOff + pos, regionAddress[cur.region]! + o, n);
+      const s = onesComplementSum(mem.regionBytes(cur.region), o, o + n);
+      sum = addSums(sum, (pos & 1) === 0 ? s : swap16(s));
+      pos += n;
     }
+    return sum;
   }
 
   /** Ones' complement sum of the TCP pseudo-header (RFC 793 / RFC 8200 §8.1), read from the segment's IP header. */
