@@ -19,7 +19,7 @@
 //   local APIC page (0xFEE00000)  user page, uncached
 import type { Regs, Segment, Sregs } from '../../kvm/regs';
 import { BOOT_INFO_SIZE, LAPIC_BASE, writeBootInfo } from './boot-info';
-import { ElfError, type ElfSegment, parseElf64 } from './elf64';
+import { ElfError, type ElfSegment, parseElf64 } from './bare-metal-elf';
 import { buildExceptionStubs, EXCEPTION_VECTORS, stubOffset } from './exception-stubs';
 import {
   buildGdt,
