@@ -7,6 +7,7 @@
 // loaders).
 // References: System V ABI gABI ch. 4 (ELF header, sections) and ch. 5
 // (program headers, dynamic section).
+import { hex } from '../hex';
 
 export class ElfError extends Error {
   override name = 'ElfError';
@@ -30,8 +31,6 @@ export const PF_R = 4;
 export const ELF64_EHDR_SIZE = 64;
 export const ELF64_PHDR_SIZE = 56;
 const SHDR_SIZE = 64;
-
-const hex = (n: number | bigint): string => `0x${n.toString(16)}`;
 
 export function isElf(buf: Uint8Array): boolean {
   return buf.length >= 4 && buf[0] === 0x7f && buf[1] === 0x45 && buf[2] === 0x4c && buf[3] === 0x46;

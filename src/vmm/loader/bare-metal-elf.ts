@@ -21,6 +21,7 @@ import {
   PT_LOAD,
   toNumber,
 } from '../../elf/elf64';
+import { hex } from '../../hex';
 
 export { ElfError, PF_R, PF_W, PF_X, PT_LOAD } from '../../elf/elf64';
 
@@ -45,8 +46,6 @@ export interface ElfImage {
   /** PT_LOAD segments with memSize > 0, by address. */
   segments: ElfSegment[];
 }
-
-const hex = (n: number | bigint): string => `0x${n.toString(16)}`;
 
 /** Parses and checks an ELF64 x86-64 static executable (the file bytes are not modified). */
 export function parseElf64(file: Uint8Array): ElfImage {

@@ -37,6 +37,7 @@ import {
   type SegmentDescriptor,
 } from './gdt';
 import { buildIdentityPageTables, MAX_PHYSICAL, PAGE_SIZE, pageTableBytes, type MapRange } from './page-tables';
+import { hex } from '../../hex';
 
 export class LoaderError extends Error {
   override name = 'LoaderError';
@@ -127,7 +128,6 @@ export const BOOT_RFLAGS_IOPL0 = 0x0002n;
 /** Each vCPU's TSS carries an I/O bitmap allowing every port (see buildTss). */
 const TSS_SIZE = TSS64_WITH_IO_BITMAP_SIZE;
 
-const hex = (n: number): string => `0x${n.toString(16)}`;
 const pageUp = (n: number): number => Math.ceil(n / PAGE_SIZE) * PAGE_SIZE;
 const pageDown = (n: number): number => Math.floor(n / PAGE_SIZE) * PAGE_SIZE;
 

@@ -6,6 +6,7 @@
 // against the file's length first.
 
 import { Elf64File, ElfError, ELF64_PHDR_SIZE, EM_X86_64, ET_EXEC, isElf, PT_LOAD, type ProgramHeader64 } from '../../elf/elf64';
+import { hex } from '../../hex';
 
 // The loader tells a vmlinux from a bzImage by the ELF magic.
 export { isElf };
@@ -189,8 +190,6 @@ export interface VmlinuxInfo {
 }
 
 export type LinuxImageInfo = BzImageInfo | VmlinuxInfo;
-
-const hex = (n: number | bigint): string => `0x${n.toString(16)}`;
 
 /** Reads the setup header fields; the caller has checked the file reaches Hdr.End. */
 function readHeader(dv: DataView): SetupHeader {
