@@ -92,13 +92,13 @@ test('read, write and the batched copies move the bytes the pieces name', () => 
   const host = new Uint8Array(16);
   const batch = new CopyBatch();
   const regionAddress = Float64Array.from([0, 1], (r) => CopyBatch.addressOf(mem.regionBytes(r)));
-  const hostAddress = CopyBatch.addressOf(host);
+  const copies = { batch, regionAddress, hostBase: CopyBatch.addressOf(host) };
   try {
-    assert.is(cur.readable(c, 2).gatherBatched(batch, regionAddress, hostAddress + 4, 4), 4);
+    assert.is(cur.readable(c, 2).gatherBatched(copies, 4, 4), 4);
     batch.flush();
     assert.equal([...host.subarray(4, 8)], [3, 4, 5, 6]);
     host.set([11, 12, 13, 14, 15, 16, 17, 18]);
-    assert.is(cur.writable(c, 3).scatterBatched(batch, regionAddress, hostAddress, 100), 7, 'the writable part has 7 bytes left');
+    assert.is(cur.writable(c, 3).scatterBatched(copies, 0, 100), 7, 'the writable part has 7 bytes left');
     batch.flush();
     assert.is(ram[0x303], 11);
     assert.equal([...ram.subarray(0x1200, 0x1206)], [12, 13, 14, 15, 16, 17]);

@@ -15,7 +15,7 @@ const cursor = new ChainCursor();
  * read in place: no copy, no allocation. A piece that starts at an odd position of the stream
  * contributes its byte-swapped sum.
  */
-function sumAt(mem: GuestMemory, cur: ChainCursor, len: number): number {
+export function sumAt(mem: GuestMemory, cur: ChainCursor, len: number): number {
   let sum = 0;
   let pos = 0;
   while (pos < len) {

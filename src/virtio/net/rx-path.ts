@@ -6,7 +6,7 @@
 import { NetHdr } from 'virtio-spec-types';
 import type { GuestMemory } from '../../memory/guest-memory';
 import type { NetBackendQueue } from '../../backend/net-backend';
-import { ChainCursor, DescriptorChain, QueueError, type Virtqueue } from '../queue';
+import { type BatchCopies, ChainCursor, DescriptorChain, QueueError, type Virtqueue } from '../queue';
 import { CopyBatch } from '../../memory/copy-batch';
 import type { NetQueueCounters } from './net-counters';
 
@@ -22,9 +22,8 @@ export class RxPath {
   private readonly cursor = new ChainCursor();
   private readonly hdr = new Uint8Array(HDR_SIZE);
   private readonly hdrView = new DataView(this.hdr.buffer);
-  /** Absolute address of each guest memory region and of the backend's Rx buffer (for batched copies). */
-  private readonly regionAddress: Float64Array;
-  private readonly rxBase: number;
+  /** The batch, and the absolute addresses of guest memory and of the backend's Rx buffer it copies between. */
+  private readonly copies: BatchCopies;
 
   constructor(
     private readonly mem: GuestMemory,
@@ -36,8 +35,8 @@ export class RxPath {
   ) {
     const n = mergeable ? MAX_CHAINS_PER_FRAME : 1;
     this.chains = Array.from({ length: n }, () => new DescriptorChain(vq.size));
-    this.regionAddress = Float64Array.from(mem.regions, (_, i) => CopyBatch.addressOf(mem.regionBytes(i)));
-    this.rxBase = CopyBatch.addressOf(be.rxBuffer);
+    const regionAddress = Float64Array.from(mem.regions, (_, i) => CopyBatch.addressOf(mem.regionBytes(i)));
+    this.copies = { batch, regionAddress, hostBase: CopyBatch.addressOf(be.rxBuffer) };
   }
 
   /** Gives back the copy registrations taken at construction. */
@@ -101,7 +100,6 @@ export class RxPath {
   /** Writes header + frame across `used` popped chains and pushes them. */
   private deliver(off: number, len: number, used: number): void {
     const vq = this.vq;
-    const src = this.rxBase + off;
     let pos = 0; // bytes of the frame placed so far
     for (let k = 0; k < used; k++) {
       const c = this.chains[k]!;
@@ -109,7 +107,7 @@ export class RxPath {
       let written = 0;
       if (k === 0) written = this.writeHeader(c, cur, used);
       // Frame bytes: one batched copy per writable buffer (or part of one).
-      const n = cur.scatterBatched(this.batch, this.regionAddress, src + pos, len - pos);
+      const n = cur.scatterBatched(this.copies, off + pos, len - pos);
       pos += n;
       written += n;
       vq.push(c.headId, written, c.ringSlots);

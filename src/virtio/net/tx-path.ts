@@ -6,7 +6,7 @@
 import { NetGsoType, NetHdr, NetHdrFlags } from 'virtio-spec-types';
 import type { GuestMemory } from '../../memory/guest-memory';
 import { TX_BUSY, TX_OVERSIZE, type NetBackendQueue } from '../../backend/net-backend';
-import { ChainCursor, DescriptorChain, type Virtqueue } from '../queue';
+import { type BatchCopies, ChainCursor, DescriptorChain, type Virtqueue } from '../queue';
 import { CopyBatch } from '../../memory/copy-batch';
 import { gatherFromChain, sumChain } from './frame-copy';
 import type { NetQueueCounters } from './net-counters';
@@ -42,9 +42,8 @@ export class TxPath {
   private readonly hdr = new Uint8Array(HDR_SIZE);
   private readonly hdrView = new DataView(this.hdr.buffer);
   private readonly tso: TsoSegmenter;
-  /** Absolute address of each guest memory region and of the backend's Tx buffer (for batched copies). */
-  private readonly regionAddress: Float64Array;
-  private readonly txBase: number;
+  /** The batch, and the absolute addresses of guest memory and of the backend's Tx buffer it copies between. */
+  private readonly copies: BatchCopies;
   /**
    * Completed checksums waiting for their frames' batched copies: (Tx buffer offset, value) pairs, stored
    * once the batch has run (a frame's bytes land only then), before the backend publishes the frames.
@@ -61,9 +60,9 @@ export class TxPath {
     private readonly batch: CopyBatch = new CopyBatch(),
   ) {
     this.chain = new DescriptorChain(vq.size);
-    this.regionAddress = Float64Array.from(mem.regions, (_, i) => CopyBatch.addressOf(mem.regionBytes(i)));
-    this.txBase = CopyBatch.addressOf(be.txBuffer);
-    this.tso = new TsoSegmenter(be, counters, { batch, regionAddress: this.regionAddress, txBase: this.txBase });
+    const regionAddress = Float64Array.from(mem.regions, (_, i) => CopyBatch.addressOf(mem.regionBytes(i)));
+    this.copies = { batch, regionAddress, hostBase: CopyBatch.addressOf(be.txBuffer) };
+    this.tso = new TsoSegmenter(be, counters, this.copies);
   }
 
   /** Gives back the copy registrations taken at construction. */
@@ -147,7 +146,7 @@ export class TxPath {
 
   /** Queues the copy of the chain's readable bytes [skip, skip+len) to the Tx buffer at dstOff. */
   private gatherBatched(skip: number, dstOff: number, len: number): void {
-    this.cursor.readable(this.chain, skip).gatherBatched(this.batch, this.regionAddress, this.txBase + dstOff, len);
+    this.cursor.readable(this.chain, skip).gatherBatched(this.copies, dstOff, len);
   }
 
   /** One frame, no segmentation. Returns 0, TX_BUSY or TX_OVERSIZE (and other drops as 0, counted). */

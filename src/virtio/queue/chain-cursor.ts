@@ -15,6 +15,18 @@ const SMALL_COPY = 256;
 /** What a fresh cursor points at: keeps `chain` one type (no undefined) at no cost per reset. */
 const NO_CHAIN = new DescriptorChain(0);
 
+/**
+ * Where batched copies go: the batch and the absolute addresses it copies between. Passed whole (not
+ * its addresses) so a call that V8 does not inline carries no double to box.
+ */
+export interface BatchCopies {
+  readonly batch: CopyBatch;
+  /** Absolute address of each guest memory region's first byte. */
+  readonly regionAddress: Float64Array;
+  /** Absolute address of the host buffer's first byte (the backend's Tx or Rx buffer). */
+  readonly hostBase: number;
+}
+
 export class ChainCursor {
   /** Region (`memory.regionBytes(region)`) of the piece the last `take` returned. */
   region = 0;
@@ -27,7 +39,7 @@ export class ChainCursor {
   /** Bytes from the start of buffer `i` to the position; may run past it (a skip not yet walked). */
   private at = 0;
 
-  // Two small resets rather than one with a flag: V8 inlines functions this small wherever they are called.
+  // Two small resets rather than one with a flag: each is small enough for V8 to inline where it is called.
 
   /** Starts `skip` bytes into the chain's device-readable part (a Reader, in rust-vmm's terms). */
   readable(chain: DescriptorChain, skip: number): this {
@@ -54,11 +66,10 @@ export class ChainCursor {
   }
 
   /**
-   * The next piece, at most `max` bytes and within one buffer, in `region` and `offset`; moves past it.
-   * Returns its length: 0 at the end of the part (or for max <= 0).
+   * The next piece, at most `max` (>= 0) bytes and within one buffer, in `region` and `offset`; moves
+   * past it. Returns its length: 0 at the end of the part (or for max 0).
    */
   take(max: number): number {
-    if (max <= 0) return 0;
     // The walk in locals, the state stored once: this runs per packet.
     const { chain, end } = this;
     let i = this.i;
@@ -81,25 +92,37 @@ export class ChainCursor {
     return 0;
   }
 
-  /** Queues copies of the next `len` bytes to absolute address `dst` (`regionAddress[r]`: region r's first byte). Returns bytes queued. */
-  gatherBatched(batch: CopyBatch, regionAddress: Float64Array, dst: number, len: number): number {
+  /** Queues copies of the next `len` bytes to the host buffer at `hostOff`. Returns bytes queued. */
+  gatherBatched(to: BatchCopies, hostOff: number, len: number): number {
+    const { batch, regionAddress } = to;
+    const ops = batch.ops;
+    const dst = to.hostBase + hostOff;
     let done = 0;
     while (done < len) {
       const n = this.take(len - done);
       if (n === 0) break;
-      batch.add(dst + done, regionAddress[this.region]! + this.offset, n);
+      const at = batch.slot();
+      ops[at] = dst + done;
+      ops[at + 1] = regionAddress[this.region]! + this.offset;
+      ops[at + 2] = n;
       done += n;
     }
     return done;
   }
 
-  /** Queues copies from absolute address `src` into the next `len` bytes. Returns bytes queued. */
-  scatterBatched(batch: CopyBatch, regionAddress: Float64Array, src: number, len: number): number {
+  /** Queues copies from the host buffer at `hostOff` into the next `len` bytes. Returns bytes queued. */
+  scatterBatched(from: BatchCopies, hostOff: number, len: number): number {
+    const { batch, regionAddress } = from;
+    const ops = batch.ops;
+    const src = from.hostBase + hostOff;
     let done = 0;
     while (done < len) {
       const n = this.take(len - done);
       if (n === 0) break;
-      batch.add(regionAddress[this.region]! + this.offset, src + done, n);
+      const at = batch.slot();
+      ops[at] = regionAddress[this.region]! + this.offset;
+      ops[at + 1] = src + done;
+      ops[at + 2] = n;
       done += n;
     }
     return done;

@@ -150,19 +150,8 @@ function gaps(lo: number, hi: number, used: readonly AddressRange[]): AddressRan
   return out;
 }
 
-interface SystemPlan {
-  gdt: AddressRange;
-  idt: AddressRange;
-  stubs: AddressRange;
-  tss: number[];
-  bootInfo: number[];
-  cmdline: AddressRange;
-  exceptionStacks: AddressRange[];
-  pageTables: AddressRange;
-  /** Boot infos and command line: the part of the system block ring 3 may read. */
-  boot: AddressRange;
-  system: AddressRange;
-}
+/** The system block's part of the layout (the stacks and free RAM come after it). */
+type SystemPlan = Omit<BareMetalLayout, 'stacks' | 'free' | 'imageEnd'>;
 
 function layOutSystem(base: number, vcpus: number, cmdlineBytes: number, tablePages: number): SystemPlan {
   let at = base;
