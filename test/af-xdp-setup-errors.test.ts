@@ -10,8 +10,9 @@ import { xsk } from '../src/native/xsk';
 import { sys } from '../src/native/sys';
 import { openFds } from './support/fd-count';
 import { openBackend, withVeth } from './support/veth-backends';
+import { repoRoot } from '../src/repo-root';
 
-const root = path.resolve(__dirname, '..', '..');
+const root = repoRoot();
 
 async function expectSetupError(
   spec: (ifname: string) => string,

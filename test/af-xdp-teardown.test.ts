@@ -9,8 +9,9 @@ import { xdpState } from '../src/host/netns';
 import { openFds } from './support/fd-count';
 import { sleep } from './support/queue-traffic';
 import { openBackend, withVeth } from './support/veth-backends';
+import { repoRoot } from '../src/repo-root';
 
-const root = path.resolve(__dirname, '..', '..');
+const root = repoRoot();
 
 function holder(netns: string, ifname: string, closeAfterMs: number): ReturnType<typeof spawn> {
   const script = `

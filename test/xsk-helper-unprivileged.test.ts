@@ -9,8 +9,9 @@ import { xdpState } from '../src/host/netns';
 import { frameSeq, frameTag, makeFrame } from './support/frames';
 import { receive, sendAll } from './support/queue-traffic';
 import { openBackend, withVeth } from './support/veth-backends';
+import { repoRoot } from '../src/repo-root';
 
-const root = path.resolve(__dirname, '..', '..');
+const root = repoRoot();
 const N = 200;
 
 test('traffic flows both ways in a child whose capability sets are empty', async () => {

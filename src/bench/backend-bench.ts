@@ -3,6 +3,7 @@
 // that both see the same machine. Counts at both ends: for txonly the
 // sender's completions and the peer's XDP counter; for rxonly the C
 // generator's sent frames and the receiver's taken frames.
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { BenchRunOptions } from './bench-run-options';
 import { inNetns, VethPair } from '../host/netns';
 import { xsk } from '../native/xsk';
@@ -15,9 +16,6 @@ export interface BackendBenchOptions extends BenchRunOptions {
   mode: 'txonly' | 'rxonly';
   batch: number;
 }
-
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 interface Run {
   impl: 'ts' | 'c';

@@ -25,6 +25,7 @@
 // Every run is a child process (a core and a clean heap each, and no JIT
 // feedback shared between the two implementations); a child is this file
 // run with a JSON argument.
+import { setTimeout as sleep } from 'node:timers/promises';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { featureMask, NetFeature, NetGsoType, NetHdr, NetHdrFlags, SplitAvail, SplitUsed, VirtioFeature, splitAvailEventOffset, splitUsedEventOffset } from 'virtio-spec-types';
@@ -432,7 +433,6 @@ function runAfXdpTx(p: AfXdpParams): AfXdpResult {
 // ------------------------------------------------------------ parent side
 
 const SELF = path.join(__dirname, 'device-bench.js');
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function checkOptions(o: DeviceBenchOptions): number {
   if (!(o.seconds > 0) || !Number.isInteger(o.runs) || o.runs < 1) throw new Error('seconds must be > 0 and runs a positive integer');

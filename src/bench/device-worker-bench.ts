@@ -17,6 +17,7 @@
 // the driver to another, and the generator (rxonly, io-fwd) is left to the
 // scheduler (--placement: other layouts). The headline ratio is the median
 // of the per-run ratios.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { featureMask, NetHdr, VirtioFeature } from 'virtio-spec-types';
 import type { BenchRunOptions } from './bench-run-options';
 import { AfXdpBackend } from '../backend/af-xdp/af-xdp-backend';
@@ -100,8 +101,6 @@ const GEN_LEAD_MS = 400;
 const GEN_MARGIN_S = 2.5;
 
 type Cpus = ReturnType<typeof benchCpus>;
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** What one device run counted. */
 export interface DeviceRunResult {

@@ -549,4 +549,5 @@ export const WAIT_LINK_UP = 'i=0;until [ "$(cat /sys/class/net/eth0/operstate)" 
 export const DRAIN_CONSOLE =
   "t(){ grep -o 'tx:[0-9]*' /proc/tty/driver/serial|head -1;};a=;b=$(t);n=0;while [ \"$a\" != \"$b\" ]&&[ $n -lt 50 ];do a=$b;sleep .2;b=$(t);n=$((n+1));done";
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+// A promise timer for the rig's users (the platform's, not one of our own).
+export { setTimeout as sleep } from 'node:timers/promises';

@@ -6,6 +6,7 @@
 // Baselines: txonly and rxonly against the C loop doing the same; io-fwd
 // against the C receive loop (the C code has no forwarding loop, so that
 // ratio is an upper bound on what forwarding costs).
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { BenchRunOptions } from './bench-run-options';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { inNetns, VethPair } from '../host/netns';
@@ -27,8 +28,6 @@ export interface PmdBenchOptions extends BenchRunOptions {
   /** Default defaultPmdPlacement(mode). */
   placement?: PmdPlacementName;
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Why this host cannot run the benchmark, or undefined. */
 export function pmdBenchUnavailable(): string | undefined {

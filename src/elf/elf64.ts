@@ -3,9 +3,11 @@
 // the file's length (a hostile or truncated file is an ElfError, never a
 // RangeError or a read past the end). It decides nothing about what a file
 // must be; its users do (the guest image builder's dynamic-section reader,
-// the kernel-kind detection of `xdpvm run`).
+// the kernel-kind detection of `xdpvm run`, the bare-metal and vmlinux
+// loaders).
 // References: System V ABI gABI ch. 4 (ELF header, sections) and ch. 5
 // (program headers, dynamic section).
+import { hex } from '../hex';
 
 export class ElfError extends Error {
   override name = 'ElfError';
@@ -13,6 +15,7 @@ export class ElfError extends Error {
 
 export const ELFCLASS64 = 2;
 export const ELFDATA2LSB = 1;
+export const EV_CURRENT = 1;
 export const ET_REL = 1;
 export const ET_EXEC = 2;
 export const ET_DYN = 3;
@@ -21,9 +24,12 @@ export const PT_LOAD = 1;
 export const PT_DYNAMIC = 2;
 export const PT_INTERP = 3;
 export const SHT_DYNAMIC = 6;
+export const PF_X = 1;
+export const PF_W = 2;
+export const PF_R = 4;
 
-const EHDR_SIZE = 64;
-const PHDR_SIZE = 56;
+export const ELF64_EHDR_SIZE = 64;
+export const ELF64_PHDR_SIZE = 56;
 const SHDR_SIZE = 64;
 
 export function isElf(buf: Uint8Array): boolean {
@@ -37,6 +43,24 @@ export interface ElfHeader {
   machine: number;
   /** e_entry as stored (a kernel's may be above 2^53). */
   entry: bigint;
+  /** e_ident[EI_VERSION] and e_version (EV_CURRENT = 1). */
+  identVersion: number;
+  version: number;
+  /** e_ehsize, e_phentsize, e_phnum. */
+  ehsize: number;
+  phentsize: number;
+  phnum: number;
+}
+
+/** A program header as stored: the u64 fields as bigints (a kernel's virtual addresses are above 2^53). */
+export interface ProgramHeader64 {
+  type: number;
+  flags: number;
+  offset: bigint;
+  vaddr: bigint;
+  paddr: bigint;
+  filesz: bigint;
+  memsz: bigint;
 }
 
 export interface ProgramHeader {
@@ -58,6 +82,12 @@ export interface SectionHeader {
   link: number;
 }
 
+/** A u64 field as a number; an ElfError naming `what` when it is 2^53 or more. */
+export function toNumber(v: bigint, what: string): number {
+  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new ElfError(`${what} ${hex(v)} is too large`);
+  return Number(v);
+}
+
 export class Elf64File {
   readonly header: ElfHeader;
   private readonly view: DataView;
@@ -65,11 +95,20 @@ export class Elf64File {
   /** Checks the identification bytes: ELF magic, 64-bit, little-endian. */
   constructor(readonly bytes: Uint8Array) {
     if (!isElf(bytes)) throw new ElfError('not an ELF file (bad magic)');
-    if (bytes.length < EHDR_SIZE) throw new ElfError('truncated ELF header');
-    if (bytes[4] !== ELFCLASS64) throw new ElfError(`only 64-bit ELF is supported (EI_CLASS ${bytes[4]})`);
-    if (bytes[5] !== ELFDATA2LSB) throw new ElfError(`only little-endian ELF is supported (EI_DATA ${bytes[5]})`);
+    if (bytes.length < ELF64_EHDR_SIZE) throw new ElfError(`truncated: the file is ${bytes.length} bytes, shorter than an ELF64 header (64)`);
+    if (bytes[4] !== ELFCLASS64) throw new ElfError(`EI_CLASS ${bytes[4]} is not ELFCLASS64 (2): only 64-bit ELF is supported`);
+    if (bytes[5] !== ELFDATA2LSB) throw new ElfError(`EI_DATA ${bytes[5]} is not ELFDATA2LSB (1): only little-endian ELF is supported`);
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    this.header = { type: this.u16(16), machine: this.u16(18), entry: this.view.getBigUint64(24, true) };
+    this.header = {
+      type: this.u16(16),
+      machine: this.u16(18),
+      entry: this.u64n(24),
+      identVersion: bytes[6]!,
+      version: this.u32(20),
+      ehsize: this.u16(52),
+      phentsize: this.u16(54),
+      phnum: this.u16(56),
+    };
   }
 
   u16(off: number): number {
@@ -82,12 +121,15 @@ export class Elf64File {
     return this.view.getUint32(off, true);
   }
 
-  /** A u64 as a number: an ElfError when it is 2^53 or more. */
-  u64(off: number): number {
+  /** A u64 as a number: an ElfError naming `what` when it is 2^53 or more. */
+  u64(off: number, what = `the u64 at ${off}`): number {
+    return toNumber(this.u64n(off), what);
+  }
+
+  /** A u64 as stored. */
+  u64n(off: number): bigint {
     this.check(off, 8);
-    const v = this.view.getBigUint64(off, true);
-    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new ElfError(`64-bit value at ${off} too large`);
-    return Number(v);
+    return this.view.getBigUint64(off, true);
   }
 
   i64(off: number): bigint {
@@ -103,27 +145,45 @@ export class Elf64File {
     return Buffer.from(this.bytes.buffer, this.bytes.byteOffset + off, end - off).toString('utf8');
   }
 
-  /** The program header table (empty when there is none). */
-  programHeaders(): ProgramHeader[] {
-    const phoff = this.u64(32);
-    const phentsize = this.u16(54);
-    const phnum = this.u16(56);
-    const out: ProgramHeader[] = [];
-    if (phoff === 0 || phnum === 0) return out;
-    if (phentsize < PHDR_SIZE) throw new ElfError(`bad e_phentsize ${phentsize}`);
+  /**
+   * The program header table as stored (empty when there is none). The table must lie within the
+   * file, after the ELF header; e_phentsize may be larger than an Elf64_Phdr (gABI), not smaller.
+   */
+  programHeaders64(): ProgramHeader64[] {
+    const phoff = this.u64n(32);
+    const { phentsize, phnum } = this.header;
+    const out: ProgramHeader64[] = [];
+    if (phoff === 0n || phnum === 0) return out;
+    if (phentsize < ELF64_PHDR_SIZE) throw new ElfError(`bad e_phentsize ${phentsize}`);
+    if (phoff < BigInt(ELF64_EHDR_SIZE) || phoff + BigInt(phnum * phentsize) > BigInt(this.bytes.length)) {
+      throw new ElfError(`program header table [${hex(phoff)}, +${phnum} x ${phentsize}) is not within the ${this.bytes.length}-byte file`);
+    }
     for (let i = 0; i < phnum; i++) {
-      const o = phoff + i * phentsize;
+      const o = Number(phoff) + i * phentsize;
       out.push({
         type: this.u32(o),
         flags: this.u32(o + 4),
-        offset: this.u64(o + 8),
-        vaddr: this.u64(o + 16),
-        paddr: this.u64(o + 24),
-        filesz: this.u64(o + 32),
-        memsz: this.u64(o + 40),
+        offset: this.u64n(o + 8),
+        vaddr: this.u64n(o + 16),
+        paddr: this.u64n(o + 24),
+        filesz: this.u64n(o + 32),
+        memsz: this.u64n(o + 40),
       });
     }
     return out;
+  }
+
+  /** The program header table with numbers: an ElfError for a field of 2^53 or more. */
+  programHeaders(): ProgramHeader[] {
+    return this.programHeaders64().map((p, i) => ({
+      type: p.type,
+      flags: p.flags,
+      offset: toNumber(p.offset, `program header ${i} p_offset`),
+      vaddr: toNumber(p.vaddr, `program header ${i} p_vaddr`),
+      paddr: toNumber(p.paddr, `program header ${i} p_paddr`),
+      filesz: toNumber(p.filesz, `program header ${i} p_filesz`),
+      memsz: toNumber(p.memsz, `program header ${i} p_memsz`),
+    }));
   }
 
   /** The section header table with names (empty when there is none). */

@@ -8,7 +8,8 @@ import { sys } from '../native/sys';
 const DEFAULT_CAPACITY = 512;
 
 export class CopyBatch {
-  private readonly ops: Float64Array;
+  /** The queued copies as (dst, src, len) triples; `slot` hands out the next. */
+  readonly ops: Float64Array;
   private readonly capacity: number;
   private n = 0;
 
@@ -31,15 +32,23 @@ export class CopyBatch {
     return this.n;
   }
 
+  /**
+   * Index in `ops` of a new entry for the caller to fill with (dst, src, len > 0), running the batch
+   * first when it is full. For per-packet callers: an address passed to a call V8 does not inline is
+   * boxed (an allocation per packet), an address stored into `ops` is not.
+   */
+  slot(): number {
+    if (this.n === this.capacity) this.flush();
+    return 3 * this.n++;
+  }
+
   /** Queues a copy of `len` bytes from address `src` to address `dst`. */
   add(dst: number, src: number, len: number): void {
     if (len <= 0) return;
-    if (this.n === this.capacity) this.flush();
-    const at = this.n * 3;
+    const at = this.slot();
     this.ops[at] = dst;
     this.ops[at + 1] = src;
     this.ops[at + 2] = len;
-    this.n++;
   }
 
   /** Performs every queued copy. Must run before the copied bytes are published or their source is released. */

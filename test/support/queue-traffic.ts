@@ -1,7 +1,8 @@
 // Moving test frames through NetBackendQueues the way a device does.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { TX_BUSY, TX_OVERSIZE, type NetBackendQueue } from '../../src/backend/net-backend';
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+export { sleep };
 
 /** Sends all frames, waiting out backpressure. Returns how many were dropped as oversize. */
 export async function sendAll(q: NetBackendQueue, frames: readonly Uint8Array[], timeoutMs = 5000): Promise<number> {

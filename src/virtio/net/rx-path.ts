@@ -6,9 +6,8 @@
 import { NetHdr } from 'virtio-spec-types';
 import type { GuestMemory } from '../../memory/guest-memory';
 import type { NetBackendQueue } from '../../backend/net-backend';
-import { DescriptorChain, QueueError, type Virtqueue } from '../queue';
+import { type BatchCopies, ChainCursor, DescriptorChain, QueueError, type Virtqueue } from '../queue';
 import { CopyBatch } from '../../memory/copy-batch';
-import { scatterToChain } from './frame-copy';
 import type { NetQueueCounters } from './net-counters';
 
 /** Chains one frame may span: a 64 KiB frame in 1 KiB buffers, generously. */
@@ -20,11 +19,11 @@ export class RxPath {
   /** The guest ran out of receive buffers: wait for its notification. */
   blocked = false;
   private readonly chains: DescriptorChain[];
+  private readonly cursor = new ChainCursor();
   private readonly hdr = new Uint8Array(HDR_SIZE);
   private readonly hdrView = new DataView(this.hdr.buffer);
-  /** Absolute address of each guest memory region and of the backend's Rx buffer (for batched copies). */
-  private readonly regionAddress: Float64Array;
-  private readonly rxBase: number;
+  /** The batch, and the absolute addresses of guest memory and of the backend's Rx buffer it copies between. */
+  private readonly copies: BatchCopies;
 
   constructor(
     private readonly mem: GuestMemory,
@@ -36,8 +35,8 @@ export class RxPath {
   ) {
     const n = mergeable ? MAX_CHAINS_PER_FRAME : 1;
     this.chains = Array.from({ length: n }, () => new DescriptorChain(vq.size));
-    this.regionAddress = Float64Array.from(mem.regions, (_, i) => CopyBatch.addressOf(mem.regionBytes(i)));
-    this.rxBase = CopyBatch.addressOf(be.rxBuffer);
+    const regionAddress = Float64Array.from(mem.regions, (_, i) => CopyBatch.addressOf(mem.regionBytes(i)));
+    this.copies = { batch, regionAddress, hostBase: CopyBatch.addressOf(be.rxBuffer) };
   }
 
   /** Gives back the copy registrations taken at construction. */
@@ -101,33 +100,22 @@ export class RxPath {
   /** Writes header + frame across `used` popped chains and pushes them. */
   private deliver(off: number, len: number, used: number): void {
     const vq = this.vq;
-    const src = this.rxBase + off;
     let pos = 0; // bytes of the frame placed so far
     for (let k = 0; k < used; k++) {
       const c = this.chains[k]!;
+      const cur = this.cursor.writable(c, 0);
       let written = 0;
-      if (k === 0) written = this.writeHeader(c, used);
+      if (k === 0) written = this.writeHeader(c, cur, used);
       // Frame bytes: one batched copy per writable buffer (or part of one).
-      let skip = written;
-      for (let i = c.readableCount; i < c.count && pos < len; i++) {
-        const l = c.len[i]!;
-        if (skip >= l) {
-          skip -= l;
-          continue;
-        }
-        let take = l - skip;
-        if (take > len - pos) take = len - pos;
-        this.batch.add(this.regionAddress[c.region[i]!]! + c.offset[i]! + skip, src + pos, take);
-        pos += take;
-        written += take;
-        skip = 0;
-      }
+      const n = cur.scatterBatched(this.copies, off + pos, len - pos);
+      pos += n;
+      written += n;
       vq.push(c.headId, written, c.ringSlots);
     }
   }
 
-  /** The virtio-net header (all zero but num_buffers), in place when the first buffer holds it. */
-  private writeHeader(c: DescriptorChain, used: number): number {
+  /** The virtio-net header (all zero but num_buffers), in place when the first buffer holds it; moves `cur` past it. */
+  private writeHeader(c: DescriptorChain, cur: ChainCursor, used: number): number {
     const i = c.readableCount;
     if (c.len[i]! >= HDR_SIZE) {
       // flags..csum_offset zero in three stores, then num_buffers (§5.1.6.4).
@@ -137,10 +125,11 @@ export class RxPath {
       v.setUint32(o + 4, 0, true);
       v.setUint16(o + 8, 0, true);
       v.setUint16(o + HDR_NUM_BUFFERS, used, true);
+      cur.skip(HDR_SIZE);
       return HDR_SIZE;
     }
     this.hdr.fill(0);
     this.hdrView.setUint16(HDR_NUM_BUFFERS, used, true);
-    return scatterToChain(this.mem, c, 0, this.hdr, 0, HDR_SIZE);
+    return cur.write(this.mem, this.hdr, 0, HDR_SIZE);
   }
 }

@@ -10,10 +10,9 @@
 import { NetHdr } from 'virtio-spec-types';
 import type { GuestMemory } from '../../memory/guest-memory';
 import { TX_BUSY, TX_OVERSIZE, type NetBackendQueue } from '../../backend/net-backend';
-import type { CopyBatch } from '../../memory/copy-batch';
-import type { DescriptorChain } from '../queue';
+import { type BatchCopies, ChainCursor, type DescriptorChain } from '../queue';
 import { addSums, onesComplementSum } from './checksum';
-import { gatherFromChain, sumChain } from './frame-copy';
+import { gatherFromChain, sumAt } from './frame-copy';
 import type { NetQueueCounters } from './net-counters';
 
 const MAX_GSO_FRAME = 65536 + 256;
@@ -31,26 +30,21 @@ const TCP_CWR = 0x80;
 const HDR_SIZE = NetHdr.SIZE;
 const HDR_GSO_SIZE = NetHdr.GSO_SIZE;
 
-/** Where the payload copies go: the device's batch and the absolute addresses it copies between. */
-export interface TsoCopies {
-  batch: CopyBatch;
-  /** Absolute address of each guest memory region's first byte. */
-  regionAddress: Float64Array;
-  /** Absolute address of the backend's Tx buffer. */
-  txBase: number;
-}
-
 export class TsoSegmenter {
   private readonly hdr = new Uint8Array(MAX_HEADERS);
   private readonly view = new DataView(this.hdr.buffer);
   private readonly offsets = new Float64Array(MAX_SEGMENTS);
+  /** The payload, walked front to back once for the copies and once for the sums (segments are consecutive). */
+  private readonly copyCursor = new ChainCursor();
+  private readonly sumCursor = new ChainCursor();
   /** The backend's Tx buffer as a DataView, made once (a view per segment was an allocation per segment). */
   private readonly tx: DataView;
 
   constructor(
     private readonly be: NetBackendQueue,
     private readonly counters: NetQueueCounters,
-    private readonly copies: TsoCopies,
+    /** The Tx path's: guest memory to the backend's Tx buffer. */
+    private readonly copies: BatchCopies,
   ) {
     const b = be.txBuffer;
     this.tx = new DataView(b.buffer, b.byteOffset, b.byteLength);
@@ -106,13 +100,15 @@ export class TsoSegmenter {
     const flags0 = h[l4 + 13]!;
     const id0 = v4 ? view.getUint16(l3 + 4) : 0;
     const buf = be.txBuffer;
+    const copy = this.copyCursor.readable(chain, HDR_SIZE + hl);
+    const summed = this.sumCursor.readable(chain, HDR_SIZE + hl);
     for (let i = 0; i < nseg; i++) {
       const off = this.offsets[i]!;
       const chunk = Math.min(mss, payload - i * mss);
       const segLen = hl + chunk;
       // Headers: written here (small); payload: queued in the batch, straight from guest memory.
       for (let k = 0; k < hl; k++) buf[off + k] = h[k]!;
-      this.queuePayload(chain, HDR_SIZE + hl + i * mss, off + hl, chunk);
+      copy.gatherBatched(this.copies, off + hl, chunk);
       if (v4) {
         tx.setUint16(off + l3 + 2, segLen - l3);
         tx.setUint16(off + l3 + 4, (id0 + i) & 0xffff);
@@ -131,7 +127,7 @@ export class TsoSegmenter {
       // multiple of 4 bytes, so the payload starts at an even position of the sum).
       let sum = this.pseudoHeader(buf, off, l3, v4, segLen - l4);
       sum = onesComplementSum(buf, off + l4, off + hl, sum);
-      sum = addSums(sum, sumChain(mem, chain, HDR_SIZE + hl + i * mss, chunk));
+      sum = addSums(sum, sumAt(mem, summed, chunk));
       tx.setUint16(off + l4 + 16, ~sum & 0xffff);
       be.txCommit(off, segLen);
       this.counters.txFrames++;
@@ -139,24 +135,6 @@ export class TsoSegmenter {
     }
     this.counters.txSegmented++;
     return 0;
-  }
-
-  /** Queues the copy of the chain's readable bytes [skip, skip+len) to the Tx buffer at dstOff. */
-  private queuePayload(chain: DescriptorChain, skip: number, dstOff: number, len: number): void {
-    const { batch, regionAddress, txBase } = this.copies;
-    let done = 0;
-    for (let i = 0; i < chain.readableCount && done < len; i++) {
-      const l = chain.len[i]!;
-      if (skip >= l) {
-        skip -= l;
-        continue;
-      }
-      let take = l - skip;
-      if (take > len - done) take = len - done;
-      batch.add(txBase + dstOff + done, regionAddress[chain.region[i]!]! + chain.offset[i]! + skip, take);
-      done += take;
-      skip = 0;
-    }
   }
 
   /** Ones' complement sum of the TCP pseudo-header (RFC 793 / RFC 8200 §8.1), read from the segment's IP header. */

@@ -6,7 +6,7 @@
 import { NetGsoType, NetHdr, NetHdrFlags } from 'virtio-spec-types';
 import type { GuestMemory } from '../../memory/guest-memory';
 import { TX_BUSY, TX_OVERSIZE, type NetBackendQueue } from '../../backend/net-backend';
-import { DescriptorChain, type Virtqueue } from '../queue';
+import { type BatchCopies, ChainCursor, DescriptorChain, type Virtqueue } from '../queue';
 import { CopyBatch } from '../../memory/copy-batch';
 import { gatherFromChain, sumChain } from './frame-copy';
 import type { NetQueueCounters } from './net-counters';
@@ -38,12 +38,12 @@ export class TxPath {
   /** The backend had no room: the queue waits until the backend is writable. */
   blocked = false;
   private readonly chain: DescriptorChain;
+  private readonly cursor = new ChainCursor();
   private readonly hdr = new Uint8Array(HDR_SIZE);
   private readonly hdrView = new DataView(this.hdr.buffer);
   private readonly tso: TsoSegmenter;
-  /** Absolute address of each guest memory region and of the backend's Tx buffer (for batched copies). */
-  private readonly regionAddress: Float64Array;
-  private readonly txBase: number;
+  /** The batch, and the absolute addresses of guest memory and of the backend's Tx buffer it copies between. */
+  private readonly copies: BatchCopies;
   /**
    * Completed checksums waiting for their frames' batched copies: (Tx buffer offset, value) pairs, stored
    * once the batch has run (a frame's bytes land only then), before the backend publishes the frames.
@@ -60,9 +60,9 @@ export class TxPath {
     private readonly batch: CopyBatch = new CopyBatch(),
   ) {
     this.chain = new DescriptorChain(vq.size);
-    this.regionAddress = Float64Array.from(mem.regions, (_, i) => CopyBatch.addressOf(mem.regionBytes(i)));
-    this.txBase = CopyBatch.addressOf(be.txBuffer);
-    this.tso = new TsoSegmenter(be, counters, { batch, regionAddress: this.regionAddress, txBase: this.txBase });
+    const regionAddress = Float64Array.from(mem.regions, (_, i) => CopyBatch.addressOf(mem.regionBytes(i)));
+    this.copies = { batch, regionAddress, hostBase: CopyBatch.addressOf(be.txBuffer) };
+    this.tso = new TsoSegmenter(be, counters, this.copies);
   }
 
   /** Gives back the copy registrations taken at construction. */
@@ -146,20 +146,7 @@ export class TxPath {
 
   /** Queues the copy of the chain's readable bytes [skip, skip+len) to the Tx buffer at dstOff. */
   private gatherBatched(skip: number, dstOff: number, len: number): void {
-    const chain = this.chain;
-    let done = 0;
-    for (let i = 0; i < chain.readableCount && done < len; i++) {
-      const l = chain.len[i]!;
-      if (skip >= l) {
-        skip -= l;
-        continue;
-      }
-      let take = l - skip;
-      if (take > len - done) take = len - done;
-      this.batch.add(this.txBase + dstOff + done, this.regionAddress[chain.region[i]!]! + chain.offset[i]! + skip, take);
-      done += take;
-      skip = 0;
-    }
+    this.cursor.readable(this.chain, skip).gatherBatched(this.copies, dstOff, len);
   }
 
   /** One frame, no segmentation. Returns 0, TX_BUSY or TX_OVERSIZE (and other drops as 0, counted). */

@@ -19,7 +19,7 @@
 //   local APIC page (0xFEE00000)  user page, uncached
 import type { Regs, Segment, Sregs } from '../../kvm/regs';
 import { BOOT_INFO_SIZE, LAPIC_BASE, writeBootInfo } from './boot-info';
-import { ElfError, type ElfSegment, parseElf64 } from './elf64';
+import { ElfError, type ElfSegment, parseElf64 } from './bare-metal-elf';
 import { buildExceptionStubs, EXCEPTION_VECTORS, stubOffset } from './exception-stubs';
 import {
   buildGdt,
@@ -37,6 +37,7 @@ import {
   type SegmentDescriptor,
 } from './gdt';
 import { buildIdentityPageTables, MAX_PHYSICAL, PAGE_SIZE, pageTableBytes, type MapRange } from './page-tables';
+import { hex } from '../../hex';
 
 export class LoaderError extends Error {
   override name = 'LoaderError';
@@ -127,7 +128,6 @@ export const BOOT_RFLAGS_IOPL0 = 0x0002n;
 /** Each vCPU's TSS carries an I/O bitmap allowing every port (see buildTss). */
 const TSS_SIZE = TSS64_WITH_IO_BITMAP_SIZE;
 
-const hex = (n: number): string => `0x${n.toString(16)}`;
 const pageUp = (n: number): number => Math.ceil(n / PAGE_SIZE) * PAGE_SIZE;
 const pageDown = (n: number): number => Math.floor(n / PAGE_SIZE) * PAGE_SIZE;
 
@@ -150,19 +150,8 @@ function gaps(lo: number, hi: number, used: readonly AddressRange[]): AddressRan
   return out;
 }
 
-interface SystemPlan {
-  gdt: AddressRange;
-  idt: AddressRange;
-  stubs: AddressRange;
-  tss: number[];
-  bootInfo: number[];
-  cmdline: AddressRange;
-  exceptionStacks: AddressRange[];
-  pageTables: AddressRange;
-  /** Boot infos and command line: the part of the system block ring 3 may read. */
-  boot: AddressRange;
-  system: AddressRange;
-}
+/** The system block's part of the layout (the stacks and free RAM come after it). */
+type SystemPlan = Omit<BareMetalLayout, 'stacks' | 'free' | 'imageEnd'>;
 
 function layOutSystem(base: number, vcpus: number, cmdlineBytes: number, tablePages: number): SystemPlan {
   let at = base;

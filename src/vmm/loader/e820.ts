@@ -4,6 +4,7 @@
 // Built from the guest's RAM regions with the holes a PC firmware leaves:
 // the EBDA in the last KiB below 640 KiB, the legacy video/ROM area up to
 // 1 MiB, and the pages KVM needs below 4 GiB.
+import { hex } from '../../hex';
 
 export const enum E820Type {
   Ram = 1,
@@ -34,8 +35,6 @@ export interface RamRange {
   base: number;
   size: number;
 }
-
-const hex = (n: number): string => `0x${n.toString(16)}`;
 
 /**
  * The e820 map for RAM `ram` (sorted, disjoint; the first must start at 0

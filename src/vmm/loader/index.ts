@@ -1,7 +1,7 @@
 // Loaders that put a guest into memory and give its vCPUs their entry state.
 export * from './bare-metal-loader';
 export * from './boot-info';
-export * from './elf64';
+export * from './bare-metal-elf';
 export * from './exception-stubs';
 export * from './gdt';
 export * from './host-tsc';

@@ -5,6 +5,12 @@
 // V gABI ch. 5). Parsing never writes anywhere; every offset read is checked
 // against the file's length first.
 
+import { Elf64File, ElfError, ELF64_PHDR_SIZE, EM_X86_64, ET_EXEC, isElf, PT_LOAD, type ProgramHeader64 } from '../../elf/elf64';
+import { hex } from '../../hex';
+
+// The loader tells a vmlinux from a bzImage by the ELF magic.
+export { isElf };
+
 export class LinuxImageError extends Error {
   override name = 'LinuxImageError';
 }
@@ -185,8 +191,6 @@ export interface VmlinuxInfo {
 
 export type LinuxImageInfo = BzImageInfo | VmlinuxInfo;
 
-const hex = (n: number | bigint): string => `0x${n.toString(16)}`;
-
 /** Reads the setup header fields; the caller has checked the file reaches Hdr.End. */
 function readHeader(dv: DataView): SetupHeader {
   const u8 = (o: number): number => dv.getUint8(o);
@@ -250,11 +254,6 @@ function payloadFormat(file: Uint8Array, at: number): PayloadFormat {
   return 'unknown';
 }
 
-/** The file starts with the ELF magic (a vmlinux rather than a bzImage). */
-export function isElf(file: Uint8Array): boolean {
-  return file.length >= 4 && file[0] === 0x7f && file[1] === 0x45 && file[2] === 0x4c && file[3] === 0x46;
-}
-
 /** "2.15" for 0x020f. */
 export function protocolString(version: number): string {
   return `${version >> 8}.${(version & 0xff).toString().padStart(2, '0')}`;
@@ -312,49 +311,40 @@ export function parseBzImage(file: Uint8Array, name = 'kernel'): BzImageInfo {
   };
 }
 
-const ELF_HEADER = 64;
-const PHDR = 56;
-const PT_LOAD = 1;
-const EM_X86_64 = 62;
-const ET_EXEC = 2;
 const MAX_PHDRS = 64;
+
+/** The ELF64 reader's view of a vmlinux; its ElfErrors become LinuxImageErrors naming the file. */
+function vmlinuxElf(file: Uint8Array, bad: (what: string) => LinuxImageError): { elf: Elf64File; phdrs: ProgramHeader64[] } {
+  try {
+    const elf = new Elf64File(file);
+    const h = elf.header;
+    if (h.machine !== EM_X86_64) throw bad(`e_machine ${h.machine} is not EM_X86_64 (62)`);
+    if (h.type !== ET_EXEC) throw bad(`e_type ${h.type} is not ET_EXEC (2)`);
+    if (h.phentsize !== ELF64_PHDR_SIZE) throw bad(`e_phentsize ${h.phentsize} is not 56`);
+    if (h.phnum === 0 || h.phnum > MAX_PHDRS) throw bad(`e_phnum ${h.phnum} is not 1..${MAX_PHDRS}`);
+    if (elf.u64n(32) === 0n) throw bad('e_phoff is 0 with program headers');
+    return { elf, phdrs: elf.programHeaders64() };
+  } catch (e) {
+    if (e instanceof ElfError) throw bad(e.message);
+    throw e;
+  }
+}
 
 /** Parses a vmlinux ELF64 (x86-64, ET_EXEC): PT_LOAD segments by physical address, entry made physical. */
 export function parseVmlinux(file: Uint8Array, name = 'kernel'): VmlinuxInfo {
   const bad = (what: string): LinuxImageError => new LinuxImageError(`${name}: vmlinux ELF: ${what}`);
-  if (file.length < ELF_HEADER) throw bad(`${file.length} bytes is shorter than an ELF64 header`);
-  if (!isElf(file)) throw bad('no ELF magic');
-  if (file[4] !== 2) throw bad(`EI_CLASS ${file[4]} is not ELFCLASS64`);
-  if (file[5] !== 1) throw bad(`EI_DATA ${file[5]} is not little-endian`);
-  const dv = new DataView(file.buffer, file.byteOffset, file.byteLength);
-  const type = dv.getUint16(16, true);
-  const machine = dv.getUint16(18, true);
-  if (machine !== EM_X86_64) throw bad(`e_machine ${machine} is not EM_X86_64 (62)`);
-  if (type !== ET_EXEC) throw bad(`e_type ${type} is not ET_EXEC (2)`);
-  const entryField = dv.getBigUint64(24, true);
-  const phoff = dv.getBigUint64(32, true);
-  const phentsize = dv.getUint16(54, true);
-  const phnum = dv.getUint16(56, true);
-  if (phentsize !== PHDR) throw bad(`e_phentsize ${phentsize} is not 56`);
-  if (phnum === 0 || phnum > MAX_PHDRS) throw bad(`e_phnum ${phnum} is not 1..${MAX_PHDRS}`);
-  if (phoff < BigInt(ELF_HEADER) || phoff + BigInt(phnum * PHDR) > BigInt(file.length)) {
-    throw bad(`program headers [${hex(phoff)}, +${phnum} x 56) are not inside the ${file.length}-byte file`);
-  }
+  const { elf, phdrs } = vmlinuxElf(file, bad);
+  const entryField = elf.header.entry;
   const segments: VmlinuxSegment[] = [];
   const limit = BigInt(Number.MAX_SAFE_INTEGER);
-  for (let i = 0; i < phnum; i++) {
-    const o = Number(phoff) + i * PHDR;
-    if (dv.getUint32(o, true) !== PT_LOAD) continue;
-    const offset = dv.getBigUint64(o + 8, true);
-    const vaddr = dv.getBigUint64(o + 16, true);
-    const paddr = dv.getBigUint64(o + 24, true);
-    const filesz = dv.getBigUint64(o + 32, true);
-    const memsz = dv.getBigUint64(o + 40, true);
+  phdrs.forEach((p, i) => {
+    if (p.type !== PT_LOAD) return;
+    const { offset, vaddr, paddr, filesz, memsz } = p;
     const seg = `PT_LOAD ${i}`;
     if (filesz > memsz) throw bad(`${seg}: p_filesz ${hex(filesz)} exceeds p_memsz ${hex(memsz)}`);
     if (offset + filesz > BigInt(file.length)) throw bad(`${seg}: bytes [${hex(offset)}, +${hex(filesz)}) run past the end of the ${file.length}-byte file (truncated?)`);
     if (paddr + memsz > limit) throw bad(`${seg}: physical range [${hex(paddr)}, +${hex(memsz)}) is not a plausible address`);
-    if (memsz === 0n) continue;
+    if (memsz === 0n) return;
     segments.push({
       index: i,
       physical: Number(paddr),
@@ -362,9 +352,9 @@ export function parseVmlinux(file: Uint8Array, name = 'kernel'): VmlinuxInfo {
       fileOffset: Number(offset),
       fileSize: Number(filesz),
       memSize: Number(memsz),
-      flags: dv.getUint32(o + 4, true),
+      flags: p.flags,
     });
-  }
+  });
   if (segments.length === 0) throw bad('no PT_LOAD segment');
   segments.sort((a, b) => a.physical - b.physical);
   for (let i = 1; i < segments.length; i++) {

@@ -36,6 +36,7 @@ import { buildTss, encodeDescriptor, encodeTssDescriptor, KERNEL_CODE64, KERNEL_
 import { type BzImageInfo, Hdr, isElf, LinuxImageError, MIN_PROTOCOL_64BIT, parseBzImage, parseVmlinux, protocolString, type VmlinuxInfo } from './linux-image';
 import { buildMpConfigTable, buildMpFloatingPointer, MP_FLOATING_SIZE, MP_MAX_CPUS, mpConfigTableSize } from './mp-table';
 import { buildIdentityPageTables, PAGE_SIZE, pageTableBytes, type MapRange } from './page-tables';
+import { hex } from '../../hex';
 
 export { describeLinuxImage, LinuxImageError } from './linux-image';
 
@@ -152,7 +153,6 @@ export interface LinuxBoot extends BootPlan {
   report: LinuxBootReport;
 }
 
-const hex = (n: number): string => `0x${n.toString(16)}`;
 const alignUp = (n: number, a: number): number => Math.ceil(n / a) * a;
 const alignDown = (n: number, a: number): number => Math.floor(n / a) * a;
 

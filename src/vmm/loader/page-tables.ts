@@ -8,6 +8,7 @@
 // (page 0, guard pages) and supervisor-only pages can sit next to user
 // memory. Physical addresses stay below 2^47 (canonical lower half).
 // Shared by the bare-metal loader and the Linux loader.
+import { hex } from '../../hex';
 
 /** Page-table entry bits (SDM vol. 3A Table 4-15 .. 4-20). */
 export const enum Pte {
@@ -48,8 +49,6 @@ export interface MapRange {
 export class PageTableError extends Error {
   override name = 'PageTableError';
 }
-
-const hex = (n: number): string => `0x${n.toString(16)}`;
 
 function leafFlags(r: MapRange): number {
   let f = Pte.Present | Pte.Accessed | Pte.Dirty;
