@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ensurePmdImage } from '../guest-build/pmd';
+import { monotonicMs, parseBootTimeline, type BootTimelineJson } from '../vmm/boot-timeline';
 import { parsePmdResult, type PmdResult } from './pmd-result';
 
 export interface PmdVmOptions {
@@ -20,6 +21,8 @@ export interface PmdVmOptions {
   xdpMode?: 'native' | 'skb';
   /** `xdpvm run -iopl`: 0 enters the guest as a PVM host runs ring 3 (port I/O by the TSS bitmap only). */
   iopl?: 0 | 3;
+  /** `xdpvm run -timeline`: the exit carries the VMM's boot timeline. */
+  timeline?: boolean;
   /** SIGKILL after this long (a hung VMM must not hang its caller). */
   timeoutMs: number;
   /** Console and VMM lines as they arrive. */
@@ -34,6 +37,10 @@ export interface PmdVmExit {
   /** The VMM's own messages. */
   stderr: string;
   result: PmdResult | undefined;
+  /** The VMM's boot timeline (with the timeline option). */
+  timeline: BootTimelineJson | undefined;
+  /** CLOCK_MONOTONIC ms when this process spawned the VMM (`ip netns exec`, then node). */
+  spawnedAtMs: number;
   wallMs: number;
   timedOut: boolean;
 }
@@ -47,6 +54,7 @@ export class PmdVm {
 
   private constructor(o: PmdVmOptions, readonly argv: string[]) {
     const t0 = performance.now();
+    const spawnedAtMs = monotonicMs();
     this.child = spawn('ip', ['netns', 'exec', o.netns, process.execPath, '--enable-source-maps', CLI, ...argv], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -72,7 +80,10 @@ export class PmdVm {
     this.exited = new Promise((resolve) => {
       this.child.once('close', (code, signal) => {
         clearTimeout(timer);
-        resolve({ code, signal, console: out, stderr: err, result: parsePmdResult(out), wallMs: performance.now() - t0, timedOut });
+        resolve({
+          code, signal, console: out, stderr: err, result: parsePmdResult(out), timeline: parseBootTimeline(err), spawnedAtMs,
+          wallMs: performance.now() - t0, timedOut,
+        });
       });
     });
   }
@@ -85,6 +96,7 @@ export class PmdVm {
     const argv = [
       'run', '-m', o.memory ?? '64M', '-smp', String(o.cpus ?? 1), '-kernel', kernel, '-append', o.append,
       ...(o.iopl !== undefined ? ['-iopl', String(o.iopl)] : []),
+      ...(o.timeline ? ['-timeline'] : []),
       '-netdev', netdev, '-device', 'virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56',
     ];
     return new PmdVm(o, argv);

@@ -96,7 +96,12 @@ export const enum Control {
 
 /** Byte offset of the counter table's Float64 slots (pair-counters.ts) in the control block. */
 export const COUNTERS_OFFSET = Control.Words * 4;
-export const CONTROL_BYTES = COUNTERS_OFFSET + COUNTER_SLOTS * 8;
+/**
+ * Float64 after the counters: when the worker first handed a frame to the kernel (CLOCK_MONOTONIC ms, 0: not
+ * yet), for the boot timeline's firstTx. Written once per worker.
+ */
+export const FIRST_TX_OFFSET = COUNTERS_OFFSET + COUNTER_SLOTS * 8;
+export const CONTROL_BYTES = FIRST_TX_OFFSET + 8;
 
 /** Where a ring stopped (vhost-user GET_VRING_BASE; the next start resumes there). */
 export interface RingPosition {

@@ -24,6 +24,7 @@ import {
   CONTROL_BYTES,
   COUNTERS_OFFSET,
   Control,
+  FIRST_TX_OFFSET,
   type FrameAccounting,
   type PairPositions,
   type QueuePairEventFds,
@@ -210,6 +211,13 @@ export class WorkerQueuePairRunner implements QueuePairRunner {
     if (!control) return undefined;
     const c = new Int32Array(control, 0, Control.Words);
     return readPairCounters(new Float64Array(control, COUNTERS_OFFSET, COUNTER_SLOTS), c[Control.BrokenCause]!, c[Control.RxError]!, c[Control.TxError]!);
+  }
+
+  /** When the pair's worker first handed a frame to the kernel (CLOCK_MONOTONIC ms), or undefined. */
+  firstTxAt(pair: number): number | undefined {
+    const control = this.blocks.get(pair);
+    const t = control ? new Float64Array(control, FIRST_TX_OFFSET, 1)[0]! : 0;
+    return t > 0 ? t : undefined;
   }
 
   /** Linux thread id of the pair's (last) worker, 0 before it has started. */

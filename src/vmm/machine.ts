@@ -160,6 +160,9 @@ export class Machine {
       serving.push(serveMailbox(box, (kind, address, bytes) => this.exits.access(kind, address, bytes), (reason, detail) => this.vcpuStopped(vcpu.id, reason, detail)));
     }
     const result = await done;
+    // The workers keep it in their control blocks (nothing per packet reaches this thread).
+    const firstTx = this.nets[0]?.firstTxAt();
+    if (firstTx !== undefined) this.config.timeline?.markAt('firstTx', firstTx);
     this.stopVcpus();
     await Promise.all(this.workers.map((w) => new Promise<void>((r) => (w.threadId === -1 ? r() : w.once('exit', () => r())))));
     await Promise.all(serving);

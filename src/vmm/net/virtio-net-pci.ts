@@ -166,6 +166,16 @@ export class VirtioNetPci {
     return { id: this.o.id, ifname: this.o.backend.ifname, pairs };
   }
 
+  /** When any of this device's I/O workers first handed a frame to the kernel (CLOCK_MONOTONIC ms), or undefined. */
+  firstTxAt(): number | undefined {
+    let first: number | undefined;
+    for (let p = 0; p < this.runner.pairs; p++) {
+      const t = this.runner.firstTxAt(p);
+      if (t !== undefined && (first === undefined || t < first)) first = t;
+    }
+    return first;
+  }
+
   async close(): Promise<void> {
     for (const [fd, gsi] of this.irqfdGsi) this.o.vm.deassignIrqfd(fd, gsi);
     this.irqfdGsi.clear();
