@@ -42,7 +42,10 @@ export interface QueuePairSession {
   generation: number;
 }
 
-export interface QueuePairWorkerData extends QueuePairSession {
+export interface QueuePairWorkerData {
+  pair: number;
+  /** The session to service at once; without it (a prestarted worker) the first one arrives on `port`. */
+  session?: QueuePairSession;
   socket: XskSocketHandle;
   /** Written by the main thread to wake the worker for a stop. */
   wakeFd: number;

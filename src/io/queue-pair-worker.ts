@@ -25,6 +25,7 @@ const TAG_SOCKET = 2;
 const TAG_WAKE = 3;
 const SLEEP_MS = 200;
 const IDLE_PUBLISH_MS = 100;
+const FIRST_SESSION_RECHECK_MS = 2;
 // Slots of the worker's own counters (pair-counters.ts), incremented in place in the shared table.
 const W_ROUNDS = workerSlot('rounds');
 const W_SLEEPS = workerSlot('sleeps');
@@ -46,9 +47,15 @@ function threadId(): number {
 }
 
 function run(d: QueuePairWorkerData): void {
-  if (d.cpu !== undefined) pinThisThread(d.cpu, `I/O worker of queue pair ${d.spec.pair}`);
+  if (d.cpu !== undefined) pinThisThread(d.cpu, `I/O worker of queue pair ${d.pair}`);
   const ctl = new Int32Array(d.control, 0, Control.Words);
   ctl[Control.Tid] = threadId();
+  // A prestarted worker: its queue (and the Fill ring's priming) waits for the driver, as if started then.
+  const first = d.session ?? firstSession(d, ctl);
+  if (!first) {
+    d.port?.close();
+    return;
+  }
   const live = new Float64Array(d.control, COUNTERS_OFFSET, COUNTER_SLOTS);
   const firstTx = new Float64Array(d.control, FIRST_TX_OFFSET, 1);
   const queue = new AfXdpQueue(XskSocket.fromHandle(d.socket));
@@ -232,13 +239,27 @@ function run(d: QueuePairWorkerData): void {
   };
 
   publishFrames();
-  let session: QueuePairSession | undefined = { regions: d.regions, spec: d.spec, fds: d.fds, generation: d.generation };
+  let session: QueuePairSession | undefined = first;
   while (session) {
     serve(session);
     session = d.port ? nextSession() : undefined;
   }
   publishFrames();
   d.port?.close();
+}
+
+/**
+ * A prestarted worker's first session, or undefined when told to exit first. The wait is short: the pair's
+ * first frame waits for this, and Node 20 can lose the doorbell's notify (README, "Lost Atomics notifications").
+ */
+function firstSession(d: QueuePairWorkerData, ctl: Int32Array): QueuePairSession | undefined {
+  for (;;) {
+    const seen = Atomics.load(ctl, Control.Doorbell);
+    if (Atomics.load(ctl, Control.Exit) !== 0) return undefined;
+    const m = receiveMessageOnPort(d.port!);
+    if (m) return m.message as QueuePairSession;
+    Atomics.wait(ctl, Control.Doorbell, seen, FIRST_SESSION_RECHECK_MS);
+  }
 }
 
 run(workerData as QueuePairWorkerData);

@@ -56,6 +56,12 @@ export interface WorkerRunnerOptions {
   cpus?: readonly (number | undefined)[];
   /** Keep one worker per pair for the runner's lifetime, servicing one session per start(). */
   persistent?: boolean;
+  /**
+   * Persistent runners: start every pair's worker now, before any start(), so its thread start-up is done by
+   * the time the driver sets DRIVER_OK (the VMM's boot to first packet). Its AF_XDP Fill ring is still primed
+   * only at the first session.
+   */
+  prestart?: boolean;
 }
 
 interface PairWorker {
@@ -67,8 +73,10 @@ interface PairWorker {
   port: MessagePort | undefined;
   exited: Promise<void>;
   dead: boolean;
-  /** Generation of the last session started. */
+  /** Generation of the last session started (0: a prestarted worker waiting for its first). */
   generation: number;
+  /** The context of its current session (a worker that fails reports there). */
+  ctx: QueuePairContext | undefined;
 }
 
 export class WorkerQueuePairRunner implements QueuePairRunner {
@@ -88,6 +96,7 @@ export class WorkerQueuePairRunner implements QueuePairRunner {
     this.pairs = o.sockets.length;
     this.regions = o.regions;
     this.fds = o.sockets.map((_, p) => o.fds?.[p] ?? this.createFds());
+    if (o.prestart && o.persistent) for (let p = 0; p < this.pairs; p++) this.spawn(p, undefined);
   }
 
   private createFds(): QueuePairEventFds {
@@ -118,7 +127,9 @@ export class WorkerQueuePairRunner implements QueuePairRunner {
       this.stopPair(spec.pair);
       const generation = ++existing.generation;
       const session: QueuePairSession = { regions: this.regions, spec, fds: this.fds[spec.pair]!, generation };
+      existing.ctx = ctx;
       this.watchBroken(existing, generation, ctx);
+      this.blocks.set(spec.pair, existing.control);
       existing.port!.postMessage(session);
       Atomics.add(existing.ctl, Control.Doorbell, 1);
       Atomics.notify(existing.ctl, Control.Doorbell);
@@ -131,21 +142,30 @@ export class WorkerQueuePairRunner implements QueuePairRunner {
       return;
     }
     this.stopPair(spec.pair);
+    const w = this.spawn(spec.pair, { regions: this.regions, spec, fds: this.fds[spec.pair]!, generation: 1 });
+    w.ctx = ctx;
+    this.watchBroken(w, 1, ctx);
+    this.blocks.set(spec.pair, w.control);
+  }
+
+  /**
+   * A worker for `pair`, servicing `session` at once, or (persistent runners) waiting for its first session:
+   * a thread's start-up (a Node isolate, its modules) then happens before the driver needs the pair.
+   */
+  private spawn(pair: number, session: QueuePairSession | undefined): PairWorker {
     const control = new SharedArrayBuffer(CONTROL_BYTES);
     const ctl = new Int32Array(control, 0, Control.Words);
     const wakeFd = sys.eventfdCreate(0, EFD_CLOEXEC | EFD_NONBLOCK);
     const channel = this.o.persistent ? new MessageChannel() : undefined;
     const data: QueuePairWorkerData = {
-      regions: this.regions,
-      spec,
-      fds: this.fds[spec.pair]!,
-      generation: 1,
-      socket: this.o.sockets[spec.pair]!,
+      pair,
+      ...(session ? { session } : {}),
+      socket: this.o.sockets[pair]!,
       wakeFd,
       control,
       spinRounds: this.o.spinRounds ?? 2000,
       pollUs: this.o.pollUs ?? DEFAULT_POLL_US,
-      ...(this.o.cpus?.[spec.pair] !== undefined ? { cpu: this.o.cpus[spec.pair] } : {}),
+      ...(this.o.cpus?.[pair] !== undefined ? { cpu: this.o.cpus[pair] } : {}),
       ...(channel ? { port: channel.port2 } : {}),
     };
     const worker = new Worker(WORKER, { workerData: data, ...(channel ? { transferList: [channel.port2] } : {}) });
@@ -157,7 +177,8 @@ export class WorkerQueuePairRunner implements QueuePairRunner {
       port: channel?.port1,
       exited: Promise.resolve(),
       dead: false,
-      generation: 1,
+      generation: session ? 1 : 0,
+      ctx: undefined,
     };
     w.exited = new Promise<void>((resolve) => {
       worker.once('exit', () => {
@@ -165,13 +186,12 @@ export class WorkerQueuePairRunner implements QueuePairRunner {
         resolve();
       });
       worker.once('error', (e) => {
-        process.stderr.write(`xdpvm: I/O worker of queue pair ${spec.pair} failed: ${e.message}\n`);
-        ctx.markNeedsReset();
+        process.stderr.write(`xdpvm: I/O worker of queue pair ${pair} failed: ${e.message}\n`);
+        w.ctx?.markNeedsReset();
       });
     });
-    this.watchBroken(w, 1, ctx);
-    this.running.set(spec.pair, w);
-    this.blocks.set(spec.pair, control);
+    this.running.set(pair, w);
+    return w;
   }
 
   /** A broken ring is reported once, from the worker, through shared memory. */

@@ -59,6 +59,8 @@ export class VirtioNetPci {
         regions: o.regions,
         sockets: this.backend.sockets.map((s) => s.handle()),
         persistent: true,
+        // Worker start-up overlaps the VM's set-up and the guest's boot instead of following DRIVER_OK.
+        prestart: true,
       });
       this.device = new VirtioNetDevice({ runner: this.runner, mac: o.mac });
       this.pci = new VirtioPciDevice(this.device, { memory: o.memory, msixVectors: this.device.queueCount + 1 });
