@@ -72,6 +72,8 @@ export class Machine {
   private readonly vcpus: Vcpu[] = [];
   private readonly boxes: ExitMailbox[] = [];
   private readonly workers: Worker[] = [];
+  /** run() handed the vCPU threads their vCPUs. */
+  private started = false;
   private readonly bus: PciBus;
   private readonly ports: PortIoBus;
   private readonly exits: ExitRouter;
@@ -81,6 +83,13 @@ export class Machine {
   private result: RunResult | undefined;
 
   constructor(private readonly config: MachineConfig) {
+    // vCPU threads start first: their start-up (a Node isolate, their modules, the KVM addon) overlaps the
+    // backends' and the VM's set-up; each gets its vCPU as its first message (vcpu-worker.ts).
+    for (let i = 0; i < config.cpus; i++) {
+      const worker = new Worker(VCPU_WORKER);
+      worker.on('error', (e) => this.end({ reason: 'error', status: 0, detail: `vCPU ${i} thread: ${e.message}` }));
+      this.workers.push(worker);
+    }
     const pvm = detectPvm();
     const warning = pvmWarning(pvm);
     if (warning) config.warn(warning);
@@ -143,9 +152,14 @@ export class Machine {
 
   /** Runs until the guest exits, resets, shuts down, or stop() is called. */
   async run(): Promise<RunResult> {
-    const done = new Promise<RunResult>((resolve) => (this.finish = resolve));
+    const done = new Promise<RunResult>((resolve) => {
+      this.finish = resolve;
+      // A vCPU thread that failed before the run began.
+      if (this.result) resolve(this.result);
+    });
     const serving: Promise<void>[] = [];
-    for (const vcpu of this.vcpus) {
+    this.started = true;
+    for (const [i, vcpu] of this.vcpus.entries()) {
       const box = new ExitMailbox();
       this.boxes.push(box);
       const data: VcpuWorkerData = {
@@ -154,10 +168,9 @@ export class Machine {
         ...(this.faultPort !== undefined ? { faultPort: this.faultPort } : {}),
         ...(this.config.timeline ? { timeline: this.config.timeline.shared } : {}),
       };
-      const worker = new Worker(VCPU_WORKER, { workerData: data });
-      worker.on('error', (e) => this.end({ reason: 'error', status: 0, detail: `vCPU ${vcpu.id} thread: ${e.message}` }));
-      this.workers.push(worker);
+      // Serving begins before the thread can post an exit (serveMailbox copes either way, see there).
       serving.push(serveMailbox(box, (kind, address, bytes) => this.exits.access(kind, address, bytes), (reason, detail) => this.vcpuStopped(vcpu.id, reason, detail)));
+      this.workers[i]!.postMessage(data);
     }
     const result = await done;
     // The workers keep it in their control blocks (nothing per packet reaches this thread).
@@ -222,11 +235,14 @@ export class Machine {
 
   /** Tears everything down (workers first, then what they used). */
   async close(): Promise<void> {
+    // Threads that never got a vCPU (no run) are waiting for their message: end them.
+    if (!this.started) await Promise.all(this.workers.map((w) => w.terminate()));
     for (const n of this.nets) await n.close();
     this.releaseSync();
   }
 
   private releaseSync(): void {
+    if (!this.started) for (const w of this.workers) void w.terminate();
     for (const v of this.vcpus) v.close();
     this.vm?.close();
     this.ram?.release();
