@@ -17,6 +17,7 @@
 import path from 'node:path';
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import type { XskSocketHandle } from '../backend/af-xdp/xsk-socket';
+import { cachedWorkerSource } from '../host/module-cache';
 import { sys } from '../native/sys';
 import type { PairResume, QueuePairContext, QueuePairRunner, QueuePairSpec } from '../virtio/net/queue-pair-runner';
 import { COUNTER_SLOTS, readPairCounters, type DeviceCounter, type PairCounters, type WorkerCounter } from './pair-counters';
@@ -168,7 +169,7 @@ export class WorkerQueuePairRunner implements QueuePairRunner {
       ...(this.o.cpus?.[pair] !== undefined ? { cpu: this.o.cpus[pair] } : {}),
       ...(channel ? { port: channel.port2 } : {}),
     };
-    const worker = new Worker(WORKER, { workerData: data, ...(channel ? { transferList: [channel.port2] } : {}) });
+    const worker = new Worker(cachedWorkerSource(WORKER), { eval: true, workerData: data, ...(channel ? { transferList: [channel.port2] } : {}) });
     const w: PairWorker = {
       worker,
       control,

@@ -36,6 +36,11 @@ export function originMonotonicMs(): number {
 export interface BootTimelineJson extends Partial<Record<BootPhase, number>> {
   /** Where ms 0 is: the process start, as epoch ms and on CLOCK_MONOTONIC (for times taken elsewhere). */
   origin: { epochMs: number; monotonicMs: number };
+  /**
+   * CPU time of the whole process (every thread) when the phases this thread marks were reached: with the
+   * wall times, how much of the boot was waiting for a CPU on a shared host.
+   */
+  cpuMs?: Partial<Record<BootPhase, number>>;
 }
 
 export class BootTimeline {
@@ -43,6 +48,7 @@ export class BootTimeline {
   readonly shared = new SharedArrayBuffer(BOOT_PHASES.length * 8);
   private readonly at = new Float64Array(this.shared).fill(Number.NaN);
   private readonly origin = originMonotonicMs();
+  private readonly cpu: Partial<Record<BootPhase, number>> = {};
 
   constructor() {
     // Node records its own milestones relative to the time origin.
@@ -51,6 +57,10 @@ export class BootTimeline {
 
   /** Records `phase` now, unless it was reached before. */
   mark(phase: BootPhase): void {
+    if (this.cpu[phase] === undefined) {
+      const c = process.cpuUsage();
+      this.cpu[phase] = round((c.user + c.system) / 1000);
+    }
     this.markAt(phase, monotonicMs());
   }
 
@@ -67,6 +77,7 @@ export class BootTimeline {
       const t = this.at[i]!;
       if (!Number.isNaN(t)) out[p] = round(t - this.origin);
     });
+    out.cpuMs = { ...this.cpu };
     return out;
   }
 }
@@ -100,6 +111,14 @@ export function parseBootTimeline(stderr: string): BootTimelineJson | undefined 
   const origin = o.origin as Record<string, unknown> | undefined;
   if (typeof origin !== 'object' || origin === null || typeof origin.epochMs !== 'number' || typeof origin.monotonicMs !== 'number') return undefined;
   const out: BootTimelineJson = { origin: { epochMs: origin.epochMs, monotonicMs: origin.monotonicMs } };
+  if (typeof o.cpuMs === 'object' && o.cpuMs !== null) {
+    const cpu: Partial<Record<BootPhase, number>> = {};
+    for (const p of BOOT_PHASES) {
+      const v = (o.cpuMs as Record<string, unknown>)[p];
+      if (typeof v === 'number' && Number.isFinite(v)) cpu[p] = v;
+    }
+    out.cpuMs = cpu;
+  }
   for (const p of BOOT_PHASES) {
     const t = o[p];
     if (t === undefined) continue;

@@ -5,6 +5,7 @@
 // and answers the vCPUs' register exits; packets never pass through it.
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
+import { cachedWorkerSource } from '../host/module-cache';
 import type { AfXdpOptions } from '../backend/af-xdp/af-xdp-options';
 import type { CpuidEntry } from '../kvm/cpuid';
 import { Kvm } from '../kvm/kvm';
@@ -86,7 +87,7 @@ export class Machine {
     // vCPU threads start first: their start-up (a Node isolate, their modules, the KVM addon) overlaps the
     // backends' and the VM's set-up; each gets its vCPU as its first message (vcpu-worker.ts).
     for (let i = 0; i < config.cpus; i++) {
-      const worker = new Worker(VCPU_WORKER);
+      const worker = new Worker(cachedWorkerSource(VCPU_WORKER), { eval: true });
       worker.on('error', (e) => this.end({ reason: 'error', status: 0, detail: `vCPU ${i} thread: ${e.message}` }));
       this.workers.push(worker);
     }
