@@ -9,17 +9,27 @@ namespace {
 
 size_t PageSize() { return static_cast<size_t>(sysconf(_SC_PAGESIZE)); }
 
-// mapAnonymous(bytes, hugepages): zeroed, page-aligned, populated memory.
-// MAP_SHARED so that a forked child (or the kernel via a memfd) sees it too.
+// mapAnonymous(bytes, hugepages): zeroed, page-aligned, populated memory
+// (UMEMs, which the kernel pins at registration anyway). Private: every thread
+// of the process sees it, and private pages fault in far faster than shared
+// (shmem) ones: 32 MiB populated in ~19 ms instead of ~33 ms on a PVM host,
+// which sat on the path to the first packet. MADV_DONTFORK: a child process
+// (they only exec) must neither share nor copy it, and pinned private pages
+// would otherwise be copied at fork.
 Napi::Value MapAnonymous(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int64_t len = ArgInt64(info, 0, "length");
   bool huge = info.Length() > 1 && info[1].ToBoolean().Value();
   if (len <= 0 || len > (int64_t{1} << 40)) throw Napi::RangeError::New(env, "mapping length out of range");
-  int flags = MAP_SHARED | MAP_ANONYMOUS | MAP_POPULATE;
+  int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE;
   if (huge) flags |= MAP_HUGETLB;
   void* p = mmap(nullptr, static_cast<size_t>(len), PROT_READ | PROT_WRITE, flags, -1, 0);
   if (p == MAP_FAILED) throw ErrnoError(env, huge ? "mmap(MAP_HUGETLB)" : "mmap", errno);
+  if (madvise(p, static_cast<size_t>(len), MADV_DONTFORK) != 0) {
+    int err = errno;
+    munmap(p, static_cast<size_t>(len));
+    throw ErrnoError(env, "madvise(MADV_DONTFORK)", err);
+  }
   return WrapMapping(env, p, static_cast<size_t>(len));
 }
 

@@ -17,7 +17,7 @@ import { PmdVm } from './pmd-vm';
 import { resultHeader, type BenchResult } from './report';
 import { formatPerMillion, medianPerMillion, parseVmmCounters, perMillion, sumPairs, type PerMillion } from './per-million';
 import { pairedRatio, summarize, type Summary } from './stats';
-import { BOOT_PHASES, type BootPhase, type BootTimelineJson } from '../vmm/boot-timeline';
+import { ALL_PHASES, type BootPhase, type BootTimelineJson } from '../vmm/boot-timeline';
 import { XdpCounter } from './xdp-counter';
 import { runEndpoint, type EndpointParams, type EndpointResult } from './xsk-endpoint';
 
@@ -69,7 +69,7 @@ export type PmdBootTimeline = Partial<Record<BootPhase | 'firstFrameAtPeer', num
 
 function bootPhases(t: BootTimelineJson, peerFirstMs: number | undefined): PmdBootTimeline {
   const out: PmdBootTimeline = {};
-  for (const p of BOOT_PHASES) if (t[p] !== undefined) out[p] = t[p];
+  for (const p of ALL_PHASES) if (t[p] !== undefined) out[p] = t[p];
   if (peerFirstMs !== undefined) out.firstFrameAtPeer = Math.round((peerFirstMs - t.origin.monotonicMs) * 10) / 10;
   return out;
 }
@@ -77,7 +77,7 @@ function bootPhases(t: BootTimelineJson, peerFirstMs: number | undefined): PmdBo
 /** Per phase (the timeline's order, then firstFrameAtPeer), its median, min and max over the runs that reached it. */
 export function summarizeTimelines(runs: readonly (PmdBootTimeline | undefined)[]): Partial<Record<keyof PmdBootTimeline, Summary>> {
   const out: Partial<Record<keyof PmdBootTimeline, Summary>> = {};
-  for (const p of [...BOOT_PHASES, 'firstFrameAtPeer'] as const) {
+  for (const p of [...ALL_PHASES, 'firstFrameAtPeer'] as const) {
     const v = runs.map((r) => r?.[p]).filter((x): x is number => x !== undefined);
     if (v.length) out[p] = summarize(v);
   }

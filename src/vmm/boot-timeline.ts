@@ -21,7 +21,15 @@ export const BOOT_PHASES = [
   'firstTx',
 ] as const;
 
-export type BootPhase = (typeof BOOT_PHASES)[number];
+/**
+ * Reached in parallel with the phases above, at no fixed place among them: every -netdev's XDP program
+ * attached (loaded and linked on the thread pool from backendsOpen on; only receiving needs it).
+ */
+export const PARALLEL_PHASES = ['xdpAttached'] as const;
+
+export type BootPhase = (typeof BOOT_PHASES)[number] | (typeof PARALLEL_PHASES)[number];
+
+export const ALL_PHASES: readonly BootPhase[] = [...BOOT_PHASES, ...PARALLEL_PHASES];
 
 /** CLOCK_MONOTONIC in ms: the same in every thread and process of the host. */
 export function monotonicMs(): number {
@@ -45,7 +53,7 @@ export interface BootTimelineJson extends Partial<Record<BootPhase, number>> {
 
 export class BootTimeline {
   /** Monotonic ms per phase (NaN: not reached). Shared so a vCPU thread can record firstKvmRun. */
-  readonly shared = new SharedArrayBuffer(BOOT_PHASES.length * 8);
+  readonly shared = new SharedArrayBuffer(ALL_PHASES.length * 8);
   private readonly at = new Float64Array(this.shared).fill(Number.NaN);
   private readonly origin = originMonotonicMs();
   private readonly cpu: Partial<Record<BootPhase, number>> = {};
@@ -66,14 +74,14 @@ export class BootTimeline {
 
   /** Records `phase` at monotonic ms `t` (taken by another thread), unless it was reached before. */
   markAt(phase: BootPhase, t: number): void {
-    const i = BOOT_PHASES.indexOf(phase);
+    const i = ALL_PHASES.indexOf(phase);
     if (Number.isNaN(this.at[i]!)) this.at[i] = t;
   }
 
   /** Each reached phase in ms since this process started, and where that start is. */
   toJSON(): BootTimelineJson {
     const out: BootTimelineJson = { origin: { epochMs: performance.timeOrigin, monotonicMs: round(this.origin) } };
-    BOOT_PHASES.forEach((p, i) => {
+    ALL_PHASES.forEach((p, i) => {
       const t = this.at[i]!;
       if (!Number.isNaN(t)) out[p] = round(t - this.origin);
     });
@@ -113,13 +121,13 @@ export function parseBootTimeline(stderr: string): BootTimelineJson | undefined 
   const out: BootTimelineJson = { origin: { epochMs: origin.epochMs, monotonicMs: origin.monotonicMs } };
   if (typeof o.cpuMs === 'object' && o.cpuMs !== null) {
     const cpu: Partial<Record<BootPhase, number>> = {};
-    for (const p of BOOT_PHASES) {
+    for (const p of ALL_PHASES) {
       const v = (o.cpuMs as Record<string, unknown>)[p];
       if (typeof v === 'number' && Number.isFinite(v)) cpu[p] = v;
     }
     out.cpuMs = cpu;
   }
-  for (const p of BOOT_PHASES) {
+  for (const p of ALL_PHASES) {
     const t = o[p];
     if (t === undefined) continue;
     if (typeof t !== 'number' || !Number.isFinite(t)) return undefined;

@@ -160,6 +160,18 @@ export class Machine {
     });
     const serving: Promise<void>[] = [];
     this.started = true;
+    // The XDP programs attach in the background (VirtioNetPci): a failure ends the run with its reason.
+    void Promise.all(
+      this.nets.map((n) =>
+        n.backend.attached.catch((e: Error) => {
+          this.end({ reason: 'error', status: 0, detail: `-netdev ${n.id}: ${e.message}` });
+          throw e;
+        }),
+      ),
+    ).then(
+      () => this.config.timeline?.mark('xdpAttached'),
+      () => {},
+    );
     for (const [i, vcpu] of this.vcpus.entries()) {
       const box = new ExitMailbox();
       this.boxes.push(box);

@@ -6,7 +6,7 @@ import { xsk, type XskStatistics } from '../../native/xsk';
 import { sys } from '../../native/sys';
 import { AfXdpQueue } from './af-xdp-queue';
 import { OptionError, type AfXdpOptions } from './af-xdp-options';
-import { XdpAttachment, type XdpMode } from './xdp-attachment';
+import { XdpAttachment, type PendingXdpAttachment, type XdpMode } from './xdp-attachment';
 import { DEFAULT_FRAME_COUNT, DEFAULT_FRAME_SIZE, DEFAULT_RING_SIZE, XskSocket, type CopyMode } from './xsk-socket';
 
 /** Sizes below the user-visible options (tests and benchmarks shrink them). */
@@ -18,17 +18,39 @@ export interface AfXdpTuning {
 
 export const DEFAULT_TUNING: AfXdpTuning = { frameSize: DEFAULT_FRAME_SIZE, frameCount: DEFAULT_FRAME_COUNT, ringSize: DEFAULT_RING_SIZE };
 
+export interface AfXdpOpenOptions {
+  /**
+   * Load and link the XDP program on the thread pool (XdpAttachment.attachInBackground): open() returns with
+   * the sockets bound and in the XSKMAP, and `attached` settles once frames are steered to them.
+   */
+  attachInBackground?: boolean;
+}
+
 export class AfXdpBackend {
   private closed = false;
+  /** Settles when the XDP program is attached (rejects with why it could not be); resolved at once unless attachInBackground. */
+  readonly attached: Promise<void>;
 
   private constructor(
     readonly options: AfXdpOptions,
     readonly ifindex: number,
-    /** The attach mode in force: ours, or (inhibit=on) the helper's. */
-    readonly mode: XdpMode,
+    /** The attach mode in force: ours (once attached), or (inhibit=on) the helper's. */
+    public mode: XdpMode,
     readonly sockets: readonly XskSocket[],
-    private readonly attachment: XdpAttachment | undefined,
-  ) {}
+    private attachment: XdpAttachment | undefined,
+    pending: PendingXdpAttachment | undefined,
+  ) {
+    this.attached = pending
+      ? pending.ready.then((a) => {
+          // Closed meanwhile: the program goes as soon as it exists.
+          if (this.closed) return a.detach();
+          this.attachment = a;
+          this.mode = a.mode;
+        })
+      : Promise.resolve();
+    // Whoever awaits it sees the error; nobody awaiting must not crash the process.
+    this.attached.catch(() => {});
+  }
 
   private serviced: AfXdpQueue[] | undefined;
 
@@ -42,7 +64,7 @@ export class AfXdpBackend {
     return this.serviced;
   }
 
-  static open(options: AfXdpOptions, tuning: AfXdpTuning = DEFAULT_TUNING): AfXdpBackend {
+  static open(options: AfXdpOptions, tuning: AfXdpTuning = DEFAULT_TUNING, how: AfXdpOpenOptions = {}): AfXdpBackend {
     const { ifname, queues: n, startQueue } = options;
     const ifindex = xsk.ifNameToIndex(ifname);
     if (ifindex === 0) throw new OptionError(`af-xdp: 'ifname': no interface named '${ifname}'`);
@@ -50,10 +72,12 @@ export class AfXdpBackend {
     if (options.sockFds) checkSockFds(options.sockFds);
 
     let attachment: XdpAttachment | undefined;
+    let pending: PendingXdpAttachment | undefined;
     const sockets: XskSocket[] = [];
     let handedIn = options.sockFds ? [...options.sockFds] : undefined;
     try {
-      if (!options.inhibit) attachment = XdpAttachment.attach(ifname, ifindex, options.mode, startQueue + n);
+      if (!options.inhibit && how.attachInBackground) pending = XdpAttachment.attachInBackground(ifname, ifindex, options.mode, startQueue + n);
+      else if (!options.inhibit) attachment = XdpAttachment.attach(ifname, ifindex, options.mode, startQueue + n);
       const copyMode: CopyMode = options.forceCopy ? 'copy' : 'default';
       for (let q = 0; q < n; q++) {
         const fd = handedIn?.shift();
@@ -71,14 +95,16 @@ export class AfXdpBackend {
           ...(fd !== undefined ? { fd } : {}),
         });
         sockets.push(socket);
-        attachment?.addSocket(startQueue + q, socket.fd);
+        (attachment ?? pending)?.addSocket(startQueue + q, socket.fd);
       }
-      const mode = attachment?.mode ?? attachedMode(ifname, ifindex);
-      return new AfXdpBackend(options, ifindex, mode, sockets, attachment);
+      // Until the background attach says which mode took, the one asked for (auto tries native first).
+      const mode = attachment?.mode ?? (pending ? (options.mode ?? 'native') : attachedMode(ifname, ifindex));
+      return new AfXdpBackend(options, ifindex, mode, sockets, attachment, pending);
     } catch (e) {
       for (const s of sockets) s.close();
       for (const fd of handedIn ?? []) sys.close(fd);
       attachment?.detach();
+      pending?.ready.then((a) => a.detach(), () => {});
       throw e;
     }
   }
@@ -95,7 +121,10 @@ export class AfXdpBackend {
     return xsk.statistics(s.fd);
   }
 
-  /** Closes the sockets, frees the UMEMs and detaches the program if this backend attached it. */
+  /**
+   * Closes the sockets, frees the UMEMs and detaches the program if this backend attached it (a program still
+   * being attached in the background is detached as soon as it is; await `attached` to know it is gone).
+   */
   close(): void {
     if (this.closed) return;
     this.closed = true;

@@ -52,8 +52,14 @@ export class VirtioNetPci {
   private readonly vectorGsi = new Map<number, number>();
   private readonly relay: CallRelay | undefined;
 
+  /** The -netdev id. */
+  get id(): string {
+    return this.o.id;
+  }
+
   constructor(private readonly o: VirtioNetPciOptions) {
-    this.backend = AfXdpBackend.open(o.backend);
+    // The XDP program loads and links on the thread pool while the VM is set up and boots (backend.attached).
+    this.backend = AfXdpBackend.open(o.backend, undefined, { attachInBackground: true });
     try {
       this.runner = new WorkerQueuePairRunner({
         regions: o.regions,
@@ -186,6 +192,8 @@ export class VirtioNetPci {
     await this.relay?.close();
     await this.runner.close();
     this.backend.close();
+    // A program still being attached is detached once it is: wait for that, so none outlives the device.
+    await this.backend.attached.catch(() => {});
   }
 }
 
