@@ -46,6 +46,8 @@ export interface QueuePairWorkerData {
   pair: number;
   /** The session to service at once; without it (a prestarted worker) the first one arrives on `port`. */
   session?: QueuePairSession;
+  /** A prestarted worker: the guest memory its sessions will likely use, to map while it waits. */
+  regions?: SharedRegion[];
   socket: XskSocketHandle;
   /** Written by the main thread to wake the worker for a stop. */
   wakeFd: number;

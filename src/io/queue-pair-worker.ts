@@ -17,7 +17,7 @@ import { GuestMemory } from '../memory/guest-memory';
 import { sys } from '../native/sys';
 import { NetQueuePair } from '../virtio/net/queue-pair';
 import { BACKEND_COUNTERS, BrokenCause, COUNTER_BASE, COUNTER_SLOTS, DEVICE_COUNTERS, workerSlot } from './pair-counters';
-import { Control, COUNTERS_OFFSET, FIRST_TX_OFFSET, type QueuePairSession, type QueuePairWorkerData } from './queue-pair-thread';
+import { Control, COUNTERS_OFFSET, FIRST_TX_OFFSET, type QueuePairSession, type QueuePairWorkerData, type SharedRegion } from './queue-pair-thread';
 
 const TAG_RX_KICK = 0;
 const TAG_TX_KICK = 1;
@@ -50,6 +50,21 @@ function run(d: QueuePairWorkerData): void {
   if (d.cpu !== undefined) pinThisThread(d.cpu, `I/O worker of queue pair ${d.pair}`);
   const ctl = new Int32Array(d.control, 0, Control.Words);
   ctl[Control.Tid] = threadId();
+  // Views of guest memory by mapping, kept across sessions: each alias is an ArrayBuffer V8 counts as external
+  // memory, and tens of MiB of it set off garbage collections.
+  const aliases = new Map<string, Uint8Array>();
+  const keyOf = (r: SharedRegion): string => `${r.address}:${r.offset ?? 0}:${r.length}`;
+  const aliasOf = (r: SharedRegion): Uint8Array => {
+    const skip = r.offset ?? 0;
+    const key = keyOf(r);
+    let bytes = aliases.get(key);
+    if (!bytes) aliases.set(key, (bytes = new Uint8Array(sys.alias(r.address, skip + r.length), skip, r.length)));
+    return bytes;
+  };
+  // The socket's mappings are seen at once; a prestarted worker also maps the guest memory it was told of
+  // while it waits (the collections that follow happen before the driver needs the pair, not after).
+  const socket = XskSocket.fromHandle(d.socket);
+  for (const r of d.regions ?? []) aliasOf(r);
   // A prestarted worker: its queue (and the Fill ring's priming) waits for the driver, as if started then.
   const first = d.session ?? firstSession(d, ctl);
   if (!first) {
@@ -58,7 +73,7 @@ function run(d: QueuePairWorkerData): void {
   }
   const live = new Float64Array(d.control, COUNTERS_OFFSET, COUNTER_SLOTS);
   const firstTx = new Float64Array(d.control, FIRST_TX_OFFSET, 1);
-  const queue = new AfXdpQueue(XskSocket.fromHandle(d.socket));
+  const queue = new AfXdpQueue(socket);
   /** Device and queue-error counts of the sessions already over (each session's NetQueuePair starts from 0). */
   const past = new Float64Array(COUNTER_SLOTS);
   const bc = queue.counters;
@@ -99,12 +114,10 @@ function run(d: QueuePairWorkerData): void {
     }
     let pair: NetQueuePair | undefined;
     try {
-      const memory = new GuestMemory(
-        s.regions.map((r) => {
-          const skip = r.offset ?? 0;
-          return { gpa: r.gpa, bytes: new Uint8Array(sys.alias(r.address, skip + r.length), skip, r.length) };
-        }),
-      );
+      const memory = new GuestMemory(s.regions.map((r) => ({ gpa: r.gpa, bytes: aliasOf(r) })));
+      // Only this session's mappings stay (a vhost-user front end brings new ones on each connection).
+      const current = new Set(s.regions.map(keyOf));
+      for (const k of [...aliases.keys()]) if (!current.has(k)) aliases.delete(k);
       pair = new NetQueuePair({
         ...spec,
         memory,

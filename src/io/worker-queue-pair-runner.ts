@@ -160,7 +160,7 @@ export class WorkerQueuePairRunner implements QueuePairRunner {
     const channel = this.o.persistent ? new MessageChannel() : undefined;
     const data: QueuePairWorkerData = {
       pair,
-      ...(session ? { session } : {}),
+      ...(session ? { session } : { regions: this.regions }),
       socket: this.o.sockets[pair]!,
       wakeFd,
       control,
