@@ -9,10 +9,14 @@
 // stopped. A persistent worker (the vhost-user server) stays with its AF_XDP
 // socket for the runner's lifetime and services one session after another,
 // so the socket's frames stay accounted for by one AfXdpQueue.
+import path from 'node:path';
 import type { MessagePort } from 'node:worker_threads';
 import type { XskSocketHandle } from '../backend/af-xdp/xsk-socket';
 import type { QueuePairSpec } from '../virtio/net/queue-pair-runner';
 import { COUNTER_SLOTS } from './pair-counters';
+
+/** The I/O worker's module (queue-pair-worker.ts). */
+export const QUEUE_PAIR_WORKER = path.join(__dirname, 'queue-pair-worker.js');
 
 export interface SharedRegion {
   gpa: number;

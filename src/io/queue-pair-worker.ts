@@ -8,7 +8,7 @@
 // without priming its Fill ring twice (every UMEM frame stays in exactly one
 // place: the pool or one of the four rings).
 import { readlinkSync } from 'node:fs';
-import { receiveMessageOnPort, workerData } from 'node:worker_threads';
+import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { AfXdpQueue } from '../backend/af-xdp/af-xdp-queue';
 import { XskSocket } from '../backend/af-xdp/xsk-socket';
 import { Epoll, EpollEvents } from '../host/epoll';
@@ -275,4 +275,6 @@ function firstSession(d: QueuePairWorkerData, ctl: Int32Array): QueuePairSession
   }
 }
 
-run(workerData as QueuePairWorkerData);
+// Started with its data, or started early (host/prestart-threads.ts) and given it as the first message.
+if (workerData) run(workerData as QueuePairWorkerData);
+else parentPort!.once('message', (d: QueuePairWorkerData) => run(d));

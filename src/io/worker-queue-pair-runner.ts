@@ -14,10 +14,10 @@
 //   stop() ends only that session. One AfXdpQueue per socket for the
 //   socket's whole life: the Fill ring is primed once, and frames are never
 //   counted twice however often a front end reconnects.
-import path from 'node:path';
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import type { XskSocketHandle } from '../backend/af-xdp/xsk-socket';
 import { cachedWorkerSource } from '../host/module-cache';
+import { takeThread } from '../host/prestart-threads';
 import { sys } from '../native/sys';
 import type { PairResume, QueuePairContext, QueuePairRunner, QueuePairSpec } from '../virtio/net/queue-pair-runner';
 import { COUNTER_SLOTS, readPairCounters, type DeviceCounter, type PairCounters, type WorkerCounter } from './pair-counters';
@@ -26,6 +26,7 @@ import {
   COUNTERS_OFFSET,
   Control,
   FIRST_TX_OFFSET,
+  QUEUE_PAIR_WORKER,
   type FrameAccounting,
   type PairPositions,
   type QueuePairEventFds,
@@ -34,7 +35,6 @@ import {
   type SharedRegion,
 } from './queue-pair-thread';
 
-const WORKER = path.join(__dirname, 'queue-pair-worker.js');
 const EFD_CLOEXEC = 0o2000000;
 const EFD_NONBLOCK = 0o4000;
 /** Default busy-poll bound of an idle worker (µs). */
@@ -169,7 +169,11 @@ export class WorkerQueuePairRunner implements QueuePairRunner {
       ...(this.o.cpus?.[pair] !== undefined ? { cpu: this.o.cpus[pair] } : {}),
       ...(channel ? { port: channel.port2 } : {}),
     };
-    const worker = new Worker(cachedWorkerSource(WORKER), { eval: true, workerData: data, ...(channel ? { transferList: [channel.port2] } : {}) });
+    const transferList = channel ? [channel.port2] : [];
+    // A thread the CLI started before the VMM loaded (vmm/run-threads.ts) takes its data as its first message.
+    const prestarted = takeThread(QUEUE_PAIR_WORKER);
+    if (prestarted) prestarted.postMessage(data, transferList);
+    const worker = prestarted ?? new Worker(cachedWorkerSource(QUEUE_PAIR_WORKER), { eval: true, workerData: data, transferList });
     const w: PairWorker = {
       worker,
       control,

@@ -3,9 +3,7 @@
 // backends, one I/O worker per queue pair), COM1, debug-exit and i8042
 // reset, and one worker thread per vCPU. This thread owns the device model
 // and answers the vCPUs' register exits; packets never pass through it.
-import path from 'node:path';
-import { Worker } from 'node:worker_threads';
-import { cachedWorkerSource } from '../host/module-cache';
+import type { Worker } from 'node:worker_threads';
 import type { AfXdpOptions } from '../backend/af-xdp/af-xdp-options';
 import type { CpuidEntry } from '../kvm/cpuid';
 import { Kvm } from '../kvm/kvm';
@@ -27,6 +25,7 @@ import { KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR, PCI_MMIO32, ramSlots } from './mem
 import { VirtioNetPci } from './net/virtio-net-pci';
 import { ExitMailbox, serveMailbox, Slot, StopReason } from './vcpu/exit-mailbox';
 import type { VcpuWorkerData } from './vcpu/vcpu-worker';
+import { vcpuThread } from './vcpu/vcpu-thread';
 
 export interface NetDeviceConfig {
   id: string;
@@ -61,7 +60,6 @@ export interface RunResult {
   detail: string;
 }
 
-const VCPU_WORKER = path.join(__dirname, 'vcpu', 'vcpu-worker.js');
 const INTX_GSI = 10;
 
 export class Machine {
@@ -84,10 +82,10 @@ export class Machine {
   private result: RunResult | undefined;
 
   constructor(private readonly config: MachineConfig) {
-    // vCPU threads start first: their start-up (a Node isolate, their modules, the KVM addon) overlaps the
-    // backends' and the VM's set-up; each gets its vCPU as its first message (vcpu-worker.ts).
+    // vCPU threads first (the CLI may have started them before the VMM loaded, run-threads.ts): their start-up
+    // overlaps the backends' and the VM's set-up; each gets its vCPU as its first message (vcpu-worker.ts).
     for (let i = 0; i < config.cpus; i++) {
-      const worker = new Worker(cachedWorkerSource(VCPU_WORKER), { eval: true });
+      const worker = vcpuThread();
       worker.on('error', (e) => this.end({ reason: 'error', status: 0, detail: `vCPU ${i} thread: ${e.message}` }));
       this.workers.push(worker);
     }
