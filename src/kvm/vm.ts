@@ -139,6 +139,11 @@ export class Vm {
     kvmNative.irqLine(this.fd, irq, level ? 1 : 0);
   }
 
+  /** Port writes in [port, port + size) are logged in the coalesced ring (CoalescedWrites) instead of exiting. */
+  registerCoalescedPio(port: number, size: number): void {
+    kvmNative.registerCoalescedIo(this.fd, port, size, true);
+  }
+
   createVcpu(id: number): Vcpu {
     return Vcpu.create(this.fd, id, this.vcpuMmapSize);
   }

@@ -23,7 +23,9 @@ import { ExitRouter } from './exit-router';
 import { describeGuestFault, readGuestFault } from './loader/exception-stubs';
 import { KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR, PCI_MMIO32, ramSlots } from './memory-layout';
 import { VirtioNetPci } from './net/virtio-net-pci';
-import { ExitMailbox, serveMailbox, Slot, StopReason } from './vcpu/exit-mailbox';
+import { ExitMailbox, serveMailbox, Slot, StopReason, type ExitKind } from './vcpu/exit-mailbox';
+import { CoalescedWrites } from './coalesced-writes';
+import { PCI_CONFIG_ADDRESS_PORT } from '../pci/config-address';
 import type { VcpuWorkerData } from './vcpu/vcpu-worker';
 import { vcpuThread } from './vcpu/vcpu-thread';
 
@@ -80,6 +82,7 @@ export class Machine {
   private faultPort: number | undefined;
   private readonly serial: Serial8250;
   private result: RunResult | undefined;
+  private coalesced: CoalescedWrites | undefined;
 
   constructor(private readonly config: MachineConfig) {
     // vCPU threads first (the CLI may have started them before the VMM loaded, run-threads.ts): their start-up
@@ -136,6 +139,8 @@ export class Machine {
         }
         plan.setupVcpu(vcpu, i);
       }
+      // CONFIG_ADDRESS writes are logged by KVM instead of exiting (coalesced-writes.ts).
+      this.coalesced = CoalescedWrites.register(this.vm, this.vcpus[0]!, [[PCI_CONFIG_ADDRESS_PORT, 4]]);
       config.timeline?.mark('vmReady');
     } catch (e) {
       for (const n of this.nets) n.backend.close();
@@ -180,7 +185,7 @@ export class Machine {
         ...(this.config.timeline ? { timeline: this.config.timeline.shared } : {}),
       };
       // Serving begins before the thread can post an exit (serveMailbox copes either way, see there).
-      serving.push(serveMailbox(box, (kind, address, bytes) => this.exits.access(kind, address, bytes), (reason, detail) => this.vcpuStopped(vcpu.id, reason, detail)));
+      serving.push(serveMailbox(box, (kind, address, bytes) => this.exit(kind, address, bytes), (reason, detail) => this.vcpuStopped(vcpu.id, reason, detail)));
       this.workers[i]!.postMessage(data);
     }
     const result = await done;
@@ -192,6 +197,14 @@ export class Machine {
     await Promise.all(serving);
     return result;
   }
+
+  /** One vCPU exit: the writes KVM logged meanwhile come first (they happened before it). */
+  private exit(kind: ExitKind, address: number, bytes: Uint8Array): void {
+    this.coalesced?.drain(this.coalescedWrite);
+    this.exits.access(kind, address, bytes);
+  }
+
+  private readonly coalescedWrite = (port: number, data: Uint8Array): void => this.exits.pioWrite(port, data);
 
   /** Bytes for the guest's COM1 receiver (the console's input). */
   consoleInput(bytes: Uint8Array): void {
