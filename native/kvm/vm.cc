@@ -128,15 +128,18 @@ Napi::Value IrqLine(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// registerCoalescedIo(vm, addr, size, pio): writes inside [addr, addr + size) no longer exit; KVM logs them
-// in the ring page of the kvm_run mapping, to be applied before the next exit is handled.
+// registerCoalescedIo(vm, addr, size, pio, unregister?): writes inside [addr, addr + size) no longer exit; KVM
+// logs them in the ring page of the kvm_run mapping, to be applied before the next exit is handled. With
+// unregister, the zone exits again.
 Napi::Value RegisterCoalescedIo(const Napi::CallbackInfo& info) {
   int vm = ArgInt(info, 0, "vm");
   kvm_coalesced_mmio_zone z{};
   z.addr = ArgU64(info, 1, "addr");
   z.size = static_cast<uint32_t>(ArgInt(info, 2, "size"));
   z.pio = info.Length() > 3 && info[3].ToBoolean().Value() ? 1 : 0;
-  Check(info, ioctl(vm, KVM_REGISTER_COALESCED_MMIO, &z), "KVM_REGISTER_COALESCED_MMIO", vm);
+  bool remove = info.Length() > 4 && info[4].ToBoolean().Value();
+  if (remove) Check(info, ioctl(vm, KVM_UNREGISTER_COALESCED_MMIO, &z), "KVM_UNREGISTER_COALESCED_MMIO", vm);
+  else Check(info, ioctl(vm, KVM_REGISTER_COALESCED_MMIO, &z), "KVM_REGISTER_COALESCED_MMIO", vm);
   return info.Env().Undefined();
 }
 

@@ -144,6 +144,11 @@ export class Vm {
     kvmNative.registerCoalescedIo(this.fd, port, size, true);
   }
 
+  /** The zone's port writes exit again (writes already logged stay in the ring). */
+  unregisterCoalescedPio(port: number, size: number): void {
+    kvmNative.registerCoalescedIo(this.fd, port, size, true, true);
+  }
+
   createVcpu(id: number): Vcpu {
     return Vcpu.create(this.fd, id, this.vcpuMmapSize);
   }

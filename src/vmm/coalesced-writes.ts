@@ -1,12 +1,18 @@
 // Port writes KVM logs instead of exiting (KVM_REGISTER_COALESCED_MMIO with
 // pio, KVM_CAP_COALESCED_PIO), read back from the ring page of the kvm_run
-// mapping (linux/kvm.h struct kvm_coalesced_mmio_ring). The VMM registers
-// the PCI configuration address register, 0xCF8, as QEMU's PCI host bridges
-// do: writing it only latches an address, which nothing observes until an
-// access to 0xCFC (or a read of 0xCF8), and those still exit, so applying the
-// logged writes before handling any exit keeps every access in order. That
-// is a third of the exits of the PMD guest's boot (each a round trip between
-// the vCPU and the platform thread).
+// mapping (linux/kvm.h struct kvm_coalesced_mmio_ring). Applying the logged
+// writes before handling any exit keeps every access in order: what a zone
+// holds must be writes whose effect nothing observes until a later access
+// that still exits. The VMM registers
+// - the PCI configuration address register, 0xCF8, as QEMU's PCI host
+//   bridges do: writing it only latches an address, read through 0xCFC (or a
+//   read of 0xCF8), which still exit;
+// - COM1's transmit register while the guest has the THR-empty interrupt off
+//   (and no loopback): a byte written is then only output, and the guest's
+//   reads of the UART still exit. Output is applied at the next exit, or by the
+//   Machine's periodic flush.
+// Together that is most of the PMD guest's boot exits (each a round trip
+// between its vCPU thread and the platform thread).
 import { Cap } from '../kvm/kvm';
 import type { Vcpu } from '../kvm/vcpu';
 import type { Vm } from '../kvm/vm';
@@ -24,7 +30,13 @@ export class CoalescedWrites {
   private readonly view: DataView;
   private readonly bytes: Uint8Array;
 
-  private constructor(ring: ArrayBuffer, offset: number) {
+  private readonly zones = new Set<string>();
+
+  private constructor(
+    ring: ArrayBuffer,
+    offset: number,
+    private readonly vm: Vm,
+  ) {
     this.words = new Int32Array(ring, offset, 2);
     this.view = new DataView(ring, offset, PAGE);
     this.bytes = new Uint8Array(ring, offset, PAGE);
@@ -37,8 +49,19 @@ export class CoalescedWrites {
   static register(vm: Vm, vcpu: Vcpu, zones: ReadonlyArray<readonly [port: number, size: number]>): CoalescedWrites | undefined {
     const page = vm.checkExtension(Cap.CoalescedMmio);
     if (page <= 0 || vm.checkExtension(Cap.CoalescedPio) <= 0 || vcpu.runArea.byteLength < (page + 1) * PAGE) return undefined;
-    for (const [port, size] of zones) vm.registerCoalescedPio(port, size);
-    return new CoalescedWrites(vcpu.runArea, page * PAGE);
+    const ring = new CoalescedWrites(vcpu.runArea, page * PAGE, vm);
+    for (const [port, size] of zones) ring.zone(port, size, true);
+    return ring;
+  }
+
+  /** Starts (or stops) logging port writes in [port, port + size); a no-op when already so. */
+  zone(port: number, size: number, on: boolean): void {
+    const key = `${port}:${size}`;
+    if (this.zones.has(key) === on) return;
+    if (on) this.vm.registerCoalescedPio(port, size);
+    else this.vm.unregisterCoalescedPio(port, size);
+    if (on) this.zones.add(key);
+    else this.zones.delete(key);
   }
 
   /** Applies every logged write, oldest first (call before handling any exit). */

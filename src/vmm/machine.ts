@@ -63,6 +63,8 @@ export interface RunResult {
 }
 
 const INTX_GSI = 10;
+/** How long logged (coalesced) console output may wait for the guest's next exit. */
+const CONSOLE_FLUSH_MS = 10;
 
 export class Machine {
   readonly memory: GuestMemory;
@@ -114,7 +116,12 @@ export class Machine {
       this.bus = new PciBus({ mmio32: PCI_MMIO32 });
       this.ports = new PortIoBus(config.warn);
       this.exits = new ExitRouter(this.bus, this.ports, config.warn);
-      this.serial = new Serial8250(COM1_BASE, config.console, (level) => this.vm.irqLine(COM1_IRQ, level));
+      this.serial = new Serial8250(
+        COM1_BASE,
+        config.console,
+        (level) => this.vm.irqLine(COM1_IRQ, level),
+        (on) => this.coalesced?.zone(COM1_BASE, 1, on),
+      );
       this.ports.register(COM1_BASE, 8, this.serial);
       this.ports.register(DEBUG_EXIT_PORT, 1, new DebugExit((s) => this.end({ reason: 'debug-exit', status: s, detail: '' })));
       this.ports.register(I8042_COMMAND, 1, new I8042Reset(() => this.end({ reason: 'reset', status: 0, detail: 'i8042 reset' })));
@@ -139,8 +146,8 @@ export class Machine {
         }
         plan.setupVcpu(vcpu, i);
       }
-      // CONFIG_ADDRESS writes are logged by KVM instead of exiting (coalesced-writes.ts).
-      this.coalesced = CoalescedWrites.register(this.vm, this.vcpus[0]!, [[PCI_CONFIG_ADDRESS_PORT, 4]]);
+      // CONFIG_ADDRESS writes, and COM1 output while it raises no interrupt, are logged by KVM instead of exiting.
+      this.coalesced = CoalescedWrites.register(this.vm, this.vcpus[0]!, [[PCI_CONFIG_ADDRESS_PORT, 4], ...(this.serial.txOnlyOutput ? [[COM1_BASE, 1] as const] : [])]);
       config.timeline?.mark('vmReady');
     } catch (e) {
       for (const n of this.nets) n.backend.close();
@@ -188,13 +195,17 @@ export class Machine {
       serving.push(serveMailbox(box, (kind, address, bytes) => this.exit(kind, address, bytes), (reason, detail) => this.vcpuStopped(vcpu.id, reason, detail)));
       this.workers[i]!.postMessage(data);
     }
+    // Logged console output reaches the console at the guest's next exit, or at the latest here.
+    const flush = this.coalesced ? setInterval(() => this.coalesced!.drain(this.coalescedWrite), CONSOLE_FLUSH_MS) : undefined;
     const result = await done;
+    clearInterval(flush);
     // The workers keep it in their control blocks (nothing per packet reaches this thread).
     const firstTx = this.nets[0]?.firstTxAt();
     if (firstTx !== undefined) this.config.timeline?.markAt('firstTx', firstTx);
     this.stopVcpus();
     await Promise.all(this.workers.map((w) => new Promise<void>((r) => (w.threadId === -1 ? r() : w.once('exit', () => r())))));
     await Promise.all(serving);
+    this.coalesced?.drain(this.coalescedWrite);
     return result;
   }
 
