@@ -18,7 +18,8 @@
         "native/sys/epoll.cc",
         "native/sys/guest_memory.cc",
         "native/sys/copy_batch.cc",
-        "native/sys/unix_socket.cc"
+        "native/sys/unix_socket.cc",
+        "native/sys/call_relay.cc"
       ]
     },
     {

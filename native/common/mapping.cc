@@ -1,6 +1,7 @@
 #include "mapping.h"
 #include "napi_util.h"
 
+#include <cstdint>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -9,17 +10,53 @@ namespace {
 
 size_t PageSize() { return static_cast<size_t>(sysconf(_SC_PAGESIZE)); }
 
-// mapAnonymous(bytes, hugepages): zeroed, page-aligned, populated memory.
-// MAP_SHARED so that a forked child (or the kernel via a memfd) sees it too.
+// mapAnonymous(bytes, hugepages): zeroed, page-aligned, populated memory
+// (UMEMs, which the kernel pins at registration anyway). Private: every thread
+// of the process sees it, and private pages fault in far faster than shared
+// (shmem) ones. Without hugepages, a region of 2 MiB or more is 2 MiB-aligned
+// and asks for transparent huge pages (MADV_HUGEPAGE, best effort): 32 MiB
+// then populates in ~4 ms instead of ~19 ms (4 KiB pages) or ~33 ms (shared)
+// on a PVM host, where it sat on the path to the first packet. MADV_DONTFORK:
+// a child process (they only exec) must neither share nor copy it, and pinned
+// private pages would otherwise be copied at fork.
+constexpr size_t kHugePage = size_t{2} << 20;
+
+void* MapPrivate(size_t len, bool huge) {
+  if (huge) return mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE | MAP_HUGETLB, -1, 0);
+  if (len < kHugePage) return mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+  // Over-map by one huge page and trim, so that the region starts on a huge-page boundary.
+  size_t span = len + kHugePage;
+  void* raw = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (raw == MAP_FAILED) return MAP_FAILED;
+  uintptr_t start = (reinterpret_cast<uintptr_t>(raw) + kHugePage - 1) & ~(kHugePage - 1);
+  size_t head = start - reinterpret_cast<uintptr_t>(raw);
+  if (head > 0) munmap(raw, head);
+  if (span - head - len > 0) munmap(reinterpret_cast<void*>(start + len), span - head - len);
+  void* p = reinterpret_cast<void*>(start);
+  madvise(p, len, MADV_HUGEPAGE);  // only a hint: 4 KiB pages if THP is off
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+  if (madvise(p, len, MADV_POPULATE_WRITE) != 0) {
+    // Before Linux 5.14: fault every page in by hand.
+    volatile uint8_t* b = static_cast<volatile uint8_t*>(p);
+    for (size_t off = 0; off < len; off += PageSize()) b[off] = 0;
+  }
+  return p;
+}
+
 Napi::Value MapAnonymous(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int64_t len = ArgInt64(info, 0, "length");
   bool huge = info.Length() > 1 && info[1].ToBoolean().Value();
   if (len <= 0 || len > (int64_t{1} << 40)) throw Napi::RangeError::New(env, "mapping length out of range");
-  int flags = MAP_SHARED | MAP_ANONYMOUS | MAP_POPULATE;
-  if (huge) flags |= MAP_HUGETLB;
-  void* p = mmap(nullptr, static_cast<size_t>(len), PROT_READ | PROT_WRITE, flags, -1, 0);
+  void* p = MapPrivate(static_cast<size_t>(len), huge);
   if (p == MAP_FAILED) throw ErrnoError(env, huge ? "mmap(MAP_HUGETLB)" : "mmap", errno);
+  if (madvise(p, static_cast<size_t>(len), MADV_DONTFORK) != 0) {
+    int err = errno;
+    munmap(p, static_cast<size_t>(len));
+    throw ErrnoError(env, "madvise(MADV_DONTFORK)", err);
+  }
   return WrapMapping(env, p, static_cast<size_t>(len));
 }
 

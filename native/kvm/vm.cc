@@ -128,6 +128,21 @@ Napi::Value IrqLine(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// registerCoalescedIo(vm, addr, size, pio, unregister?): writes inside [addr, addr + size) no longer exit; KVM
+// logs them in the ring page of the kvm_run mapping, to be applied before the next exit is handled. With
+// unregister, the zone exits again.
+Napi::Value RegisterCoalescedIo(const Napi::CallbackInfo& info) {
+  int vm = ArgInt(info, 0, "vm");
+  kvm_coalesced_mmio_zone z{};
+  z.addr = ArgU64(info, 1, "addr");
+  z.size = static_cast<uint32_t>(ArgInt(info, 2, "size"));
+  z.pio = info.Length() > 3 && info[3].ToBoolean().Value() ? 1 : 0;
+  bool remove = info.Length() > 4 && info[4].ToBoolean().Value();
+  if (remove) Check(info, ioctl(vm, KVM_UNREGISTER_COALESCED_MMIO, &z), "KVM_UNREGISTER_COALESCED_MMIO", vm);
+  else Check(info, ioctl(vm, KVM_REGISTER_COALESCED_MMIO, &z), "KVM_REGISTER_COALESCED_MMIO", vm);
+  return info.Env().Undefined();
+}
+
 Napi::Value CreateVcpu(const Napi::CallbackInfo& info) {
   int vm = ArgInt(info, 0, "vm");
   int id = ArgInt(info, 1, "id");
@@ -150,6 +165,7 @@ void InitKvmVm(Napi::Env env, Napi::Object exports) {
   exports.Set("signalMsi", Napi::Function::New(env, SignalMsi));
   exports.Set("irqLine", Napi::Function::New(env, IrqLine));
   exports.Set("createVcpu", Napi::Function::New(env, CreateVcpu));
+  exports.Set("registerCoalescedIo", Napi::Function::New(env, RegisterCoalescedIo));
 }
 
 }  // namespace xdpvm

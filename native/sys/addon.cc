@@ -38,6 +38,7 @@ Napi::Object InitSysAddon(Napi::Env env, Napi::Object exports) {
   InitEventfd(env, exports);
   InitEpoll(env, exports);
   InitUnixSocket(env, exports);
+  InitCallRelay(env, exports);
   InitConstants(env, exports);
   return exports;
 }

@@ -14,4 +14,5 @@ void InitEpoll(Napi::Env env, Napi::Object exports);        // epoll.cc
 void InitGuestMemory(Napi::Env env, Napi::Object exports);  // guest_memory.cc
 void InitCopyBatch(Napi::Env env, Napi::Object exports);    // copy_batch.cc
 void InitUnixSocket(Napi::Env env, Napi::Object exports);   // unix_socket.cc
+void InitCallRelay(Napi::Env env, Napi::Object exports);    // call_relay.cc
 }  // namespace xdpvm

@@ -196,9 +196,117 @@ Napi::Value LinkInfo(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// xdpAttachAsync(instructions, license, name, ifindex, flags[]) -> Promise<{ progFd, linkFd, flags }>: loads
+// an XDP program and attaches it through a BPF link, trying each `flags` in turn (native, then skb), on the
+// thread pool. Both calls can take tens of ms (the verifier; the link waits for RCU grace periods in the
+// driver), which the caller spends on the rest of its set-up. Rejects with the errno of the load (with the
+// verifier log) or of the last attach.
+class XdpAttachWorker : public Napi::AsyncWorker {
+ public:
+  XdpAttachWorker(Napi::Env env, std::vector<uint8_t> insns, std::string license, std::string name, int ifindex, std::vector<uint32_t> flags)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), insns_(std::move(insns)), license_(std::move(license)),
+        name_(std::move(name)), ifindex_(ifindex), flags_(std::move(flags)) {}
+
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    bpf_attr a{};
+    a.prog_type = BPF_PROG_TYPE_XDP;
+    a.insns = reinterpret_cast<uint64_t>(insns_.data());
+    a.insn_cnt = static_cast<uint32_t>(insns_.size() / sizeof(bpf_insn));
+    a.license = reinterpret_cast<uint64_t>(license_.c_str());
+    CopyName(a.prog_name, name_);
+    a.expected_attach_type = BPF_XDP;
+    long fd = Bpf(BPF_PROG_LOAD, &a);
+    if (fd < 0) {
+      err_ = errno;
+      step_ = "bpf(BPF_PROG_LOAD)";
+      log_.assign(64 * 1024, '\0');
+      a.log_buf = reinterpret_cast<uint64_t>(log_.data());
+      a.log_size = static_cast<uint32_t>(log_.size());
+      a.log_level = 1;
+      if (Bpf(BPF_PROG_LOAD, &a) >= 0) {}
+      return;
+    }
+    prog_ = static_cast<int>(fd);
+    fcntl(prog_, F_SETFD, FD_CLOEXEC);
+    for (uint32_t f : flags_) {
+      bpf_attr l{};
+      l.link_create.prog_fd = static_cast<uint32_t>(prog_);
+      l.link_create.target_ifindex = static_cast<uint32_t>(ifindex_);
+      l.link_create.attach_type = BPF_XDP;
+      l.link_create.flags = f;
+      long lfd = Bpf(BPF_LINK_CREATE, &l);
+      if (lfd >= 0) {
+        link_ = static_cast<int>(lfd);
+        fcntl(link_, F_SETFD, FD_CLOEXEC);
+        used_ = f;
+        return;
+      }
+      err_ = errno;
+    }
+    step_ = "bpf(BPF_LINK_CREATE)";
+    close(prog_);
+    prog_ = -1;
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (link_ < 0) {
+      Napi::Error e = ErrnoError(env, step_, err_ != 0 ? err_ : EINVAL);
+      if (!log_.empty()) e.Set("verifierLog", Napi::String::New(env, log_.c_str()));
+      deferred_.Reject(e.Value());
+      return;
+    }
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("progFd", Napi::Number::New(env, prog_));
+    o.Set("linkFd", Napi::Number::New(env, link_));
+    o.Set("flags", Napi::Number::New(env, used_));
+    deferred_.Resolve(o);
+  }
+
+  void OnError(const Napi::Error& e) override {
+    if (link_ >= 0) close(link_);
+    if (prog_ >= 0) close(prog_);
+    deferred_.Reject(e.Value());
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::vector<uint8_t> insns_;
+  std::string license_;
+  std::string name_;
+  int ifindex_;
+  std::vector<uint32_t> flags_;
+  int prog_ = -1;
+  int link_ = -1;
+  uint32_t used_ = 0;
+  int err_ = 0;
+  const char* step_ = "";
+  std::string log_;
+};
+
+Napi::Value XdpAttachAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Bytes insns = ArgBytes(info, 0, "instructions");
+  std::string license = ArgString(info, 1, "license");
+  std::string name = ArgString(info, 2, "name");
+  int ifindex = ArgInt(info, 3, "ifindex");
+  if (info.Length() < 5 || !info[4].IsArray()) throw Napi::TypeError::New(env, "expected an array of attach flags");
+  Napi::Array fa = info[4].As<Napi::Array>();
+  std::vector<uint32_t> flags;
+  for (uint32_t i = 0; i < fa.Length(); i++) flags.push_back(fa.Get(i).As<Napi::Number>().Uint32Value());
+  if (flags.empty()) throw Napi::RangeError::New(env, "no attach flags");
+  auto* w = new XdpAttachWorker(env, std::vector<uint8_t>(insns.data, insns.data + insns.length), license, name, ifindex, std::move(flags));
+  Napi::Promise p = w->Promise();
+  w->Queue();
+  return p;
+}
+
 }  // namespace
 
 void InitBpf(Napi::Env env, Napi::Object exports) {
+  exports.Set("xdpAttachAsync", Napi::Function::New(env, XdpAttachAsync));
   exports.Set("bpfMapCreate", Napi::Function::New(env, MapCreate));
   exports.Set("bpfMapUpdate", Napi::Function::New(env, MapUpdate));
   exports.Set("bpfMapLookup", Napi::Function::New(env, MapLookup));

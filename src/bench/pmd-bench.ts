@@ -2,7 +2,9 @@
 // by `xdpvm run` on one end of a veth pair, the peer end counting (an XDP
 // counter) and generating (the raw C XSK loop), then the raw C loop in the
 // guest's place on the same pair, alternating run by run. Counts at both
-// ends; boot-to-first-packet from the VMM's start to the peer's first frame.
+// ends. Every guest run passes -timeline: the VMM's boot phases, and the
+// first frame at the peer (dated by the peer's XDP program on the same clock),
+// all in ms from the VMM process's start.
 // Baselines: txonly and rxonly against the C loop doing the same; io-fwd
 // against the C receive loop (the C code has no forwarding loop, so that
 // ratio is an upper bound on what forwarding costs).
@@ -12,10 +14,11 @@ import { closeSync, openSync, readFileSync } from 'node:fs';
 import { inNetns, VethPair } from '../host/netns';
 import { xsk } from '../native/xsk';
 import { bootToFirstTxSeconds } from './pmd-result';
-import { PmdVm, type PmdVmExit } from './pmd-vm';
+import { PmdVm } from './pmd-vm';
 import { resultHeader, type BenchResult } from './report';
 import { formatPerMillion, medianPerMillion, parseVmmCounters, perMillion, sumPairs, type PerMillion } from './per-million';
-import { pairedRatio, summarize } from './stats';
+import { pairedRatio, summarize, type Summary } from './stats';
+import { ALL_PHASES, type BootPhase, type BootTimelineJson } from '../vmm/boot-timeline';
 import { XdpCounter } from './xdp-counter';
 import { defaultPmdPlacement, describePlacement, placementRunArgs, pmdPlacement, type PmdPlacement, type PmdPlacementName } from './pmd-placement';
 import { runEndpoint, type EndpointParams, type EndpointResult } from './xsk-endpoint';
@@ -54,12 +57,35 @@ interface GuestRun {
   packets: number;
   peerPackets: number;
   seconds: number;
+  /** From this process spawning the VMM (`ip netns exec` included) to the first frame at the peer. */
   bootToFirstPacketMs: number | undefined;
+  /** The VMM's boot timeline: ms from its process start to each phase, and to the first frame at the peer. */
+  timeline: PmdBootTimeline | undefined;
   guestBootToFirstTxMs: number | undefined;
   /** Per million frames over the whole guest run (boot included): the guest's kicks, the VMM's counters. */
   perMillion: PerMillion | undefined;
   /** Each queue pair's rate, as the guest counted it. */
   queueMpps: number[];
+}
+
+/** Phases of `xdpvm run -timeline` and firstFrameAtPeer, ms from the VMM process's start. */
+export type PmdBootTimeline = Partial<Record<BootPhase | 'firstFrameAtPeer', number>>;
+
+function bootPhases(t: BootTimelineJson, peerFirstMs: number | undefined): PmdBootTimeline {
+  const out: PmdBootTimeline = {};
+  for (const p of ALL_PHASES) if (t[p] !== undefined) out[p] = t[p];
+  if (peerFirstMs !== undefined) out.firstFrameAtPeer = Math.round((peerFirstMs - t.origin.monotonicMs) * 10) / 10;
+  return out;
+}
+
+/** Per phase (the timeline's order, then firstFrameAtPeer), its median, min and max over the runs that reached it. */
+export function summarizeTimelines(runs: readonly (PmdBootTimeline | undefined)[]): Partial<Record<keyof PmdBootTimeline, Summary>> {
+  const out: Partial<Record<keyof PmdBootTimeline, Summary>> = {};
+  for (const p of [...ALL_PHASES, 'firstFrameAtPeer'] as const) {
+    const v = runs.map((r) => r?.[p]).filter((x): x is number => x !== undefined);
+    if (v.length) out[p] = summarize(v);
+  }
+  return out;
 }
 
 interface BaselineRun {
@@ -90,27 +116,22 @@ function endpoints(pair: VethPair, o: PmdBenchOptions, place: PmdPlacement, side
 
 async function guestRun(pair: VethPair, o: PmdBenchOptions, place: PmdPlacement, counter: XdpCounter): Promise<GuestRun> {
   const before = counter.total();
+  // Nothing reaches the peer between runs: its first-frame times can be cleared without losing a count.
+  counter.resetFirst();
   const generate = o.mode !== 'txonly';
   // The generator starts first and outlives the guest's measured window (boot included).
   // (The C loop cannot be stopped early: it runs for boot + the window + a margin.)
   const gen = generate ? endpoints(pair, o, place, 'b', 'tx', o.seconds + 8) : undefined;
-  const t0 = performance.now();
   const run = placementRunArgs(place);
   const vm = PmdVm.start({
     netns: pair.a.netns, ifname: pair.a.ifname, cpus: o.queues, queues: o.queues, xdpMode: o.xdpMode,
     append: `mode=${o.mode} size=${o.size} seconds=${o.seconds} queues=${o.queues} burst=32`,
+    timeline: true,
     timeoutMs: (o.seconds + 120) * 1000,
     runArgs: run.args,
     deviceProps: run.deviceProps,
   });
-  let firstMs: number | undefined;
-  let exit: PmdVmExit | undefined;
-  void vm.exited.then((e) => (exit = e));
-  while (!exit) {
-    if (firstMs === undefined && o.mode !== 'rxonly' && counter.total() > before) firstMs = performance.now() - t0;
-    await sleep(firstMs === undefined ? 2 : 50);
-  }
-  const e = exit;
+  const e = await vm.exited;
   if (gen) await gen.catch(() => undefined);
   if (e.code !== 0 || !e.result) {
     throw new Error(`the PMD guest run failed (exit ${e.code ?? e.signal}${e.timedOut ? ', timed out' : ''}):\n${e.console.slice(-2000)}\n${e.stderr.slice(-2000)}`);
@@ -120,6 +141,9 @@ async function guestRun(pair: VethPair, o: PmdBenchOptions, place: PmdPlacement,
   const peerPackets = o.mode === 'rxonly' ? (await gen!).reduce((s, x) => s + x.packets, 0) : counter.total() - before;
   const guestFirst = bootToFirstTxSeconds(r);
   const vmm = parseVmmCounters(e.stderr);
+  // The peer's XDP program dated the first frame on CLOCK_MONOTONIC, the clock of the VMM's timeline and of the spawn.
+  const peerFirst = o.mode === 'rxonly' ? undefined : counter.firstFrameMs();
+  const timeline = e.timeline ? bootPhases(e.timeline, peerFirst) : undefined;
   const kicks = r.per_queue.reduce((sum, q) => sum + q.tx_kicks + q.rx_kicks, 0);
   const summed = vmm ? sumPairs(vmm.nets.flatMap((n) => n.pairs)) : undefined;
   return {
@@ -129,7 +153,8 @@ async function guestRun(pair: VethPair, o: PmdBenchOptions, place: PmdPlacement,
     packets: guestPackets,
     peerPackets,
     seconds: r.seconds,
-    bootToFirstPacketMs: firstMs,
+    bootToFirstPacketMs: peerFirst === undefined ? undefined : peerFirst - e.spawnedAtMs,
+    timeline,
     guestBootToFirstTxMs: guestFirst === undefined ? undefined : guestFirst * 1000,
   };
 }
@@ -172,7 +197,7 @@ export async function benchPmd(o: PmdBenchOptions): Promise<BenchResult> {
           guest.push(g);
           o.progress(
             `  run ${r + 1}/${o.runs} PMD guest: ${g.mpps.toFixed(3)} Mpps, guest ${o.mode === 'rxonly' ? 'received' : 'sent'} ${g.packets}, ` +
-              `peer ${o.mode === 'rxonly' ? 'sent' : 'counted'} ${g.peerPackets}${perQueue(g.queueMpps)}, first packet at the peer ${g.bootToFirstPacketMs?.toFixed(0) ?? '-'} ms after start` +
+              `peer ${o.mode === 'rxonly' ? 'sent' : 'counted'} ${g.peerPackets}${perQueue(g.queueMpps)}, first frame at the peer ${g.timeline?.firstFrameAtPeer?.toFixed(0) ?? '-'} ms after the VMM's start (${g.bootToFirstPacketMs?.toFixed(0) ?? '-'} after its spawn)` +
               (g.perMillion ? `; per Mframe: ${formatPerMillion(g.perMillion)}` : '; (no counters line from the VMM)'),
           );
         } else {
@@ -200,6 +225,7 @@ export async function benchPmd(o: PmdBenchOptions): Promise<BenchResult> {
       emulated, bootToFirstPacketMs: firsts.length ? summarize(firsts) : null,
       placement: place,
     },
+    bootTimelineMs: summarizeTimelines(guest.map((g) => g.timeline)),
     mpps,
     baseline: { name: o.mode === 'io-fwd' ? 'raw C rx' : 'raw C', mpps: baseMpps },
     // Each run measures both sides back to back: the median of the per-run ratios is the headline.
@@ -215,6 +241,7 @@ export async function benchPmd(o: PmdBenchOptions): Promise<BenchResult> {
       queueMpps: g.queueMpps,
       baselineQueueMpps: base[i]!.queueMpps,
       bootToFirstPacketMs: g.bootToFirstPacketMs ?? null,
+      bootTimelineMs: g.timeline ?? null,
       guestBootToFirstTxMs: g.guestBootToFirstTxMs ?? null,
       baselineMpps: base[i]!.mpps,
       baselinePackets: base[i]!.packets,

@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ensurePmdImage } from '../guest-build/pmd';
+import { monotonicMs, parseBootTimeline, type BootTimelineJson } from '../vmm/boot-timeline';
 import { parsePmdResult, type PmdResult } from './pmd-result';
 
 export interface PmdVmOptions {
@@ -24,6 +25,8 @@ export interface PmdVmOptions {
   runArgs?: readonly string[];
   /** More virtio-net-pci properties, each as ",key=value". */
   deviceProps?: string;
+  /** `xdpvm run -timeline`: the exit carries the VMM's boot timeline. */
+  timeline?: boolean;
   /** SIGKILL after this long (a hung VMM must not hang its caller). */
   timeoutMs: number;
   /** Console and VMM lines as they arrive. */
@@ -38,6 +41,10 @@ export interface PmdVmExit {
   /** The VMM's own messages. */
   stderr: string;
   result: PmdResult | undefined;
+  /** The VMM's boot timeline (with the timeline option). */
+  timeline: BootTimelineJson | undefined;
+  /** CLOCK_MONOTONIC ms when this process spawned the VMM (`ip netns exec`, then node). */
+  spawnedAtMs: number;
   wallMs: number;
   timedOut: boolean;
 }
@@ -51,8 +58,10 @@ export class PmdVm {
 
   private constructor(o: PmdVmOptions, readonly argv: string[]) {
     const t0 = performance.now();
-    this.child = spawn('ip', ['netns', 'exec', o.netns, process.execPath, '--enable-source-maps', CLI, ...argv], {
+    const spawnedAtMs = monotonicMs();
+    this.child = spawn('ip', ['netns', 'exec', o.netns, process.execPath, CLI, ...argv], {
       stdio: ['ignore', 'pipe', 'pipe'],
+      env: vmmEnvironment(),
     });
     let out = '';
     let err = '';
@@ -76,7 +85,10 @@ export class PmdVm {
     this.exited = new Promise((resolve) => {
       this.child.once('close', (code, signal) => {
         clearTimeout(timer);
-        resolve({ code, signal, console: out, stderr: err, result: parsePmdResult(out), wallMs: performance.now() - t0, timedOut });
+        resolve({
+          code, signal, console: out, stderr: err, result: parsePmdResult(out), timeline: parseBootTimeline(err), spawnedAtMs,
+          wallMs: performance.now() - t0, timedOut,
+        });
       });
     });
   }
@@ -89,6 +101,7 @@ export class PmdVm {
     const argv = [
       'run', '-m', o.memory ?? '64M', '-smp', String(o.cpus ?? 1), '-kernel', kernel, '-append', o.append,
       ...(o.iopl !== undefined ? ['-iopl', String(o.iopl)] : []),
+      ...(o.timeline ? ['-timeline'] : []),
       ...(o.runArgs ?? []),
       '-netdev', netdev, '-device', `virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56${o.deviceProps ?? ''}`,
     ];
@@ -104,6 +117,17 @@ export class PmdVm {
     // `ip netns exec` execs the VMM: the child's pid is the VMM's.
     this.child.kill(sig);
   }
+}
+
+/**
+ * The VMM's environment: this one without NODE_EXTRA_CA_CERTS. Node 20 parses that bundle (and its own root
+ * store) before any script runs, 60-100 ms of a boot on the development host; the VMM opens no TLS connection.
+ * (No --enable-source-maps either: it reads and parses every module's map at load, and the CLI prints messages.)
+ */
+export function vmmEnvironment(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env.NODE_EXTRA_CA_CERTS;
+  return env;
 }
 
 /** One line per thread of `pid`: name, scheduler state, the syscall it is in and its kernel stack (Linux /proc; the stack needs root). */

@@ -65,6 +65,8 @@ export interface BenchResult {
   perMillion?: Record<string, number>;
   /** CPU time per frame, baseline thread over ours (per-run medians): the cost ratio, independent of CPU share. */
   cpuRatio?: Summary;
+  /** bench pmd: per boot phase (xdpvm run -timeline, and the first frame at the peer), ms from the VMM's start over the runs. */
+  bootTimelineMs?: Record<string, Summary>;
   runs: Array<Record<string, unknown>>;
 }
 

@@ -1,12 +1,17 @@
 // The benchmarks' sink: an XDP program on the peer interface that counts
 // frames per receive queue in an array map and drops them. Counting in XDP
-// costs the sink almost nothing, so the sender is what gets measured.
+// costs the sink almost nothing, so the sender is what gets measured. Each
+// queue's entry also keeps when its first frame arrived (bpf_ktime_get_ns:
+// CLOCK_MONOTONIC, the clock of xdpvm's boot timeline), so a bench can date
+// the first frame at the peer without polling for it.
 import { BpfHelper, BpfProgram, BPF, Reg, XdpAction, XdpMd } from '../bpf/assembler';
 import { attachXdpLink, BpfMapType, loadXdpProgram, XdpFlags } from '../bpf/syscalls';
 import { xsk } from '../native/xsk';
 import { sys } from '../native/sys';
 
 const MAX_QUEUES = 64;
+/** Map value: u64 frames, u64 CLOCK_MONOTONIC ns of the first frame (0: none since the last resetFirst). */
+const VALUE_BYTES = 16;
 
 function countAndDropProgram(mapFd: number): Uint8Array {
   return new BpfProgram()
@@ -16,9 +21,14 @@ function countAndDropProgram(mapFd: number): Uint8Array {
     .addImm(Reg.R2, -4)
     .loadMapFd(Reg.R1, mapFd)
     .call(BpfHelper.mapLookupElem)
-    .jeqImm(Reg.R0, 0, 2) // queue beyond the map: just drop
+    .jeqImm(Reg.R0, 0, 7) // queue beyond the map: just drop
+    .movReg(Reg.R6, Reg.R0) // the entry survives the helper call in a callee-saved register
+    .load(BPF.DW, Reg.R1, Reg.R6, 8)
+    .jneImm(Reg.R1, 0, 2) // first frame already dated: one load and a branch per frame
+    .call(BpfHelper.ktimeGetNs)
+    .store(BPF.DW, Reg.R6, Reg.R0, 8)
     .movImm(Reg.R1, 1)
-    .atomicAdd(BPF.DW, Reg.R0, Reg.R1, 0)
+    .atomicAdd(BPF.DW, Reg.R6, Reg.R1, 0)
     .movImm(Reg.R0, XdpAction.DROP)
     .exit()
     .bytes();
@@ -26,13 +36,13 @@ function countAndDropProgram(mapFd: number): Uint8Array {
 
 export class XdpCounter {
   private readonly key = new Uint32Array(1);
-  private readonly value = new BigUint64Array(1);
+  private readonly value = new BigUint64Array(2);
 
   private constructor(private readonly mapFd: number, private readonly progFd: number, private readonly linkFd: number) {}
 
   /** Attaches to `ifindex` (in the calling thread's namespace), native mode unless `skb`. */
   static attach(ifindex: number, mode: 'native' | 'skb' = 'native'): XdpCounter {
-    const mapFd = xsk.bpfMapCreate(BpfMapType.ARRAY, 4, 8, MAX_QUEUES, 'xdpvm_count');
+    const mapFd = xsk.bpfMapCreate(BpfMapType.ARRAY, 4, VALUE_BYTES, MAX_QUEUES, 'xdpvm_count');
     let progFd = -1;
     try {
       progFd = loadXdpProgram(countAndDropProgram(mapFd), 'xdpvm_count');
@@ -45,12 +55,16 @@ export class XdpCounter {
     }
   }
 
+  private read(queue: number): BigUint64Array {
+    this.key[0] = queue;
+    this.value.fill(0n);
+    xsk.bpfMapLookup(this.mapFd, new Uint8Array(this.key.buffer), new Uint8Array(this.value.buffer));
+    return this.value;
+  }
+
   /** Frames counted on receive queue `queue`. */
   count(queue: number): number {
-    this.key[0] = queue;
-    this.value[0] = 0n;
-    xsk.bpfMapLookup(this.mapFd, new Uint8Array(this.key.buffer), new Uint8Array(this.value.buffer));
-    return Number(this.value[0]);
+    return Number(this.read(queue)[0]);
   }
 
   /** Frames counted on all queues. */
@@ -58,6 +72,29 @@ export class XdpCounter {
     let sum = 0;
     for (let q = 0; q < MAX_QUEUES; q++) sum += this.count(q);
     return sum;
+  }
+
+  /** CLOCK_MONOTONIC ms of the first frame on any queue since the last resetFirst(), or undefined. */
+  firstFrameMs(): number | undefined {
+    let first: bigint | undefined;
+    for (let q = 0; q < MAX_QUEUES; q++) {
+      const ns = this.read(q)[1]!;
+      if (ns !== 0n && (first === undefined || ns < first)) first = ns;
+    }
+    return first === undefined ? undefined : Number(first) / 1e6;
+  }
+
+  /**
+   * Forgets the first frames' times (the counts stay). Call while no frame arrives: an entry is rewritten
+   * whole, so a frame counted between the read and the write would be lost.
+   */
+  resetFirst(): void {
+    for (let q = 0; q < MAX_QUEUES; q++) {
+      const v = this.read(q);
+      if (v[1] === 0n) continue;
+      v[1] = 0n;
+      xsk.bpfMapUpdate(this.mapFd, new Uint8Array(this.key.buffer), new Uint8Array(v.buffer));
+    }
   }
 
   close(): void {

@@ -10,14 +10,14 @@ export const BPF = {
   W: 0x00, H: 0x08, B: 0x10, DW: 0x18,
   IMM: 0x00, MEM: 0x60, ATOMIC: 0xc0,
   ADD: 0x00, SUB: 0x10, MOV: 0xb0,
-  JEQ: 0x10, CALL: 0x80, EXIT: 0x90,
+  JEQ: 0x10, JNE: 0x50, CALL: 0x80, EXIT: 0x90,
   K: 0x00, X: 0x08,
   PSEUDO_MAP_FD: 1,
 } as const;
 
 export const enum Reg { R0 = 0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10 }
 
-export const BpfHelper = { mapLookupElem: 1, redirectMap: 51 } as const;
+export const BpfHelper = { mapLookupElem: 1, ktimeGetNs: 5, redirectMap: 51 } as const;
 export const XdpAction = { ABORTED: 0, DROP: 1, PASS: 2, TX: 3, REDIRECT: 4 } as const;
 /** Offsets in struct xdp_md (the XDP program's context). */
 export const XdpMd = { data: 0, dataEnd: 4, dataMeta: 8, ingressIfindex: 12, rxQueueIndex: 16 } as const;
@@ -67,6 +67,10 @@ export class BpfProgram {
   /** if dst == imm goto +off (off counted in instructions after this one). */
   jeqImm(dst: Reg, imm: number, off: number): this {
     return this.insn(BPF.JMP | BPF.JEQ | BPF.K, dst, 0, off, imm);
+  }
+  /** if dst != imm goto +off. */
+  jneImm(dst: Reg, imm: number, off: number): this {
+    return this.insn(BPF.JMP | BPF.JNE | BPF.K, dst, 0, off, imm);
   }
   call(helper: number): this {
     return this.insn(BPF.JMP | BPF.CALL, 0, 0, 0, helper);

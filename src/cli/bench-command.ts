@@ -141,7 +141,7 @@ async function benchPmdCommand(argv: readonly string[]): Promise<number> {
   log(`bench pmd ${o.mode}: PMD guest under xdpvm run, ${o.queues} queue pair(s) and vCPU(s), ${o.size} B frames, ${o.xdpMode} XDP, ${o.runs} runs x ${o.seconds} s, against raw C on the same veth pair`);
   const result = await benchPmd(o);
   const first = result.params.bootToFirstPacketMs as { median: number; min: number; max: number } | null;
-  if (first) log(`boot to first packet at the peer: median ${first.median.toFixed(0)} ms (min ${first.min.toFixed(0)}, max ${first.max.toFixed(0)})`);
+  if (first) log(`spawn of the VMM to the first frame at the peer: median ${first.median.toFixed(0)} ms (min ${first.min.toFixed(0)}, max ${first.max.toFixed(0)})`);
   return finish(result, flags, log);
 }
 
@@ -166,6 +166,12 @@ function finish(result: BenchResult, flags: Flags, log: (l: string) => void): nu
         `ratio of the medians ${fmt(rr.ofMedians)})`,
     );
   else log(`ratio TypeScript / ${result.baseline.name}: ${fmt(result.ratio)}`);
+  const bt = result.bootTimelineMs;
+  if (bt && Object.keys(bt).length) {
+    log('');
+    log(`boot timeline, ms from the VMM's process start (over ${runs.length} runs):`);
+    log(table(['phase', 'median', 'min', 'max'], Object.entries(bt).map(([p, s]) => [p, fmt(s.median, 1), fmt(s.min, 1), fmt(s.max, 1)])));
+  }
   const cr = result.cpuRatio;
   if (cr) log(`CPU time per frame, ${result.baseline.name} / I/O worker: ${fmt(cr.median)} (median, min ${fmt(cr.min)}, max ${fmt(cr.max)})`);
   const pm = result.perMillion;

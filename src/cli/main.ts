@@ -4,6 +4,7 @@
 // loading was the largest part of its time to the first packet).
 import { RunOptionError } from '../vmm/run-options';
 import { UsageError } from './args';
+import { prestartRunThreads } from '../vmm/run-threads';
 
 type Command = (argv: readonly string[]) => number | Promise<number>;
 
@@ -37,6 +38,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     const c = Object.hasOwn(COMMANDS, cmd) ? COMMANDS[cmd] : undefined;
     if (!c) throw new UsageError(`unknown command '${cmd}'`);
+    // The vCPU and I/O threads' start-up runs beside the loading of the VMM's modules (vmm/run-threads.ts).
+    if (cmd === 'run') prestartRunThreads(rest);
     return await (await c.load())(rest);
   } catch (e) {
     if (e instanceof UsageError || e instanceof RunOptionError) {

@@ -4,7 +4,7 @@
 // debug-exit status, 0 after a shutdown or reset, 1 after an error. Every
 // queue pair's counters go to stderr as one JSON line (`xdpvm-counters
 // {...}`) on exit and on SIGUSR1.
-import { readFileSync } from 'node:fs';
+import { fstatSync, readFileSync } from 'node:fs';
 import { bootPlanFor } from '../vmm/boot-plan';
 import { BootTimeline } from '../vmm/boot-timeline';
 import { Machine } from '../vmm/machine';
@@ -28,6 +28,46 @@ function readInput(what: string, file: string): Uint8Array {
   } catch (e) {
     throw new UsageError(`${what}: cannot read '${file}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
+}
+
+/** Linux's /dev/null: character device 1:3. */
+const DEV_NULL_RDEV = (1 << 8) | 3;
+const CONSOLE_INPUT_LATEST_MS = 1000;
+
+/**
+ * stdin feeds COM1's receiver, line by line (the terminal stays cooked: Ctrl-C still stops the run). It is read
+ * from the guest's first DRIVER_OK or a second into the run, whichever comes first: creating process.stdin
+ * loads Node's stream modules (15-50 ms of this thread here), which would otherwise sit between the VM and its
+ * first exits; the terminal keeps what is typed meanwhile. A stdin on /dev/null (benches, tests) is never read.
+ * Returns what ends the reading.
+ */
+function attachConsoleInput(machine: Machine): () => void {
+  try {
+    const st = fstatSync(0);
+    if (st.isCharacterDevice() && st.rdev === DEV_NULL_RDEV) return () => {};
+  } catch {
+    return () => {}; // no stdin at all
+  }
+  let attached = false;
+  let closed = false;
+  const onInput = (b: Buffer): void => machine.consoleInput(b);
+  const attach = (): void => {
+    if (attached || closed) return;
+    attached = true;
+    clearTimeout(timer);
+    process.stdin.on('data', onInput);
+    process.stdin.on('error', () => process.stdin.off('data', onInput));
+  };
+  const timer = setTimeout(attach, CONSOLE_INPUT_LATEST_MS);
+  machine.nets[0]?.pci.onDriverOk(attach);
+  return () => {
+    closed = true;
+    clearTimeout(timer);
+    if (!attached) return;
+    process.stdin.off('data', onInput);
+    process.stdin.pause();
+    process.stdin.destroy();
+  };
 }
 
 export async function runCommand(argv: readonly string[]): Promise<number> {
@@ -56,10 +96,7 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
     ...(o.vcpuCpus ? { vcpuCpus: o.vcpuCpus } : {}),
     ...(o.vcpuNice !== undefined ? { vcpuNice: o.vcpuNice } : {}),
   });
-  // stdin feeds COM1's receiver, line by line (the terminal stays cooked: Ctrl-C still stops the run).
-  const onInput = (b: Buffer): void => machine.consoleInput(b);
-  process.stdin.on('data', onInput);
-  process.stdin.on('error', () => process.stdin.off('data', onInput));
+  const closeInput = attachConsoleInput(machine);
   const onSignal = (sig: NodeJS.Signals): void => machine.stop(`${sig}`);
   const printCounters = (when: 'exit' | 'SIGUSR1'): void =>
     void process.stderr.write(`xdpvm-counters ${JSON.stringify({ when, nets: machine.nets.map((n) => n.stats()) })}\n`);
@@ -77,9 +114,7 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     process.off('SIGUSR1', onUsr1);
-    process.stdin.off('data', onInput);
-    process.stdin.pause();
-    process.stdin.destroy();
+    closeInput();
     // Before close: the sockets' kernel counters are still there to read (the workers' stay readable either way).
     printCounters('exit');
     await machine.close();

@@ -9,10 +9,14 @@
 // stopped. A persistent worker (the vhost-user server) stays with its AF_XDP
 // socket for the runner's lifetime and services one session after another,
 // so the socket's frames stay accounted for by one AfXdpQueue.
+import path from 'node:path';
 import type { MessagePort } from 'node:worker_threads';
 import type { XskSocketHandle } from '../backend/af-xdp/xsk-socket';
 import type { QueuePairSpec } from '../virtio/net/queue-pair-runner';
 import { COUNTER_SLOTS } from './pair-counters';
+
+/** The I/O worker's module (queue-pair-worker.ts). */
+export const QUEUE_PAIR_WORKER = path.join(__dirname, 'queue-pair-worker.js');
 
 export interface SharedRegion {
   gpa: number;
@@ -42,7 +46,12 @@ export interface QueuePairSession {
   generation: number;
 }
 
-export interface QueuePairWorkerData extends QueuePairSession {
+export interface QueuePairWorkerData {
+  pair: number;
+  /** The session to service at once; without it (a prestarted worker) the first one arrives on `port`. */
+  session?: QueuePairSession;
+  /** A prestarted worker: the guest memory its sessions will likely use, to map while it waits. */
+  regions?: SharedRegion[];
   socket: XskSocketHandle;
   /** Written by the main thread to wake the worker for a stop. */
   wakeFd: number;
@@ -105,7 +114,12 @@ export const enum Control {
 
 /** Byte offset of the counter table's Float64 slots (pair-counters.ts) in the control block. */
 export const COUNTERS_OFFSET = Control.Words * 4;
-export const CONTROL_BYTES = COUNTERS_OFFSET + COUNTER_SLOTS * 8;
+/**
+ * Float64 after the counters: when the worker first handed a frame to the kernel (CLOCK_MONOTONIC ms, 0: not
+ * yet), for the boot timeline's firstTx. Written once per worker.
+ */
+export const FIRST_TX_OFFSET = COUNTERS_OFFSET + COUNTER_SLOTS * 8;
+export const CONTROL_BYTES = FIRST_TX_OFFSET + 8;
 
 /** Where a ring stopped (vhost-user GET_VRING_BASE; the next start resumes there). */
 export interface RingPosition {

@@ -7,7 +7,7 @@
 // persistent worker services session after session on the same socket
 // without priming its Fill ring twice (every UMEM frame stays in exactly one
 // place: the pool or one of the four rings).
-import { receiveMessageOnPort, workerData } from 'node:worker_threads';
+import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { AfXdpQueue } from '../backend/af-xdp/af-xdp-queue';
 import { XskSocket } from '../backend/af-xdp/xsk-socket';
 import { Epoll, EpollEvents } from '../host/epoll';
@@ -16,7 +16,7 @@ import { GuestMemory } from '../memory/guest-memory';
 import { sys } from '../native/sys';
 import { NetQueuePair } from '../virtio/net/queue-pair';
 import { BACKEND_COUNTERS, BrokenCause, COUNTER_BASE, COUNTER_SLOTS, DEVICE_COUNTERS, workerSlot } from './pair-counters';
-import { Control, COUNTERS_OFFSET, type QueuePairSession, type QueuePairWorkerData } from './queue-pair-thread';
+import { Control, COUNTERS_OFFSET, FIRST_TX_OFFSET, type QueuePairSession, type QueuePairWorkerData, type SharedRegion } from './queue-pair-thread';
 
 const TAG_RX_KICK = 0;
 const TAG_TX_KICK = 1;
@@ -30,6 +30,7 @@ const IDLE_PUBLISH_MS = 100;
 const COALESCE_FRAMES = 16;
 /** What the coalescing wait sleeps on: a word nobody changes (Atomics.wait takes fractions of a ms). */
 const nap = new Int32Array(new SharedArrayBuffer(4));
+const FIRST_SESSION_RECHECK_MS = 2;
 // Slots of the worker's own counters (pair-counters.ts), incremented in place in the shared table.
 const W_ROUNDS = workerSlot('rounds');
 const W_SLEEPS = workerSlot('sleeps');
@@ -42,12 +43,34 @@ const B0 = COUNTER_BASE.backend;
 const E0 = COUNTER_BASE.queueErrors;
 
 function run(d: QueuePairWorkerData): void {
-  if (d.cpu !== undefined) pinThisThread(d.cpu, `I/O worker of queue pair ${d.spec.pair}`);
+  if (d.cpu !== undefined) pinThisThread(d.cpu, `I/O worker of queue pair ${d.pair}`);
   const ctl = new Int32Array(d.control, 0, Control.Words);
   ctl[Control.Tid] = thisThreadId();
-  if (d.nice !== undefined) setThreadNice(ctl[Control.Tid]!, d.nice, `I/O worker of queue pair ${d.spec.pair}`);
+  if (d.nice !== undefined) setThreadNice(ctl[Control.Tid]!, d.nice, `I/O worker of queue pair ${d.pair}`);
+  // Views of guest memory by mapping, kept across sessions: each alias is an ArrayBuffer V8 counts as external
+  // memory, and tens of MiB of it set off garbage collections.
+  const aliases = new Map<string, Uint8Array>();
+  const keyOf = (r: SharedRegion): string => `${r.address}:${r.offset ?? 0}:${r.length}`;
+  const aliasOf = (r: SharedRegion): Uint8Array => {
+    const skip = r.offset ?? 0;
+    const key = keyOf(r);
+    let bytes = aliases.get(key);
+    if (!bytes) aliases.set(key, (bytes = new Uint8Array(sys.alias(r.address, skip + r.length), skip, r.length)));
+    return bytes;
+  };
+  // The socket's mappings are seen at once; a prestarted worker also maps the guest memory it was told of
+  // while it waits (the collections that follow happen before the driver needs the pair, not after).
+  const socket = XskSocket.fromHandle(d.socket);
+  for (const r of d.regions ?? []) aliasOf(r);
+  // A prestarted worker: its queue (and the Fill ring's priming) waits for the driver, as if started then.
+  const first = d.session ?? firstSession(d, ctl);
+  if (!first) {
+    d.port?.close();
+    return;
+  }
   const live = new Float64Array(d.control, COUNTERS_OFFSET, COUNTER_SLOTS);
-  const queue = new AfXdpQueue(XskSocket.fromHandle(d.socket));
+  const firstTx = new Float64Array(d.control, FIRST_TX_OFFSET, 1);
+  const queue = new AfXdpQueue(socket);
   /** Device and queue-error counts of the sessions already over (each session's NetQueuePair starts from 0). */
   const past = new Float64Array(COUNTER_SLOTS);
   const bc = queue.counters;
@@ -88,12 +111,10 @@ function run(d: QueuePairWorkerData): void {
     }
     let pair: NetQueuePair | undefined;
     try {
-      const memory = new GuestMemory(
-        s.regions.map((r) => {
-          const skip = r.offset ?? 0;
-          return { gpa: r.gpa, bytes: new Uint8Array(sys.alias(r.address, skip + r.length), skip, r.length) };
-        }),
-      );
+      const memory = new GuestMemory(s.regions.map((r) => ({ gpa: r.gpa, bytes: aliasOf(r) })));
+      // Only this session's mappings stay (a vhost-user front end brings new ones on each connection).
+      const current = new Set(s.regions.map(keyOf));
+      for (const k of [...aliases.keys()]) if (!current.has(k)) aliases.delete(k);
       pair = new NetQueuePair({
         ...spec,
         memory,
@@ -152,11 +173,17 @@ function run(d: QueuePairWorkerData): void {
       let rounds = 0;
       const stopAsked = (): boolean => Atomics.load(ctl, Control.Stop) >= generation;
       let stop = stopAsked();
+      // Until the first frame goes out: one test per round, nothing per packet, nothing after it.
+      let awaitingFirstTx = firstTx[0] === 0;
       while (!stop && !pair.broken) {
         pair.service(false);
         live[W_ROUNDS]++;
         // Copy mode sends inside a syscall: frames still on the Tx ring need another kick.
         if (queue.txUnsent() > 0) queue.txFlush();
+        if (awaitingFirstTx && bc.txPackets > 0) {
+          firstTx[0] = Number(process.hrtime.bigint()) / 1e6;
+          awaitingFirstTx = false;
+        }
         // Every 64 rounds: counters out, and a stop request in (an Atomics.load is a builtin call, not inlined).
         if ((++rounds & 63) === 0) {
           publish();
@@ -232,7 +259,7 @@ function run(d: QueuePairWorkerData): void {
   };
 
   publishFrames();
-  let session: QueuePairSession | undefined = { regions: d.regions, spec: d.spec, fds: d.fds, generation: d.generation };
+  let session: QueuePairSession | undefined = first;
   while (session) {
     serve(session);
     session = d.port ? nextSession() : undefined;
@@ -241,4 +268,20 @@ function run(d: QueuePairWorkerData): void {
   d.port?.close();
 }
 
-run(workerData as QueuePairWorkerData);
+/**
+ * A prestarted worker's first session, or undefined when told to exit first. The wait is short: the pair's
+ * first frame waits for this, and Node 20 can lose the doorbell's notify (README, "Lost Atomics notifications").
+ */
+function firstSession(d: QueuePairWorkerData, ctl: Int32Array): QueuePairSession | undefined {
+  for (;;) {
+    const seen = Atomics.load(ctl, Control.Doorbell);
+    if (Atomics.load(ctl, Control.Exit) !== 0) return undefined;
+    const m = receiveMessageOnPort(d.port!);
+    if (m) return m.message as QueuePairSession;
+    Atomics.wait(ctl, Control.Doorbell, seen, FIRST_SESSION_RECHECK_MS);
+  }
+}
+
+// Started with its data, or started early (host/prestart-threads.ts) and given it as the first message.
+if (workerData) run(workerData as QueuePairWorkerData);
+else parentPort!.once('message', (d: QueuePairWorkerData) => run(d));

@@ -14,9 +14,10 @@
 //   stop() ends only that session. One AfXdpQueue per socket for the
 //   socket's whole life: the Fill ring is primed once, and frames are never
 //   counted twice however often a front end reconnects.
-import path from 'node:path';
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import type { XskSocketHandle } from '../backend/af-xdp/xsk-socket';
+import { cachedWorkerSource } from '../host/module-cache';
+import { takeThread } from '../host/prestart-threads';
 import { sys } from '../native/sys';
 import type { PairResume, QueuePairContext, QueuePairRunner, QueuePairSpec } from '../virtio/net/queue-pair-runner';
 import { COUNTER_SLOTS, readPairCounters, type DeviceCounter, type PairCounters, type WorkerCounter } from './pair-counters';
@@ -24,6 +25,8 @@ import {
   CONTROL_BYTES,
   COUNTERS_OFFSET,
   Control,
+  FIRST_TX_OFFSET,
+  QUEUE_PAIR_WORKER,
   type FrameAccounting,
   type PairPositions,
   type QueuePairEventFds,
@@ -32,7 +35,6 @@ import {
   type SharedRegion,
 } from './queue-pair-thread';
 
-const WORKER = path.join(__dirname, 'queue-pair-worker.js');
 const EFD_CLOEXEC = 0o2000000;
 const EFD_NONBLOCK = 0o4000;
 /** Default busy-poll bound of an idle worker (µs). */
@@ -63,6 +65,12 @@ export interface WorkerRunnerOptions {
   nice?: number;
   /** Keep one worker per pair for the runner's lifetime, servicing one session per start(). */
   persistent?: boolean;
+  /**
+   * Persistent runners: start every pair's worker now, before any start(), so its thread start-up is done by
+   * the time the driver sets DRIVER_OK (the VMM's boot to first packet). Its AF_XDP Fill ring is still primed
+   * only at the first session.
+   */
+  prestart?: boolean;
 }
 
 interface PairWorker {
@@ -74,8 +82,10 @@ interface PairWorker {
   port: MessagePort | undefined;
   exited: Promise<void>;
   dead: boolean;
-  /** Generation of the last session started. */
+  /** Generation of the last session started (0: a prestarted worker waiting for its first). */
   generation: number;
+  /** The context of its current session (a worker that fails reports there). */
+  ctx: QueuePairContext | undefined;
 }
 
 export class WorkerQueuePairRunner implements QueuePairRunner {
@@ -95,6 +105,7 @@ export class WorkerQueuePairRunner implements QueuePairRunner {
     this.pairs = o.sockets.length;
     this.regions = o.regions;
     this.fds = o.sockets.map((_, p) => o.fds?.[p] ?? this.createFds());
+    if (o.prestart && o.persistent) for (let p = 0; p < this.pairs; p++) this.spawn(p, undefined);
   }
 
   private createFds(): QueuePairEventFds {
@@ -125,7 +136,9 @@ export class WorkerQueuePairRunner implements QueuePairRunner {
       this.stopPair(spec.pair);
       const generation = ++existing.generation;
       const session: QueuePairSession = { regions: this.regions, spec, fds: this.fds[spec.pair]!, generation };
+      existing.ctx = ctx;
       this.watchBroken(existing, generation, ctx);
+      this.blocks.set(spec.pair, existing.control);
       existing.port!.postMessage(session);
       Atomics.add(existing.ctl, Control.Doorbell, 1);
       Atomics.notify(existing.ctl, Control.Doorbell);
@@ -138,26 +151,39 @@ export class WorkerQueuePairRunner implements QueuePairRunner {
       return;
     }
     this.stopPair(spec.pair);
+    const w = this.spawn(spec.pair, { regions: this.regions, spec, fds: this.fds[spec.pair]!, generation: 1 });
+    w.ctx = ctx;
+    this.watchBroken(w, 1, ctx);
+    this.blocks.set(spec.pair, w.control);
+  }
+
+  /**
+   * A worker for `pair`, servicing `session` at once, or (persistent runners) waiting for its first session:
+   * a thread's start-up (a Node isolate, its modules) then happens before the driver needs the pair.
+   */
+  private spawn(pair: number, session: QueuePairSession | undefined): PairWorker {
     const control = new SharedArrayBuffer(CONTROL_BYTES);
     const ctl = new Int32Array(control, 0, Control.Words);
     const wakeFd = sys.eventfdCreate(0, EFD_CLOEXEC | EFD_NONBLOCK);
     const channel = this.o.persistent ? new MessageChannel() : undefined;
     const data: QueuePairWorkerData = {
-      regions: this.regions,
-      spec,
-      fds: this.fds[spec.pair]!,
-      generation: 1,
-      socket: this.o.sockets[spec.pair]!,
+      pair,
+      ...(session ? { session } : { regions: this.regions }),
+      socket: this.o.sockets[pair]!,
       wakeFd,
       control,
       spinRounds: this.o.spinRounds ?? 2000,
       pollUs: this.o.pollUs ?? DEFAULT_POLL_US,
       coalesceUs: this.o.coalesceUs ?? 0,
       ...(this.o.nice !== undefined ? { nice: this.o.nice } : {}),
-      ...(this.o.cpus?.[spec.pair] !== undefined ? { cpu: this.o.cpus[spec.pair] } : {}),
+      ...(this.o.cpus?.[pair] !== undefined ? { cpu: this.o.cpus[pair] } : {}),
       ...(channel ? { port: channel.port2 } : {}),
     };
-    const worker = new Worker(WORKER, { workerData: data, ...(channel ? { transferList: [channel.port2] } : {}) });
+    const transferList = channel ? [channel.port2] : [];
+    // A thread the CLI started before the VMM loaded (vmm/run-threads.ts) takes its data as its first message.
+    const prestarted = takeThread(QUEUE_PAIR_WORKER);
+    if (prestarted) prestarted.postMessage(data, transferList);
+    const worker = prestarted ?? new Worker(cachedWorkerSource(QUEUE_PAIR_WORKER), { eval: true, workerData: data, transferList });
     const w: PairWorker = {
       worker,
       control,
@@ -166,7 +192,8 @@ export class WorkerQueuePairRunner implements QueuePairRunner {
       port: channel?.port1,
       exited: Promise.resolve(),
       dead: false,
-      generation: 1,
+      generation: session ? 1 : 0,
+      ctx: undefined,
     };
     w.exited = new Promise<void>((resolve) => {
       worker.once('exit', () => {
@@ -174,13 +201,12 @@ export class WorkerQueuePairRunner implements QueuePairRunner {
         resolve();
       });
       worker.once('error', (e) => {
-        process.stderr.write(`xdpvm: I/O worker of queue pair ${spec.pair} failed: ${e.message}\n`);
-        ctx.markNeedsReset();
+        process.stderr.write(`xdpvm: I/O worker of queue pair ${pair} failed: ${e.message}\n`);
+        w.ctx?.markNeedsReset();
       });
     });
-    this.watchBroken(w, 1, ctx);
-    this.running.set(spec.pair, w);
-    this.blocks.set(spec.pair, control);
+    this.running.set(pair, w);
+    return w;
   }
 
   /** A broken ring is reported once, from the worker, through shared memory. */
@@ -220,6 +246,13 @@ export class WorkerQueuePairRunner implements QueuePairRunner {
     if (!control) return undefined;
     const c = new Int32Array(control, 0, Control.Words);
     return readPairCounters(new Float64Array(control, COUNTERS_OFFSET, COUNTER_SLOTS), c[Control.BrokenCause]!, c[Control.RxError]!, c[Control.TxError]!);
+  }
+
+  /** When the pair's worker first handed a frame to the kernel (CLOCK_MONOTONIC ms), or undefined. */
+  firstTxAt(pair: number): number | undefined {
+    const control = this.blocks.get(pair);
+    const t = control ? new Float64Array(control, FIRST_TX_OFFSET, 1)[0]! : 0;
+    return t > 0 ? t : undefined;
   }
 
   /** Linux thread id of the pair's (last) worker, 0 before it has started. */

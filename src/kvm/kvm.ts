@@ -16,6 +16,8 @@ export const enum Cap {
   ExtCpuid = 7,
   NrVcpus = 9,
   NrMemslots = 10,
+  /** The kvm_run mapping's page that holds the coalesced-write ring (its page offset), or 0. */
+  CoalescedMmio = 15,
   IrqRouting = 25,
   Irqfd = 32,
   Pit2 = 33,
@@ -26,6 +28,7 @@ export const enum Cap {
   SignalMsi = 77,
   IrqfdResample = 82,
   ImmediateExit = 136,
+  CoalescedPio = 162,
 }
 
 export const CAP_NAMES: Readonly<Record<number, string>> = {
@@ -35,6 +38,7 @@ export const CAP_NAMES: Readonly<Record<number, string>> = {
   [Cap.ExtCpuid]: 'EXT_CPUID',
   [Cap.NrVcpus]: 'NR_VCPUS',
   [Cap.NrMemslots]: 'NR_MEMSLOTS',
+  [Cap.CoalescedMmio]: 'COALESCED_MMIO',
   [Cap.IrqRouting]: 'IRQ_ROUTING',
   [Cap.Irqfd]: 'IRQFD',
   [Cap.Pit2]: 'PIT2',
@@ -45,6 +49,7 @@ export const CAP_NAMES: Readonly<Record<number, string>> = {
   [Cap.SignalMsi]: 'SIGNAL_MSI',
   [Cap.IrqfdResample]: 'IRQFD_RESAMPLE',
   [Cap.ImmediateExit]: 'IMMEDIATE_EXIT',
+  [Cap.CoalescedPio]: 'COALESCED_PIO',
 };
 
 /** What the VM and vCPU code here relies on. */

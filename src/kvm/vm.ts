@@ -139,6 +139,16 @@ export class Vm {
     kvmNative.irqLine(this.fd, irq, level ? 1 : 0);
   }
 
+  /** Port writes in [port, port + size) are logged in the coalesced ring (CoalescedWrites) instead of exiting. */
+  registerCoalescedPio(port: number, size: number): void {
+    kvmNative.registerCoalescedIo(this.fd, port, size, true);
+  }
+
+  /** The zone's port writes exit again (writes already logged stay in the ring). */
+  unregisterCoalescedPio(port: number, size: number): void {
+    kvmNative.registerCoalescedIo(this.fd, port, size, true, true);
+  }
+
   createVcpu(id: number): Vcpu {
     return Vcpu.create(this.fd, id, this.vcpuMmapSize);
   }

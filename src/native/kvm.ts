@@ -120,6 +120,8 @@ export interface KvmAddon {
   signalMsi(vmFd: number, addressLo: number, addressHi: number, data: number): number;
   irqLine(vmFd: number, irq: number, level: number): void;
   createVcpu(vmFd: number, id: number): number;
+  /** KVM_REGISTER_COALESCED_MMIO (or, with unregister, KVM_UNREGISTER_...): writes in the zone are logged in the ring instead of exiting. */
+  registerCoalescedIo(vmFd: number, addr: number, size: number, pio: boolean, unregister?: boolean): void;
 
   // vCPU.
   mapRun(vcpuFd: number, size: number): ArrayBuffer;

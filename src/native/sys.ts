@@ -94,8 +94,20 @@ export interface SysAddon extends UnixSocketAddon {
   epollCtl(epfd: number, op: number, fd: number, events: number, tag: number): void;
   epollWait(epfd: number, tags: Int32Array, timeoutMs: number, events?: Uint32Array): number;
 
+  /**
+   * The call relay's native thread: blocks in epoll on `epfd`, drains each eventfd that fires (its tag is its
+   * fd) and calls `onFired` with their tags on this thread; ends when `stopTag` fires. It keeps the event loop
+   * alive until then.
+   */
+  callRelayStart(epfd: number, stopTag: number, onFired: (tags: number[]) => void): CallRelayHandle;
+  /** Waits for a relay thread to end (fire its stop tag first). */
+  callRelayJoin(handle: CallRelayHandle): void;
+
   readonly constants: Readonly<Record<SysConstantName, number>>;
 }
+
+/** An opaque native handle (a thread). */
+export type CallRelayHandle = { readonly __callRelay: unique symbol };
 
 export const sys: SysAddon = loadAddon<SysAddon>('sys');
 

@@ -91,6 +91,11 @@ export interface XskAddon {
   bpfMapDelete(fd: number, key: Uint8Array): boolean;
   bpfProgLoad(type: number, instructions: Uint8Array, license: string, name: string, expectedAttachType: number): number;
   bpfLinkCreate(progFd: number, ifindex: number, attachType: number, flags: number): number;
+  /**
+   * Loads an XDP program and links it to `ifindex` with the first of `flags` that works, on the thread pool
+   * (the verifier and the driver's RCU waits take tens of ms). Rejects as bpfProgLoad / bpfLinkCreate throw.
+   */
+  xdpAttachAsync(instructions: Uint8Array, license: string, name: string, ifindex: number, flags: readonly number[]): Promise<{ progFd: number; linkFd: number; flags: number }>;
   bpfProgId(progFd: number): number;
   bpfObjPin(fd: number, path: string): void;
   /** fileFlags: 0 read-write, BPF_F_RDONLY (1 << 3), BPF_F_WRONLY (1 << 4). */

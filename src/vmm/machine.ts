@@ -3,8 +3,7 @@
 // backends, one I/O worker per queue pair), COM1, debug-exit and i8042
 // reset, and one worker thread per vCPU. This thread owns the device model
 // and answers the vCPUs' register exits; packets never pass through it.
-import path from 'node:path';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type { AfXdpOptions } from '../backend/af-xdp/af-xdp-options';
 import type { CpuidEntry } from '../kvm/cpuid';
 import { Kvm } from '../kvm/kvm';
@@ -24,8 +23,11 @@ import { ExitRouter } from './exit-router';
 import { describeGuestFault, readGuestFault } from './loader/exception-stubs';
 import { KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR, PCI_MMIO32, ramSlots } from './memory-layout';
 import { VirtioNetPci, type IoThreadSettings } from './net/virtio-net-pci';
-import { ExitMailbox, serveMailbox, Slot, StopReason } from './vcpu/exit-mailbox';
+import { ExitMailbox, serveMailbox, Slot, StopReason, type ExitKind } from './vcpu/exit-mailbox';
+import { CoalescedWrites } from './coalesced-writes';
+import { PCI_CONFIG_ADDRESS_PORT } from '../pci/config-address';
 import type { VcpuWorkerData } from './vcpu/vcpu-worker';
+import { vcpuThread } from './vcpu/vcpu-thread';
 
 export interface NetDeviceConfig {
   id: string;
@@ -66,8 +68,9 @@ export interface RunResult {
   detail: string;
 }
 
-const VCPU_WORKER = path.join(__dirname, 'vcpu', 'vcpu-worker.js');
 const INTX_GSI = 10;
+/** How long logged (coalesced) console output may wait for the guest's next exit. */
+const CONSOLE_FLUSH_MS = 10;
 
 export class Machine {
   readonly memory: GuestMemory;
@@ -78,6 +81,8 @@ export class Machine {
   private readonly vcpus: Vcpu[] = [];
   private readonly boxes: ExitMailbox[] = [];
   private readonly workers: Worker[] = [];
+  /** run() handed the vCPU threads their vCPUs. */
+  private started = false;
   private readonly bus: PciBus;
   private readonly ports: PortIoBus;
   private readonly exits: ExitRouter;
@@ -85,8 +90,16 @@ export class Machine {
   private faultPort: number | undefined;
   private readonly serial: Serial8250;
   private result: RunResult | undefined;
+  private coalesced: CoalescedWrites | undefined;
 
   constructor(private readonly config: MachineConfig) {
+    // vCPU threads first (the CLI may have started them before the VMM loaded, run-threads.ts): their start-up
+    // overlaps the backends' and the VM's set-up; each gets its vCPU as its first message (vcpu-worker.ts).
+    for (let i = 0; i < config.cpus; i++) {
+      const worker = vcpuThread();
+      worker.on('error', (e) => this.end({ reason: 'error', status: 0, detail: `vCPU ${i} thread: ${e.message}` }));
+      this.workers.push(worker);
+    }
     const pvm = detectPvm();
     const warning = pvmWarning(pvm);
     if (warning) config.warn(warning);
@@ -109,7 +122,12 @@ export class Machine {
       this.bus = new PciBus({ mmio32: PCI_MMIO32 });
       this.ports = new PortIoBus(config.warn);
       this.exits = new ExitRouter(this.bus, this.ports, config.warn);
-      this.serial = new Serial8250(COM1_BASE, config.console, (level) => this.vm.irqLine(COM1_IRQ, level));
+      this.serial = new Serial8250(
+        COM1_BASE,
+        config.console,
+        (level) => this.vm.irqLine(COM1_IRQ, level),
+        (on) => this.coalesced?.zone(COM1_BASE, 1, on),
+      );
       this.ports.register(COM1_BASE, 8, this.serial);
       this.ports.register(DEBUG_EXIT_PORT, 1, new DebugExit((s) => this.end({ reason: 'debug-exit', status: s, detail: '' })));
       this.ports.register(I8042_COMMAND, 1, new I8042Reset(() => this.end({ reason: 'reset', status: 0, detail: 'i8042 reset' })));
@@ -134,6 +152,8 @@ export class Machine {
         }
         plan.setupVcpu(vcpu, i);
       }
+      // CONFIG_ADDRESS writes, and COM1 output while it raises no interrupt, are logged by KVM instead of exiting.
+      this.coalesced = CoalescedWrites.register(this.vm, this.vcpus[0]!, [[PCI_CONFIG_ADDRESS_PORT, 4], ...(this.serial.txOnlyOutput ? [[COM1_BASE, 1] as const] : [])]);
       config.timeline?.mark('vmReady');
     } catch (e) {
       for (const n of this.nets) n.backend.close();
@@ -149,9 +169,26 @@ export class Machine {
 
   /** Runs until the guest exits, resets, shuts down, or stop() is called. */
   async run(): Promise<RunResult> {
-    const done = new Promise<RunResult>((resolve) => (this.finish = resolve));
+    const done = new Promise<RunResult>((resolve) => {
+      this.finish = resolve;
+      // A vCPU thread that failed before the run began.
+      if (this.result) resolve(this.result);
+    });
     const serving: Promise<void>[] = [];
-    for (const vcpu of this.vcpus) {
+    this.started = true;
+    // The XDP programs attach in the background (VirtioNetPci): a failure ends the run with its reason.
+    void Promise.all(
+      this.nets.map((n) =>
+        n.backend.attached.catch((e: Error) => {
+          this.end({ reason: 'error', status: 0, detail: `-netdev ${n.id}: ${e.message}` });
+          throw e;
+        }),
+      ),
+    ).then(
+      () => this.config.timeline?.mark('xdpAttached'),
+      () => {},
+    );
+    for (const [i, vcpu] of this.vcpus.entries()) {
       const box = new ExitMailbox();
       this.boxes.push(box);
       const data: VcpuWorkerData = {
@@ -162,17 +199,31 @@ export class Machine {
         ...(this.config.vcpuCpus?.[vcpu.id] !== undefined ? { cpu: this.config.vcpuCpus[vcpu.id] } : {}),
         ...(this.config.vcpuNice !== undefined ? { nice: this.config.vcpuNice } : {}),
       };
-      const worker = new Worker(VCPU_WORKER, { workerData: data });
-      worker.on('error', (e) => this.end({ reason: 'error', status: 0, detail: `vCPU ${vcpu.id} thread: ${e.message}` }));
-      this.workers.push(worker);
-      serving.push(serveMailbox(box, (kind, address, bytes) => this.exits.access(kind, address, bytes), (reason, detail) => this.vcpuStopped(vcpu.id, reason, detail)));
+      // Serving begins before the thread can post an exit (serveMailbox copes either way, see there).
+      serving.push(serveMailbox(box, (kind, address, bytes) => this.exit(kind, address, bytes), (reason, detail) => this.vcpuStopped(vcpu.id, reason, detail)));
+      this.workers[i]!.postMessage(data);
     }
+    // Logged console output reaches the console at the guest's next exit, or at the latest here.
+    const flush = this.coalesced ? setInterval(() => this.coalesced!.drain(this.coalescedWrite), CONSOLE_FLUSH_MS) : undefined;
     const result = await done;
+    clearInterval(flush);
+    // The workers keep it in their control blocks (nothing per packet reaches this thread).
+    const firstTx = this.nets[0]?.firstTxAt();
+    if (firstTx !== undefined) this.config.timeline?.markAt('firstTx', firstTx);
     this.stopVcpus();
     await Promise.all(this.workers.map((w) => new Promise<void>((r) => (w.threadId === -1 ? r() : w.once('exit', () => r())))));
     await Promise.all(serving);
+    this.coalesced?.drain(this.coalescedWrite);
     return result;
   }
+
+  /** One vCPU exit: the writes KVM logged meanwhile come first (they happened before it). */
+  private exit(kind: ExitKind, address: number, bytes: Uint8Array): void {
+    this.coalesced?.drain(this.coalescedWrite);
+    this.exits.access(kind, address, bytes);
+  }
+
+  private readonly coalescedWrite = (port: number, data: Uint8Array): void => this.exits.pioWrite(port, data);
 
   /** Bytes for the guest's COM1 receiver (the console's input). */
   consoleInput(bytes: Uint8Array): void {
@@ -227,11 +278,14 @@ export class Machine {
 
   /** Tears everything down (workers first, then what they used). */
   async close(): Promise<void> {
+    // Threads that never got a vCPU (no run) are waiting for their message: end them.
+    if (!this.started) await Promise.all(this.workers.map((w) => w.terminate()));
     for (const n of this.nets) await n.close();
     this.releaseSync();
   }
 
   private releaseSync(): void {
+    if (!this.started) for (const w of this.workers) void w.terminate();
     for (const v of this.vcpus) v.close();
     this.vm?.close();
     this.ram?.release();

@@ -387,11 +387,18 @@ static int lapic_irr(u32 vector)
     return (mmio_read32(XDPVM_LAPIC_BASE + LAPIC_IRR + 0x10 * (vector / 32)) >> (vector % 32)) & 1;
 }
 
-/* irq=: the RX interrupt must not be pending before a frame arrived, and must arrive once one has. */
-static void wait_for_rx_interrupt(void)
+/*
+ * irq=: the RX interrupt must not be pending before a frame can have arrived (checked before the first RX
+ * buffers are posted: the device cannot use a buffer it does not have), and must arrive once one has.
+ */
+static void check_no_rx_interrupt_yet(void)
 {
     if (lapic_irr(cfg.irq))
         fatal(EXIT_DEVICE, "irq vector pending before any frame was received:", cfg.irq);
+}
+
+static void wait_for_rx_interrupt(void)
+{
     u64 t0 = rdtsc();
     while (!lapic_irr(cfg.irq)) {
         if (rdtsc() > g_timeout) {
@@ -418,11 +425,15 @@ static void wait_for_rx_interrupt(void)
  * be clear before a frame arrived, and show the queue interrupt once one has.
  */
 #define VIRTIO_ISR_QUEUE 1
-static void wait_for_rx_isr(void)
+static void check_no_rx_isr_yet(void)
 {
     u8 isr = mmio_read8(net.pci.isr.addr);
     if (isr & VIRTIO_ISR_QUEUE)
         fatal(EXIT_DEVICE, "ISR shows a queue interrupt before any frame was received:", isr);
+}
+
+static void wait_for_rx_isr(void)
+{
     u64 t0 = rdtsc();
     while (!(mmio_read8(net.pci.isr.addr) & VIRTIO_ISR_QUEUE)) {
         if (rdtsc() > g_timeout) {
@@ -489,6 +500,11 @@ static void init_device(const struct xdpvm_boot_info *bi)
     vnet_driver_ok(&net);
     if (cfg.queues > 1)
         vnet_set_pairs(&net, cfg.active);
+    /* Before any RX buffer exists no frame can be received: no queue interrupt may be pending yet. */
+    if (cfg.irq)
+        check_no_rx_interrupt_yet();
+    if (cfg.intx)
+        check_no_rx_isr_yet();
     /* Every pair gets RX buffers (and a kick), also those VQ_PAIRS_SET left off: the device must not use them. */
     for (u16 i = 0; i < cfg.queues; i++)
         refill_rx(&pairs[i]);

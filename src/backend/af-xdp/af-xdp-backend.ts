@@ -8,7 +8,7 @@ import { sys } from '../../native/sys';
 import { AfXdpQueue } from './af-xdp-queue';
 import { OptionError, type AfXdpOptions } from './af-xdp-options';
 import { PinnedXskMap } from './pinned-xsk-map';
-import { XdpAttachment, type XdpMode } from './xdp-attachment';
+import { XdpAttachment, type PendingXdpAttachment, type XdpMode } from './xdp-attachment';
 import { DEFAULT_FRAME_COUNT, DEFAULT_FRAME_SIZE, DEFAULT_RING_SIZE, XskSocket, type CopyMode } from './xsk-socket';
 
 /** Sizes below the user-visible options (tests and benchmarks shrink them). */
@@ -20,18 +20,40 @@ export interface AfXdpTuning {
 
 export const DEFAULT_TUNING: AfXdpTuning = { frameSize: DEFAULT_FRAME_SIZE, frameCount: DEFAULT_FRAME_COUNT, ringSize: DEFAULT_RING_SIZE };
 
+export interface AfXdpOpenOptions {
+  /**
+   * Load and link the XDP program on the thread pool (XdpAttachment.attachInBackground): open() returns with
+   * the sockets bound and in the XSKMAP, and `attached` settles once frames are steered to them.
+   */
+  attachInBackground?: boolean;
+}
+
 export class AfXdpBackend {
   private closed = false;
+  /** Settles when the XDP program is attached (rejects with why it could not be); resolved at once unless attachInBackground. */
+  readonly attached: Promise<void>;
 
   private constructor(
     readonly options: AfXdpOptions,
     readonly ifindex: number,
-    /** The attach mode in force: ours, or (inhibit=on) the helper's. */
-    readonly mode: XdpMode,
+    /** The attach mode in force: ours (once attached), or (inhibit=on) the helper's. */
+    public mode: XdpMode,
     readonly sockets: readonly XskSocket[],
-    private readonly attachment: XdpAttachment | undefined,
+    private attachment: XdpAttachment | undefined,
+    pending: PendingXdpAttachment | undefined,
     private readonly pinnedMap: PinnedXskMap | undefined,
-  ) {}
+  ) {
+    this.attached = pending
+      ? pending.ready.then((a) => {
+          // Closed meanwhile: the program goes as soon as it exists.
+          if (this.closed) return a.detach();
+          this.attachment = a;
+          this.mode = a.mode;
+        })
+      : Promise.resolve();
+    // Whoever awaits it sees the error; nobody awaiting must not crash the process.
+    this.attached.catch(() => {});
+  }
 
   private serviced: AfXdpQueue[] | undefined;
 
@@ -45,7 +67,7 @@ export class AfXdpBackend {
     return this.serviced;
   }
 
-  static open(options: AfXdpOptions, tuning: AfXdpTuning = DEFAULT_TUNING): AfXdpBackend {
+  static open(options: AfXdpOptions, tuning: AfXdpTuning = DEFAULT_TUNING, how: AfXdpOpenOptions = {}): AfXdpBackend {
     const { ifname, queues: n, startQueue } = options;
     const ifindex = xsk.ifNameToIndex(ifname);
     if (ifindex === 0) throw new OptionError(`af-xdp: 'ifname': no interface named '${ifname}'`);
@@ -54,12 +76,14 @@ export class AfXdpBackend {
 
     let attachment: XdpAttachment | undefined;
     let pinnedMap: PinnedXskMap | undefined;
+    let pending: PendingXdpAttachment | undefined;
     const sockets: XskSocket[] = [];
     let handedIn = options.sockFds ? [...options.sockFds] : undefined;
     try {
       // The map is checked before any UMEM is allocated: a wrong path fails fast.
       if (options.mapPath !== undefined) pinnedMap = PinnedXskMap.open(options.mapPath, options.mapStartIndex ?? 0, n);
-      if (!options.inhibit) attachment = XdpAttachment.attach(ifname, ifindex, options.mode, startQueue + n);
+      if (!options.inhibit && how.attachInBackground) pending = XdpAttachment.attachInBackground(ifname, ifindex, options.mode, startQueue + n);
+      else if (!options.inhibit) attachment = XdpAttachment.attach(ifname, ifindex, options.mode, startQueue + n);
       const copyMode: CopyMode = options.forceCopy ? 'copy' : 'default';
       for (let q = 0; q < n; q++) {
         const fd = handedIn?.shift();
@@ -77,17 +101,19 @@ export class AfXdpBackend {
           ...(fd !== undefined ? { fd } : {}),
         });
         sockets.push(socket);
-        attachment?.addSocket(startQueue + q, socket.fd);
+        (attachment ?? pending)?.addSocket(startQueue + q, socket.fd);
         // Bound first, then published: the program never redirects into a socket that cannot receive yet.
         pinnedMap?.insert(q, socket.fd);
       }
-      const mode = attachment?.mode ?? attachedMode(ifname, ifindex);
-      return new AfXdpBackend(options, ifindex, mode, sockets, attachment, pinnedMap);
+      // Until the background attach says which mode took, the one asked for (auto tries native first).
+      const mode = attachment?.mode ?? (pending ? (options.mode ?? 'native') : attachedMode(ifname, ifindex));
+      return new AfXdpBackend(options, ifindex, mode, sockets, attachment, pending, pinnedMap);
     } catch (e) {
       pinnedMap?.close();
       for (const s of sockets) s.close();
       for (const fd of handedIn ?? []) sys.close(fd);
       attachment?.detach();
+      pending?.ready.then((a) => a.detach(), () => {});
       throw e;
     }
   }
@@ -104,7 +130,11 @@ export class AfXdpBackend {
     return xsk.statistics(s.fd);
   }
 
-  /** Takes our sockets out of a pinned map, closes them, frees the UMEMs and detaches the program if this backend attached it. */
+  /**
+   * Takes our sockets out of a pinned map, closes them, frees the UMEMs and detaches the program if this backend
+   * attached it (a program still being attached in the background is detached as soon as it is; await `attached`
+   * to know it is gone).
+   */
   close(): void {
     if (this.closed) return;
     this.closed = true;

@@ -9,6 +9,14 @@ import { redirectByQueueProgram } from './xdp-program';
 
 export type XdpMode = 'native' | 'skb';
 
+/** An attachment whose program is still being loaded and linked (XdpAttachment.attachInBackground). */
+export interface PendingXdpAttachment {
+  readonly mapFd: number;
+  /** The attachment once linked; its map is then the one above (closed by detach()). */
+  readonly ready: Promise<XdpAttachment>;
+  addSocket(queueId: number, xskFd: number): void;
+}
+
 export class XdpAttachment {
   private closed = false;
 
@@ -47,6 +55,29 @@ export class XdpAttachment {
       sys.close(mapFd);
       throw e;
     }
+  }
+
+  /**
+   * attach(), with the program's load and link on the thread pool: the XSKMAP exists at once (sockets can be
+   * put in it, the program reads it once linked), `ready` settles when the program is attached (or with the
+   * error attach() would throw). Until then frames on the interface go to the kernel's stack as before.
+   */
+  static attachInBackground(ifname: string, ifindex: number, mode: XdpMode | undefined, mapEntries: number): PendingXdpAttachment {
+    const mapFd = xsk.bpfMapCreate(BpfMapType.XSKMAP, 4, 4, mapEntries, 'xdpvm_xsks');
+    const tries: XdpMode[] = mode ? [mode] : ['native', 'skb'];
+    const flags = tries.map((m) => (m === 'native' ? XdpFlags.DRV_MODE : XdpFlags.SKB_MODE));
+    const ready = xsk.xdpAttachAsync(redirectByQueueProgram(mapFd), 'GPL', 'xdpvm_redirect', ifindex, flags).then(
+      (r) => new XdpAttachment(ifname, ifindex, r.flags === XdpFlags.DRV_MODE ? 'native' : 'skb', mapFd, r.progFd, r.linkFd, xsk.bpfProgId(r.progFd)),
+      (e: NativeError) => {
+        sys.close(mapFd);
+        if (e.syscall === 'bpf(BPF_PROG_LOAD)') {
+          if (e.verifierLog) e.message += `\nverifier log:\n${e.verifierLog}`;
+          throw e;
+        }
+        throw attachError(ifname, ifindex, mode, e);
+      },
+    );
+    return { mapFd, ready, addSocket: (queueId, xskFd) => mapUpdateU32(mapFd, queueId, xskFd) };
   }
 
   /** Puts the socket for device queue `queueId` into the map. */

@@ -43,7 +43,18 @@ export class Serial8250 implements PortIoDevice {
     private readonly base: number,
     private readonly output: (byte: number) => void,
     private readonly irq: (level: boolean) => void = () => {},
+    /** Told when txOnlyOutput changes. */
+    private readonly txOnlyOutputChanged: (on: boolean) => void = () => {},
   ) {}
+
+  /**
+   * Whether a write to the transmit register is only output: the THR-empty interrupt is off and the UART is not
+   * in loopback, so applying it later (KVM's coalesced writes, before the guest's next exit) changes nothing the
+   * guest can see.
+   */
+  get txOnlyOutput(): boolean {
+    return (this.ier & IER_THRI) === 0 && (this.mcr & MCR_LOOP) === 0 && (this.lcr & LCR_DLAB) === 0;
+  }
 
   /** Bytes typed at the console (stdin) for the guest to read. */
   feed(bytes: Uint8Array): void {
@@ -101,6 +112,12 @@ export class Serial8250 implements PortIoDevice {
   }
 
   private writeReg(reg: number, v: number): void {
+    const before = this.txOnlyOutput;
+    this.applyWrite(reg, v);
+    if (this.txOnlyOutput !== before) this.txOnlyOutputChanged(!before);
+  }
+
+  private applyWrite(reg: number, v: number): void {
     const dlab = (this.lcr & LCR_DLAB) !== 0;
     switch (reg) {
       case RBR_THR:

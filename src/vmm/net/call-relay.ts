@@ -4,26 +4,20 @@
 // the ISR queue bit, raise the line" by itself. The relay watches the call
 // eventfds of the queues that have no irqfd (a thread blocked in epoll) and
 // hands each signal to the transport here, as QEMU does for vhost's guest
-// notifiers without MSI-X.
-import path from 'node:path';
-import { Worker } from 'node:worker_threads';
+// notifiers without MSI-X. The thread is a native one (native/sys/call_relay.cc),
+// not a worker_thread: a Node isolate's start-up took tens of ms of CPU from
+// the boot, for a loop that only waits.
 import { Epoll } from '../../host/epoll';
 import { EventFd } from '../../host/eventfd';
+import { sys, type CallRelayHandle } from '../../native/sys';
 
-const WORKER = path.join(__dirname, 'call-relay-worker.js');
-
-export interface CallRelayWorkerData {
-  epollFd: number;
-  stopFd: number;
-}
-
-/** Posted by the worker: the tags of the eventfds it found signalled (and drained). */
-export type CallRelayMessage = readonly number[];
+/** The stop eventfd's tag; a queue's tag is its call fd. */
+const STOP_TAG = -1;
 
 export class CallRelay {
   private readonly epoll = Epoll.create();
   private readonly stop = EventFd.create({ nonblock: true });
-  private readonly worker: Worker;
+  private readonly thread: CallRelayHandle;
   /** fd -> queue index, for the fds being watched. */
   private readonly watched = new Map<number, number>();
   /**
@@ -33,21 +27,17 @@ export class CallRelay {
    * lost one can stall the driver.
    */
   private readonly queueOf = new Map<number, number>();
-  private readonly exited: Promise<void>;
+  private closed = false;
 
   constructor(onSignal: (queueIndex: number) => void) {
-    // Tag -1 is the stop eventfd; a queue's tag is its call fd.
-    this.epoll.add(this.stop.fd, -1);
-    const data: CallRelayWorkerData = { epollFd: this.epoll.fd, stopFd: this.stop.fd };
-    // Kept referenced: close() waits for the thread, and an unreferenced one would let the process end first.
-    this.worker = new Worker(WORKER, { workerData: data });
-    this.worker.on('message', (fds: CallRelayMessage) => {
+    this.epoll.add(this.stop.fd, STOP_TAG);
+    this.thread = sys.callRelayStart(this.epoll.fd, STOP_TAG, (fds) => {
+      if (this.closed) return; // drained before the stop, delivered after close()
       for (const fd of fds) {
         const q = this.queueOf.get(fd);
         if (q !== undefined) onSignal(q);
       }
     });
-    this.exited = new Promise((resolve) => this.worker.once('exit', () => resolve()));
   }
 
   /** Relays `fd` (non-blocking eventfd) as queue `queueIndex`'s used-buffer signal until unwatch(). */
@@ -68,9 +58,12 @@ export class CallRelay {
   }
 
   async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
     for (const fd of [...this.watched.keys()]) this.unwatch(fd);
     this.stop.write(1);
-    await this.exited;
+    // The thread ends at its next wake-up, which the stop eventfd just caused: a short, bounded join.
+    sys.callRelayJoin(this.thread);
     this.epoll.close();
     this.stop.close();
   }

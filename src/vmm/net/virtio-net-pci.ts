@@ -65,13 +65,21 @@ export class VirtioNetPci {
   private readonly vectorGsi = new Map<number, number>();
   private readonly relay: CallRelay | undefined;
 
+  /** The -netdev id. */
+  get id(): string {
+    return this.o.id;
+  }
+
   constructor(private readonly o: VirtioNetPciOptions) {
-    this.backend = AfXdpBackend.open(o.backend);
+    // The XDP program loads and links on the thread pool while the VM is set up and boots (backend.attached).
+    this.backend = AfXdpBackend.open(o.backend, undefined, { attachInBackground: true });
     try {
       this.runner = new WorkerQueuePairRunner({
         regions: o.regions,
         sockets: this.backend.sockets.map((s) => s.handle()),
         persistent: true,
+        // Worker start-up overlaps the VM's set-up and the guest's boot instead of following DRIVER_OK.
+        prestart: true,
         ...(o.io?.cpus ? { cpus: o.io.cpus } : {}),
         ...(o.io?.pollUs !== undefined ? { pollUs: o.io.pollUs } : {}),
         ...(o.io?.coalesceUs !== undefined ? { coalesceUs: o.io.coalesceUs } : {}),
@@ -183,6 +191,16 @@ export class VirtioNetPci {
     return { id: this.o.id, ifname: this.o.backend.ifname, pairs };
   }
 
+  /** When any of this device's I/O workers first handed a frame to the kernel (CLOCK_MONOTONIC ms), or undefined. */
+  firstTxAt(): number | undefined {
+    let first: number | undefined;
+    for (let p = 0; p < this.runner.pairs; p++) {
+      const t = this.runner.firstTxAt(p);
+      if (t !== undefined && (first === undefined || t < first)) first = t;
+    }
+    return first;
+  }
+
   async close(): Promise<void> {
     for (const [fd, gsi] of this.irqfdGsi) this.o.vm.deassignIrqfd(fd, gsi);
     this.irqfdGsi.clear();
@@ -191,6 +209,8 @@ export class VirtioNetPci {
     await this.relay?.close();
     await this.runner.close();
     this.backend.close();
+    // A program still being attached is detached once it is: wait for that, so none outlives the device.
+    await this.backend.attached.catch(() => {});
   }
 }
 

@@ -112,7 +112,10 @@ export async function serveMailbox(
   stopped: (reason: StopReason, detail: string) => void,
 ): Promise<void> {
   const w = box.words;
-  let seen = Atomics.load(w, Slot.Request);
+  // Everything past the last answer is pending, whenever this starts: a vCPU thread that already holds its
+  // vCPU can post its first exit before this runs (a thread started early, a platform thread preempted under
+  // load), and taking the current Request as seen would then leave that exit unanswered for good.
+  let seen = Atomics.load(w, Slot.Response);
   // A request whose notify was lost is notified again (a timeout on waitAsync
   // would post one platform timer per exit instead of one per interval).
   const recheck = setInterval(() => {

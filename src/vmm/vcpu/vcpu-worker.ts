@@ -1,7 +1,10 @@
 // One vCPU's thread: KVM_RUN in a loop. Port I/O and MMIO exits go to the
 // platform thread through the exit mailbox (the only per-exit traffic);
 // everything else ends the vCPU with a reason the VMM reports.
-import { workerData } from 'node:worker_threads';
+// The VMM starts the thread before the VM exists, so its start-up (a Node
+// isolate, these modules, the KVM addon) overlaps the backends' set-up; the
+// vCPU to run arrives as the thread's first message.
+import { parentPort } from 'node:worker_threads';
 import { ExitReason, IoDirection, Vcpu, type VcpuHandle } from '../../kvm/vcpu';
 import { markFirstKvmRun } from '../boot-timeline';
 import { pinThisThread, setThreadNice, thisThreadId } from '../../host/cpu-affinity';
@@ -97,4 +100,4 @@ function run(d: VcpuWorkerData): void {
   }
 }
 
-run(workerData as VcpuWorkerData);
+parentPort!.once('message', (d: VcpuWorkerData) => run(d));
