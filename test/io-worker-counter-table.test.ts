@@ -5,7 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { featureMask, VirtioFeature } from 'virtio-spec-types';
-import { QueueCounters } from '../src/backend/af-xdp/queue-counters';
+import { QueueCounters } from '../src/backend/queue-counters';
 import { GuestBus } from '../src/fuzz/guest-bus';
 import { SplitRingDriver } from '../src/fuzz/split-ring-driver';
 import { BACKEND_COUNTERS, COUNTER_SLOTS, DEVICE_COUNTERS, WORKER_COUNTERS } from '../src/io/pair-counters';

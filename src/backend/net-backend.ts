@@ -1,7 +1,10 @@
 // The contract between the virtio-net device and a packet backend (AF_XDP,
 // loopback). One NetBackendQueue per queue pair; each is used by exactly one
 // thread, so nothing here locks. Every call is allocation-free: frames are
-// offsets into `txBuffer` / `rxBuffer`, not objects.
+// offsets into `txBuffer` / `rxBuffer`, not objects. What an I/O thread needs
+// besides (counters, frames still unsent, where the frames are) is here too,
+// so a thread services any backend alike (queue-source.ts opens one there).
+import type { QueueCounters } from './queue-counters';
 
 /** Result of txAcquire when the frame cannot be taken. */
 export const TX_OVERSIZE = -1; // frame larger than the backend carries: dropped and counted, go on
@@ -41,6 +44,33 @@ export interface NetBackendQueue {
   /** Takes the first `n` peeked frames (n may be less than peeked: the rest stay queued). */
   rxRelease(n: number): void;
 
-  /** File descriptor to poll: readable when rxPeek may find frames, writable when TX_BUSY may clear. */
+  /**
+   * File descriptor to poll: readable when rxPeek may find frames, writable when TX_BUSY may clear; -1 for a
+   * backend with nothing to wait for (its frames appear only when the device transmits).
+   */
   readonly pollFd: number;
+
+  // For the thread that services the queue.
+  readonly counters: QueueCounters;
+  /** Frames flushed that the backend has not sent yet: the servicing thread calls txFlush again while > 0. */
+  txUnsent(): number;
+  /** Frames the queue owns in all (frameAccounting().total whenever the backend is idle). */
+  readonly frameCount: number;
+  /** Where the queue's frames are now (allocates: for reporting, not per packet). */
+  frameAccounting(): BackendFrames;
+}
+
+/** Where a backend queue's frames are. A backend without Fill/Completion rings counts 0 there. */
+export interface BackendFrames {
+  /** Free, in the backend's own pool. */
+  pool: number;
+  /** Given to the kernel for receiving. */
+  fill: number;
+  /** Received, not yet taken by the device. */
+  rx: number;
+  /** Committed for sending, not yet sent. */
+  tx: number;
+  /** Sent, not yet reclaimed. */
+  completion: number;
+  total: number;
 }

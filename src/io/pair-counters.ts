@@ -9,7 +9,7 @@
 // - worker: the I/O loop's own events (service rounds, sleeps, wake-ups, kicks read);
 // - backend: the AF_XDP queue's QueueCounters (syscalls, refills, completions);
 // - queueErrors: QueueErrorCounters, one slot per QueueError code (why a ring stopped).
-import type { QueueCounters } from '../backend/af-xdp/queue-counters';
+import type { QueueCounters } from '../backend/queue-counters';
 import type { NetQueueCounters } from '../virtio/net/net-counters';
 import { QUEUE_ERROR_COUNT, queueErrorName } from '../virtio/queue/queue-error';
 

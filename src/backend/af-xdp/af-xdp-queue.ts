@@ -3,9 +3,9 @@
 // one kick per batch, Rx peek/release with rollback, and the counters.
 // Runs on exactly one thread; every call is allocation-free.
 import { xsk } from '../../native/xsk';
-import { TX_BUSY, TX_OVERSIZE, type NetBackendQueue } from '../net-backend';
+import { TX_BUSY, TX_OVERSIZE, type BackendFrames, type NetBackendQueue } from '../net-backend';
 import { FramePool } from './frame-pool';
-import { QueueCounters } from './queue-counters';
+import { QueueCounters } from '../queue-counters';
 import type { XskSocket } from './xsk-socket';
 
 // Transient sendto results: the kernel will send later or is busy; not errors.
@@ -195,7 +195,7 @@ export class AfXdpQueue implements NetBackendQueue {
   // ---- accounting ----
 
   /** Where every frame is: must add up to frameCount whenever the kernel is idle. */
-  frameAccounting(): { pool: number; fill: number; rx: number; tx: number; completion: number; total: number } {
+  frameAccounting(): BackendFrames {
     const s = this.socket;
     const a = {
       pool: this.pool.count,

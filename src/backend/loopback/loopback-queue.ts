@@ -3,7 +3,8 @@
 // (`xdpvm bench device`), and a deterministic peer for device tests.
 // Frames live in fixed slots of one buffer; two index rings carry them from
 // Tx to Rx and back to the free list. Allocation-free.
-import { TX_BUSY, TX_OVERSIZE, type NetBackendQueue } from '../net-backend';
+import { TX_BUSY, TX_OVERSIZE, type BackendFrames, type NetBackendQueue } from '../net-backend';
+import { QueueCounters } from '../queue-counters';
 
 export interface LoopbackOptions {
   slots?: number;
@@ -12,14 +13,13 @@ export interface LoopbackOptions {
 
 export class LoopbackQueue implements NetBackendQueue {
   readonly maxFrameSize: number;
+  readonly frameCount: number;
   readonly txBuffer: Uint8Array;
   readonly rxBuffer: Uint8Array;
   readonly pollFd = -1;
+  readonly counters = new QueueCounters();
   /** Frames in flight (committed or received, not yet released) at most: the slot count. */
   readonly slots: number;
-  txFrames = 0;
-  rxFrames = 0;
-  dropOversize = 0;
   private readonly free: Uint32Array;
   private freeTop: number;
   // Received frames: a FIFO of slot numbers and lengths.
@@ -42,6 +42,7 @@ export class LoopbackQueue implements NetBackendQueue {
     if ((size & (size - 1)) !== 0) throw new RangeError('slot size must be a power of two');
     this.shift = Math.log2(size);
     this.maxFrameSize = size;
+    this.frameCount = this.slots;
     this.txBuffer = this.rxBuffer = new Uint8Array(this.slots * size);
     this.free = new Uint32Array(this.slots);
     for (let i = 0; i < this.slots; i++) this.free[i] = this.slots - 1 - i;
@@ -54,10 +55,13 @@ export class LoopbackQueue implements NetBackendQueue {
 
   txAcquire(length: number): number {
     if (length > this.maxFrameSize) {
-      this.dropOversize++;
+      this.counters.txDropOversize++;
       return TX_OVERSIZE;
     }
-    if (this.freeTop === 0) return TX_BUSY;
+    if (this.freeTop === 0) {
+      this.counters.txBusy++;
+      return TX_BUSY;
+    }
     return this.free[--this.freeTop]! << this.shift;
   }
 
@@ -65,6 +69,7 @@ export class LoopbackQueue implements NetBackendQueue {
     this.pendSlot[this.pending] = offset >>> this.shift;
     this.pendLen[this.pending] = length;
     this.pending++;
+    this.counters.txBytes += length;
   }
 
   txCancel(offset: number): void {
@@ -72,14 +77,31 @@ export class LoopbackQueue implements NetBackendQueue {
   }
 
   txFlush(): void {
-    for (let i = 0; i < this.pending; i++) {
-      const at = (this.rxHead + this.rxCount) & this.mask;
-      this.rxSlot[at] = this.pendSlot[i]!;
-      this.rxLen[at] = this.pendLen[i]!;
-      this.rxCount++;
-    }
-    this.txFrames += this.pending;
+    for (let i = 0; i < this.pending; i++) this.queueReceived(this.pendSlot[i]!, this.pendLen[i]!);
+    this.counters.txPackets += this.pending;
     this.pending = 0;
+  }
+
+  /** Nothing waits: a flush hands every frame over at once. */
+  txUnsent(): number {
+    return 0;
+  }
+
+  private queueReceived(slot: number, length: number): void {
+    const at = (this.rxHead + this.rxCount) & this.mask;
+    this.rxSlot[at] = slot;
+    this.rxLen[at] = length;
+    this.rxCount++;
+  }
+
+  /** Frames sent (flushed) so far. */
+  get txFrames(): number {
+    return this.counters.txPackets;
+  }
+
+  /** Frames the device took so far. */
+  get rxFrames(): number {
+    return this.counters.rxPackets;
   }
 
   rxPeek(max: number): number {
@@ -96,10 +118,16 @@ export class LoopbackQueue implements NetBackendQueue {
 
   rxRelease(n: number): void {
     if (n > this.rxCount) n = this.rxCount;
-    for (let i = 0; i < n; i++) this.free[this.freeTop++] = this.rxSlot[(this.rxHead + i) & this.mask]!;
+    let bytes = 0;
+    for (let i = 0; i < n; i++) {
+      const at = (this.rxHead + i) & this.mask;
+      this.free[this.freeTop++] = this.rxSlot[at]!;
+      bytes += this.rxLen[at]!;
+    }
     this.rxHead = (this.rxHead + n) & this.mask;
     this.rxCount -= n;
-    this.rxFrames += n;
+    this.counters.rxPackets += n;
+    this.counters.rxBytes += bytes;
   }
 
   /** Forgets every frame (all slots free again), keeping the same memory. */
@@ -114,16 +142,18 @@ export class LoopbackQueue implements NetBackendQueue {
   /** Injects a frame as if it had arrived from the wire (tests). Returns false when full. */
   inject(frame: Uint8Array): boolean {
     if (frame.length > this.maxFrameSize || this.freeTop === 0) return false;
-    const off = this.txAcquire(frame.length);
-    this.txBuffer.set(frame, off);
-    this.txCommit(off, frame.length);
-    this.txFlush();
-    this.txFrames--;
+    const slot = this.free[--this.freeTop]!;
+    this.rxBuffer.set(frame, slot << this.shift);
+    this.queueReceived(slot, frame.length);
     return true;
   }
 
   /** Every slot accounted for: free + pending + received. */
   accounted(): number {
     return this.freeTop + this.pending + this.rxCount;
+  }
+
+  frameAccounting(): BackendFrames {
+    return { pool: this.freeTop, fill: 0, rx: this.rxCount, tx: this.pending, completion: 0, total: this.accounted() };
   }
 }

@@ -1,8 +1,11 @@
-// Per-queue counters: plain number fields (one hidden class, cheap increments).
+// A backend queue's counters (every backend keeps the same set, so an I/O
+// thread publishes any backend's through one table, src/io/pair-counters.ts):
+// plain number fields (one hidden class, cheap increments). A backend without
+// a notion counts 0 there (loopback has no kernel kicks or Fill ring).
 export class QueueCounters {
   txPackets = 0;
   txBytes = 0;
-  /** Frames larger than a UMEM frame, dropped (they could never be sent). */
+  /** Frames larger than a backend frame, dropped (they could never be sent). */
   txDropOversize = 0;
   /** Times the device had to stop because no frame or Tx slot was free. */
   txBusy = 0;
