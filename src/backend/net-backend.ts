@@ -2,6 +2,7 @@
 // loopback). One NetBackendQueue per queue pair; each is used by exactly one
 // thread, so nothing here locks. Every call is allocation-free: frames are
 // offsets into `txBuffer` / `rxBuffer`, not objects.
+import type { GuestUmemDirect } from './guest-umem-direct';
 
 /** Result of txAcquire when the frame cannot be taken. */
 export const TX_OVERSIZE = -1; // frame larger than the backend carries: dropped and counted, go on
@@ -43,4 +44,7 @@ export interface NetBackendQueue {
 
   /** File descriptor to poll: readable when rxPeek may find frames, writable when TX_BUSY may clear. */
   readonly pollFd: number;
+
+  /** Present when guest RAM is the backend's UMEM: frames move in place (guest-umem-path.ts); the rest is the bounce/copy path. */
+  readonly guestUmem?: GuestUmemDirect;
 }
