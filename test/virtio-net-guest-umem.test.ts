@@ -17,7 +17,7 @@ import { DIRECT_POSTED, DIRECT_REFUSED } from '../src/backend/guest-umem-direct'
 import { inNetns } from '../src/host/netns';
 import { GuestMemory } from '../src/memory/guest-memory';
 import { sys } from '../src/native/sys';
-import { createNetRig, GuestRam, type ReceivedFrame } from '../src/test-driver';
+import { createNetRig, GuestRam, type BringUpOptions, type ReceivedFrame } from '../src/test-driver';
 import { frameSeq, makeFrame } from './support/frames';
 import { receive, sendAll, sleep } from './support/queue-traffic';
 import { openBackend, TEST_TUNING, withVeth } from './support/veth-backends';
@@ -55,6 +55,29 @@ function direct(b: AfXdpBackend, q = 0): GuestUmemQueue {
   const d = b.guestUmemQueues?.[q];
   if (!d) throw new Error('guest RAM is not the UMEM');
   return d;
+}
+
+interface Rig {
+  g: GuestSide;
+  peer: AfXdpBackend;
+  rig: ReturnType<typeof createNetRig>;
+  q: GuestUmemQueue;
+}
+
+/** A veth pair: guest RAM as the UMEM on one end behind the test driver (brought up), a copy-path backend on the other. */
+async function withGuestUmemRig(tag: string, bring: Omit<BringUpOptions, 'features'> & { features?: bigint }, fn: (r: Rig) => Promise<void>): Promise<void> {
+  await withVeth(tag, {}, async (pair) => {
+    const g = openGuestSide(pair.a.netns, `af-xdp,id=a,ifname=${pair.a.ifname},guest-umem=on`);
+    const peer = openBackend(pair.b.netns, `af-xdp,id=b,ifname=${pair.b.ifname}`);
+    try {
+      const rig = createNetRig({ backends: g.backend.deviceQueues, ram: g.ram });
+      assert.ok(rig.driver.bringUp({ features: featureMask(V.EVENT_IDX), ...bring }).ok);
+      await fn({ g, peer, rig, q: direct(g.backend) });
+    } finally {
+      g.close();
+      peer.close();
+    }
+  });
 }
 
 async function driverToPeer(rig: ReturnType<typeof createNetRig>, peer: AfXdpBackend, frames: Uint8Array[]): Promise<Uint8Array[]> {
@@ -137,107 +160,78 @@ for (const packed of [false, true]) {
 }
 
 test('frames the in-place path cannot carry (header in its own buffer + frame over two, checksum to finish) are copied and still arrive', async () => {
-  await withVeth('gumemc', {}, async (pair) => {
-    const g = openGuestSide(pair.a.netns, `af-xdp,id=a,ifname=${pair.a.ifname},guest-umem=on`);
-    const b = openBackend(pair.b.netns, `af-xdp,id=b,ifname=${pair.b.ifname}`);
-    try {
-      const rig = createNetRig({ backends: g.backend.deviceQueues, ram: g.ram });
-      assert.ok(rig.driver.bringUp({ features: featureMask(V.EVENT_IDX), rx: { sizes: [2048] } }).ok);
-      const split = Array.from({ length: 20 }, (_, i) => makeFrame(i, 200 + i, 3));
-      assert.is(rig.driver.send(split, { separateHeader: true, descriptors: 3 }), split.length);
-      const d = direct(g.backend).direct;
-      for (let k = 0; k < 50 && rig.driver.tx().inFlight > 0; k++) {
-        rig.driver.poll();
-        rig.driver.tx().reclaim();
-        await sleep(1);
-      }
-      const got = await receive(b.queues[0]!, split.length, 5000, isTest);
-      assert.is(got.length, split.length);
-      assert.ok(d.txBounced >= 1, `txBounced ${d.txBounced}`);
-    } finally {
-      g.close();
-      b.close();
+  await withGuestUmemRig('gumemc', { rx: { sizes: [2048] } }, async ({ peer: b, rig, q }) => {
+    const split = Array.from({ length: 20 }, (_, i) => makeFrame(i, 200 + i, 3));
+    assert.is(rig.driver.send(split, { separateHeader: true, descriptors: 3 }), split.length);
+    const d = q.direct;
+    for (let k = 0; k < 50 && rig.driver.tx().inFlight > 0; k++) {
+      rig.driver.poll();
+      rig.driver.tx().reclaim();
+      await sleep(1);
     }
+    const got = await receive(b.queues[0]!, split.length, 5000, isTest);
+    assert.is(got.length, split.length);
+    assert.ok(d.txBounced >= 1, `txBounced ${d.txBounced}`);
   });
 });
 
 test('a transmitted chain is used only after the kernel completed it', async () => {
-  await withVeth('gumemu', {}, async (pair) => {
-    const g = openGuestSide(pair.a.netns, `af-xdp,id=a,ifname=${pair.a.ifname},guest-umem=on`);
-    const b = openBackend(pair.b.netns, `af-xdp,id=b,ifname=${pair.b.ifname}`);
-    try {
-      const rig = createNetRig({ backends: g.backend.deviceQueues, ram: g.ram });
-      assert.ok(rig.driver.bringUp({ features: featureMask(V.EVENT_IDX), rx: false }).ok);
-      const q = direct(g.backend);
-      const K = 32;
-      // The kick posts the chains and kicks the kernel; the completions it produces are read only by the next round.
-      assert.is(rig.driver.send(Array.from({ length: K }, (_, i) => makeFrame(i, 64, 4))), K);
-      assert.is(q.txInFlight, K, 'all K chains are the kernel\'s');
-      assert.is(rig.driver.tx().reclaim(), 0, 'nothing used before any completion was read');
-      assert.is(q.direct.txDirectCompleted, 0);
-      let used = 0;
-      for (let k = 0; k < 100 && used < K; k++) {
-        rig.driver.poll();
-        used += rig.driver.tx().reclaim();
-        // Never more used than completed.
-        assert.ok(used <= q.direct.txDirectCompleted, `used ${used} > completed ${q.direct.txDirectCompleted}`);
-        if (used < K) await sleep(1);
-      }
-      assert.is(used, K);
-      assert.is(q.txInFlight, 0);
-      assert.is((await receive(b.queues[0]!, K, 5000, isTest)).length, K);
-    } finally {
-      g.close();
-      b.close();
+  await withGuestUmemRig('gumemu', { rx: false }, async ({ peer: b, rig, q }) => {
+    const K = 32;
+    // The kick posts the chains and kicks the kernel; the completions it produces are read only by the next round.
+    assert.is(rig.driver.send(Array.from({ length: K }, (_, i) => makeFrame(i, 64, 4))), K);
+    assert.is(q.txInFlight, K, 'all K chains are the kernel\'s');
+    assert.is(rig.driver.tx().reclaim(), 0, 'nothing used before any completion was read');
+    assert.is(q.direct.txDirectCompleted, 0);
+    let used = 0;
+    for (let k = 0; k < 100 && used < K; k++) {
+      rig.driver.poll();
+      used += rig.driver.tx().reclaim();
+      // Never more used than completed.
+      assert.ok(used <= q.direct.txDirectCompleted, `used ${used} > completed ${q.direct.txDirectCompleted}`);
+      if (used < K) await sleep(1);
     }
+    assert.is(used, K);
+    assert.is(q.txInFlight, 0);
+    assert.is((await receive(b.queues[0]!, K, 5000, isTest)).length, K);
   });
 });
 
 test('reset with guest buffers on the Fill ring: the kernel writes nothing into guest memory afterwards, and traffic resumes', async () => {
-  await withVeth('gumemr', {}, async (pair) => {
-    const g = openGuestSide(pair.a.netns, `af-xdp,id=a,ifname=${pair.a.ifname},guest-umem=on`);
-    const b = openBackend(pair.b.netns, `af-xdp,id=b,ifname=${pair.b.ifname}`);
-    try {
-      const rig = createNetRig({ backends: g.backend.deviceQueues, ram: g.ram });
-      assert.ok(rig.driver.bringUp({ features: featureMask(V.EVENT_IDX), rx: { sizes: [2048] } }).ok);
-      rig.driver.poll();
-      const q = direct(g.backend);
-      assert.ok(q.rxTable.count > 0, 'receive buffers are on the Fill ring');
-      const fdBefore = q.socket.fd;
-      rig.driver.reset();
-      assert.is(q.direct.resets, 1);
-      assert.is(q.rxTable.count, 0);
-      // The guest reuses its memory: a pattern over all of it, then frames from the peer.
-      g.ram.bytes.fill(0xa5, 0, RAM);
-      assert.is(await sendAll(b.queues[0]!, Array.from({ length: 200 }, (_, i) => makeFrame(i, 1000, 5))), 0);
-      await sleep(200);
-      let bad = -1;
-      for (let i = 0; i < RAM; i++) {
-        if (g.ram.bytes[i] !== 0xa5) {
-          bad = i;
-          break;
-        }
+  await withGuestUmemRig('gumemr', { rx: { sizes: [2048] } }, async ({ g, peer: b, rig, q }) => {
+    rig.driver.poll();
+    assert.ok(q.rxTable.count > 0, 'receive buffers are on the Fill ring');
+    const fdBefore = q.socket.fd;
+    rig.driver.reset();
+    assert.is(q.direct.resets, 1);
+    assert.is(q.rxTable.count, 0);
+    // The guest reuses its memory: a pattern over all of it, then frames from the peer.
+    g.ram.bytes.fill(0xa5, 0, RAM);
+    assert.is(await sendAll(b.queues[0]!, Array.from({ length: 200 }, (_, i) => makeFrame(i, 1000, 5))), 0);
+    await sleep(200);
+    let bad = -1;
+    for (let i = 0; i < RAM; i++) {
+      if (g.ram.bytes[i] !== 0xa5) {
+        bad = i;
+        break;
       }
-      assert.is(bad, -1, `guest memory changed at offset ${bad} after the reset`);
-      assert.ok(q.socket.fd >= 0 && sys.fdIsOpen(q.socket.fd));
-      void fdBefore;
-      // A fresh driver brings the device up again on the rebound socket.
-      assert.ok(rig.driver.bringUp({ features: featureMask(V.EVENT_IDX), rx: { sizes: [2048] } }).ok);
-      const back = Array.from({ length: 50 }, (_, i) => makeFrame(i, 300, 6));
-      const got = await peerToDriver(rig, b, back);
-      assert.is(got.length, 50);
-    } finally {
-      g.close();
-      b.close();
     }
+    assert.is(bad, -1, `guest memory changed at offset ${bad} after the reset`);
+    assert.ok(q.socket.fd >= 0 && sys.fdIsOpen(q.socket.fd));
+    void fdBefore;
+    // A fresh driver brings the device up again on the rebound socket.
+    assert.ok(rig.driver.bringUp({ features: featureMask(V.EVENT_IDX), rx: { sizes: [2048] } }).ok);
+    const back = Array.from({ length: 50 }, (_, i) => makeFrame(i, 300, 6));
+    const got = await peerToDriver(rig, b, back);
+    assert.is(got.length, 50);
   });
 });
 
 test('guest buffers outside registered memory or straddling a region end are refused and counted', async () => {
   await withVeth('gumemo', {}, async (pair) => {
     const g = openGuestSide(pair.a.netns, `af-xdp,id=a,ifname=${pair.a.ifname},guest-umem=on`);
+    const q = direct(g.backend);
     try {
-      const q = direct(g.backend);
       // Region 0: the guest RAM in the area. Region 1: memory the UMEM does not hold.
       const foreign = new ArrayBuffer(1 << 20);
       const mem = new GuestMemory([

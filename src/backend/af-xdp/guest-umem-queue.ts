@@ -26,6 +26,7 @@ import type { GuestMemory } from '../../memory/guest-memory';
 import { sys } from '../../native/sys';
 import { TX_BUSY, TX_OVERSIZE, type NetBackendQueue } from '../net-backend';
 import { DIRECT_POSTED, DIRECT_REFUSED, type GuestUmemDirect } from '../guest-umem-direct';
+import { flushTxRing } from './af-xdp-queue';
 import { InFlightTable } from './in-flight-table';
 import { QueueCounters } from './queue-counters';
 import type { XskSocket } from './xsk-socket';
@@ -43,10 +44,6 @@ export const GUEST_UMEM_RX_ROOM = GUEST_UMEM_CHUNK - RX_DATA_OFFSET;
 const NET_HDR = 12;
 const ADDR_MASK_HI = 0xffff; // high word of a 48-bit address
 const TWO_POW_32 = 0x1_0000_0000;
-const EAGAIN = 11;
-const EBUSY = 16;
-const ENOBUFS = 105;
-const MAX_KICKS_PER_FLUSH = 65;
 /** The most a frame can be in guest memory on a zero-copy (DMA) bind without huge pages: a 4 KiB page. */
 const SMALL_PAGE = 4096;
 
@@ -247,25 +244,8 @@ export class GuestUmemQueue implements NetBackendQueue, GuestUmemDirect {
   }
 
   txFlush(): void {
-    const n = this.txPending;
-    const tx = this.socket.tx;
-    if (n > 0) {
-      tx.submit(n);
-      this.txPending = 0;
-      this.counters.txPackets += n;
-    }
-    if (tx.needsWakeup() && (n > 0 || tx.pending() > 0)) this.kickTx();
-  }
-
-  private kickTx(): void {
-    const tx = this.socket.tx;
-    for (let k = 0; k < MAX_KICKS_PER_FLUSH; k++) {
-      this.counters.txKicks++;
-      const r = xsk.kickTx(this.socket.fd);
-      if (r === -EAGAIN && tx.pending() > 0) continue;
-      if (r < 0 && r !== -EAGAIN && r !== -EBUSY && r !== -ENOBUFS) this.counters.txKickErrors++;
-      return;
-    }
+    flushTxRing(this.socket, this.counters, this.txPending);
+    this.txPending = 0;
   }
 
   txUnsent(): number {
