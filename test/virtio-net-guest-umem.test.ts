@@ -304,6 +304,63 @@ test('guest-umem option errors', () => {
   assert.throws(() => AfXdpBackend.open(parseAfXdpOptions('af-xdp,id=a,ifname=lo,guest-umem=on')), /guest-umem=on.*cannot give the backend its guest RAM/);
 });
 
+test('two queues over one registered guest RAM (XDP_SHARED_UMEM, own Fill rings): each queue receives only into its own buffers and sends its own frames', async () => {
+  await withVeth('gumemq', { queues: 4 }, async (pair) => {
+    const g = openGuestSide(pair.a.netns, `af-xdp,id=a,ifname=${pair.a.ifname},queues=2,start-queue=1,mode=native,guest-umem=on`, 2);
+    const b = openBackend(pair.b.netns, `af-xdp,id=b,ifname=${pair.b.ifname},queues=3,start-queue=1,mode=native`);
+    try {
+      const qs = g.backend.guestUmemQueues!;
+      assert.equal(qs.map((q) => q.queueId), [1, 2]);
+      // Queue i posts 64 buffers of 2 KiB from its own part of guest RAM.
+      const mem = g.ram.memory;
+      for (const [i, q] of qs.entries()) {
+        q.attach(mem);
+        for (let k = 0; k < 64; k++) assert.is(q.rxPost(0, (i * 64 + k + 1) * 4096, 2048, i * 64 + k, 1), DIRECT_POSTED);
+        q.rxPublish();
+      }
+      for (let i = 0; i < 2; i++) assert.is(await sendAll(b.queues[i]!, Array.from({ length: 40 }, (_, k) => makeFrame(k, 200, 1 + i))), 0);
+      await sleep(50);
+      for (const [i, q] of qs.entries()) {
+        const n = q.rxPeek(64);
+        assert.is(n, 40, `queue ${q.queueId} received ${n}`);
+        for (let k = 0; k < n; k++) {
+          const e = q.rxEntry(k);
+          assert.ok(e >= 0);
+          const head = q.rxTable.headId[e]!;
+          assert.ok(head >= i * 64 && head < (i + 1) * 64, `frame for queue ${q.queueId} landed in a buffer of queue ${q.queueId} only`);
+          const at = q.rxData(k);
+          assert.is(at, (head + 1) * 4096 + 12, 'the frame sits right behind the header room of the buffer it was posted for');
+          assert.is(g.ram.bytes[at + 18], 1 + i);
+        }
+        q.rxRelease(n);
+      }
+      // Each queue sends in place from guest RAM on its own queue.
+      for (const [i, q] of qs.entries()) {
+        for (let k = 0; k < 30; k++) {
+          const off = (200 + i * 32 + k) * 4096;
+          g.ram.bytes.set(makeFrame(k, 100, 11 + i), off);
+          assert.is(q.txPost(0, off, 100, k, 1), DIRECT_POSTED);
+        }
+        q.txFlush();
+      }
+      for (let i = 0; i < 2; i++) {
+        const got = await receive(b.queues[i]!, 30, 3000, isTest);
+        assert.is(got.length, 30);
+        assert.ok(got.every((f) => f[18] === 11 + i));
+      }
+      await sleep(20);
+      for (const q of qs) {
+        assert.is(q.txReclaim(), 30);
+        q.txDoneTaken();
+        assert.is(q.txInFlight, 0);
+      }
+    } finally {
+      g.close();
+      b.close();
+    }
+  });
+});
+
 test('tear-down after traffic and a reset leaks no fd', async () => {
   const fds = (): number => readdirSync('/proc/self/fd').length;
   await withVeth('gumemt', {}, async (pair) => {

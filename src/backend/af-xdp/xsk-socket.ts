@@ -151,7 +151,9 @@ export class XskSocket {
       const c = xsk.constants;
       const modeFlag = config.copyMode === 'copy' ? c.XDP_COPY : config.copyMode === 'zero-copy' ? c.XDP_ZEROCOPY : 0;
       const shared = external?.sharedWith;
-      bindWithRetry(fd, config, modeFlag | c.XDP_USE_NEED_WAKEUP | (shared !== undefined ? c.XDP_SHARED_UMEM : 0), shared);
+      // A socket sharing a UMEM takes its mode and need_wakeup from the socket that registered it: xsk_bind
+      // refuses XDP_SHARED_UMEM together with any other flag (EINVAL).
+      bindWithRetry(fd, config, shared !== undefined ? c.XDP_SHARED_UMEM : modeFlag | c.XDP_USE_NEED_WAKEUP, shared);
       return new XskSocket(config, fd, umem, fill, comp, rx, tx, xsk.isZeroCopy(fd), txPerSendto, true, !external);
     } catch (e) {
       for (const b of mapped.reverse()) sys.unmap(b);
