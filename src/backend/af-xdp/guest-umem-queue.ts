@@ -46,6 +46,9 @@ const ADDR_MASK_HI = 0xffff; // high word of a 48-bit address
 const TWO_POW_32 = 0x1_0000_0000;
 /** The most a frame can be in guest memory on a zero-copy (DMA) bind without huge pages: a 4 KiB page. */
 const SMALL_PAGE = 4096;
+/** What a bounce frame is out for. */
+const BOUNCE_TX = 1;
+const BOUNCE_RX = 2;
 
 export class GuestUmemCounters {
   /** Frames sent from guest memory in place / copied to a bounce frame first. */
@@ -183,18 +186,22 @@ export class GuestUmemQueue implements NetBackendQueue, GuestUmemDirect {
 
   // ---- bounce frames (NetBackendQueue, the copy path) ----
 
-  private bounceTake(): number {
+  /** A free bounce frame for `use` (BOUNCE_TX or BOUNCE_RX), or -1. */
+  private bounceTake(use: number): number {
     if (this.bounceFree === 0) return -1;
     const a = this.bounceStack[--this.bounceFree]!;
-    this.bounceOut[(a - this.o.bounceStart) / GUEST_UMEM_CHUNK] = 1;
+    this.bounceOut[(a - this.o.bounceStart) / GUEST_UMEM_CHUNK] = use;
     return a;
   }
 
-  /** A bounce frame the kernel handed back: true if it was one of ours and out. */
-  private bounceGive(a: number): boolean {
+  /**
+   * A bounce frame handed back: true if it was one of ours and out for `use` (a completion naming a frame on
+   * the Fill ring is not taken: the kernel may still write into it).
+   */
+  private bounceGive(a: number, use: number): boolean {
     const rel = a - this.o.bounceStart;
     const k = rel / GUEST_UMEM_CHUNK;
-    if (rel < 0 || k >= this.o.bounceCount || (rel & (GUEST_UMEM_CHUNK - 1)) !== 0 || this.bounceOut[k] !== 1) return false;
+    if (rel < 0 || k >= this.o.bounceCount || (rel & (GUEST_UMEM_CHUNK - 1)) !== 0 || this.bounceOut[k] !== use) return false;
     this.bounceOut[k] = 0;
     this.bounceStack[this.bounceFree++] = a;
     return true;
@@ -214,7 +221,7 @@ export class GuestUmemQueue implements NetBackendQueue, GuestUmemDirect {
       this.counters.txBusy++;
       return TX_BUSY;
     }
-    const a = this.bounceTake();
+    const a = this.bounceTake(BOUNCE_TX);
     if (a < 0) {
       this.counters.txBusy++;
       return TX_BUSY;
@@ -228,7 +235,7 @@ export class GuestUmemQueue implements NetBackendQueue, GuestUmemDirect {
   }
 
   txCancel(offset: number): void {
-    this.bounceGive(offset);
+    this.bounceGive(offset, BOUNCE_TX);
   }
 
   private writeTx(addr: number, length: number): void {
@@ -280,7 +287,7 @@ export class GuestUmemQueue implements NetBackendQueue, GuestUmemDirect {
         const w = comp.slot(i) << 1;
         const a = words[w]! + (words[w + 1]! & ADDR_MASK_HI) * TWO_POW_32;
         if (this.isBounce(a)) {
-          if (!this.bounceGive(a)) this.direct.unknownCompletions++;
+          if (!this.bounceGive(a, BOUNCE_TX)) this.direct.unknownCompletions++;
           continue;
         }
         const e = this.txTable.find(a);
@@ -329,7 +336,7 @@ export class GuestUmemQueue implements NetBackendQueue, GuestUmemDirect {
     let bounce = -1;
     if (fillAddr < 0) {
       if (len < NET_HDR) return DIRECT_REFUSED;
-      bounce = this.bounceTake();
+      bounce = this.bounceTake(BOUNCE_RX);
       if (bounce < 0) return DIRECT_REFUSED;
       fillAddr = bounce;
     }
@@ -433,7 +440,7 @@ export class GuestUmemQueue implements NetBackendQueue, GuestUmemDirect {
         continue;
       }
       const b = t.bounce[e]!;
-      if (b >= 0) this.bounceGive(b);
+      if (b >= 0) this.bounceGive(b, BOUNCE_RX);
       t.remove(e);
     }
     // Frames left on the Rx ring are offered again at the next peek.
