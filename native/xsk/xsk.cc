@@ -35,7 +35,8 @@ Napi::Value SocketDomain(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), domain);
 }
 
-// umemRegister(fd, umem ArrayBuffer, frameSize, headroom)
+// umemRegister(fd, umem ArrayBuffer, frameSize, headroom[, flags]): flags is
+// xdp_umem_reg.flags (XDP_UMEM_UNALIGNED_CHUNK_FLAG for guest RAM as the UMEM).
 Napi::Value UmemRegister(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = ArgInt(info, 0, "fd");
@@ -46,7 +47,7 @@ Napi::Value UmemRegister(const Napi::CallbackInfo& info) {
   reg.len = ab.ByteLength();
   reg.chunk_size = static_cast<uint32_t>(ArgInt(info, 2, "frameSize"));
   reg.headroom = static_cast<uint32_t>(ArgInt(info, 3, "headroom"));
-  reg.flags = 0;
+  reg.flags = info.Length() > 4 && info[4].IsNumber() ? static_cast<uint32_t>(ArgInt(info, 4, "flags")) : 0;
   if (setsockopt(fd, SOL_XDP, XDP_UMEM_REG, &reg, sizeof(reg)) != 0) throw ErrnoError(env, "setsockopt(XDP_UMEM_REG)", errno);
   return env.Undefined();
 }
@@ -210,6 +211,7 @@ void InitXsk(Napi::Env env, Napi::Object exports) {
   c.Set("XDP_USE_NEED_WAKEUP", XDP_USE_NEED_WAKEUP);
   c.Set("XDP_RING_NEED_WAKEUP", XDP_RING_NEED_WAKEUP);
   c.Set("XDP_PACKET_HEADROOM", 256);
+  c.Set("XDP_UMEM_UNALIGNED_CHUNK_FLAG", XDP_UMEM_UNALIGNED_CHUNK_FLAG);
   c.Set("POLLIN", POLLIN);
   c.Set("POLLOUT", POLLOUT);
   c.Set("POLLERR", POLLERR);

@@ -4,6 +4,7 @@
 // offsets into `txBuffer` / `rxBuffer`, not objects. What an I/O thread needs
 // besides (counters, frames still unsent, where the frames are) is here too,
 // so a thread services any backend alike (queue-source.ts opens one there).
+import type { GuestUmemDirect } from './guest-umem-direct';
 import type { QueueCounters } from './queue-counters';
 
 /** Result of txAcquire when the frame cannot be taken. */
@@ -49,6 +50,9 @@ export interface NetBackendQueue {
    * backend with nothing to wait for (its frames appear only when the device transmits).
    */
   readonly pollFd: number;
+
+  /** Present when guest RAM is the backend's UMEM: frames move in place (guest-umem-path.ts); the rest is the bounce/copy path. */
+  readonly guestUmem?: GuestUmemDirect;
 
   // For the thread that services the queue.
   readonly counters: QueueCounters;

@@ -34,12 +34,14 @@ import type { XdpMode } from '../backend/af-xdp/xdp-attachment';
 import { LoopbackQueue } from '../backend/loopback/loopback-queue';
 import { inNetns, VethPair } from '../host/netns';
 import { xsk } from '../native/xsk';
-import { attachVirtioDevice, ipFrame, SplitBufferRing, TEST_MAC, type VirtioNetTestDriver } from '../test-driver';
+import { attachVirtioDevice, GuestRam, ipFrame, SplitBufferRing, TEST_MAC, type VirtioNetTestDriver } from '../test-driver';
+import { guestUmemTailBytes } from '../backend/af-xdp/guest-umem';
+import { sys } from '../native/sys';
 import type { DeviceContext, QueueConfig, VirtioDevice } from '../virtio/device';
 import { VirtioNetDevice } from '../virtio/net/virtio-net-device';
 import { vringNeedEvent } from '../virtio/queue/event-idx';
 import { resultHeader, type BenchResult } from './report';
-import { summarize } from './stats';
+import { pairedRatio, summarize } from './stats';
 import { udpFrame } from './udp-frame';
 import { XdpCounter } from './xdp-counter';
 import { runJsonChild } from './json-child';
@@ -70,6 +72,8 @@ export const MAX_TSO_FRAME = 65535;
 export interface DeviceAfXdpBenchOptions extends DeviceBenchOptions {
   /** Attach mode of both the device's backend and the C loop (default native). */
   xdpMode?: XdpMode;
+  /** Compare guest-umem=on with the copy path (run by run) instead of the device with raw C. */
+  guestUmem?: boolean;
 }
 
 // Per-packet code reads these: the package's exports are getters, too slow there.
@@ -105,6 +109,8 @@ interface AfXdpParams {
   seconds: number;
   size: number;
   batch: number;
+  /** Guest RAM as the UMEM (guest-umem=on) instead of the copy path. */
+  guestUmem?: boolean;
 }
 
 interface LoopResult {
@@ -372,17 +378,23 @@ function runLoop(p: LoopParams): LoopResult {
   return r;
 }
 
+const AFXDP_RAM = 8 * 1024 * 1024;
+
 function runAfXdpTx(p: AfXdpParams): AfXdpResult {
+  // guest-umem: the test driver's RAM is a mapping with the bounce frames behind it, registered as the UMEM.
+  const area = p.guestUmem ? sys.guestMemory(AFXDP_RAM + guestUmemTailBytes(1, XSK_RING)) : undefined;
   const backend = inNetns(p.netns, () =>
     AfXdpBackend.open(
-      { id: 'bench', ifname: p.ifname, mode: p.xdpMode, forceCopy: false, queues: 1, startQueue: 0, inhibit: false },
+      { id: 'bench', ifname: p.ifname, mode: p.xdpMode, forceCopy: false, queues: 1, startQueue: 0, inhibit: false, guestUmem: p.guestUmem ? 'on' : 'off' },
       { frameSize: XSK_FRAME, frameCount: XSK_FRAMES, ringSize: XSK_RING },
+      area ? { guestRam: { buffer: area, guestLength: AFXDP_RAM, hugePages: false } } : {},
     ),
   );
   try {
-    const q = backend.queues[0]!;
+    const q = backend.guestUmemQueues?.[0] ?? backend.queues[0]!;
     const net = new VirtioNetDevice({ backends: [q], mac: TEST_MAC, queueMaxSize: QUEUE_SIZE });
-    const { driver, ram, irq } = attachVirtioDevice(net, { ramSize: 8 * 1024 * 1024, pollDevice: () => net.pollBackends() });
+    const ramOption = area ? { ram: new GuestRam(AFXDP_RAM, 0x10_0000, area) } : { ramSize: AFXDP_RAM };
+    const { driver, ram, irq } = attachVirtioDevice(net, { ...ramOption, pollDevice: () => net.pollBackends() });
     irq.logging = false;
     bringUpRings(driver);
     const tx = new SplitBufferRing(driver.queues[1]!, ram, BUFFER, false);
@@ -427,6 +439,7 @@ function runAfXdpTx(p: AfXdpParams): AfXdpResult {
     };
   } finally {
     backend.close();
+    if (area) sys.unmap(area);
   }
 }
 
@@ -527,6 +540,7 @@ export async function benchDevice(o: DeviceBenchOptions): Promise<BenchResult> {
 
 /** txonly on a veth pair: driver -> device -> AfXdpBackend, alternating with the raw C TX loop; the peer counts in XDP. */
 export async function benchDeviceAfXdp(o: DeviceAfXdpBenchOptions): Promise<BenchResult> {
+  if (o.guestUmem) return benchGuestUmem(o);
   const batch = checkOptions(o);
   const xdpMode = o.xdpMode ?? 'native';
   const pair = new VethPair('devbench');
@@ -596,6 +610,82 @@ export async function benchDeviceAfXdp(o: DeviceAfXdpBenchOptions): Promise<Benc
     base,
     runs,
   );
+}
+
+/** One device txonly child: Mpps, frames and CPU ns per frame (robust when the machine is shared). */
+interface TxRun {
+  mpps: number;
+  packets: number;
+  peer: number;
+  cpuNsPerFrame: number;
+  r: AfXdpResult;
+}
+
+/**
+ * guest-umem=on against the copy path, alternated run by run on the same veth (which goes first swaps each run),
+ * ratio per run (guest-umem / copy); CPU ns per frame of both beside it.
+ */
+async function benchGuestUmem(o: DeviceAfXdpBenchOptions): Promise<BenchResult> {
+  const batch = checkOptions(o);
+  if (o.size > BUFFER - HDR_SIZE) throw new Error(`size: at most ${BUFFER - HDR_SIZE} with guest-umem (one 2 KiB buffer per frame)`);
+  const xdpMode = o.xdpMode ?? 'native';
+  const pair = new VethPair('gumbench');
+  const runs: Array<Record<string, unknown>> = [];
+  const zc: number[] = [];
+  const copy: number[] = [];
+  let counter: XdpCounter | undefined;
+  try {
+    counter = inNetns(pair.b.netns, () => XdpCounter.attach(xsk.ifNameToIndex(pair.b.ifname), 'native'));
+    for (let i = 0; i < o.runs; i++) {
+      const got: Partial<Record<'copy' | 'guest-umem', TxRun>> = {};
+      for (const impl of i % 2 === 0 ? (['copy', 'guest-umem'] as const) : (['guest-umem', 'copy'] as const)) {
+        const before = counter.total();
+        const params: AfXdpParams = {
+          role: 'afxdp-tx', netns: pair.a.netns, ifname: pair.a.ifname, xdpMode, seconds: o.seconds, size: o.size, batch, guestUmem: impl === 'guest-umem',
+        };
+        const r = await runJsonChild<AfXdpResult>(SELF, params, `device txonly ${impl}`);
+        await sleep(50);
+        const peer = counter.total() - before;
+        const run: TxRun = { mpps: r.packets / r.seconds / 1e6, packets: r.packets, peer, cpuNsPerFrame: (r.cpuSeconds * 1e9) / Math.max(1, r.packets), r };
+        got[impl] = run;
+        o.progress(
+          `  run ${i + 1}/${o.runs} ${impl.padEnd(10)}: ${run.mpps.toFixed(3)} Mpps, ${run.cpuNsPerFrame.toFixed(0)} CPU ns/frame, ` +
+            `sent ${r.packets}, peer counted ${peer} in ${r.seconds.toFixed(2)} s (driver chains completed ${r.driverSent}, backend busy ${r.txBusy})`,
+        );
+      }
+      const z = got['guest-umem']!;
+      const c = got.copy!;
+      zc.push(z.mpps);
+      copy.push(c.mpps);
+      runs.push({
+        run: i + 1, mpps: z.mpps, packets: z.packets, peerPackets: z.peer, seconds: z.r.seconds, cpuSeconds: z.r.cpuSeconds, cpuNsPerFrame: z.cpuNsPerFrame,
+        driverSent: z.r.driverSent, txBusy: z.r.txBusy,
+        baselineMpps: c.mpps, baselinePackets: c.packets, baselinePeerPackets: c.peer, baselineSeconds: c.r.seconds, baselineCpuSeconds: c.r.cpuSeconds,
+        baselineCpuNsPerFrame: c.cpuNsPerFrame, cpuRatio: c.cpuNsPerFrame / z.cpuNsPerFrame,
+      });
+    }
+  } finally {
+    counter?.close();
+    pair.remove();
+  }
+  const cpu = summarize(runs.map((r) => r.cpuRatio as number));
+  const res = result(
+    'device-af-xdp-guest-umem',
+    'txonly',
+    {
+      xdpMode, seconds: o.seconds, runs: o.runs, size: o.size, batch, ring: 'split', eventIdx: true, queueSize: QUEUE_SIZE, xskRing: XSK_RING,
+      compared: 'guest-umem=on (guest RAM as the UMEM, frames sent in place) against guest-umem=off (copied into 4 KiB UMEM frames)',
+      counted: 'packets = AF_XDP TX completions, peerPackets = frames the peer XDP counter saw',
+    },
+    zc,
+    'copy',
+    copy,
+    runs,
+  );
+  // Each run measures both back to back: the median of the per-run ratios is the headline, and CPU per frame beside it.
+  const paired = runs.map((r) => ({ mpps: r.mpps as number, baselineMpps: r.baselineMpps as number }));
+  o.progress(`CPU per frame, copy / guest-umem (> 1: guest-umem is cheaper): median ${cpu.median.toFixed(3)} (min ${cpu.min.toFixed(3)}, max ${cpu.max.toFixed(3)})`);
+  return { ...res, ...pairedRatio(paired), cpuRatio: cpu };
 }
 
 if (require.main === module) {

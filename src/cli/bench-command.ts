@@ -13,7 +13,7 @@ import { BENCH_FLAGS, parseFlags, publishFlags, UsageError, type Flags } from '.
 
 export const BENCH_USAGE = `usage: xdpvm bench backend --mode txonly|rxonly [--xdp-mode native|skb] [--seconds S] [--runs N]
                           [--size BYTES] [--batch N] [--json] [--out FILE] [--baseline FILE] [--threshold FRACTION]
-       xdpvm bench device [--backend loopback [--offload none|csum|tso] | --backend af-xdp] [--xdp-mode native|skb] [--seconds S] [--runs N] [--size BYTES]
+       xdpvm bench device [--backend loopback [--offload none|csum|tso] | --backend af-xdp [--guest-umem]] [--xdp-mode native|skb] [--seconds S] [--runs N] [--size BYTES]
                           [--batch N] [--json] [--out FILE] [--baseline FILE] [--threshold FRACTION]
        xdpvm bench device --backend af-xdp --threads [--mode txonly|rxonly|io-fwd] [--burst N] [--placement split|shared|gen-io|none] [--spin-rounds N] [--poll-us US] [--coalesce-us US] [--driver-nice N]
                           [--xdp-mode native|skb]
@@ -67,6 +67,7 @@ async function benchDeviceCommand(argv: readonly string[]): Promise<number> {
     'coalesce-us': { type: 'number', min: 0, max: 1e6 },
     'driver-nice': { type: 'number', integer: true, min: -20, max: 19 },
     offload: { type: 'enum', values: OFFLOADS },
+    'guest-umem': { type: 'boolean' },
   });
   const log = (l: string): void => void process.stderr.write(`${l}\n`);
   const o = {
@@ -76,6 +77,8 @@ async function benchDeviceCommand(argv: readonly string[]): Promise<number> {
     batch: (flags.batch as number | undefined) ?? 64,
     progress: log,
   };
+  if (flags['guest-umem'] && (flags.backend !== 'af-xdp' || flags.threads))
+    throw new UsageError('--guest-umem needs --backend af-xdp and, for now, no --threads (the I/O worker builds only the copy-path queue)');
   if (flags.threads) {
     if (flags.backend !== 'af-xdp') throw new UsageError('--threads needs --backend af-xdp');
     if (flags.batch !== undefined) throw new UsageError('--threads takes --burst (frames per driver round, as the PMD guest), not --batch');
@@ -111,7 +114,7 @@ async function benchDeviceCommand(argv: readonly string[]): Promise<number> {
   const result =
     backend === 'loopback'
       ? await benchDevice({ ...o, ...(offload ? { offload } : {}) })
-      : await benchDeviceAfXdp({ ...o, xdpMode: (flags['xdp-mode'] as 'native' | 'skb' | undefined) ?? 'native' });
+      : await benchDeviceAfXdp({ ...o, xdpMode: (flags['xdp-mode'] as 'native' | 'skb' | undefined) ?? 'native', guestUmem: flags['guest-umem'] === true });
   return finish(result, flags, log);
 }
 

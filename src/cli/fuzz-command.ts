@@ -4,10 +4,11 @@
 import { GenericDeviceTarget } from '../fuzz/generic-device-target';
 import type { FuzzTarget } from '../fuzz/fuzz-target';
 import { VirtioNetTarget } from '../fuzz/virtio-net-target';
+import { GuestUmemNetTarget } from '../fuzz/guest-umem-target';
 import { runVirtqueueFuzz, type VirtqueueFuzzResult } from '../fuzz/virtqueue-fuzz';
 import { parseFlags, UsageError } from './args';
 
-export const FUZZ_USAGE = 'usage: xdpvm fuzz virtqueue [--cases N] [--seed S] [--target all|generic|virtio-net] [--json]';
+export const FUZZ_USAGE = 'usage: xdpvm fuzz virtqueue [--cases N] [--seed S] [--target all|generic|virtio-net|guest-umem] [--json]';
 const CHUNK = 10_000;
 
 export function fuzzCommand(argv: readonly string[]): number {
@@ -17,13 +18,15 @@ export function fuzzCommand(argv: readonly string[]): number {
     cases: { type: 'number', integer: true, min: 1, max: 1e9 },
     seed: { type: 'number', integer: true, min: 0, max: 2 ** 32 - 1 },
     json: { type: 'boolean' },
-    target: { type: 'enum', values: ['all', 'generic', 'virtio-net'] },
+    target: { type: 'enum', values: ['all', 'generic', 'virtio-net', 'guest-umem'] },
   });
   const which = (flags.target as string | undefined) ?? 'all';
-  // Cases alternate between the targets chosen: the queue layer under a generic device, and the virtio-net data path.
+  // Cases alternate between the targets chosen: the queue layer under a generic device, the virtio-net data path,
+  // and that path with guest RAM as the UMEM against a simulated kernel.
   const targets: FuzzTarget[] = [];
-  if (which !== 'virtio-net') targets.push(new GenericDeviceTarget());
-  if (which !== 'generic') targets.push(new VirtioNetTarget());
+  if (which === 'all' || which === 'generic') targets.push(new GenericDeviceTarget());
+  if (which === 'all' || which === 'virtio-net') targets.push(new VirtioNetTarget());
+  if (which === 'all' || which === 'guest-umem') targets.push(new GuestUmemNetTarget());
   const cases = (flags.cases as number | undefined) ?? 100_000;
   const seed = (flags.seed as number | undefined) ?? 1;
   const total: VirtqueueFuzzResult = { cases: 0, escaped: 0, outOfRange: 0, broken: 0, reasons: {}, badChains: 0, canaryDamaged: 0, harnessErrors: 0 };

@@ -15,4 +15,6 @@ export interface FuzzTarget {
   step(rng: FuzzRng): void;
   /** Chains handed out by the queue that broke an invariant (a queue bug if non-zero). */
   readonly badChains: number;
+  /** Bytes the engine maps after the arena, in the same buffer, that the guest cannot address (VMM-only pages). */
+  readonly memoryTail?: number;
 }

@@ -9,6 +9,7 @@
 // device side, rejected memory accesses, queues that stopped themselves (with
 // reasons), chains that broke the queue's guarantees, and damaged canaries.
 import { GuestMemory } from '../memory/guest-memory';
+import { sys } from '../native/sys';
 import { DescFlags, PackedDesc, PackedDescFlags, SplitAvail, SplitDesc, SplitUsed, splitAvailSize, splitUsedEventOffset } from 'virtio-spec-types';
 import { PackedQueue } from '../virtio/queue/packed-queue';
 import { QueueErrorCounters } from '../virtio/queue/queue-error';
@@ -74,8 +75,10 @@ interface Arena {
   regionB: Uint8Array;
 }
 
-function makeArena(): Arena {
-  const backing = new Uint8Array(BACKING_SIZE).fill(CANARY);
+function makeArena(tail = 0): Arena {
+  // With a tail the arena is a mapping (a target may hand it to native code as one UMEM), tail at its end.
+  const buffer = tail > 0 ? sys.mapAnonymous(Math.ceil((BACKING_SIZE + tail) / 4096) * 4096) : new ArrayBuffer(BACKING_SIZE);
+  const backing = new Uint8Array(buffer, 0, BACKING_SIZE).fill(CANARY);
   return {
     backing,
     regionA: backing.subarray(A_OFFSET, A_OFFSET + A_SIZE),
@@ -380,9 +383,9 @@ function sabotage(c: Case): void {
 /** Runs `cases` fuzz cases from `seed`. Deterministic for a given (cases, seed, target). */
 export function runVirtqueueFuzz(options: VirtqueueFuzzOptions): VirtqueueFuzzResult {
   const cases = Math.max(0, Math.floor(options.cases));
-  const target = options.target ?? new GenericDeviceTarget();
+  const target: FuzzTarget = options.target ?? new GenericDeviceTarget();
   const counters = new QueueErrorCounters();
-  const arena = makeArena();
+  const arena = makeArena(target.memoryTail);
   const result: VirtqueueFuzzResult = {
     cases,
     escaped: 0,
@@ -486,6 +489,7 @@ export function runVirtqueueFuzz(options: VirtqueueFuzzOptions): VirtqueueFuzzRe
   }
   result.reasons = counters.toJSON();
   result.badChains = target.badChains - badChainsBefore;
+  if (target.memoryTail) sys.unmap(arena.backing.buffer as ArrayBuffer);
   return result;
 }
 

@@ -71,7 +71,8 @@ export interface RawRing {
 export interface XskAddon {
   socket(): number;
   socketDomain(fd: number): number;
-  umemRegister(fd: number, umem: ArrayBuffer, frameSize: number, headroom: number): void;
+  /** flags: xdp_umem_reg.flags (0, or XDP_UMEM_UNALIGNED_CHUNK_FLAG). */
+  umemRegister(fd: number, umem: ArrayBuffer, frameSize: number, headroom: number, flags?: number): void;
   setRingSize(fd: number, ring: RingId, entries: number): void;
   /** XDP_MAX_TX_SKB_BUDGET: 0 or -errno (-ENOPROTOOPT before Linux 6.17). */
   setTxBudget(fd: number, frames: number): number;
@@ -116,6 +117,7 @@ export interface XskAddon {
     XDP_USE_NEED_WAKEUP: number;
     XDP_RING_NEED_WAKEUP: number;
     XDP_PACKET_HEADROOM: number;
+    XDP_UMEM_UNALIGNED_CHUNK_FLAG: number;
     POLLIN: number;
     POLLOUT: number;
     POLLERR: number;

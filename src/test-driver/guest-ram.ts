@@ -29,7 +29,8 @@ export class GuestRam {
     if (buffer && buffer.byteLength < size) throw new RangeError(`ram buffer of ${buffer.byteLength} bytes is smaller than ${size}`);
     this.buffer = buffer ?? new ArrayBuffer(size);
     this.bytes = new Uint8Array(this.buffer);
-    this.memory = GuestMemory.fromArrayBuffer(this.buffer, base);
+    // Only `size` bytes are the guest's: a larger buffer may carry VMM-only pages after them (guest-umem bounce frames).
+    this.memory = GuestMemory.fromArrayBuffer(this.buffer, base, 0, size);
     this.access = new GuestBus(this.bytes, [{ gpa: base, offset: 0, length: size }]);
     this.next = base;
   }

@@ -9,6 +9,9 @@ import { AfXdpQueue } from './af-xdp-queue';
 import { OptionError, type AfXdpOptions } from './af-xdp-options';
 import { PinnedXskMap } from './pinned-xsk-map';
 import { XdpAttachment, type PendingXdpAttachment, type XdpMode } from './xdp-attachment';
+import { GuestUmemSetupError, openGuestUmemQueues, type GuestUmemArea } from './guest-umem';
+import type { GuestUmemQueue } from './guest-umem-queue';
+import type { NetBackendQueue } from '../net-backend';
 import { DEFAULT_FRAME_COUNT, DEFAULT_FRAME_SIZE, DEFAULT_RING_SIZE, XskSocket, type CopyMode } from './xsk-socket';
 
 /** Sizes below the user-visible options (tests and benchmarks shrink them). */
@@ -26,6 +29,8 @@ export interface AfXdpOpenOptions {
    * the sockets bound and in the XSKMAP, and `attached` settles once frames are steered to them.
    */
   attachInBackground?: boolean;
+  /** Guest RAM the backend may register as its UMEM (guest-umem=auto|on); without it the copy path is used. */
+  guestRam?: GuestUmemArea;
 }
 
 export class AfXdpBackend {
@@ -42,6 +47,9 @@ export class AfXdpBackend {
     private attachment: XdpAttachment | undefined,
     pending: PendingXdpAttachment | undefined,
     private readonly pinnedMap: PinnedXskMap | undefined,
+    /** Set when guest RAM is the UMEM: these queues are the device's (deviceQueues). */
+    readonly guestUmemQueues: readonly GuestUmemQueue[] | undefined,
+    private readonly releaseGuestUmem: (() => void) | undefined,
   ) {
     this.attached = pending
       ? pending.ready.then((a) => {
@@ -63,8 +71,14 @@ export class AfXdpBackend {
    * to workers (XskSocket.handle / AfXdpQueue over XskSocket.fromHandle).
    */
   get queues(): readonly AfXdpQueue[] {
+    if (this.guestUmemQueues) throw new Error('guest RAM is the UMEM: use deviceQueues');
     this.serviced ??= this.sockets.map((s) => new AfXdpQueue(s));
     return this.serviced;
+  }
+
+  /** The queues a device services from this thread: guest-UMEM queues when guest RAM is the UMEM, else `queues`. */
+  get deviceQueues(): readonly NetBackendQueue[] {
+    return this.guestUmemQueues ?? this.queues;
   }
 
   static open(options: AfXdpOptions, tuning: AfXdpTuning = DEFAULT_TUNING, how: AfXdpOpenOptions = {}): AfXdpBackend {
@@ -77,15 +91,35 @@ export class AfXdpBackend {
     let attachment: XdpAttachment | undefined;
     let pinnedMap: PinnedXskMap | undefined;
     let pending: PendingXdpAttachment | undefined;
-    const sockets: XskSocket[] = [];
+    let sockets: XskSocket[] = [];
     let handedIn = options.sockFds ? [...options.sockFds] : undefined;
+    let guest: ReturnType<typeof openGuestUmemQueues> | undefined;
+    if (options.guestUmem === 'on' && !how.guestRam)
+      throw new OptionError(`af-xdp: 'guest-umem=on': this command cannot give the backend its guest RAM (use guest-umem=auto or off)`);
     try {
       // The map is checked before any UMEM is allocated: a wrong path fails fast.
       if (options.mapPath !== undefined) pinnedMap = PinnedXskMap.open(options.mapPath, options.mapStartIndex ?? 0, n);
       if (!options.inhibit && how.attachInBackground) pending = XdpAttachment.attachInBackground(ifname, ifindex, options.mode, startQueue + n);
       else if (!options.inhibit) attachment = XdpAttachment.attach(ifname, ifindex, options.mode, startQueue + n);
       const copyMode: CopyMode = options.forceCopy ? 'copy' : 'default';
-      for (let q = 0; q < n; q++) {
+      // auto leaves a program we did not load alone: it may move the data start and write in front of a guest buffer.
+      const wanted = how.guestRam !== undefined && (options.guestUmem === 'on' || (options.guestUmem !== 'off' && !options.inhibit));
+      if (wanted) {
+        const publish = (q: number, fd: number): void => {
+          (attachment ?? pending)?.addSocket(startQueue + q, fd);
+          pinnedMap?.insert(q, fd);
+        };
+        try {
+          guest = openGuestUmemQueues({ area: how.guestRam!, ifname, ifindex, startQueue, queues: n, ringSize: tuning.ringSize, copyMode, ...(handedIn ? { fds: handedIn } : {}), publish });
+          sockets = guest.sockets;
+          handedIn = undefined;
+        } catch (e) {
+          if (!(e instanceof GuestUmemSetupError)) throw e;
+          if (options.guestUmem === 'on') throw new OptionError(`af-xdp: 'guest-umem=on': the kernel refused guest RAM as the UMEM: ${e.message}`);
+          process.stderr.write(`af-xdp: ${options.id}: guest RAM cannot be the UMEM (${e.message}); using the copy path\n`);
+        }
+      }
+      for (let q = 0; q < n && !guest; q++) {
         const fd = handedIn?.shift();
         const socket = XskSocket.open({
           ifname,
@@ -107,10 +141,11 @@ export class AfXdpBackend {
       }
       // Until the background attach says which mode took, the one asked for (auto tries native first).
       const mode = attachment?.mode ?? (pending ? (options.mode ?? 'native') : attachedMode(ifname, ifindex));
-      return new AfXdpBackend(options, ifindex, mode, sockets, attachment, pending, pinnedMap);
+      return new AfXdpBackend(options, ifindex, mode, sockets, attachment, pending, pinnedMap, guest?.queues, guest?.release);
     } catch (e) {
       pinnedMap?.close();
       for (const s of sockets) s.close();
+      guest?.release();
       for (const fd of handedIn ?? []) sys.close(fd);
       attachment?.detach();
       pending?.ready.then((a) => a.detach(), () => {});
@@ -149,6 +184,7 @@ export class AfXdpBackend {
       }
       s.close();
     }
+    this.releaseGuestUmem?.();
     this.attachment?.detach();
   }
 }

@@ -16,11 +16,19 @@ export interface AfXdpOptions {
   mapPath?: string;
   /** Slot of queue 0 in the map at mapPath (queue i goes to mapStartIndex + i); 0 unless given. */
   mapStartIndex?: number;
+  /**
+   * guest-umem=: register guest RAM itself as the UMEM (no copy between guest and socket). auto: when the
+   * VMM can give its RAM and the registration works, else the copy path (one message); on: or fail; off: copy.
+   * Unset: auto.
+   */
+  guestUmem?: GuestUmemMode;
 }
+
+export type GuestUmemMode = 'auto' | 'on' | 'off';
 
 export class OptionError extends Error {}
 
-const KEYS = new Set(['id', 'ifname', 'mode', 'force-copy', 'queues', 'start-queue', 'inhibit', 'sock-fds', 'map-path', 'map-start-index']);
+const KEYS = new Set(['id', 'ifname', 'mode', 'force-copy', 'queues', 'start-queue', 'inhibit', 'sock-fds', 'map-path', 'map-start-index', 'guest-umem']);
 const MAX_QUEUES = 1024;
 
 /** Parses `af-xdp,id=n1,ifname=eth0,...` (the leading type may be omitted). */
@@ -60,6 +68,7 @@ export function parseAfXdpOptions(spec: string): AfXdpOptions {
     inhibit: parseBool(kv, 'inhibit', false),
   };
   if (modeText !== undefined) opts.mode = modeText;
+  if (kv.has('guest-umem')) opts.guestUmem = parseGuestUmem(kv.get('guest-umem')!);
   if (opts.queues < 1) throw new OptionError(`af-xdp: 'queues' must be at least 1 (got ${opts.queues})`);
   if (opts.queues > MAX_QUEUES) throw new OptionError(`af-xdp: 'queues' must be at most ${MAX_QUEUES} (got ${opts.queues})`);
   if (opts.startQueue < 0) throw new OptionError(`af-xdp: 'start-queue' must not be negative (got ${opts.startQueue})`);
@@ -97,6 +106,11 @@ export function parseAfXdpOptions(spec: string): AfXdpOptions {
   if (opts.sockFds !== undefined && opts.sockFds.length !== opts.queues)
     throw new OptionError(`af-xdp: 'sock-fds' has ${opts.sockFds.length} fds but 'queues' is ${opts.queues}: give one socket per queue`);
   return opts;
+}
+
+function parseGuestUmem(v: string): GuestUmemMode {
+  if (v === 'auto' || v === 'on' || v === 'off') return v;
+  throw new OptionError(`af-xdp: 'guest-umem' must be auto, on or off (got '${v}')`);
 }
 
 /** Splits on commas; ',,' is a literal comma as in QEMU's option syntax. */

@@ -8,14 +8,41 @@ import { FramePool } from './frame-pool';
 import { QueueCounters } from '../queue-counters';
 import type { XskSocket } from './xsk-socket';
 
+/** Frames kept out of the Fill ring so that Tx always has one to start with. */
+const TX_RESERVE = 1;
+
 // Transient sendto results: the kernel will send later or is busy; not errors.
 const EAGAIN = 11;
 const EBUSY = 16;
 const ENOBUFS = 105;
-/** Frames kept out of the Fill ring so that Tx always has one to start with. */
-const TX_RESERVE = 1;
 /** Bound on kicks per flush: a full 2048-entry ring at 32 frames per syscall. */
 const MAX_KICKS_PER_FLUSH = 65;
+
+/**
+ * The kernel's copy-mode xmit sends at most 32 frames per syscall and says
+ * EAGAIN when more are left: keep kicking until the ring is drained or the
+ * driver pushes back (EBUSY/ENOBUFS: the next flush or POLLOUT retries).
+ */
+export function kickTxRing(socket: XskSocket, counters: QueueCounters): void {
+  const tx = socket.tx;
+  for (let k = 0; k < MAX_KICKS_PER_FLUSH; k++) {
+    counters.txKicks++;
+    const r = xsk.kickTx(socket.fd);
+    if (r === -EAGAIN && tx.pending() > 0) continue;
+    if (r < 0 && r !== -EAGAIN && r !== -EBUSY && r !== -ENOBUFS) counters.txKickErrors++;
+    return;
+  }
+}
+
+/** Publishes `n` written Tx descriptors; copy and skb modes only transmit inside a syscall: one kick per batch. */
+export function flushTxRing(socket: XskSocket, counters: QueueCounters, n: number): void {
+  const tx = socket.tx;
+  if (n > 0) {
+    tx.submit(n);
+    counters.txPackets += n;
+  }
+  if (tx.needsWakeup() && (n > 0 || tx.pending() > 0)) kickTxRing(socket, counters);
+}
 
 export class AfXdpQueue implements NetBackendQueue {
   readonly counters = new QueueCounters();
@@ -85,35 +112,14 @@ export class AfXdpQueue implements NetBackendQueue {
   }
 
   txFlush(): void {
-    const n = this.txPending;
-    const tx = this.socket.tx;
-    if (n > 0) {
-      tx.submit(n);
-      this.txPending = 0;
-      this.counters.txPackets += n;
-    }
-    // Copy and skb modes only transmit inside a syscall: one kick per batch.
-    if (tx.needsWakeup() && (n > 0 || tx.pending() > 0)) this.kickTx();
+    flushTxRing(this.socket, this.counters, this.txPending);
+    this.txPending = 0;
     this.txAcquirable = 0; // recount (and reclaim) at the next acquire
   }
 
   txCancel(offset: number): void {
     this.pool.push(offset);
     this.txAcquirable++;
-  }
-
-  // The kernel's copy-mode xmit sends at most 32 frames per syscall and says
-  // EAGAIN when more are left: keep kicking until the ring is drained or the
-  // driver pushes back (EBUSY/ENOBUFS: the next flush or POLLOUT retries).
-  private kickTx(): void {
-    const tx = this.socket.tx;
-    for (let k = 0; k < MAX_KICKS_PER_FLUSH; k++) {
-      this.counters.txKicks++;
-      const r = xsk.kickTx(this.socket.fd);
-      if (r === -EAGAIN && tx.pending() > 0) continue;
-      if (r < 0 && r !== -EAGAIN && r !== -EBUSY && r !== -ENOBUFS) this.counters.txKickErrors++;
-      return;
-    }
   }
 
   /** Frames on the Tx ring the kernel has not taken yet (the I/O loop kicks again while > 0). */

@@ -27,6 +27,21 @@ export const DEFAULT_RING_SIZE = 2048;
 export const DEFAULT_FRAME_SIZE = 4096;
 export const DEFAULT_FRAME_COUNT = (DEFAULT_RING_SIZE + DEFAULT_RING_SIZE) * 2;
 
+/**
+ * A UMEM this socket does not own (guest RAM as the UMEM, guest-umem.ts):
+ * registered with `flags` (unaligned chunks), or shared with the socket that
+ * registered it (XDP_SHARED_UMEM; this socket then has its own Fill and
+ * Completion rings, bound to another queue). Never unmapped by close().
+ */
+export interface ExternalUmem {
+  buffer: ArrayBuffer;
+  chunkSize: number;
+  headroom: number;
+  flags: number;
+  /** fd of a bound socket that registered `buffer`. */
+  sharedWith?: number;
+}
+
 const ADDR_ENTRY = 8;
 const DESC_ENTRY = 16;
 
@@ -59,6 +74,8 @@ export class XskSocket {
     readonly txPerSendto: number,
     /** False for a view from another thread: closing it releases nothing. */
     private readonly owner = true,
+    /** False when the UMEM is external (guest RAM): close() leaves it mapped. */
+    private readonly ownsUmem = true,
   ) {}
 
   /** Describes this socket for a worker thread (the owner keeps it open until the worker is done). */
@@ -97,17 +114,17 @@ export class XskSocket {
     );
   }
 
-  static open(config: XskSocketConfig): XskSocket {
+  static open(config: XskSocketConfig, external?: ExternalUmem): XskSocket {
     const { frameSize, frameCount } = config;
-    if (frameSize < 2048 || frameSize > 65536 || (frameSize & (frameSize - 1)) !== 0)
+    if (!external && (frameSize < 2048 || frameSize > 65536 || (frameSize & (frameSize - 1)) !== 0))
       throw new RangeError(`frame size ${frameSize} must be a power of two from 2048 to 65536`);
     const fd = config.fd ?? xsk.socket();
     const mapped: ArrayBuffer[] = [];
     try {
-      const umem = sys.mapAnonymous(frameSize * frameCount);
-      mapped.push(umem);
+      const umem = external ? external.buffer : sys.mapAnonymous(frameSize * frameCount);
+      if (!external) mapped.push(umem);
       try {
-        xsk.umemRegister(fd, umem, frameSize, 0);
+        if (external?.sharedWith === undefined) xsk.umemRegister(fd, umem, external?.chunkSize ?? frameSize, external?.headroom ?? 0, external?.flags ?? 0);
       } catch (e) {
         throw umemError(e as NativeError, config, umem.byteLength);
       }
@@ -133,8 +150,11 @@ export class XskSocket {
       const tx = new ProducerRing(map(RingId.Tx, off.tx, config.txSize, DESC_ENTRY), off.tx, config.txSize, DESC_ENTRY);
       const c = xsk.constants;
       const modeFlag = config.copyMode === 'copy' ? c.XDP_COPY : config.copyMode === 'zero-copy' ? c.XDP_ZEROCOPY : 0;
-      bindWithRetry(fd, config, modeFlag | c.XDP_USE_NEED_WAKEUP);
-      return new XskSocket(config, fd, umem, fill, comp, rx, tx, xsk.isZeroCopy(fd), txPerSendto);
+      const shared = external?.sharedWith;
+      // A socket sharing a UMEM takes its mode and need_wakeup from the socket that registered it: xsk_bind
+      // refuses XDP_SHARED_UMEM together with any other flag (EINVAL).
+      bindWithRetry(fd, config, shared !== undefined ? c.XDP_SHARED_UMEM : modeFlag | c.XDP_USE_NEED_WAKEUP, shared);
+      return new XskSocket(config, fd, umem, fill, comp, rx, tx, xsk.isZeroCopy(fd), txPerSendto, true, !external);
     } catch (e) {
       for (const b of mapped.reverse()) sys.unmap(b);
       sys.close(fd);
@@ -154,7 +174,8 @@ export class XskSocket {
     this.closed = true;
     if (!this.owner) return;
     sys.close(this.fd);
-    for (const b of [this.fill.buffer, this.completion.buffer, this.rx.buffer, this.tx.buffer, this.umem]) sys.unmap(b);
+    for (const b of [this.fill.buffer, this.completion.buffer, this.rx.buffer, this.tx.buffer]) sys.unmap(b);
+    if (this.ownsUmem) sys.unmap(this.umem);
   }
 }
 
@@ -176,10 +197,10 @@ const BIND_RETRY_MS = 1000;
 const BIND_RETRY_STEP_MS = 10;
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
 
-function bindWithRetry(fd: number, config: XskSocketConfig, flags: number): void {
+function bindWithRetry(fd: number, config: XskSocketConfig, flags: number, sharedUmemFd?: number): void {
   for (let waited = 0; ; waited += BIND_RETRY_STEP_MS) {
     try {
-      xsk.bind(fd, config.ifindex, config.queueId, flags);
+      xsk.bind(fd, config.ifindex, config.queueId, flags, sharedUmemFd);
       return;
     } catch (e) {
       const err = e as NativeError;

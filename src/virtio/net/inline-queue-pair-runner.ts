@@ -54,6 +54,8 @@ export class InlineQueuePairRunner implements QueuePairRunner {
   stopAll(): void {
     for (const p of this.running) p?.dispose();
     this.running = [];
+    // Guest buffers the kernel still holds must be out of its reach before the guest reuses them.
+    for (const b of this.backends) b.guestUmem?.reset();
   }
 
   /** The running pairs, by index (for counters). */

@@ -11,6 +11,7 @@ import { NetQueueCounters } from './net-counters';
 import type { RingResume } from './queue-pair-runner';
 import { RxPath } from './rx-path';
 import { TxPath, type TxOffloads } from './tx-path';
+import { GuestUmemRxPath } from './guest-umem-path';
 
 /** Frames handled per direction per service round, so neither direction starves the other. */
 export const SERVICE_BUDGET = 256;
@@ -46,7 +47,7 @@ export class NetQueuePair {
   readonly errors = new QueueErrorCounters();
   readonly rxq: Virtqueue;
   readonly txq: Virtqueue;
-  private readonly rx: RxPath;
+  private readonly rx: RxPath | GuestUmemRxPath;
   private readonly tx: TxPath;
   private brokenReported = false;
   /** Frames moved in the last service() round (both directions). */
@@ -62,7 +63,8 @@ export class NetQueuePair {
     this.txq = createVirtqueue(o.memory, o.tx.kind, o.tx, { features, counters: this.errors, ...o.txResume });
     // One batch of copies for both directions; each path flushes it before publishing.
     const batch = new CopyBatch();
-    this.rx = new RxPath(o.memory, this.rxq, o.backend, this.counters, o.mergeable, batch);
+    const direct = o.backend.guestUmem;
+    this.rx = direct ? new GuestUmemRxPath(o.memory, this.rxq, direct, this.counters) : new RxPath(o.memory, this.rxq, o.backend, this.counters, o.mergeable, batch);
     this.tx = new TxPath(o.memory, this.txq, o.backend, this.counters, o.offloads, batch);
     this.checkBroken();
   }

@@ -11,6 +11,8 @@ import { CopyBatch } from '../../memory/copy-batch';
 import { gatherFromChain, sumChain } from './frame-copy';
 import type { NetQueueCounters } from './net-counters';
 import { TsoSegmenter } from './tso-segmenter';
+import { GuestUmemTx } from './guest-umem-path';
+import { DIRECT_POSTED } from '../../backend/guest-umem-direct';
 
 const ETH_HLEN = 14;
 // Module constants: the package's exports are getters, too slow per packet.
@@ -50,6 +52,8 @@ export class TxPath {
    */
   private readonly csums = new Float64Array(2 * CSUM_PENDING);
   private csumCount = 0;
+  /** Guest RAM is the backend's UMEM: frames that qualify go in place (guest-umem-path.ts). */
+  private readonly direct: GuestUmemTx | undefined;
 
   constructor(
     private readonly mem: GuestMemory,
@@ -63,6 +67,7 @@ export class TxPath {
     const regionAddress = Float64Array.from(mem.regions, (_, i) => CopyBatch.addressOf(mem.regionBytes(i)));
     this.copies = { batch, regionAddress, hostBase: CopyBatch.addressOf(be.txBuffer) };
     this.tso = new TsoSegmenter(be, counters, this.copies);
+    this.direct = be.guestUmem ? new GuestUmemTx(be.guestUmem, mem) : undefined;
   }
 
   /** Gives back the copy registrations taken at construction. */
@@ -75,6 +80,7 @@ export class TxPath {
   process(budget: number): number {
     const { vq, chain, be, counters } = this;
     this.blocked = false;
+    this.direct?.complete(vq);
     let done = 0;
     while (done < budget && vq.pop(chain)) {
       const total = chain.readableLength;
@@ -93,7 +99,17 @@ export class TxPath {
         head = this.hdr[HDR_FLAGS]! | (this.hdr[HDR_GSO_TYPE]! << 8);
       }
       let result: number;
-      if ((head & GSO_MASK) !== GSO_NONE << 8) result = this.offloads.tso ? this.tso.send(this.mem, chain, this.hdr, frameLen) : TX_OVERSIZE;
+      if (this.direct && (head & GSO_MASK) === GSO_NONE << 8 && !(this.offloads.csum && (head & NEEDS_CSUM) !== 0)) {
+        result = this.direct.send(chain, frameLen);
+        if (result === DIRECT_POSTED) {
+          // Used once the kernel completes it (GuestUmemTx.complete).
+          counters.txFrames++;
+          counters.txBytes += frameLen;
+          done++;
+          continue;
+        }
+        if (result !== TX_BUSY) result = this.sendOne(frameLen, false);
+      } else if ((head & GSO_MASK) !== GSO_NONE << 8) result = this.offloads.tso ? this.tso.send(this.mem, chain, this.hdr, frameLen) : TX_OVERSIZE;
       else result = this.sendOne(frameLen, this.offloads.csum && (head & NEEDS_CSUM) !== 0);
       if (result === TX_BUSY) {
         vq.undo();
