@@ -34,6 +34,21 @@ export function kickTxRing(socket: XskSocket, counters: QueueCounters): void {
   }
 }
 
+/**
+ * Writes the Tx descriptor `pending` entries past the producer (not yet published) and counts its bytes.
+ * `addrHi` is the address's upper 32 bits (0 for an aligned UMEM's frame offsets).
+ */
+export function writeTxDescriptor(socket: XskSocket, counters: QueueCounters, pending: number, addrLo: number, addrHi: number, length: number): void {
+  const tx = socket.tx;
+  const w = tx.slot(pending) << 2; // xdp_desc: addr lo, addr hi, len, options
+  const words = tx.words;
+  words[w] = addrLo;
+  words[w + 1] = addrHi;
+  words[w + 2] = length;
+  words[w + 3] = 0;
+  counters.txBytes += length;
+}
+
 /** Publishes `n` written Tx descriptors; copy and skb modes only transmit inside a syscall: one kick per batch. */
 export function flushTxRing(socket: XskSocket, counters: QueueCounters, n: number): void {
   const tx = socket.tx;
@@ -100,15 +115,8 @@ export class AfXdpQueue implements NetBackendQueue {
   }
 
   txCommit(offset: number, length: number): void {
-    const tx = this.socket.tx;
-    const w = tx.slot(this.txPending) << 2; // 4 u32 words per xdp_desc
-    const words = tx.words;
-    words[w] = offset;
-    words[w + 1] = 0;
-    words[w + 2] = length;
-    words[w + 3] = 0;
+    writeTxDescriptor(this.socket, this.counters, this.txPending, offset, 0, length);
     this.txPending++;
-    this.counters.txBytes += length;
   }
 
   txFlush(): void {
