@@ -40,7 +40,7 @@ export const WORKER_COUNTERS = [
 /** Every QueueCounters field of the AF_XDP queue. */
 export const BACKEND_COUNTERS = [
   'txPackets', 'txBytes', 'txDropOversize', 'txBusy', 'txKicks', 'txKickErrors', 'txCompletions',
-  'rxPackets', 'rxBytes', 'rxKicks', 'rxDeferred', 'fillRefills',
+  'rxPackets', 'rxBytes', 'rxKicks', 'rxDeferred', 'fillRefills', 'txMultiBuffer', 'rxMultiBuffer',
 ] as const satisfies readonly NumberKeys<QueueCounters>[];
 
 export type DeviceCounter = (typeof DEVICE_COUNTERS)[number];
