@@ -18,7 +18,7 @@ type NumberKeys<T> = { [K in keyof T]: T[K] extends number ? K : never }[keyof T
 /** Every NetQueueCounters field (test/io-worker-counter-table.test.ts checks none is missing). */
 export const DEVICE_COUNTERS = [
   'txFrames', 'txBytes', 'txDropRunt', 'txDropOversize', 'txDropUnsegmentable', 'txDropBadCsum', 'txBackpressure', 'txSegmented',
-  'rxFrames', 'rxBytes', 'rxNoBuffers', 'rxDropTooSmall', 'interrupts',
+  'rxFrames', 'rxBytes', 'rxNoBuffers', 'rxDropTooSmall', 'interrupts', 'txDropOverMtu', 'rxDropOverMtu',
 ] as const satisfies readonly NumberKeys<NetQueueCounters>[];
 
 /** The worker's own counters, cumulative over its sessions. */
