@@ -23,6 +23,7 @@ import {
   runLimited,
   VhostUserDevice,
   WAIT_LINK_UP,
+  waitEchosAnswered,
 } from '../src/bench/linux-guest-rig';
 import { parseIperfSection } from '../src/bench/linux-tcp-bench';
 
@@ -38,10 +39,7 @@ const GUEST_CMD = [
   WAIT_LINK_UP,
   'echo "XDPVM-MTU $(cat /sys/class/net/eth0/mtu)"',
   `ping -c 3 -W 5 -s ${PING_PAYLOAD} ${NetRig.PEER_IP} && echo XDPVM-PINGED-PEER`,
-  // InEchos (/proc/net/snmp): the peer's echo requests the guest's stack answered.
-  `e(){ awk '/^Icmp:/{if(h){for(i=1;i<=NF;i++)if(n[i]=="InEchos")print $i;exit}for(i=1;i<=NF;i++)n[i]=$i;h=1}' /proc/net/snmp;}`,
-  'n=0;until [ "$(e)" -ge 3 ]||[ $n -ge 300 ];do sleep .2;n=$((n+1));done',
-  'echo "XDPVM-ECHOS-ANSWERED $(e)"',
+  waitEchosAnswered(3),
   `for d in fwd rev;do r=;[ $d = rev ]&&r=-R;echo "XDPVM-IPERF $d begin";iperf3 -c ${NetRig.PEER_IP} -p ${PORT} -J -i 0 -t ${SECONDS} --connect-timeout 10000 $r;echo "XDPVM-IPERF $d end rc=$?";done`,
   DRAIN_CONSOLE,
 ].join('\n');

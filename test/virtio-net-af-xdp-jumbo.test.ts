@@ -8,8 +8,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { NetFeature as N, VirtioFeature as V, featureMask } from 'virtio-spec-types';
 import { createNetRig, GuestRam, type ReceivedFrame } from '../src/test-driver';
+import { driverToPeer, peerToDriver } from './support/driver-peer';
 import { frameSeq, makeFrame } from './support/frames';
-import { receive, sendAll, sleep } from './support/queue-traffic';
+import { sendAll, sleep } from './support/queue-traffic';
 import { openBackend, withVeth } from './support/veth-backends';
 
 const SIZES = [60, 1514, 3839, 3840, 3841, 4096, 4097, 8192, 8193, 9014];
@@ -42,17 +43,7 @@ for (const c of cases) {
 
         // Driver -> peer.
         const out = Array.from({ length: N_FRAMES }, (_, i) => makeFrame(i, SIZES[i % SIZES.length]!, 1));
-        const atPeer: Uint8Array[] = [];
-        for (let i = 0; i < N_FRAMES; i += 20) {
-          const chunk = out.slice(i, i + 20);
-          assert.is(driver.send(chunk), chunk.length);
-          for (let k = 0; k < 50 && driver.tx().inFlight > 0; k++) {
-            driver.poll();
-            driver.reclaimTx();
-            if (driver.tx().inFlight > 0) await sleep(1);
-          }
-          atPeer.push(...(await receive(peer, chunk.length, 5000, isTest)));
-        }
+        const atPeer = await driverToPeer(driver, peer, out, 20);
         assert.is(atPeer.length, N_FRAMES, `peer received ${atPeer.length} of ${N_FRAMES}`);
         atPeer.forEach((f, i) => assert.equal(f, out[i], `frame ${i} (${out[i]!.length} bytes) intact at the peer`));
         assert.is(counters.txFrames, N_FRAMES);
@@ -61,20 +52,7 @@ for (const c of cases) {
 
         // Peer -> driver, then one frame over the MTU.
         const back = Array.from({ length: N_FRAMES }, (_, i) => makeFrame(i, SIZES[(i + 3) % SIZES.length]!, 2));
-        const atDriver: ReceivedFrame[] = [];
-        for (let i = 0; i < N_FRAMES; i += 20) {
-          const chunk = back.slice(i, i + 20);
-          assert.is(await sendAll(peer, chunk), 0);
-          const deadline = Date.now() + 5000;
-          let got = 0;
-          while (got < chunk.length && Date.now() < deadline) {
-            driver.poll();
-            const r = driver.receive().filter((g) => isTest(g.frame));
-            got += r.length;
-            atDriver.push(...r);
-            if (r.length === 0) await sleep(1);
-          }
-        }
+        const atDriver = await peerToDriver(driver, peer, back, 20);
         assert.is(atDriver.length, N_FRAMES, `driver received ${atDriver.length} of ${N_FRAMES}`);
         atDriver.forEach((g, i) => {
           assert.equal(g.frame, back[i], `frame ${i} (${back[i]!.length} bytes) intact in the guest's buffers`);

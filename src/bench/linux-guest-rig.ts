@@ -541,6 +541,18 @@ export function nicName(engine: Engine, nic: GuestNic): string {
   return engine === 'kvm' ? 'xdpvm run (AF_XDP)' : 'xdpvm vhost-user (AF_XDP)';
 }
 
+/**
+ * Guest shell: wait (up to 60 s) until the guest's stack has answered `n` ICMP echo requests (InEchos in
+ * /proc/net/snmp), then print `XDPVM-ECHOS-ANSWERED <count>`.
+ */
+export function waitEchosAnswered(n: number): string {
+  return [
+    `e(){ awk '/^Icmp:/{if(h){for(i=1;i<=NF;i++)if(n[i]=="InEchos")print $i;exit}for(i=1;i<=NF;i++)n[i]=$i;h=1}' /proc/net/snmp;}`,
+    `n=0;until [ "$(e)" -ge ${n} ]||[ $n -ge 300 ];do sleep .2;n=$((n+1));done`,
+    'echo "XDPVM-ECHOS-ANSWERED $(e)"',
+  ].join('\n');
+}
+
 /** Guest shell: wait (up to 10 s) until eth0 reports carrier. */
 export const WAIT_LINK_UP = 'i=0;until [ "$(cat /sys/class/net/eth0/operstate)" = up ]||[ $i -ge 100 ];do sleep .1;i=$((i+1));done';
 
