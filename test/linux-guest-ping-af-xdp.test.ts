@@ -17,20 +17,19 @@ import {
   runLimited,
   VhostUserDevice,
   WAIT_LINK_UP,
+  waitEchosAnswered,
   type ChildRun,
 } from '../src/bench/linux-guest-rig';
 
 const IMAGE_DIR = process.env.XDPVM_IMAGE_TEST_DIR ?? '/var/tmp/xdpvm-guest-image-test';
 const log = (l: string): void => console.log(`  ${l}`);
 
-// InEchos from /proc/net/snmp: the echo requests the guest's stack has answered.
 const GUEST_CMD = [
   WAIT_LINK_UP,
   'echo "XDPVM-LINK $(cat /sys/class/net/eth0/operstate)"',
   `ping -c 3 -W 5 ${NetRig.PEER_IP} && echo XDPVM-PINGED-PEER`,
-  `e(){ awk '/^Icmp:/{if(h){for(i=1;i<=NF;i++)if(n[i]=="InEchos")print $i;exit}for(i=1;i<=NF;i++)n[i]=$i;h=1}' /proc/net/snmp;}`,
-  'n=0;until [ "$(e)" -ge 3 ]||[ $n -ge 300 ];do sleep .2;n=$((n+1));done',
-  'echo "XDPVM-ECHOS-ANSWERED $(e)"',
+  // The echo requests the guest's stack has answered (InEchos).
+  waitEchosAnswered(3),
   DRAIN_CONSOLE,
 ].join('\n');
 

@@ -5,14 +5,13 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { VirtioFeature as V, featureMask } from 'virtio-spec-types';
-import { createNetRig, type ReceivedFrame } from '../src/test-driver';
+import { createNetRig } from '../src/test-driver';
+import { driverToPeer, peerToDriver } from './support/driver-peer';
 import { frameSeq, makeFrame } from './support/frames';
-import { receive, sendAll, sleep } from './support/queue-traffic';
 import { openBackend, withVeth } from './support/veth-backends';
 
 const N = 1000;
 const CHUNK = 100;
-const isTest = (f: Uint8Array): boolean => frameSeq(f) !== -1;
 
 for (const packed of [false, true]) {
   test(`${packed ? 'packed' : 'split'}: ${N} frames each way between the test driver and the veth peer, intact and in order`, async () => {
@@ -27,18 +26,7 @@ for (const packed of [false, true]) {
 
         // Driver -> peer.
         const out = Array.from({ length: N }, (_, i) => makeFrame(i, 60 + ((i * 53) % 1455), 1));
-        const atPeer: Uint8Array[] = [];
-        for (let i = 0; i < N; i += CHUNK) {
-          const chunk = out.slice(i, i + CHUNK);
-          assert.is(driver.send(chunk, { indirect: i % 200 === 0 }), chunk.length);
-          // The device sends inside the kick; give the kernel time and let the device reclaim and retry.
-          for (let k = 0; k < 20 && driver.tx().inFlight > 0; k++) {
-            driver.poll();
-            driver.reclaimTx();
-            if (driver.tx().inFlight > 0) await sleep(1);
-          }
-          atPeer.push(...(await receive(peer, chunk.length, 5000, isTest)));
-        }
+        const atPeer = await driverToPeer(driver, peer, out, CHUNK, (i) => ({ indirect: i % 200 === 0 }));
         assert.is(atPeer.length, N, `peer received ${atPeer.length} of ${N}`);
         atPeer.forEach((f, i) => {
           assert.is(frameSeq(f), i);
@@ -47,20 +35,7 @@ for (const packed of [false, true]) {
 
         // Peer -> driver.
         const back = Array.from({ length: N }, (_, i) => makeFrame(i, 60 + ((i * 71) % 1455), 2));
-        const atDriver: ReceivedFrame[] = [];
-        for (let i = 0; i < N; i += CHUNK) {
-          const chunk = back.slice(i, i + CHUNK);
-          assert.is(await sendAll(peer, chunk), 0);
-          const deadline = Date.now() + 5000;
-          let got = 0;
-          while (got < chunk.length && Date.now() < deadline) {
-            driver.poll();
-            const r = driver.receive().filter((g) => isTest(g.frame));
-            got += r.length;
-            atDriver.push(...r);
-            if (r.length === 0) await sleep(1);
-          }
-        }
+        const atDriver = await peerToDriver(driver, peer, back, CHUNK);
         assert.is(atDriver.length, N, `driver received ${atDriver.length} of ${N}`);
         atDriver.forEach((g, i) => {
           assert.is(frameSeq(g.frame), i);

@@ -80,7 +80,8 @@ Napi::Value MapDelete(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), true);
 }
 
-// progLoad(type, instructions bytes, license, name, expectedAttachType) -> fd.
+// progLoad(type, instructions bytes, license, name, expectedAttachType[, progFlags]) -> fd.
+// progFlags: bpf_attr.prog_flags (BPF_F_XDP_HAS_FRAGS for a multi-buffer XDP program).
 // On a verifier rejection the error message carries the verifier log.
 Napi::Value ProgLoad(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -94,6 +95,7 @@ Napi::Value ProgLoad(const Napi::CallbackInfo& info) {
   a.license = reinterpret_cast<uint64_t>(license.c_str());
   CopyName(a.prog_name, ArgString(info, 3, "name"));
   a.expected_attach_type = static_cast<uint32_t>(ArgInt(info, 4, "expectedAttachType"));
+  if (info.Length() > 5 && info[5].IsNumber()) a.prog_flags = static_cast<uint32_t>(ArgInt(info, 5, "progFlags"));
   long fd = Bpf(BPF_PROG_LOAD, &a);
   if (fd < 0) {
     int err = errno;
@@ -196,16 +198,17 @@ Napi::Value LinkInfo(const Napi::CallbackInfo& info) {
   return o;
 }
 
-// xdpAttachAsync(instructions, license, name, ifindex, flags[]) -> Promise<{ progFd, linkFd, flags }>: loads
+// xdpAttachAsync(instructions, license, name, ifindex, flags[][, progFlags]) -> Promise<{ progFd, linkFd, flags }>: loads
 // an XDP program and attaches it through a BPF link, trying each `flags` in turn (native, then skb), on the
 // thread pool. Both calls can take tens of ms (the verifier; the link waits for RCU grace periods in the
 // driver), which the caller spends on the rest of its set-up. Rejects with the errno of the load (with the
 // verifier log) or of the last attach.
 class XdpAttachWorker : public Napi::AsyncWorker {
  public:
-  XdpAttachWorker(Napi::Env env, std::vector<uint8_t> insns, std::string license, std::string name, int ifindex, std::vector<uint32_t> flags)
+  XdpAttachWorker(Napi::Env env, std::vector<uint8_t> insns, std::string license, std::string name, int ifindex, std::vector<uint32_t> flags,
+                  uint32_t progFlags)
       : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), insns_(std::move(insns)), license_(std::move(license)),
-        name_(std::move(name)), ifindex_(ifindex), flags_(std::move(flags)) {}
+        name_(std::move(name)), ifindex_(ifindex), flags_(std::move(flags)), progFlags_(progFlags) {}
 
   Napi::Promise Promise() { return deferred_.Promise(); }
 
@@ -217,6 +220,7 @@ class XdpAttachWorker : public Napi::AsyncWorker {
     a.license = reinterpret_cast<uint64_t>(license_.c_str());
     CopyName(a.prog_name, name_);
     a.expected_attach_type = BPF_XDP;
+    a.prog_flags = progFlags_;
     long fd = Bpf(BPF_PROG_LOAD, &a);
     if (fd < 0) {
       err_ = errno;
@@ -278,6 +282,7 @@ class XdpAttachWorker : public Napi::AsyncWorker {
   std::string name_;
   int ifindex_;
   std::vector<uint32_t> flags_;
+  uint32_t progFlags_;
   int prog_ = -1;
   int link_ = -1;
   uint32_t used_ = 0;
@@ -297,7 +302,9 @@ Napi::Value XdpAttachAsync(const Napi::CallbackInfo& info) {
   std::vector<uint32_t> flags;
   for (uint32_t i = 0; i < fa.Length(); i++) flags.push_back(fa.Get(i).As<Napi::Number>().Uint32Value());
   if (flags.empty()) throw Napi::RangeError::New(env, "no attach flags");
-  auto* w = new XdpAttachWorker(env, std::vector<uint8_t>(insns.data, insns.data + insns.length), license, name, ifindex, std::move(flags));
+  uint32_t progFlags = info.Length() > 5 && info[5].IsNumber() ? static_cast<uint32_t>(ArgInt(info, 5, "progFlags")) : 0;
+  auto* w = new XdpAttachWorker(env, std::vector<uint8_t>(insns.data, insns.data + insns.length), license, name, ifindex, std::move(flags),
+                                progFlags);
   Napi::Promise p = w->Promise();
   w->Queue();
   return p;

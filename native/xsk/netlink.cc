@@ -32,8 +32,9 @@ void ParseXdp(rtattr* nest, XdpState* st) {
   }
 }
 
-// xdpQuery(ifindex) -> {attached, progId, drvProgId, skbProgId, hwProgId}
-// attached: 0 none, 1 driver, 2 generic (skb), 3 offload, 4 several.
+// xdpQuery(ifindex) -> {attached, progId, drvProgId, skbProgId, hwProgId, mtu}
+// attached: 0 none, 1 driver, 2 generic (skb), 3 offload, 4 several; mtu: IFLA_MTU
+// (read here rather than from /sys, which shows the netns sysfs was mounted in).
 Napi::Value XdpQuery(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int ifindex = ArgInt(info, 0, "ifindex");
@@ -56,6 +57,7 @@ Napi::Value XdpQuery(const Napi::CallbackInfo& info) {
   }
   alignas(nlmsghdr) char buf[32768];
   XdpState st;
+  uint32_t mtu = 0;
   bool done = false;
   while (!done) {
     ssize_t n = recv(fd, buf, sizeof(buf), 0);
@@ -78,6 +80,7 @@ Napi::Value XdpQuery(const Napi::CallbackInfo& info) {
       int alen = static_cast<int>(nh->nlmsg_len - NLMSG_LENGTH(sizeof(*ifi)));
       for (rtattr* a = IFLA_RTA(ifi); RTA_OK(a, alen); a = RTA_NEXT(a, alen)) {
         if (a->rta_type == IFLA_XDP) ParseXdp(a, &st);
+        if (a->rta_type == IFLA_MTU) mtu = *static_cast<uint32_t*>(RTA_DATA(a));
       }
       done = true;
     }
@@ -89,6 +92,7 @@ Napi::Value XdpQuery(const Napi::CallbackInfo& info) {
   r.Set("drvProgId", st.drvProgId);
   r.Set("skbProgId", st.skbProgId);
   r.Set("hwProgId", st.hwProgId);
+  r.Set("mtu", mtu);
   return r;
 }
 

@@ -16,6 +16,13 @@
 #ifndef SOL_XDP
 #define SOL_XDP 283
 #endif
+// Multi-buffer (Linux >= 6.6 uapi; Debian 12's headers are older).
+#ifndef XDP_USE_SG
+#define XDP_USE_SG (1 << 4)
+#endif
+#ifndef XDP_PKT_CONTD
+#define XDP_PKT_CONTD (1 << 0)
+#endif
 
 namespace xdpvm {
 namespace {
@@ -212,6 +219,8 @@ void InitXsk(Napi::Env env, Napi::Object exports) {
   c.Set("XDP_RING_NEED_WAKEUP", XDP_RING_NEED_WAKEUP);
   c.Set("XDP_PACKET_HEADROOM", 256);
   c.Set("XDP_UMEM_UNALIGNED_CHUNK_FLAG", XDP_UMEM_UNALIGNED_CHUNK_FLAG);
+  c.Set("XDP_USE_SG", XDP_USE_SG);
+  c.Set("XDP_PKT_CONTD", XDP_PKT_CONTD);
   c.Set("POLLIN", POLLIN);
   c.Set("POLLOUT", POLLOUT);
   c.Set("POLLERR", POLLERR);

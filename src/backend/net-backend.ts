@@ -32,6 +32,15 @@ export interface NetBackendQueue {
   txCancel(offset: number): void;
   /** Publishes committed frames and kicks the kernel once for the batch. */
   txFlush(): void;
+  /**
+   * Multi-buffer backends: bytes of one Tx buffer. A frame acquired larger than this spans
+   * ceil(length / txSegmentSize) buffers: bytes [k * txSegmentSize, (k + 1) * txSegmentSize) of the frame are
+   * in its k-th buffer, the first at the offset txAcquire returned, each next one at txNext(previous).
+   * Absent: every frame is one buffer (of up to maxFrameSize).
+   */
+  readonly txSegmentSize?: number;
+  /** The Tx buffer after `offset` in a frame that spans several (valid from txAcquire to its commit or cancel). */
+  txNext?(offset: number): number;
 
   // Wire -> guest.
   /** Memory that rxOffset points into. */
@@ -44,6 +53,13 @@ export interface NetBackendQueue {
   rxLength(i: number): number;
   /** Takes the first `n` peeked frames (n may be less than peeked: the rest stay queued). */
   rxRelease(n: number): void;
+  /**
+   * Multi-buffer backends: buffers the i-th peeked frame is made of (1: all of it at rxOffset). Its k-th
+   * buffer holds rxSegmentLength(i, k) bytes at rxSegmentOffset(i, k); k = 0 is rxOffset(i). Absent: always 1.
+   */
+  rxSegments?(i: number): number;
+  rxSegmentOffset?(i: number, k: number): number;
+  rxSegmentLength?(i: number, k: number): number;
 
   /**
    * File descriptor to poll: readable when rxPeek may find frames, writable when TX_BUSY may clear; -1 for a

@@ -21,6 +21,10 @@ export class QueueCounters {
   rxDeferred = 0;
   /** Fill-ring refills that handed the kernel frames (one per Rx batch when it keeps up). */
   fillRefills = 0;
+  /** Frames sent as a chain of descriptors (multi-buffer: larger than one UMEM frame). */
+  txMultiBuffer = 0;
+  /** Frames received in more than one descriptor (multi-buffer). */
+  rxMultiBuffer = 0;
 
   snapshot(): Record<string, number> {
     return Object.fromEntries(Object.entries(this)) as Record<string, number>;

@@ -295,8 +295,9 @@ export class NetRig {
   readonly pair: VethPair;
   private tapMade = false;
 
-  constructor(tag: string) {
-    this.pair = new VethPair(tag);
+  /** `mtu`: both ends' MTU (default the kernel's, 1500). */
+  constructor(tag: string, opts: { mtu?: number } = {}) {
+    this.pair = new VethPair(tag, opts.mtu !== undefined ? { mtu: opts.mtu } : {});
     NetRig.live.add(this);
     try {
       runSync('ip', ['-n', this.pair.b.netns, 'addr', 'add', `${NetRig.PEER_IP}/${NetRig.PREFIX}`, 'dev', this.pair.b.ifname]);
@@ -462,6 +463,8 @@ export interface BootSpec {
   /** For nic xdpvm under qemu-tcg. */
   device?: VhostUserDevice;
   memoryMb?: number;
+  /** host_mtu= of the guest's virtio-net-pci (QEMU's, or xdpvm run's): the MTU it offers (VIRTIO_NET_F_MTU). */
+  hostMtu?: number;
   timeoutMs: number;
   label: string;
   onLine?: (line: string) => void;
@@ -475,6 +478,7 @@ export const XDPVM_BIN = path.resolve(__dirname, '..', '..', '..', 'bin', 'xdpvm
 export function bootCommand(spec: BootSpec): { cmd: string; args: string[] } {
   const memoryMb = spec.memoryMb ?? 512;
   const mac = NetRig.GUEST_MAC;
+  const mtu = spec.hostMtu !== undefined ? `,host_mtu=${spec.hostMtu}` : '';
   if (spec.engine === 'kvm' && spec.nic === 'xdpvm') {
     // Our VMM with its own virtio-net device on AF_XDP, in namespace a where the interface is.
     return {
@@ -483,13 +487,13 @@ export function bootCommand(spec: BootSpec): { cmd: string; args: string[] } {
         'netns', 'exec', spec.rig.a.netns, process.execPath, XDPVM_BIN, 'run',
         '-m', `${memoryMb}M`, '-kernel', spec.image.kernel, '-initrd', spec.image.initrd,
         '-append', guestKernelCmdline(spec.params),
-        '-netdev', `af-xdp,id=n0,ifname=${spec.rig.a.ifname}`, '-device', `virtio-net-pci,netdev=n0,mac=${mac}`,
+        '-netdev', `af-xdp,id=n0,ifname=${spec.rig.a.ifname}`, '-device', `virtio-net-pci,netdev=n0,mac=${mac}${mtu}`,
       ],
     };
   }
   // vectors=0 (INTx) in both cases: QEMU 7.2's vhost-user virtio-net-pci crashes with MSI-X under TCG,
   // and the baseline gets the same device shape so that only the backend differs.
-  const device = ['-device', `virtio-net-pci,netdev=n0,mac=${mac},vectors=0`];
+  const device = ['-device', `virtio-net-pci,netdev=n0,mac=${mac},vectors=0${mtu}`];
   const nic =
     spec.nic === 'xdpvm'
       ? [
@@ -535,6 +539,18 @@ export function bootGuest(spec: BootSpec): ChildRun {
 export function nicName(engine: Engine, nic: GuestNic): string {
   if (nic === 'qemu-tap') return `QEMU tap (${engine === 'kvm' ? 'KVM' : 'TCG'})`;
   return engine === 'kvm' ? 'xdpvm run (AF_XDP)' : 'xdpvm vhost-user (AF_XDP)';
+}
+
+/**
+ * Guest shell: wait (up to 60 s) until the guest's stack has answered `n` ICMP echo requests (InEchos in
+ * /proc/net/snmp), then print `XDPVM-ECHOS-ANSWERED <count>`.
+ */
+export function waitEchosAnswered(n: number): string {
+  return [
+    `e(){ awk '/^Icmp:/{if(h){for(i=1;i<=NF;i++)if(n[i]=="InEchos")print $i;exit}for(i=1;i<=NF;i++)n[i]=$i;h=1}' /proc/net/snmp;}`,
+    `n=0;until [ "$(e)" -ge ${n} ]||[ $n -ge 300 ];do sleep .2;n=$((n+1));done`,
+    'echo "XDPVM-ECHOS-ANSWERED $(e)"',
+  ].join('\n');
 }
 
 /** Guest shell: wait (up to 10 s) until eth0 reports carrier. */

@@ -8,9 +8,10 @@ export const BpfAttachType = { XDP: 37 } as const;
 /** XDP attach flags (if_link.h). */
 export const XdpFlags = { UPDATE_IF_NOEXIST: 1 << 0, SKB_MODE: 1 << 1, DRV_MODE: 1 << 2, HW_MODE: 1 << 3 } as const;
 
-export function loadXdpProgram(instructions: Uint8Array, name: string): number {
+/** progFlags: bpf_attr.prog_flags (BPF_F_XDP_HAS_FRAGS for a multi-buffer aware program). */
+export function loadXdpProgram(instructions: Uint8Array, name: string, progFlags = 0): number {
   try {
-    return xsk.bpfProgLoad(BpfProgType.XDP, instructions, 'GPL', name, BpfAttachType.XDP);
+    return xsk.bpfProgLoad(BpfProgType.XDP, instructions, 'GPL', name, BpfAttachType.XDP, progFlags);
   } catch (e) {
     const err = e as NativeError;
     if (err.verifierLog) err.message += `\nverifier log:\n${err.verifierLog}`;

@@ -18,7 +18,7 @@ type NumberKeys<T> = { [K in keyof T]: T[K] extends number ? K : never }[keyof T
 /** Every NetQueueCounters field (test/io-worker-counter-table.test.ts checks none is missing). */
 export const DEVICE_COUNTERS = [
   'txFrames', 'txBytes', 'txDropRunt', 'txDropOversize', 'txDropUnsegmentable', 'txDropBadCsum', 'txBackpressure', 'txSegmented',
-  'rxFrames', 'rxBytes', 'rxNoBuffers', 'rxDropTooSmall', 'interrupts',
+  'rxFrames', 'rxBytes', 'rxNoBuffers', 'rxDropTooSmall', 'interrupts', 'txDropOverMtu', 'rxDropOverMtu',
 ] as const satisfies readonly NumberKeys<NetQueueCounters>[];
 
 /** The worker's own counters, cumulative over its sessions. */
@@ -40,7 +40,7 @@ export const WORKER_COUNTERS = [
 /** Every QueueCounters field of the AF_XDP queue. */
 export const BACKEND_COUNTERS = [
   'txPackets', 'txBytes', 'txDropOversize', 'txBusy', 'txKicks', 'txKickErrors', 'txCompletions',
-  'rxPackets', 'rxBytes', 'rxKicks', 'rxDeferred', 'fillRefills',
+  'rxPackets', 'rxBytes', 'rxKicks', 'rxDeferred', 'fillRefills', 'txMultiBuffer', 'rxMultiBuffer',
 ] as const satisfies readonly NumberKeys<QueueCounters>[];
 
 export type DeviceCounter = (typeof DEVICE_COUNTERS)[number];

@@ -33,6 +33,8 @@ export interface XdpAttachState {
   drvProgId: number;
   skbProgId: number;
   hwProgId: number;
+  /** The interface's MTU (IFLA_MTU). */
+  mtu: number;
 }
 
 export interface XskStatistics {
@@ -90,13 +92,21 @@ export interface XskAddon {
   bpfMapUpdate(fd: number, key: Uint8Array, value: Uint8Array, flags?: number): void;
   bpfMapLookup(fd: number, key: Uint8Array, value: Uint8Array): boolean;
   bpfMapDelete(fd: number, key: Uint8Array): boolean;
-  bpfProgLoad(type: number, instructions: Uint8Array, license: string, name: string, expectedAttachType: number): number;
+  /** progFlags: bpf_attr.prog_flags (BPF_F_XDP_HAS_FRAGS). */
+  bpfProgLoad(type: number, instructions: Uint8Array, license: string, name: string, expectedAttachType: number, progFlags?: number): number;
   bpfLinkCreate(progFd: number, ifindex: number, attachType: number, flags: number): number;
   /**
    * Loads an XDP program and links it to `ifindex` with the first of `flags` that works, on the thread pool
    * (the verifier and the driver's RCU waits take tens of ms). Rejects as bpfProgLoad / bpfLinkCreate throw.
    */
-  xdpAttachAsync(instructions: Uint8Array, license: string, name: string, ifindex: number, flags: readonly number[]): Promise<{ progFd: number; linkFd: number; flags: number }>;
+  xdpAttachAsync(
+    instructions: Uint8Array,
+    license: string,
+    name: string,
+    ifindex: number,
+    flags: readonly number[],
+    progFlags?: number,
+  ): Promise<{ progFd: number; linkFd: number; flags: number }>;
   bpfProgId(progFd: number): number;
   bpfObjPin(fd: number, path: string): void;
   /** fileFlags: 0 read-write, BPF_F_RDONLY (1 << 3), BPF_F_WRONLY (1 << 4). */
@@ -118,6 +128,10 @@ export interface XskAddon {
     XDP_RING_NEED_WAKEUP: number;
     XDP_PACKET_HEADROOM: number;
     XDP_UMEM_UNALIGNED_CHUNK_FLAG: number;
+    /** Bind flag: the socket takes packets of several descriptors (multi-buffer, Linux >= 6.6). */
+    XDP_USE_SG: number;
+    /** xdp_desc.options bit: the packet continues in the next descriptor. */
+    XDP_PKT_CONTD: number;
     POLLIN: number;
     POLLOUT: number;
     POLLERR: number;

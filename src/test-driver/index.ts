@@ -2,7 +2,7 @@
 export { BufferPool, splitLengths } from './buffer-pool';
 export { CTRL_NO_ANSWER, ControlQueueDriver } from './control-queue';
 export { DriverQueue, type DriverQueueOptions, type RingKind, type UsedElement } from './driver-queue';
-export { type IpFrame, type IpFrameOptions, PROTO_TCP, PROTO_UDP, ipFrame, patternPayload, pseudoHeaderSum } from './ip-frames';
+export { type IpFrame, type IpFrameOptions, PROTO_TCP, PROTO_UDP, ipFrame, patternPayload, pseudoHeaderSum, sum16 } from './ip-frames';
 export { DEFAULT_RAM_BASE, DEFAULT_RAM_SIZE, GuestRam } from './guest-ram';
 export { InterruptRecorder, type MsiEvent } from './interrupt-recorder';
 export { MSI_ADDRESS_BASE, MSI_DATA_BASE, MsixDriver } from './msix-driver';

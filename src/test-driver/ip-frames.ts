@@ -42,7 +42,7 @@ export function patternPayload(len: number, seed = 0): Uint8Array {
 }
 
 /** Folded ones' complement sum of big-endian 16-bit words (not complemented). */
-function sum16(bytes: Uint8Array, initial = 0): number {
+export function sum16(bytes: Uint8Array, initial = 0): number {
   let s = initial;
   for (let i = 0; i + 1 < bytes.length; i += 2) s += (bytes[i]! << 8) | bytes[i + 1]!;
   if (bytes.length & 1) s += bytes[bytes.length - 1]! << 8;

@@ -16,7 +16,7 @@
 // the change, then starts it again where it stopped: a worker never sees
 // memory or an fd that is being replaced.
 import { readlinkSync } from 'node:fs';
-import { hasFeature, NetFeature, QUEUE_SIZE_MAX, SplitAlign, splitAvailSize, splitDescTableSize, splitUsedSize } from 'virtio-spec-types';
+import { hasFeature, NetFeature, NetMtu, QUEUE_SIZE_MAX, SplitAlign, splitAvailSize, splitDescTableSize, splitUsedSize } from 'virtio-spec-types';
 import type { WorkerQueuePairRunner } from '../io/worker-queue-pair-runner';
 import type { QueueConfig } from '../virtio/device';
 import type { NetConfigSpace } from '../virtio/net/net-config-space';
@@ -61,6 +61,8 @@ export interface ConnectionContext {
   readonly features: bigint;
   readonly protocolFeatures: bigint;
   readonly config: NetConfigSpace;
+  /** The MTU enforced once VIRTIO_NET_F_MTU is negotiated, until the front end sends its own (NET_SET_MTU). */
+  readonly mtu: number;
   /** Log every request as it is handled. */
   readonly trace: boolean;
   log(line: string): void;
@@ -88,6 +90,8 @@ export class VhostUserConnection {
   private features = 0n;
   private featuresSet = false;
   private protocol = 0n;
+  /** NET_SET_MTU's value, once the front end sent one. */
+  private mtu: number | undefined;
   private table: MemoryTable | undefined;
   private readonly running: boolean[];
   private readonly brokenReported: boolean[];
@@ -346,6 +350,16 @@ export class VhostUserConnection {
         return undefined;
       }
 
+      case Request.NET_SET_MTU: {
+        // vhost-user.rst: the front end's host_mtu, sent before the rings start; the back end checks it and
+        // "MUST reject" what it cannot handle (§5.1.4.1's 68..65535 bound).
+        if (!this.hasProtocol(ProtocolFeature.MTU)) throw new ProtocolError('NET_SET_MTU without the NET_MTU protocol feature');
+        const mtu = msg.u64();
+        if (mtu < BigInt(NetMtu.MIN) || mtu > BigInt(NetMtu.MAX)) throw new ProtocolError(`NET_SET_MTU: ${mtu} is not in ${NetMtu.MIN}..${NetMtu.MAX}`);
+        this.mtu = Number(mtu);
+        return undefined;
+      }
+
       default:
         throw new ProtocolError(`${msg.name} is not supported`);
     }
@@ -433,7 +447,7 @@ export class VhostUserConnection {
     }
     const usedIdx = (q: QueueConfig): number => t.memory.readU16(q.deviceAddr + 2);
     const spec = {
-      ...pairSpec(p, rxq, txq, this.features, { availBase: rx.base, usedBase: usedIdx(rxq) }, { availBase: tx.base, usedBase: usedIdx(txq) }),
+      ...pairSpec(p, rxq, txq, this.features, { availBase: rx.base, usedBase: usedIdx(rxq) }, { availBase: tx.base, usedBase: usedIdx(txq) }, this.mtu ?? this.ctx.mtu),
       discardPendingRx: !this.startedBefore[p],
     };
     this.startedBefore[p] = true;

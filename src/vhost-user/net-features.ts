@@ -2,7 +2,7 @@
 // bits (the front end, e.g. QEMU, owns the control queue, MAC and link
 // status and combines its own bits with these), the protocol features, and
 // the device configuration space for GET_CONFIG.
-import { featureMask, hasFeature, VirtioFeature } from 'virtio-spec-types';
+import { featureMask, hasFeature, NetFeature, VirtioFeature } from 'virtio-spec-types';
 import { NetConfigSpace } from '../virtio/net/net-config-space';
 import { netFeatureDependencyError, offeredNetFeatures, pairFeatures } from '../virtio/net/net-features';
 import type { QueueConfig } from '../virtio/device';
@@ -17,9 +17,16 @@ export interface NetBackendShape {
   offloads: boolean;
 }
 
-/** Virtio features offered in GET_FEATURES. Split rings only: RING_PACKED is not offered. */
+/**
+ * Virtio features offered in GET_FEATURES. Split rings only: RING_PACKED is not offered. MTU although the front
+ * end owns the configuration: QEMU passes it on only when the back end offers it (vhost-user-net's feature
+ * list), and the data path enforces it with the value NET_SET_MTU brings.
+ */
 export function offeredFeatures(shape: NetBackendShape): bigint {
-  return offeredNetFeatures({ pairs: shape.pairs, offloads: shape.offloads, packed: false, control: false }) | featureMask(VHOST_USER_F_PROTOCOL_FEATURES);
+  return (
+    offeredNetFeatures({ pairs: shape.pairs, offloads: shape.offloads, packed: false, control: false }) |
+    featureMask(VHOST_USER_F_PROTOCOL_FEATURES, NetFeature.MTU)
+  );
 }
 
 /**
@@ -28,7 +35,8 @@ export function offeredFeatures(shape: NetBackendShape): bigint {
  * configuration) and warns when a back end offers it.
  */
 export function offeredProtocolFeatures(config: boolean): bigint {
-  const bits: number[] = [ProtocolFeature.MQ, ProtocolFeature.REPLY_ACK, ProtocolFeature.RESET_DEVICE];
+  // MTU: NET_SET_MTU, the front end's host_mtu (vhost-user.rst "VHOST_USER_PROTOCOL_F_NET_MTU").
+  const bits: number[] = [ProtocolFeature.MQ, ProtocolFeature.REPLY_ACK, ProtocolFeature.RESET_DEVICE, ProtocolFeature.MTU];
   if (config) bits.push(ProtocolFeature.CONFIG);
   return featureMask(...bits);
 }
@@ -47,14 +55,26 @@ export function netConfigSpace(shape: NetBackendShape): NetConfigSpace {
   return new NetConfigSpace(shape.mac, shape.pairs, shape.mtu, 10000);
 }
 
-/** The spec of pair `pair` for an I/O worker, from rings already translated to guest-physical addresses. */
-export function pairSpec(pair: number, rx: QueueConfig, tx: QueueConfig, features: bigint, rxResume: RingResume, txResume: RingResume): QueuePairSpec {
+/**
+ * The spec of pair `pair` for an I/O worker, from rings already translated to guest-physical addresses. `mtu`:
+ * the front end's (NET_SET_MTU) or ours, enforced when the driver negotiated VIRTIO_NET_F_MTU.
+ */
+export function pairSpec(
+  pair: number,
+  rx: QueueConfig,
+  tx: QueueConfig,
+  features: bigint,
+  rxResume: RingResume,
+  txResume: RingResume,
+  mtu: number,
+): QueuePairSpec {
   return {
     pair,
     rx,
     tx,
     features,
     ...pairFeatures(features),
+    ...(hasFeature(features, NetFeature.MTU) ? { mtu } : {}),
     rxResume,
     txResume,
   };

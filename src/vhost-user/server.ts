@@ -14,6 +14,7 @@ import { WorkerQueuePairRunner } from '../io/worker-queue-pair-runner';
 import { VhostUserConnection } from './connection';
 import { netConfigSpace, offeredFeatures, offeredProtocolFeatures } from './net-features';
 import { unixSocket } from './unix-socket';
+import { NetMtu } from 'virtio-spec-types';
 import { lstatSync, unlinkSync } from 'node:fs';
 import { sys } from '../native/sys';
 
@@ -30,6 +31,7 @@ export interface VhostUserServerOptions {
   backend: AfXdpBackend;
   /** For GET_CONFIG (the front end normally owns the MAC). */
   mac?: Uint8Array;
+  /** The MTU enforced until the front end sends its own (NET_SET_MTU); default the interface's. */
   mtu?: number;
   /** Offer CSUM and HOST_TSO4/6, done in software (default on). */
   offloads?: boolean;
@@ -112,13 +114,14 @@ export class VhostUserServer {
   }
 
   private async acceptLoop(): Promise<void> {
-    const shape = { pairs: this.pairs, mac: this.o.mac ?? DEFAULT_MAC, mtu: this.o.mtu ?? 1500, offloads: this.o.offloads ?? true };
+    const shape = { pairs: this.pairs, mac: this.o.mac ?? DEFAULT_MAC, mtu: this.o.mtu ?? (this.o.backend.ifMtu || NetMtu.ETHERNET), offloads: this.o.offloads ?? true };
     const ctx = {
       runner: this.runner,
       pairs: this.pairs,
       features: offeredFeatures(shape),
       protocolFeatures: offeredProtocolFeatures(this.o.config ?? false),
       config: netConfigSpace(shape),
+      mtu: shape.mtu,
       trace: this.o.trace ?? false,
       log: this.log,
     };

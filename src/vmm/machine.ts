@@ -33,6 +33,8 @@ export interface NetDeviceConfig {
   id: string;
   backend: AfXdpOptions;
   mac: Uint8Array;
+  /** host_mtu=: the MTU the device offers (VIRTIO_NET_F_MTU); absent: the interface's. */
+  hostMtu?: number;
   /** How the device's I/O threads run (default: one per queue pair, unpinned, polling up to DEFAULT_POLL_US). */
   io?: IoThreadSettings;
 }
@@ -134,7 +136,13 @@ export class Machine {
 
       const routing = new InterruptRouting(this.vm);
       for (const n of config.nets)
-        this.nets.push(new VirtioNetPci({ id: n.id, backend: n.backend, mac: n.mac, vm: this.vm, bus: this.bus, memory: this.memory, regions, routing, intxGsi: INTX_GSI, ...(n.io ? { io: n.io } : {}) }));
+        this.nets.push(
+          new VirtioNetPci({
+            id: n.id, backend: n.backend, mac: n.mac, vm: this.vm, bus: this.bus, memory: this.memory, regions, routing, intxGsi: INTX_GSI,
+            ...(n.hostMtu !== undefined ? { hostMtu: n.hostMtu } : {}),
+            ...(n.io ? { io: n.io } : {}),
+          }),
+        );
       config.timeline?.mark('backendsOpen');
       this.nets[0]?.pci.onDriverOk(() => config.timeline?.mark('driverOk'));
 

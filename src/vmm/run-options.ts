@@ -2,10 +2,11 @@
 //   -m 256M -smp 2 -kernel FILE [-initrd FILE] [-append "..."] [-iopl 0|3]
 //   [-vcpu-cpus C0:C1:...] [-vcpu-nice N]
 //   -netdev af-xdp,id=n1,ifname=eth0[,...] -device virtio-net-pci,netdev=n1[,mac=52:54:00:12:34:56]
-//     [,io-cpus=C0:C1:...][,poll-max-ns=N][,coalesce-us=N][,io-nice=N]
+//     [,host_mtu=N][,io-cpus=C0:C1:...][,poll-max-ns=N][,coalesce-us=N][,io-nice=N]
 // Several netdev/device pairs are allowed. Every error is a RunOptionError
 // that names the option (the CLI reports it as a usage error).
 import { parseAfXdpOptions, type AfXdpOptions } from '../backend/af-xdp/af-xdp-options';
+import { NetMtu } from 'virtio-spec-types';
 import { parseMac } from '../virtio/net/mac';
 import { availableParallelism } from 'node:os';
 import type { IoThreadSettings } from './net/virtio-net-pci';
@@ -15,6 +16,8 @@ export interface RunNet {
   id: string;
   backend: AfXdpOptions;
   mac: Uint8Array;
+  /** host_mtu=: the MTU the device offers (VIRTIO_NET_F_MTU); absent: the interface's. */
+  hostMtu?: number;
   io?: IoThreadSettings;
 }
 
@@ -99,7 +102,7 @@ export function parseRunOptions(argv: readonly string[]): RunOptions {
   let vcpuCpus: number[] | undefined;
   let vcpuNice: number | undefined;
   const netdevs = new Map<string, AfXdpOptions>();
-  const devices: Array<{ netdev: string; mac?: Uint8Array; io?: IoThreadSettings }> = [];
+  const devices: Array<{ netdev: string; mac?: Uint8Array; hostMtu?: number; io?: IoThreadSettings }> = [];
   const seen = new Set<string>();
   for (let i = 0; i < argv.length; i++) {
     const opt = argv[i]!;
@@ -179,15 +182,18 @@ export function parseRunOptions(argv: readonly string[]): RunOptions {
       case '-device': {
         const { head, kv } = keyValues(value(), '-device');
         if (head !== 'virtio-net-pci') throw new RunOptionError(`-device: only virtio-net-pci is supported (got '${head}')`);
-        const known = ['netdev', 'mac', 'id', 'io-cpus', 'poll-max-ns', 'coalesce-us', 'io-nice'];
+        const known = ['netdev', 'mac', 'id', 'host_mtu', 'io-cpus', 'poll-max-ns', 'coalesce-us', 'io-nice'];
         for (const k of kv.keys()) if (!known.includes(k)) throw new RunOptionError(`-device virtio-net-pci: unknown property '${k}'`);
         const netdev = kv.get('netdev');
         if (!netdev) throw new RunOptionError('-device virtio-net-pci: netdev= is required');
         const mac = kv.get('mac');
         const io = parseIoThreadSettings(kv);
+        const mtu = kv.get('host_mtu');
         devices.push({
           netdev,
           ...(mac ? { mac: parseMac(mac, (why) => new RunOptionError(`-device virtio-net-pci: mac ${why}`)) } : {}),
+          // As QEMU's virtio-net host_mtu (§5.1.4.1: 68..65535).
+          ...(mtu !== undefined ? { hostMtu: parseInteger(mtu, '-device virtio-net-pci: host_mtu', NetMtu.MIN, NetMtu.MAX) } : {}),
           ...(io ? { io } : {}),
         });
         break;
@@ -211,7 +217,13 @@ export function parseRunOptions(argv: readonly string[]): RunOptions {
     used.add(d.netdev);
     const pairs = backend.queues;
     if (d.io?.cpus && d.io.cpus.length > pairs) throw new RunOptionError(`-device virtio-net-pci,netdev=${d.netdev}: io-cpus names ${d.io.cpus.length} CPUs for ${pairs} queue pair(s)`);
-    return { id: d.netdev, backend, mac: d.mac ?? Uint8Array.of(0x52, 0x54, 0x00, 0x12, 0x34, 0x56 + i), ...(d.io ? { io: d.io } : {}) };
+    return {
+      id: d.netdev,
+      backend,
+      mac: d.mac ?? Uint8Array.of(0x52, 0x54, 0x00, 0x12, 0x34, 0x56 + i),
+      ...(d.hostMtu !== undefined ? { hostMtu: d.hostMtu } : {}),
+      ...(d.io ? { io: d.io } : {}),
+    };
   });
   for (const id of netdevs.keys()) if (!used.has(id)) throw new RunOptionError(`-netdev '${id}' has no -device virtio-net-pci,netdev=${id}`);
   if (vcpuCpus && vcpuCpus.length > cpus) throw new RunOptionError(`-vcpu-cpus names ${vcpuCpus.length} CPUs for ${cpus} vCPU(s)`);

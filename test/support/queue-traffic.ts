@@ -20,7 +20,7 @@ export async function sendAll(q: NetBackendQueue, frames: readonly Uint8Array[],
     }
     if (off === TX_OVERSIZE) dropped++;
     else {
-      q.txBuffer.set(f, off);
+      writeFrame(q, off, f);
       q.txCommit(off, f.length);
     }
     i++;
@@ -42,8 +42,7 @@ export async function receive(
   while (out.length < count && Date.now() < deadline) {
     const n = q.rxPeek(64);
     for (let i = 0; i < n; i++) {
-      const off = q.rxOffset(i);
-      const f = q.rxBuffer.slice(off, off + q.rxLength(i));
+      const f = readFrame(q, i);
       if (accept(f)) out.push(f);
     }
     q.rxRelease(n);
@@ -63,4 +62,29 @@ export async function drainTx(q: NetBackendQueue, timeoutMs = 2000): Promise<voi
     const acc = probe.frameAccounting?.();
     if (!acc || (acc.tx === 0 && acc.completion === 0)) return;
   }
+}
+
+/** Copies `f` into the frame txAcquire gave at `off`, over all its buffers when it spans several (multi-buffer). */
+export function writeFrame(q: NetBackendQueue, off: number, f: Uint8Array): void {
+  const seg = q.txSegmentSize ?? f.length;
+  let at = off;
+  for (let pos = 0; pos < f.length; pos += seg) {
+    q.txBuffer.set(f.subarray(pos, Math.min(f.length, pos + seg)), at);
+    if (pos + seg < f.length) at = q.txNext!(at);
+  }
+}
+
+/** A copy of the i-th peeked frame, put together from its buffers when it came in several (multi-buffer). */
+export function readFrame(q: NetBackendQueue, i: number): Uint8Array {
+  const n = q.rxSegments?.(i) ?? 1;
+  const f = new Uint8Array(q.rxLength(i));
+  let pos = 0;
+  for (let k = 0; k < n; k++) {
+    const off = n === 1 ? q.rxOffset(i) : q.rxSegmentOffset!(i, k);
+    const len = n === 1 ? f.length : q.rxSegmentLength!(i, k);
+    f.set(q.rxBuffer.subarray(off, off + len), pos);
+    pos += len;
+  }
+  if (pos !== f.length) throw new Error(`frame ${i}: its buffers hold ${pos} bytes, rxLength says ${f.length}`);
+  return f;
 }

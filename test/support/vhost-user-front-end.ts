@@ -253,7 +253,7 @@ export class FrontGuest {
   }
 
   /** The usual start-up sequence (what QEMU's vhost_dev_start sends), every step acknowledged. */
-  async setUp(features = FRONT_FEATURES): Promise<void> {
+  async setUp(features = FRONT_FEATURES, protocol = FRONT_PROTOCOL): Promise<void> {
     const f = this.front;
     const expectOk = (what: string, v: bigint | undefined): void => {
       if (v !== 0n) throw new Error(`${what} failed: ${String(v)}`);
@@ -262,7 +262,7 @@ export class FrontGuest {
     const offered = (await f.call(Request.GET_FEATURES)).u64();
     if ((offered & features) !== features) throw new Error(`features 0x${offered.toString(16)} lack some of 0x${features.toString(16)}`);
     const proto = (await f.call(Request.GET_PROTOCOL_FEATURES)).u64();
-    f.send(Request.SET_PROTOCOL_FEATURES, u64Payload(proto & FRONT_PROTOCOL));
+    f.send(Request.SET_PROTOCOL_FEATURES, u64Payload(proto & protocol));
     expectOk('SET_FEATURES', await f.ack(Request.SET_FEATURES, u64Payload(features)));
     expectOk(
       'SET_MEM_TABLE',

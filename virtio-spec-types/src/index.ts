@@ -28,7 +28,7 @@ export const {
   packedDescRingSize,
 } = ring;
 export const {
-  VIRTIO_ID_NET, NetFeature, NetConfig, NetStatus, NET_SPEED_UNKNOWN, NetDuplex, NetQueuePairs,
+  VIRTIO_ID_NET, NetFeature, NetConfig, NetStatus, NET_SPEED_UNKNOWN, NetDuplex, NetQueuePairs, NetMtu,
   netRxQueueIndex, netTxQueueIndex, netCtrlQueueIndex, NetHdr, NetHdrFlags, NetGsoType, NetHashType,
   NetHashReport, NetCtrlHdr, NetCtrlAck, NetCtrlClass, NetCtrlRx, NetCtrlMac, NetCtrlVlan, NetCtrlAnnounce,
   NetCtrlMq, NetRssConfig, NetCtrlGuestOffloads, NetCtrlNotfCoal,

@@ -105,6 +105,20 @@ export const NetStatus = {
   ANNOUNCE: 2,
 } as const;
 
+/**
+ * §5.1.4.1: bounds of `mtu` (valid with NetFeature.MTU): the device MUST set it between 68 and 65535 and SHOULD
+ * set at least 1280; 1500 is Ethernet's (QEMU's default host_mtu). §5.1.4.1 / §5.1.4.2: a frame may carry the
+ * "low level ethernet header" beyond it: 14 bytes, and 4 more for an 802.1Q tag (ethertype 0x8100).
+ */
+export const NetMtu = {
+  MIN: 68,
+  MAX: 65535,
+  ETHERNET: 1500,
+  ETH_HEADER: 14,
+  VLAN_TAG: 4,
+  ETHERTYPE_VLAN: 0x8100,
+} as const;
+
 /** §5.1.4: `speed` value when unknown. */
 export const NET_SPEED_UNKNOWN = 0xffffffff;
 

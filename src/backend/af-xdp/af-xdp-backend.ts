@@ -19,6 +19,8 @@ export interface AfXdpTuning {
   frameSize: number;
   frameCount: number;
   ringSize: number;
+  /** Tests: act as a kernel without multi-buffer (XskSocketConfig.simulateNoSg). */
+  simulateNoSg?: boolean;
 }
 
 export const DEFAULT_TUNING: AfXdpTuning = { frameSize: DEFAULT_FRAME_SIZE, frameCount: DEFAULT_FRAME_COUNT, ringSize: DEFAULT_RING_SIZE };
@@ -35,6 +37,8 @@ export interface AfXdpOpenOptions {
 
 export class AfXdpBackend {
   private closed = false;
+  /** The interface's MTU when the backend opened (IFLA_MTU): the device's default host_mtu. */
+  ifMtu = 0;
   /** Settles when the XDP program is attached (rejects with why it could not be); resolved at once unless attachInBackground. */
   readonly attached: Promise<void>;
 
@@ -85,6 +89,10 @@ export class AfXdpBackend {
     const { ifname, queues: n, startQueue } = options;
     const ifindex = xsk.ifNameToIndex(ifname);
     if (ifindex === 0) throw new OptionError(`af-xdp: 'ifname': no interface named '${ifname}'`);
+    const ifMtu = xsk.xdpQuery(ifindex).mtu;
+    const multiBuffer = options.multiBuffer ?? 'auto';
+    // Frames of this MTU (with an Ethernet header and a VLAN tag) fill more than one received UMEM frame.
+    const jumbo = ifMtu + ETH_VLAN_HLEN > tuning.frameSize - xsk.constants.XDP_PACKET_HEADROOM;
     checkMemlock(options, tuning);
     if (options.sockFds) checkSockFds(options.sockFds);
 
@@ -94,16 +102,25 @@ export class AfXdpBackend {
     let sockets: XskSocket[] = [];
     let handedIn = options.sockFds ? [...options.sockFds] : undefined;
     let guest: ReturnType<typeof openGuestUmemQueues> | undefined;
+    if (options.guestUmem === 'on' && options.multiBuffer === 'on')
+      throw new OptionError(`af-xdp: 'guest-umem=on' and 'multi-buffer=on' exclude each other: guest RAM as the UMEM carries one buffer per frame`);
     if (options.guestUmem === 'on' && !how.guestRam)
       throw new OptionError(`af-xdp: 'guest-umem=on': this command cannot give the backend its guest RAM (use guest-umem=auto or off)`);
     try {
       // The map is checked before any UMEM is allocated: a wrong path fails fast.
       if (options.mapPath !== undefined) pinnedMap = PinnedXskMap.open(options.mapPath, options.mapStartIndex ?? 0, n);
-      if (!options.inhibit && how.attachInBackground) pending = XdpAttachment.attachInBackground(ifname, ifindex, options.mode, startQueue + n);
-      else if (!options.inhibit) attachment = XdpAttachment.attach(ifname, ifindex, options.mode, startQueue + n);
+      if (!options.inhibit && how.attachInBackground) pending = XdpAttachment.attachInBackground(ifname, ifindex, options.mode, startQueue + n, multiBuffer);
+      else if (!options.inhibit) attachment = XdpAttachment.attach(ifname, ifindex, options.mode, startQueue + n, multiBuffer);
       const copyMode: CopyMode = options.forceCopy ? 'copy' : 'default';
       // auto leaves a program we did not load alone: it may move the data start and write in front of a guest buffer.
-      const wanted = how.guestRam !== undefined && (options.guestUmem === 'on' || (options.guestUmem !== 'off' && !options.inhibit));
+      // auto also leaves multi-buffer to the copy path: guest RAM as the UMEM carries one buffer per frame.
+      const needsSg = multiBuffer === 'on' || (multiBuffer === 'auto' && jumbo);
+      const wanted = how.guestRam !== undefined && (options.guestUmem === 'on' || (options.guestUmem !== 'off' && !options.inhibit && !needsSg));
+      if (how.guestRam !== undefined && options.guestUmem !== 'off' && !options.inhibit && !wanted)
+        process.stderr.write(
+          `af-xdp: ${options.id}: ${jumbo ? `MTU ${ifMtu} on ${ifname} needs` : `'multi-buffer=on' asks for`} multi-buffer, which guest RAM as the UMEM ` +
+            `does not carry; using the copy path\n`,
+        );
       if (wanted) {
         const publish = (q: number, fd: number): void => {
           (attachment ?? pending)?.addSocket(startQueue + q, fd);
@@ -132,6 +149,8 @@ export class AfXdpBackend {
           rxSize: tuning.ringSize,
           txSize: tuning.ringSize,
           copyMode,
+          multiBuffer,
+          ...(tuning.simulateNoSg ? { simulateNoSg: true } : {}),
           ...(fd !== undefined ? { fd } : {}),
         });
         sockets.push(socket);
@@ -141,7 +160,11 @@ export class AfXdpBackend {
       }
       // Until the background attach says which mode took, the one asked for (auto tries native first).
       const mode = attachment?.mode ?? (pending ? (options.mode ?? 'native') : attachedMode(ifname, ifindex));
-      return new AfXdpBackend(options, ifindex, mode, sockets, attachment, pending, pinnedMap, guest?.queues, guest?.release);
+      const backend = new AfXdpBackend(options, ifindex, mode, sockets, attachment, pending, pinnedMap, guest?.queues, guest?.release);
+      backend.ifMtu = ifMtu;
+      const note = multiBufferNote(options, sockets, jumbo, ifMtu, guest !== undefined);
+      if (note) process.stderr.write(`${note}\n`);
+      return backend;
     } catch (e) {
       pinnedMap?.close();
       for (const s of sockets) s.close();
@@ -151,6 +174,11 @@ export class AfXdpBackend {
       pending?.ready.then((a) => a.detach(), () => {});
       throw e;
     }
+  }
+
+  /** Whether frames larger than one UMEM frame cross both ways (every socket bound with XDP_USE_SG). */
+  get multiBuffer(): boolean {
+    return this.sockets.length > 0 && this.sockets.every((s) => s.sg);
   }
 
   /** Whether the sockets were bound zero-copy (the driver supports it and force-copy is off). */
@@ -187,6 +215,25 @@ export class AfXdpBackend {
     this.releaseGuestUmem?.();
     this.attachment?.detach();
   }
+}
+
+/** Ethernet header plus one VLAN tag: what a frame carries beyond the MTU. */
+const ETH_VLAN_HLEN = 18;
+
+/**
+ * The one line open() prints when frames larger than a UMEM frame will be dropped: multi-buffer was asked for
+ * (auto) and the kernel refused it, or it is off (or guest RAM is the UMEM) on an interface whose MTU needs it.
+ */
+function multiBufferNote(options: AfXdpOptions, sockets: readonly XskSocket[], jumbo: boolean, ifMtu: number, guestUmem: boolean): string | undefined {
+  if (sockets.length === 0 || sockets.every((s) => s.sg)) return undefined;
+  const refused = sockets.find((s) => s.sgRefused !== undefined)?.sgRefused;
+  if (refused === undefined && !jumbo) return undefined;
+  const why = refused !== undefined ? `the kernel refuses XDP_USE_SG (${refused}; Linux >= 6.6 has it)` : guestUmem ? 'guest RAM is the UMEM' : 'multi-buffer=off';
+  const frame = sockets[0]!.config.frameSize;
+  return (
+    `af-xdp: ${options.id}: no multi-buffer on ${options.ifname} (${why}): frames over ${frame - xsk.constants.XDP_PACKET_HEADROOM} bytes received ` +
+    `or ${frame} bytes sent are dropped and counted (MTU ${ifMtu})`
+  );
 }
 
 /** inhibit=on: the traffic arrives only if somebody attached a program; say so now rather than never. */

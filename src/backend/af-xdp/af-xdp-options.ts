@@ -22,13 +22,20 @@ export interface AfXdpOptions {
    * Unset: auto.
    */
   guestUmem?: GuestUmemMode;
+  /**
+   * multi-buffer=: frames larger than one UMEM frame as chains of descriptors (XDP_USE_SG, Linux >= 6.6). auto:
+   * where the kernel takes it, else one message and such frames dropped and counted; on: or fail; off: never.
+   * Unset: auto.
+   */
+  multiBuffer?: MultiBufferMode;
 }
 
 export type GuestUmemMode = 'auto' | 'on' | 'off';
+export type MultiBufferMode = 'auto' | 'on' | 'off';
 
 export class OptionError extends Error {}
 
-const KEYS = new Set(['id', 'ifname', 'mode', 'force-copy', 'queues', 'start-queue', 'inhibit', 'sock-fds', 'map-path', 'map-start-index', 'guest-umem']);
+const KEYS = new Set(['id', 'ifname', 'mode', 'force-copy', 'queues', 'start-queue', 'inhibit', 'sock-fds', 'map-path', 'map-start-index', 'guest-umem', 'multi-buffer']);
 const MAX_QUEUES = 1024;
 
 /** Parses `af-xdp,id=n1,ifname=eth0,...` (the leading type may be omitted). */
@@ -68,7 +75,8 @@ export function parseAfXdpOptions(spec: string): AfXdpOptions {
     inhibit: parseBool(kv, 'inhibit', false),
   };
   if (modeText !== undefined) opts.mode = modeText;
-  if (kv.has('guest-umem')) opts.guestUmem = parseGuestUmem(kv.get('guest-umem')!);
+  if (kv.has('guest-umem')) opts.guestUmem = parseAutoOnOff(kv, 'guest-umem');
+  if (kv.has('multi-buffer')) opts.multiBuffer = parseAutoOnOff(kv, 'multi-buffer');
   if (opts.queues < 1) throw new OptionError(`af-xdp: 'queues' must be at least 1 (got ${opts.queues})`);
   if (opts.queues > MAX_QUEUES) throw new OptionError(`af-xdp: 'queues' must be at most ${MAX_QUEUES} (got ${opts.queues})`);
   if (opts.startQueue < 0) throw new OptionError(`af-xdp: 'start-queue' must not be negative (got ${opts.startQueue})`);
@@ -108,9 +116,10 @@ export function parseAfXdpOptions(spec: string): AfXdpOptions {
   return opts;
 }
 
-function parseGuestUmem(v: string): GuestUmemMode {
+function parseAutoOnOff(kv: Map<string, string>, key: string): 'auto' | 'on' | 'off' {
+  const v = kv.get(key);
   if (v === 'auto' || v === 'on' || v === 'off') return v;
-  throw new OptionError(`af-xdp: 'guest-umem' must be auto, on or off (got '${v}')`);
+  throw new OptionError(`af-xdp: '${key}' must be auto, on or off (got '${v ?? ''}')`);
 }
 
 /** Splits on commas; ',,' is a literal comma as in QEMU's option syntax. */

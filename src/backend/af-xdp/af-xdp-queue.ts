@@ -1,15 +1,23 @@
 // Services one XskSocket's four rings for the device (NetBackendQueue): the
 // frame pool, Fill priming and refill, completion reclaim, Tx batching with
 // one kick per batch, Rx peek/release with rollback, and the counters.
-// Runs on exactly one thread; every call is allocation-free.
+// With XDP_USE_SG (multi-buffer, af_xdp.rst) a frame larger than one UMEM
+// frame is a chain of descriptors, XDP_PKT_CONTD set on all but the last,
+// both ways. Runs on exactly one thread; every call is allocation-free.
 import { xsk } from '../../native/xsk';
 import { TX_BUSY, TX_OVERSIZE, type BackendFrames, type NetBackendQueue } from '../net-backend';
 import { FramePool } from './frame-pool';
 import { QueueCounters } from '../queue-counters';
 import type { XskSocket } from './xsk-socket';
 
-/** Frames kept out of the Fill ring so that Tx always has one to start with. */
+/** Frames kept out of the Fill ring so that Tx always has one to start with (a whole chain with multi-buffer). */
 const TX_RESERVE = 1;
+/**
+ * Longest Tx chain: copy mode takes at most CONFIG_MAX_SKB_FRAGS + 1 descriptors per frame and drops longer
+ * chains as invalid (frames never completed); 17 is that config's minimum, so 18 works on every kernel.
+ */
+export const MAX_TX_FRAGS = 18;
+const CONTD = xsk.constants.XDP_PKT_CONTD;
 
 // Transient sendto results: the kernel will send later or is busy; not errors.
 const EAGAIN = 11;
@@ -34,12 +42,27 @@ export function kickTxRing(socket: XskSocket, counters: QueueCounters): void {
   }
 }
 
+/**
+ * Writes the Tx descriptor `pending` entries past the producer (not yet published) and counts its bytes.
+ * `addrHi` is the address's upper 32 bits (0 for an aligned UMEM's frame offsets).
+ */
+export function writeTxDescriptor(socket: XskSocket, counters: QueueCounters, pending: number, addrLo: number, addrHi: number, length: number): void {
+  const tx = socket.tx;
+  const w = tx.slot(pending) << 2; // xdp_desc: addr lo, addr hi, len, options
+  const words = tx.words;
+  words[w] = addrLo;
+  words[w + 1] = addrHi;
+  words[w + 2] = length;
+  words[w + 3] = 0;
+  counters.txBytes += length;
+}
+
 /** Publishes `n` written Tx descriptors; copy and skb modes only transmit inside a syscall: one kick per batch. */
-export function flushTxRing(socket: XskSocket, counters: QueueCounters, n: number): void {
+export function flushTxRing(socket: XskSocket, counters: QueueCounters, n: number, packets = n): void {
   const tx = socket.tx;
   if (n > 0) {
     tx.submit(n);
-    counters.txPackets += n;
+    counters.txPackets += packets;
   }
   if (tx.needsWakeup() && (n > 0 || tx.pending() > 0)) kickTxRing(socket, counters);
 }
@@ -53,14 +76,40 @@ export class AfXdpQueue implements NetBackendQueue {
   readonly frameCount: number;
   private readonly pool: FramePool;
   private readonly frameMask: number;
+  /** Bytes of one Tx buffer; a frame acquired larger spans several (multi-buffer). */
+  readonly txSegmentSize: number;
   private txPending = 0;
+  /** Descriptors in txPending beyond the first of their frame (txPackets counts frames). */
+  private txPendingExtra = 0;
   /** Frames txAcquire may hand out before it must look at the rings again (free frames and free Tx slots). */
   private txAcquirable = 0;
+  /** Frames acquired and neither committed nor cancelled yet: each will take a Tx slot. */
+  private txHeld = 0;
   private peeked = 0;
+  /** Bound with XDP_USE_SG: Rx frames may come in several descriptors. */
+  private readonly sg: boolean;
+  private readonly frameShift: number;
+  private readonly txReserve: number;
+  /** Per UMEM frame (by index): the next frame of its Tx chain, from acquire to commit/cancel; -1 otherwise. */
+  private readonly chainNext: Int32Array;
+  /** Multi-buffer Rx: first descriptor (from the ring's consumer) of each peeked frame, and one past the last frame's. */
+  private readonly rxStart: Uint32Array;
+  /** Multi-buffer Rx: each peeked frame's length over all its descriptors. */
+  private readonly rxLen: Uint32Array;
 
   constructor(readonly socket: XskSocket) {
     const { frameSize, frameCount } = socket.config;
-    this.maxFrameSize = frameSize;
+    this.sg = socket.sg;
+    // Zero-copy Tx chains are limited by the NIC (NETDEV_A_DEV_XDP_ZC_MAX_SEGS, not queried here): Tx stays one
+    // buffer per frame there; receiving chains is safe in every mode.
+    const txChains = socket.sg && !socket.zeroCopy;
+    this.txSegmentSize = frameSize;
+    this.maxFrameSize = txChains ? MAX_TX_FRAGS * frameSize : frameSize;
+    this.txReserve = txChains ? MAX_TX_FRAGS : TX_RESERVE;
+    this.frameShift = 31 - Math.clz32(frameSize);
+    this.chainNext = new Int32Array(txChains ? frameCount : 0).fill(-1);
+    this.rxStart = new Uint32Array(this.sg ? socket.rx.size + 1 : 0);
+    this.rxLen = new Uint32Array(this.sg ? socket.rx.size : 0);
     this.frameMask = ~(frameSize - 1) >>> 0;
     this.frameCount = frameCount;
     this.txBuffer = this.rxBuffer = new Uint8Array(socket.umem);
@@ -77,49 +126,124 @@ export class AfXdpQueue implements NetBackendQueue {
   // ---- guest -> wire ----
 
   txAcquire(length: number): number {
-    if (length > this.maxFrameSize) {
-      this.counters.txDropOversize++;
-      return TX_OVERSIZE;
-    }
+    if (length > this.txSegmentSize) return this.txAcquireChain(length);
     // Fast path: frames and Tx slots were counted once for the batch.
     if (this.txAcquirable === 0 && this.countAcquirable() === 0) {
       this.counters.txBusy++;
       return TX_BUSY;
     }
     this.txAcquirable--;
+    this.txHeld++;
     return this.pool.pop();
   }
 
   /** How many frames can be acquired now: free frames and free Tx slots, completions reclaimed first. */
   private countAcquirable(): number {
     this.reclaimCompletions();
-    const slots = this.socket.tx.free(this.socket.tx.size) - this.txPending;
+    // Frames out of the pool and not yet committed (TSO segments, a chain) will need their slots too.
+    const slots = this.socket.tx.free(this.socket.tx.size) - this.txPending - this.txHeld;
     const frames = this.pool.count;
     this.txAcquirable = slots < frames ? slots : frames;
     return this.txAcquirable;
   }
 
+  /** A frame over several UMEM frames: all of them and as many Tx slots are taken at once, so a chain is never cut. */
+  private txAcquireChain(length: number): number {
+    if (length > this.maxFrameSize) {
+      this.counters.txDropOversize++;
+      return TX_OVERSIZE;
+    }
+    const shift = this.frameShift;
+    const n = (length + this.txSegmentSize - 1) >>> shift;
+    if (this.txAcquirable < n && this.countAcquirable() < n) {
+      this.counters.txBusy++;
+      return TX_BUSY;
+    }
+    this.txAcquirable -= n;
+    this.txHeld += n;
+    const first = this.pool.pop();
+    let prev = first;
+    for (let k = 1; k < n; k++) {
+      const f = this.pool.pop();
+      this.chainNext[prev >>> shift] = f;
+      prev = f;
+    }
+    return first;
+  }
+
+  txNext(offset: number): number {
+    return this.chainNext[offset >>> this.frameShift]!;
+  }
+
   txCommit(offset: number, length: number): void {
-    const tx = this.socket.tx;
-    const w = tx.slot(this.txPending) << 2; // 4 u32 words per xdp_desc
-    const words = tx.words;
-    words[w] = offset;
-    words[w + 1] = 0;
-    words[w + 2] = length;
-    words[w + 3] = 0;
+    if (length > this.txSegmentSize) {
+      this.txCommitChain(offset, length);
+      return;
+    }
+    writeTxDescriptor(this.socket, this.counters, this.txPending, offset, 0, length);
     this.txPending++;
+    this.txHeld--;
+  }
+
+  /** One descriptor per UMEM frame of the chain, XDP_PKT_CONTD on all but the last (af_xdp.rst "Multi-Buffer Support"). */
+  private txCommitChain(offset: number, length: number): void {
+    const tx = this.socket.tx;
+    const words = tx.words;
+    const { chainNext, frameShift: shift, txSegmentSize: seg } = this;
+    let frame = offset;
+    let left = length;
+    let descs = 0;
+    for (;;) {
+      const next = chainNext[frame >>> shift]!;
+      chainNext[frame >>> shift] = -1;
+      const w = tx.slot(this.txPending + descs) << 2;
+      descs++;
+      words[w] = frame;
+      words[w + 1] = 0;
+      // The chain ends where the frames acquired for it do, whatever length is committed: never a dangling CONTD.
+      if (left <= seg || next < 0) {
+        words[w + 2] = left <= seg ? left : seg;
+        words[w + 3] = 0;
+        // Frames acquired beyond the committed length go back (txCancel walks from there).
+        if (next >= 0) this.txCancel(next);
+        break;
+      }
+      words[w + 2] = seg;
+      words[w + 3] = CONTD;
+      left -= seg;
+      frame = next;
+    }
+    this.txPending += descs;
+    this.txHeld -= descs;
+    this.txPendingExtra += descs - 1;
     this.counters.txBytes += length;
+    this.counters.txMultiBuffer++;
   }
 
   txFlush(): void {
-    flushTxRing(this.socket, this.counters, this.txPending);
+    flushTxRing(this.socket, this.counters, this.txPending, this.txPending - this.txPendingExtra);
     this.txPending = 0;
+    this.txPendingExtra = 0;
     this.txAcquirable = 0; // recount (and reclaim) at the next acquire
   }
 
   txCancel(offset: number): void {
-    this.pool.push(offset);
-    this.txAcquirable++;
+    if (this.chainNext.length === 0) {
+      this.pool.push(offset);
+      this.txAcquirable++;
+      this.txHeld--;
+      return;
+    }
+    // Every frame of a chain goes back (a single frame's link is -1).
+    const shift = this.frameShift;
+    for (let f = offset; f >= 0; ) {
+      const next = this.chainNext[f >>> shift]!;
+      this.chainNext[f >>> shift] = -1;
+      this.pool.push(f);
+      this.txAcquirable++;
+      this.txHeld--;
+      f = next;
+    }
   }
 
   /** Frames on the Tx ring the kernel has not taken yet (the I/O loop kicks again while > 0). */
@@ -141,18 +265,72 @@ export class AfXdpQueue implements NetBackendQueue {
   // ---- wire -> guest ----
 
   rxPeek(max: number): number {
-    this.peeked = this.socket.rx.available(max);
+    this.peeked = this.sg ? this.peekChains(max) : this.socket.rx.available(max);
     return this.peeked;
+  }
+
+  /**
+   * Multi-buffer: up to `max` whole frames, each a run of descriptors ending in one without XDP_PKT_CONTD.
+   * The kernel posts whole frames, but a peek may still see part of one (a cached producer index, a batch
+   * limit): that part stays on the ring for the next peek, nothing of it is taken.
+   */
+  private peekChains(max: number): number {
+    const rx = this.socket.rx;
+    const words = rx.words;
+    const { rxStart, rxLen } = this;
+    let avail = rx.available(rx.size);
+    let refreshed = false;
+    let d = 0;
+    let p = 0;
+    while (p < max && d < avail) {
+      const first = d;
+      let len = 0;
+      let opt = 0;
+      do {
+        const w = rx.slot(d) << 2;
+        len += words[w + 2]!;
+        opt = words[w + 3]!;
+        d++;
+      } while ((opt & CONTD) !== 0 && d < avail);
+      if ((opt & CONTD) !== 0) {
+        d = first;
+        // The rest may be there already: look at the producer once more, then leave the part for later.
+        if (refreshed) break;
+        refreshed = true;
+        avail = rx.refresh(rx.size);
+        continue;
+      }
+      rxStart[p] = first;
+      rxLen[p] = len;
+      p++;
+    }
+    rxStart[p] = d;
+    return p;
   }
 
   rxOffset(i: number): number {
     const rx = this.socket.rx;
-    return rx.words[rx.slot(i) << 2]!;
+    return rx.words[rx.slot(this.sg ? this.rxStart[i]! : i) << 2]!;
   }
 
   rxLength(i: number): number {
+    if (this.sg) return this.rxLen[i]!;
     const rx = this.socket.rx;
     return rx.words[(rx.slot(i) << 2) + 2]!;
+  }
+
+  rxSegments(i: number): number {
+    return this.sg ? this.rxStart[i + 1]! - this.rxStart[i]! : 1;
+  }
+
+  rxSegmentOffset(i: number, k: number): number {
+    const rx = this.socket.rx;
+    return rx.words[rx.slot((this.sg ? this.rxStart[i]! : i) + k) << 2]!;
+  }
+
+  rxSegmentLength(i: number, k: number): number {
+    const rx = this.socket.rx;
+    return rx.words[(rx.slot((this.sg ? this.rxStart[i]! : i) + k) << 2) + 2]!;
   }
 
   rxRelease(n: number): void {
@@ -160,23 +338,26 @@ export class AfXdpQueue implements NetBackendQueue {
     if (n > this.peeked) n = this.peeked;
     if (n < this.peeked) this.counters.rxDeferred++;
     const words = rx.words;
+    // Every descriptor of the frames taken goes back to the pool: with multi-buffer, all of each frame's.
+    const descs = this.sg ? this.rxStart[n]! : n;
+    if (this.sg) for (let i = 0; i < n; i++) if (this.rxStart[i + 1]! - this.rxStart[i]! > 1) this.counters.rxMultiBuffer++;
     let bytes = 0;
-    for (let i = 0; i < n; i++) {
+    for (let i = 0; i < descs; i++) {
       const w = rx.slot(i) << 2;
       this.pool.push(words[w]! & this.frameMask);
       bytes += words[w + 2]!;
     }
-    if (n > 0) rx.release(n);
+    if (descs > 0) rx.release(descs);
     this.peeked = 0;
     this.counters.rxPackets += n;
     this.counters.rxBytes += bytes;
     this.refillFill();
   }
 
-  /** Gives the kernel every free frame it has room for, keeping TX_RESERVE back for Tx. */
+  /** Gives the kernel every free frame it has room for, keeping txReserve back for Tx. */
   private refillFill(): void {
     const fill = this.socket.fill;
-    const spare = this.pool.count - TX_RESERVE;
+    const spare = this.pool.count - this.txReserve;
     if (spare <= 0) return;
     let n = fill.free(spare);
     if (n > spare) n = spare;

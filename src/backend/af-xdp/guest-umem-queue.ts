@@ -26,7 +26,7 @@ import type { GuestMemory } from '../../memory/guest-memory';
 import { sys } from '../../native/sys';
 import { TX_BUSY, TX_OVERSIZE, type NetBackendQueue } from '../net-backend';
 import { DIRECT_POSTED, DIRECT_REFUSED, type GuestUmemDirect } from '../guest-umem-direct';
-import { flushTxRing } from './af-xdp-queue';
+import { flushTxRing, writeTxDescriptor } from './af-xdp-queue';
 import { InFlightTable } from './in-flight-table';
 import { QueueCounters } from './queue-counters';
 import type { XskSocket } from './xsk-socket';
@@ -239,15 +239,8 @@ export class GuestUmemQueue implements NetBackendQueue, GuestUmemDirect {
   }
 
   private writeTx(addr: number, length: number): void {
-    const tx = this.socket.tx;
-    const w = tx.slot(this.txPending) << 2; // xdp_desc: addr lo, addr hi, len, options
-    const words = tx.words;
-    words[w] = addr >>> 0;
-    words[w + 1] = Math.floor(addr / TWO_POW_32) & ADDR_MASK_HI;
-    words[w + 2] = length;
-    words[w + 3] = 0;
+    writeTxDescriptor(this.socket, this.counters, this.txPending, addr >>> 0, Math.floor(addr / TWO_POW_32) & ADDR_MASK_HI, length);
     this.txPending++;
-    this.counters.txBytes += length;
   }
 
   txFlush(): void {

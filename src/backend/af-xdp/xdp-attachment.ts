@@ -1,6 +1,12 @@
 // Loading the default program with its XSKMAP and attaching it to an
 // interface through a BPF link, so that it goes away with the last fd even
 // when the process is killed. Auto mode tries native (driver) then skb.
+// The program is loaded multi-buffer aware (BPF_F_XDP_HAS_FRAGS, the flag
+// libbpf sets for SEC("xdp.frags")) unless told not to: it reads only
+// rx_queue_index, never packet data, so frags change nothing for it, and
+// without the flag a driver refuses it above a page-sized MTU (veth in native
+// mode: ERANGE at MTU 9000, measured on Linux 6.18; skb mode takes either,
+// linearizing the frame for a program without it).
 import { unlinkSync } from 'node:fs';
 import { xsk, type NativeError } from '../../native/xsk';
 import { sys } from '../../native/sys';
@@ -8,6 +14,12 @@ import { attachXdpLink, BpfMapType, loadXdpProgram, mapDeleteU32, mapUpdateU32, 
 import { redirectByQueueProgram } from './xdp-program';
 
 export type XdpMode = 'native' | 'skb';
+
+/** BPF_F_XDP_HAS_FRAGS (uapi bpf.h): the XDP program handles multi-buffer frames (Linux >= 5.18). */
+export const BPF_F_XDP_HAS_FRAGS = 1 << 5;
+
+/** Load the program multi-buffer aware: auto (if the kernel knows the flag), on (or fail), off. */
+export type FragsMode = 'auto' | 'on' | 'off';
 
 /** An attachment whose program is still being loaded and linked (XdpAttachment.attachInBackground). */
 export interface PendingXdpAttachment {
@@ -28,23 +40,34 @@ export class XdpAttachment {
     private readonly progFd: number,
     private readonly linkFd: number,
     readonly progId: number,
+    /** Loaded with BPF_F_XDP_HAS_FRAGS. */
+    readonly frags: boolean,
   ) {}
 
   /**
    * Loads the redirect program with an XSKMAP of `mapEntries` slots and
    * attaches it in `mode` (undefined: native, falling back to skb).
    */
-  static attach(ifname: string, ifindex: number, mode: XdpMode | undefined, mapEntries: number): XdpAttachment {
+  static attach(ifname: string, ifindex: number, mode: XdpMode | undefined, mapEntries: number, frags: FragsMode = 'auto'): XdpAttachment {
     const mapFd = xsk.bpfMapCreate(BpfMapType.XSKMAP, 4, 4, mapEntries, 'xdpvm_xsks');
     let progFd = -1;
     try {
-      progFd = loadXdpProgram(redirectByQueueProgram(mapFd), 'xdpvm_redirect');
+      const program = redirectByQueueProgram(mapFd);
+      let withFrags = frags !== 'off';
+      try {
+        progFd = loadXdpProgram(program, 'xdpvm_redirect', withFrags ? BPF_F_XDP_HAS_FRAGS : 0);
+      } catch (e) {
+        // A kernel before 5.18 does not know the flag (EINVAL): auto loads the program as before.
+        if (!withFrags || frags === 'on' || (e as NativeError).code !== 'EINVAL') throw e;
+        withFrags = false;
+        progFd = loadXdpProgram(program, 'xdpvm_redirect');
+      }
       const tries: XdpMode[] = mode ? [mode] : ['native', 'skb'];
       let lastErr: NativeError | undefined;
       for (const m of tries) {
         try {
           const linkFd = attachXdpLink(progFd, ifindex, m === 'native' ? XdpFlags.DRV_MODE : XdpFlags.SKB_MODE);
-          return new XdpAttachment(ifname, ifindex, m, mapFd, progFd, linkFd, xsk.bpfProgId(progFd));
+          return new XdpAttachment(ifname, ifindex, m, mapFd, progFd, linkFd, xsk.bpfProgId(progFd), withFrags);
         } catch (e) {
           lastErr = e as NativeError;
         }
@@ -62,21 +85,29 @@ export class XdpAttachment {
    * put in it, the program reads it once linked), `ready` settles when the program is attached (or with the
    * error attach() would throw). Until then frames on the interface go to the kernel's stack as before.
    */
-  static attachInBackground(ifname: string, ifindex: number, mode: XdpMode | undefined, mapEntries: number): PendingXdpAttachment {
+  static attachInBackground(ifname: string, ifindex: number, mode: XdpMode | undefined, mapEntries: number, frags: FragsMode = 'auto'): PendingXdpAttachment {
     const mapFd = xsk.bpfMapCreate(BpfMapType.XSKMAP, 4, 4, mapEntries, 'xdpvm_xsks');
     const tries: XdpMode[] = mode ? [mode] : ['native', 'skb'];
     const flags = tries.map((m) => (m === 'native' ? XdpFlags.DRV_MODE : XdpFlags.SKB_MODE));
-    const ready = xsk.xdpAttachAsync(redirectByQueueProgram(mapFd), 'GPL', 'xdpvm_redirect', ifindex, flags).then(
-      (r) => new XdpAttachment(ifname, ifindex, r.flags === XdpFlags.DRV_MODE ? 'native' : 'skb', mapFd, r.progFd, r.linkFd, xsk.bpfProgId(r.progFd)),
-      (e: NativeError) => {
+    const program = redirectByQueueProgram(mapFd);
+    const load = (withFrags: boolean): Promise<XdpAttachment> =>
+      xsk.xdpAttachAsync(program, 'GPL', 'xdpvm_redirect', ifindex, flags, withFrags ? BPF_F_XDP_HAS_FRAGS : 0).then(
+        (r) => new XdpAttachment(ifname, ifindex, r.flags === XdpFlags.DRV_MODE ? 'native' : 'skb', mapFd, r.progFd, r.linkFd, xsk.bpfProgId(r.progFd), withFrags),
+      );
+    const ready = load(frags !== 'off')
+      // As attach(): a kernel that does not know BPF_F_XDP_HAS_FRAGS gets the program without it (auto).
+      .catch((e: NativeError) => {
+        if (frags !== 'auto' || e.syscall !== 'bpf(BPF_PROG_LOAD)' || e.code !== 'EINVAL') throw e;
+        return load(false);
+      })
+      .catch((e: NativeError) => {
         sys.close(mapFd);
         if (e.syscall === 'bpf(BPF_PROG_LOAD)') {
           if (e.verifierLog) e.message += `\nverifier log:\n${e.verifierLog}`;
           throw e;
         }
         throw attachError(ifname, ifindex, mode, e);
-      },
-    );
+      });
     return { mapFd, ready, addSocket: (queueId, xskFd) => mapUpdateU32(mapFd, queueId, xskFd) };
   }
 
@@ -128,6 +159,9 @@ function attachError(ifname: string, ifindex: number, mode: XdpMode | undefined,
         `detach it, or use inhibit=on with sock-fds from the program's owner`,
     );
   }
+  // veth (and drivers like it) refuse a program without BPF_F_XDP_HAS_FRAGS when the MTU exceeds a page's frame.
+  if (err?.code === 'ERANGE')
+    return new Error(`ifname=${ifname}: the MTU is too large for a single-buffer XDP program ${what} (${err.message}); use multi-buffer=auto or on, or mode=skb`);
   if (err?.code === 'EPERM') return new Error(`ifname=${ifname}: attaching an XDP program needs CAP_NET_ADMIN and CAP_BPF (or run through 'xdpvm xsk-helper')`);
   return new Error(`ifname=${ifname}: cannot attach the XDP program ${what}: ${err?.message ?? 'unknown error'}`);
 }

@@ -108,6 +108,13 @@ export class ConsumerRing extends XskRing {
     return n < max ? n : max;
   }
 
+  /** Entries ready, at most `max`, with the producer read again (available() trusts a non-empty cache). */
+  refresh(max: number): number {
+    this.cachedProd = Atomics.load(this.producer, 0);
+    const n = (this.cachedProd - this.cachedCons) >>> 0;
+    return n < max ? n : max;
+  }
+
   /** Index (already masked) of the n-th unconsumed entry. */
   slot(n: number): number {
     return (this.cachedCons + n) & this.mask;

@@ -2,6 +2,7 @@
 // bound to (interface, queue). Servicing the rings is AfXdpQueue's job.
 import { RingId, xsk, type NativeError, type RawRing, type RingOffsets } from '../../native/xsk';
 import { sys } from '../../native/sys';
+import type { MultiBufferMode } from './af-xdp-options';
 import { ConsumerRing, ProducerRing } from './xsk-ring';
 
 export type CopyMode = 'default' | 'copy' | 'zero-copy';
@@ -19,6 +20,10 @@ export interface XskSocketConfig {
   copyMode: CopyMode;
   /** An already created, unbound AF_XDP socket handed in (sock-fds); owned from here on. */
   fd?: number;
+  /** Bind with XDP_USE_SG (multi-buffer): auto (where the kernel takes it), on (or fail); off when absent. */
+  multiBuffer?: MultiBufferMode;
+  /** Tests: act as a kernel without multi-buffer (a bind with XDP_USE_SG is refused as before Linux 6.6, EINVAL). */
+  simulateNoSg?: boolean;
 }
 
 // Ring sizes and UMEM size as QEMU chooses them: 2048-entry rings and enough
@@ -54,6 +59,8 @@ export interface XskSocketHandle {
   fd: number;
   zeroCopy: boolean;
   txPerSendto: number;
+  /** Bound with XDP_USE_SG (absent: no). */
+  sg?: boolean;
   umem: { address: bigint; length: number };
   rings: Record<'fill' | 'completion' | 'rx' | 'tx', { address: bigint; length: number; offsets: RingOffsets; size: number }>;
 }
@@ -72,6 +79,8 @@ export class XskSocket {
     readonly zeroCopy: boolean,
     /** Tx descriptors one copy-mode sendto sends at most (the kernel's XDP_MAX_TX_SKB_BUDGET; see raiseTxPerSendto). */
     readonly txPerSendto: number,
+    /** Bound with XDP_USE_SG: frames may span several descriptors both ways (XDP_PKT_CONTD). */
+    readonly sg: boolean,
     /** False for a view from another thread: closing it releases nothing. */
     private readonly owner = true,
     /** False when the UMEM is external (guest RAM): close() leaves it mapped. */
@@ -91,6 +100,7 @@ export class XskSocket {
       fd: this.fd,
       zeroCopy: this.zeroCopy,
       txPerSendto: this.txPerSendto,
+      sg: this.sg,
       umem: { address: sys.addressOf(this.umem), length: this.umem.byteLength },
       rings: { fill: ring(this.fill), completion: ring(this.completion), rx: ring(this.rx), tx: ring(this.tx) },
     };
@@ -110,6 +120,7 @@ export class XskSocket {
       new ProducerRing(buf(rings.tx), rings.tx.offsets, rings.tx.size, DESC_ENTRY),
       h.zeroCopy,
       h.txPerSendto,
+      h.sg ?? false,
       false,
     );
   }
@@ -153,14 +164,21 @@ export class XskSocket {
       const shared = external?.sharedWith;
       // A socket sharing a UMEM takes its mode and need_wakeup from the socket that registered it: xsk_bind
       // refuses XDP_SHARED_UMEM together with any other flag (EINVAL).
-      bindWithRetry(fd, config, shared !== undefined ? c.XDP_SHARED_UMEM : modeFlag | c.XDP_USE_NEED_WAKEUP, shared);
-      return new XskSocket(config, fd, umem, fill, comp, rx, tx, xsk.isZeroCopy(fd), txPerSendto, true, !external);
+      let bound: BoundSg = { sg: false };
+      if (shared !== undefined) bindWithRetry(fd, config, c.XDP_SHARED_UMEM, shared);
+      else bound = bindMaybeSg(fd, config, modeFlag | c.XDP_USE_NEED_WAKEUP);
+      const socket = new XskSocket(config, fd, umem, fill, comp, rx, tx, xsk.isZeroCopy(fd), txPerSendto, bound.sg, true, !external);
+      socket.sgRefused = bound.refused;
+      return socket;
     } catch (e) {
       for (const b of mapped.reverse()) sys.unmap(b);
       sys.close(fd);
       throw e;
     }
   }
+
+  /** Why the bind went without XDP_USE_SG although multi-buffer was asked for (the kernel's errno), if it did. */
+  sgRefused: string | undefined;
 
   /** The rings as the raw C baseline loop takes them. */
   rawRings(): { fill: RawRing; completion: RawRing; rx: RawRing; tx: RawRing } {
@@ -197,17 +215,66 @@ const BIND_RETRY_MS = 1000;
 const BIND_RETRY_STEP_MS = 10;
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
 
-function bindWithRetry(fd: number, config: XskSocketConfig, flags: number, sharedUmemFd?: number): void {
+/** Binds, retrying EBUSY; throws the kernel's error as it is. */
+function bindRetryingBusy(fd: number, config: XskSocketConfig, flags: number, sharedUmemFd?: number): void {
   for (let waited = 0; ; waited += BIND_RETRY_STEP_MS) {
     try {
       xsk.bind(fd, config.ifindex, config.queueId, flags, sharedUmemFd);
       return;
     } catch (e) {
       const err = e as NativeError;
-      if (err.code !== 'EBUSY' || waited >= BIND_RETRY_MS) throw bindError(err, config);
+      if (err.code !== 'EBUSY' || waited >= BIND_RETRY_MS) throw err;
       Atomics.wait(sleeper, 0, 0, BIND_RETRY_STEP_MS);
     }
   }
+}
+
+function bindWithRetry(fd: number, config: XskSocketConfig, flags: number, sharedUmemFd?: number): void {
+  try {
+    bindRetryingBusy(fd, config, flags, sharedUmemFd);
+  } catch (e) {
+    throw bindError(e as NativeError, config);
+  }
+}
+
+/** How a socket was bound: with XDP_USE_SG, or without and (when it was asked for) the kernel's refusal. */
+interface BoundSg {
+  sg: boolean;
+  refused?: string;
+}
+
+// af_xdp.rst "Multi-Buffer Support": XDP_USE_SG lets the kernel split a frame
+// over several Rx descriptors and take Tx chains. A kernel before 6.6 refuses
+// the unknown flag (EINVAL); a zero-copy driver without multi-buffer refuses
+// it with EOPNOTSUPP. auto then binds as before; on fails. A failed bind
+// leaves the socket unbound, so the second try starts clean.
+function bindMaybeSg(fd: number, config: XskSocketConfig, flags: number): BoundSg {
+  const want = config.multiBuffer ?? 'off';
+  if (want === 'off') {
+    bindWithRetry(fd, config, flags);
+    return { sg: false };
+  }
+  let refused: string;
+  try {
+    if (config.simulateNoSg) refused = 'EINVAL';
+    else {
+      bindRetryingBusy(fd, config, flags | xsk.constants.XDP_USE_SG);
+      return { sg: true };
+    }
+  } catch (e) {
+    const err = e as NativeError;
+    if (err.code !== 'EINVAL' && err.code !== 'EOPNOTSUPP') throw bindError(err, config);
+    refused = err.code;
+  }
+  // Without SG: if this fails too, the refusal was not about SG, and its error says what it was.
+  bindWithRetry(fd, config, flags);
+  if (want === 'on') {
+    throw new Error(
+      `ifname=${config.ifname} queue ${config.queueId}: 'multi-buffer=on' but the kernel refuses XDP_USE_SG (${refused}; it needs Linux >= 6.6, ` +
+        `and in zero-copy mode a driver with multi-buffer support): use multi-buffer=auto or off`,
+    );
+  }
+  return { sg: false, refused };
 }
 
 function umemError(e: NativeError, config: XskSocketConfig, bytes: number): Error {

@@ -11,6 +11,8 @@ export class NetQueueCounters {
   txDropUnsegmentable = 0;
   /** NEEDS_CSUM with a checksum position outside the frame. */
   txDropBadCsum = 0;
+  /** Frames (or TSO segments) larger than the negotiated MTU plus the Ethernet header (and VLAN tag), §5.1.4.2. */
+  txDropOverMtu = 0;
   /** Times the backend had no room and the device waited. */
   txBackpressure = 0;
   /** TSO frames cut into wire-size segments. */
@@ -21,6 +23,8 @@ export class NetQueueCounters {
   rxNoBuffers = 0;
   /** Frames dropped because the most buffers a frame may take could not hold them (one without MRG_RXBUF, 64 with it). */
   rxDropTooSmall = 0;
+  /** Received frames larger than the negotiated MTU plus the Ethernet header (and VLAN tag), not passed on (§5.1.4.1). */
+  rxDropOverMtu = 0;
   /** Used-buffer notifications sent to the guest. */
   interrupts = 0;
 }

@@ -22,6 +22,8 @@ export interface QueuePairSpec {
   features: bigint;
   mergeable: boolean;
   offloads: TxOffloads;
+  /** VIRTIO_NET_F_MTU negotiated: the device's mtu, above which frames are dropped both ways (§5.1.4.1, §5.1.4.2). */
+  mtu?: number;
   rxResume?: RingResume;
   txResume?: RingResume;
   /**

@@ -23,6 +23,8 @@ export interface QueuePairOptions {
   features: bigint;
   mergeable: boolean;
   offloads: TxOffloads;
+  /** VIRTIO_NET_F_MTU negotiated: drop frames above this MTU both ways (absent: no limit but the backend's). */
+  mtu?: number;
   /** Resume points of rings that ran before (vhost-user SET_VRING_BASE); fresh rings when absent. */
   rxResume?: RingResume;
   txResume?: RingResume;
@@ -64,8 +66,8 @@ export class NetQueuePair {
     // One batch of copies for both directions; each path flushes it before publishing.
     const batch = new CopyBatch();
     const direct = o.backend.guestUmem;
-    this.rx = direct ? new GuestUmemRxPath(o.memory, this.rxq, direct, this.counters) : new RxPath(o.memory, this.rxq, o.backend, this.counters, o.mergeable, batch);
-    this.tx = new TxPath(o.memory, this.txq, o.backend, this.counters, o.offloads, batch);
+    this.rx = direct ? new GuestUmemRxPath(o.memory, this.rxq, direct, this.counters) : new RxPath(o.memory, this.rxq, o.backend, this.counters, o.mergeable, batch, o.mtu);
+    this.tx = new TxPath(o.memory, this.txq, o.backend, this.counters, o.offloads, batch, o.mtu);
     this.checkBroken();
   }
 

@@ -2,8 +2,10 @@
 // guest's receive buffers behind a virtio-net header. With mergeable
 // buffers (VIRTIO_NET_F_MRG_RXBUF) one frame may fill several chains and
 // num_buffers says how many. When the guest has no room, the frame stays in
-// the backend (nothing is lost) until the guest posts buffers.
-import { NetHdr } from 'virtio-spec-types';
+// the backend (nothing is lost) until the guest posts buffers. A frame the
+// backend holds in several buffers (multi-buffer) is scattered from each in
+// turn; with VIRTIO_NET_F_MTU one above the MTU is dropped (§5.1.4.1).
+import { NetHdr, NetMtu } from 'virtio-spec-types';
 import type { GuestMemory } from '../../memory/guest-memory';
 import type { NetBackendQueue } from '../../backend/net-backend';
 import { type BatchCopies, ChainCursor, DescriptorChain, QueueError, type Virtqueue } from '../queue';
@@ -14,6 +16,7 @@ import type { NetQueueCounters } from './net-counters';
 const MAX_CHAINS_PER_FRAME = 64;
 const HDR_SIZE = NetHdr.SIZE;
 const HDR_NUM_BUFFERS = NetHdr.NUM_BUFFERS;
+const ETHERTYPE_VLAN = NetMtu.ETHERTYPE_VLAN;
 
 export class RxPath {
   /** The guest ran out of receive buffers: wait for its notification. */
@@ -24,6 +27,10 @@ export class RxPath {
   private readonly hdrView = new DataView(this.hdr.buffer);
   /** The batch, and the absolute addresses of guest memory and of the backend's Rx buffer it copies between. */
   private readonly copies: BatchCopies;
+  /** The backend may hand a frame in several buffers (NetBackendQueue.rxSegments). */
+  private readonly segmented: boolean;
+  /** Largest untagged frame the MTU allows (MTU + Ethernet header); no limit when MTU is not negotiated. */
+  private readonly mtuFrame: number;
 
   constructor(
     private readonly mem: GuestMemory,
@@ -32,7 +39,11 @@ export class RxPath {
     private readonly counters: NetQueueCounters,
     mergeable: boolean,
     private readonly batch: CopyBatch = new CopyBatch(),
+    /** VIRTIO_NET_F_MTU negotiated: the device's mtu. */
+    mtu?: number,
   ) {
+    this.segmented = be.rxSegments !== undefined;
+    this.mtuFrame = mtu !== undefined ? mtu + NetMtu.ETH_HEADER : Number.MAX_SAFE_INTEGER;
     const n = mergeable ? MAX_CHAINS_PER_FRAME : 1;
     this.chains = Array.from({ length: n }, () => new DescriptorChain(vq.size));
     const regionAddress = Float64Array.from(mem.regions, (_, i) => CopyBatch.addressOf(mem.regionBytes(i)));
@@ -53,6 +64,11 @@ export class RxPath {
     let taken = 0;
     for (; taken < n; taken++) {
       const len = be.rxLength(taken);
+      // §5.1.4.1: after MTU is negotiated the device MUST NOT pass a larger frame (taken and dropped).
+      if (len > this.mtuFrame && this.overMtu(taken, len)) {
+        counters.rxDropOverMtu++;
+        continue;
+      }
       const total = HDR_SIZE + len;
       vq.mark();
       let used = 0;
@@ -83,7 +99,8 @@ export class RxPath {
         this.blocked = true;
         break;
       }
-      this.deliver(be.rxOffset(taken), len, used);
+      if (this.segmented && be.rxSegments!(taken) > 1) this.deliverSegments(taken, used);
+      else this.deliver(be.rxOffset(taken), len, used);
       counters.rxFrames++;
       counters.rxBytes += len;
     }
@@ -110,6 +127,40 @@ export class RxPath {
       const n = cur.scatterBatched(this.copies, off + pos, len - pos);
       pos += n;
       written += n;
+      vq.push(c.headId, written, c.ringSlots);
+    }
+  }
+
+  /** Over the MTU (checked only above MTU + 14): an 802.1Q-tagged frame may carry 4 bytes more. */
+  private overMtu(i: number, len: number): boolean {
+    // The first buffer holds the Ethernet header (a backend buffer is far larger than 14 bytes).
+    const at = this.be.rxOffset(i) + 12;
+    const b = this.be.rxBuffer;
+    const tagged = ((b[at]! << 8) | b[at + 1]!) === ETHERTYPE_VLAN;
+    return len > this.mtuFrame + (tagged ? NetMtu.VLAN_TAG : 0);
+  }
+
+  /** deliver() for a frame in several backend buffers: each scattered in turn across the popped chains. */
+  private deliverSegments(i: number, used: number): void {
+    const { vq, be } = this;
+    const segments = be.rxSegments!(i);
+    let seg = 0;
+    let off = be.rxSegmentOffset!(i, 0);
+    let left = be.rxSegmentLength!(i, 0);
+    for (let k = 0; k < used; k++) {
+      const c = this.chains[k]!;
+      const cur = this.cursor.writable(c, 0);
+      let written = k === 0 ? this.writeHeader(c, cur, used) : 0;
+      for (;;) {
+        const n = cur.scatterBatched(this.copies, off, left);
+        written += n;
+        off += n;
+        left -= n;
+        if (left > 0) break; // this chain is full: the rest goes into the next
+        if (++seg === segments) break;
+        off = be.rxSegmentOffset!(i, seg);
+        left = be.rxSegmentLength!(i, seg);
+      }
       vq.push(c.headId, written, c.ringSlots);
     }
   }

@@ -7,6 +7,9 @@
 // scratch); each segment's payload goes from guest memory straight into its
 // Tx frame through the device's copy batch, and its checksum is summed in
 // guest memory: no frame-sized copy outside the batch, no view per segment.
+// A segment larger than one backend buffer (MTU 9000 on a multi-buffer
+// backend) has its headers in the first buffer and its payload over the
+// rest (TxFrameLayout); with VIRTIO_NET_F_MTU, a segment over it is dropped.
 import { NetHdr } from 'virtio-spec-types';
 import type { GuestMemory } from '../../memory/guest-memory';
 import { TX_BUSY, TX_OVERSIZE, type NetBackendQueue } from '../../backend/net-backend';
@@ -14,6 +17,7 @@ import { type BatchCopies, ChainCursor, type DescriptorChain } from '../queue';
 import { addSums, onesComplementSum } from './checksum';
 import { gatherFromChain, sumAt } from './frame-copy';
 import type { NetQueueCounters } from './net-counters';
+import type { TxFrameLayout } from './tx-frame-layout';
 
 const MAX_GSO_FRAME = 65536 + 256;
 const MAX_SEGMENTS = 512;
@@ -45,6 +49,10 @@ export class TsoSegmenter {
     private readonly counters: NetQueueCounters,
     /** The Tx path's: guest memory to the backend's Tx buffer. */
     private readonly copies: BatchCopies,
+    /** The Tx path's: where a segment's bytes go when it spans several backend buffers. */
+    private readonly layout: TxFrameLayout,
+    /** The negotiated MTU (MAX_SAFE_INTEGER: none): a segment's IP packet may not exceed it (§5.1.4.2). */
+    private readonly mtu: number,
   ) {
     const b = be.txBuffer;
     this.tx = new DataView(b.buffer, b.byteOffset, b.byteLength);
@@ -84,6 +92,13 @@ export class TsoSegmenter {
     if (hl > got) return this.unsegmentable();
     const payload = frameLen - hl;
     if (mss === 0 || hl > frameLen || hl + mss > be.maxFrameSize) return this.unsegmentable();
+    // hl + mss: the Ethernet header (l3 bytes, a VLAN tag included) plus the largest segment's IP packet.
+    if (hl + mss - l3 > this.mtu) {
+      this.counters.txDropOverMtu++;
+      return 0;
+    }
+    // The headers are written in place: they must sit in the first backend buffer of each segment.
+    if (hl > this.layout.segment) return this.unsegmentable();
     const nseg = Math.max(1, Math.ceil(payload / mss));
     if (nseg > MAX_SEGMENTS) return this.unsegmentable();
     // Take every frame first so a full backend leaves nothing half sent.
@@ -108,7 +123,7 @@ export class TsoSegmenter {
       const segLen = hl + chunk;
       // Headers: written here (small); payload: queued in the batch, straight from guest memory.
       for (let k = 0; k < hl; k++) buf[off + k] = h[k]!;
-      copy.gatherBatched(this.copies, off + hl, chunk);
+      this.layout.gather(copy, this.copies, off, hl, chunk);
       if (v4) {
         tx.setUint16(off + l3 + 2, segLen - l3);
         tx.setUint16(off + l3 + 4, (id0 + i) & 0xffff);

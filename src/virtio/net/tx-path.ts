@@ -2,8 +2,10 @@
 // Ethernet frame. The header is stripped, the frame copied into a backend
 // frame, a partial checksum completed in software when the driver asked for
 // it (VIRTIO_NET_F_CSUM), and TSO frames cut into wire-size segments
-// (VIRTIO_NET_F_HOST_TSO4/6) because AF_XDP has neither offload.
-import { NetGsoType, NetHdr, NetHdrFlags } from 'virtio-spec-types';
+// (VIRTIO_NET_F_HOST_TSO4/6) because AF_XDP has neither offload. A frame
+// larger than one backend buffer goes over several (multi-buffer,
+// TxFrameLayout); with VIRTIO_NET_F_MTU one above the MTU is dropped.
+import { NetGsoType, NetHdr, NetHdrFlags, NetMtu } from 'virtio-spec-types';
 import type { GuestMemory } from '../../memory/guest-memory';
 import { TX_BUSY, TX_OVERSIZE, type NetBackendQueue } from '../../backend/net-backend';
 import { type BatchCopies, ChainCursor, DescriptorChain, type Virtqueue } from '../queue';
@@ -11,6 +13,7 @@ import { CopyBatch } from '../../memory/copy-batch';
 import { gatherFromChain, sumChain } from './frame-copy';
 import type { NetQueueCounters } from './net-counters';
 import { TsoSegmenter } from './tso-segmenter';
+import { TxFrameLayout } from './tx-frame-layout';
 import { GuestUmemTx } from './guest-umem-path';
 import { DIRECT_POSTED } from '../../backend/guest-umem-direct';
 
@@ -28,6 +31,8 @@ const NEEDS_CSUM = NetHdrFlags.NEEDS_CSUM;
 const CSUM_PENDING = 512;
 /** gso_type in `headerStart()`'s value, without the ECN bit. */
 const GSO_MASK = (0xff & ~GSO_ECN) << 8;
+const ETHERTYPE_VLAN = NetMtu.ETHERTYPE_VLAN;
+const VLAN_TAG = NetMtu.VLAN_TAG;
 
 export interface TxOffloads {
   /** VIRTIO_NET_F_CSUM negotiated: honour NEEDS_CSUM. */
@@ -47,13 +52,18 @@ export class TxPath {
   /** The batch, and the absolute addresses of guest memory and of the backend's Tx buffer it copies between. */
   private readonly copies: BatchCopies;
   /**
-   * Completed checksums waiting for their frames' batched copies: (Tx buffer offset, value) pairs, stored
-   * once the batch has run (a frame's bytes land only then), before the backend publishes the frames.
+   * Completed checksums waiting for their frames' batched copies: (Tx buffer offsets of the high and the low
+   * byte, value) triples (a frame over several buffers may split the field), stored once the batch has run (a
+   * frame's bytes land only then), before the backend publishes the frames.
    */
-  private readonly csums = new Float64Array(2 * CSUM_PENDING);
+  private readonly csums = new Float64Array(3 * CSUM_PENDING);
   private csumCount = 0;
   /** Guest RAM is the backend's UMEM: frames that qualify go in place (guest-umem-path.ts). */
   private readonly direct: GuestUmemTx | undefined;
+  private readonly layout: TxFrameLayout;
+  /** Largest untagged frame the MTU allows (MTU + Ethernet header; §5.1.4.2); no limit when MTU is not negotiated. */
+  private readonly mtuFrame: number;
+  private readonly ethertype = new Uint8Array(2);
 
   constructor(
     private readonly mem: GuestMemory,
@@ -62,11 +72,15 @@ export class TxPath {
     private readonly counters: NetQueueCounters,
     private readonly offloads: TxOffloads,
     private readonly batch: CopyBatch = new CopyBatch(),
+    /** VIRTIO_NET_F_MTU negotiated: the device's mtu. */
+    mtu?: number,
   ) {
     this.chain = new DescriptorChain(vq.size);
     const regionAddress = Float64Array.from(mem.regions, (_, i) => CopyBatch.addressOf(mem.regionBytes(i)));
     this.copies = { batch, regionAddress, hostBase: CopyBatch.addressOf(be.txBuffer) };
-    this.tso = new TsoSegmenter(be, counters, this.copies);
+    this.layout = new TxFrameLayout(be);
+    this.mtuFrame = mtu !== undefined ? mtu + ETH_HLEN : Number.MAX_SAFE_INTEGER;
+    this.tso = new TsoSegmenter(be, counters, this.copies, this.layout, mtu ?? Number.MAX_SAFE_INTEGER);
     this.direct = be.guestUmem ? new GuestUmemTx(be.guestUmem, mem) : undefined;
   }
 
@@ -97,6 +111,13 @@ export class TxPath {
       if ((head & (GSO_MASK | NEEDS_CSUM)) !== GSO_NONE << 8) {
         this.readHeader();
         head = this.hdr[HDR_FLAGS]! | (this.hdr[HDR_GSO_TYPE]! << 8);
+      }
+      // §5.1.4.2: a driver that negotiated MTU sends nothing larger (GSO frames: per segment, TsoSegmenter).
+      if (frameLen > this.mtuFrame && (head & GSO_MASK) === GSO_NONE << 8 && this.overMtu(frameLen)) {
+        counters.txDropOverMtu++;
+        vq.push(chain.headId, 0, chain.ringSlots);
+        done++;
+        continue;
       }
       let result: number;
       if (this.direct && (head & GSO_MASK) === GSO_NONE << 8 && !(this.offloads.csum && (head & NEEDS_CSUM) !== 0)) {
@@ -133,10 +154,9 @@ export class TxPath {
     const { csums } = this;
     const buf = this.be.txBuffer;
     for (let k = 0; k < this.csumCount; k++) {
-      const at = csums[2 * k]!;
-      const v = csums[2 * k + 1]!;
-      buf[at] = v >> 8;
-      buf[at + 1] = v & 0xff;
+      const v = csums[3 * k + 2]!;
+      buf[csums[3 * k]!] = v >> 8;
+      buf[csums[3 * k + 1]!] = v & 0xff;
     }
     this.csumCount = 0;
   }
@@ -160,9 +180,11 @@ export class TxPath {
     } else gatherFromChain(this.mem, chain, 0, this.hdr, 0, HDR_SIZE);
   }
 
-  /** Queues the copy of the chain's readable bytes [skip, skip+len) to the Tx buffer at dstOff. */
-  private gatherBatched(skip: number, dstOff: number, len: number): void {
-    this.cursor.readable(this.chain, skip).gatherBatched(this.copies, dstOff, len);
+  /** Over the MTU (checked only for frames longer than MTU + 14): an 802.1Q-tagged frame may carry 4 bytes more. */
+  private overMtu(frameLen: number): boolean {
+    gatherFromChain(this.mem, this.chain, HDR_SIZE + 12, this.ethertype, 0, 2);
+    const tagged = ((this.ethertype[0]! << 8) | this.ethertype[1]!) === ETHERTYPE_VLAN;
+    return frameLen > this.mtuFrame + (tagged ? VLAN_TAG : 0);
   }
 
   /** One frame, no segmentation. Returns 0, TX_BUSY or TX_OVERSIZE (and other drops as 0, counted). */
@@ -180,7 +202,7 @@ export class TxPath {
     }
     const off = be.txAcquire(frameLen);
     if (off < 0) return off;
-    this.gatherBatched(HDR_SIZE, off, frameLen);
+    this.layout.gather(this.cursor.readable(this.chain, HDR_SIZE), this.copies, off, 0, frameLen);
     if (csum) {
       // §5.1.6.2 NEEDS_CSUM: the sum from csum_start to the end (the field holds the driver's partial sum),
       // complemented, at csum_start + csum_offset. Summed in guest memory, so the frame's copy stays in the
@@ -190,8 +212,10 @@ export class TxPath {
       // A UDP checksum of 0 means "none"; RFC 768 transmits it as all ones.
       if (c === 0) c = 0xffff;
       if (this.csumCount === CSUM_PENDING) this.flushCopies();
-      this.csums[2 * this.csumCount] = off + start + field;
-      this.csums[2 * this.csumCount + 1] = c;
+      const k = 3 * this.csumCount;
+      this.csums[k] = this.layout.byteAt(off, start + field);
+      this.csums[k + 1] = this.layout.byteAt(off, start + field + 1);
+      this.csums[k + 2] = c;
       this.csumCount++;
     }
     be.txCommit(off, frameLen);

@@ -5,7 +5,7 @@
 // once, the front end calls pollBackends() when a backend may have frames)
 // or in I/O workers (src/io). Both are driven the same way: pair 0 runs from
 // DRIVER_OK, the others only while VQ_PAIRS_SET enables them (§5.1.6.5.5).
-import { hasFeature, NetFeature, NetStatus, VIRTIO_ID_NET } from 'virtio-spec-types';
+import { hasFeature, NetFeature, NetMtu, NetStatus, VIRTIO_ID_NET } from 'virtio-spec-types';
 import type { NetBackendQueue } from '../../backend/net-backend';
 import type { DeviceContext, QueueConfig, VirtioDevice } from '../device';
 import { createVirtqueue, queueFeaturesFrom } from '../queue';
@@ -24,6 +24,7 @@ export interface VirtioNetOptions {
   mac: Uint8Array;
   /** Largest Queue Size offered (power of two). */
   queueMaxSize?: number;
+  /** The `mtu` field offered with VIRTIO_NET_F_MTU (§5.1.4; 68..65535, default 1500), enforced both ways once negotiated. */
   mtu?: number;
   /** Offer software checksum and TSO (default on). */
   offloads?: boolean;
@@ -56,6 +57,7 @@ export class VirtioNetDevice implements VirtioDevice {
   private activePairs = 1;
   private needsReset = false;
   private pairCtx: QueuePairContext | undefined;
+  readonly mtu: number;
 
   constructor(private readonly o: VirtioNetOptions) {
     if ((o.backends === undefined) === (o.runner === undefined)) throw new Error('virtio-net needs either backends or a runner');
@@ -65,7 +67,10 @@ export class VirtioNetDevice implements VirtioDevice {
     if (this.maxPairs < 1) throw new Error('virtio-net needs at least one queue pair');
     this.queueCount = 2 * this.maxPairs + 1;
     this.queueMaxSize = o.queueMaxSize ?? 256;
-    const mtu = o.mtu ?? 1500;
+    const mtu = o.mtu ?? NetMtu.ETHERNET;
+    // §5.1.4.1: the device MUST set mtu between 68 and 65535.
+    if (!Number.isInteger(mtu) || mtu < NetMtu.MIN || mtu > NetMtu.MAX) throw new RangeError(`virtio-net: mtu ${mtu} is not in ${NetMtu.MIN}..${NetMtu.MAX}`);
+    this.mtu = mtu;
     this.config = new NetConfigSpace(o.mac, this.maxPairs, mtu, 10000);
     this.configSize = this.config.bytes.length;
     this.deviceFeatures = offeredNetFeatures({ pairs: this.maxPairs, offloads: o.offloads ?? true, packed: o.packed ?? true, control: true });
@@ -114,6 +119,7 @@ export class VirtioNetDevice implements VirtioDevice {
         tx,
         features: f,
         ...pairFeatures(f),
+        ...(has(NetFeature.MTU) ? { mtu: this.mtu } : {}),
       };
     }
     this.pairCtx = {

@@ -26,13 +26,21 @@ import { VirtioPciDevice } from '../../virtio/pci/virtio-pci-device';
 import type { InterruptRouting } from '../interrupt-routing';
 import { CallRelay } from './call-relay';
 import { sys } from '../../native/sys';
+import { NetMtu } from 'virtio-spec-types';
 
 const NO_VECTOR = 0xffff;
+
+/** The MTU a device offers by default: the interface's where it is one the device may offer (§5.1.4.1), else 1500. */
+export function deviceMtu(ifMtu: number): number {
+  return ifMtu >= NetMtu.MIN && ifMtu <= NetMtu.MAX ? ifMtu : NetMtu.ETHERNET;
+}
 
 export interface VirtioNetPciOptions {
   id: string;
   backend: AfXdpOptions;
   mac: Uint8Array;
+  /** host_mtu=: the MTU the device offers; absent: the interface's (1500 if the backend cannot tell). */
+  hostMtu?: number;
   vm: Vm;
   bus: PciBus;
   memory: GuestMemory;
@@ -85,7 +93,7 @@ export class VirtioNetPci {
         ...(o.io?.coalesceUs !== undefined ? { coalesceUs: o.io.coalesceUs } : {}),
         ...(o.io?.nice !== undefined ? { nice: o.io.nice } : {}),
       });
-      this.device = new VirtioNetDevice({ runner: this.runner, mac: o.mac });
+      this.device = new VirtioNetDevice({ runner: this.runner, mac: o.mac, mtu: o.hostMtu ?? deviceMtu(this.backend.ifMtu) });
       this.pci = new VirtioPciDevice(this.device, { memory: o.memory, msixVectors: this.device.queueCount + 1 });
       this.relay = new CallRelay((queue) => this.pci.signalQueue(queue));
       o.bus.add(this.pci.pci, {
