@@ -50,7 +50,7 @@ test('device, worker, backend and ring-error counters and the broken ring cross 
     const guest = new GuestBus(bytes, [{ gpa: 0, offset: 0, length: MEM }]);
     const runner = new WorkerQueuePairRunner({
       regions: [{ gpa: 0, address: sys.addressOf(ram), length: MEM }],
-      sockets: [a.sockets[0]!.handle()],
+      backends: [{ kind: 'af-xdp', socket: a.sockets[0]!.handle() }],
       spinRounds: 200,
     });
     let resets = 0;

@@ -41,7 +41,7 @@ async function withWorkerRig(tag: string, body: (rig: WorkerRig) => Promise<void
     const bytes = new Uint8Array(ram);
     const runner = new WorkerQueuePairRunner({
       regions: [{ gpa: 0, address: sys.addressOf(ram), length: MEM }],
-      sockets: [a.sockets[0]!.handle()],
+      backends: [{ kind: 'af-xdp', socket: a.sockets[0]!.handle() }],
       spinRounds: 200,
     });
     try {

@@ -37,12 +37,15 @@ test('the timeline line parses, and malformed ones are refused', () => {
   assert.is(parseBootTimeline('nothing here\n'), undefined);
 });
 
-test('the threads the CLI starts early: -smp and the -netdevs\' queues=, as run-options reads them', () => {
-  assert.equal(runThreadCounts(['-kernel', 'k']), { vcpus: 1, pairs: 0 });
-  assert.equal(runThreadCounts(['-smp', '2', '-netdev', 'af-xdp,id=n0,ifname=v,queues=2', '-device', 'virtio-net-pci,netdev=n0']), { vcpus: 2, pairs: 2 });
-  assert.equal(runThreadCounts(['-smp', 'cpus=3,sockets=1', '-netdev', 'af-xdp,id=a,ifname=v', '-netdev', 'af-xdp,queues=4,id=b,ifname=w']), { vcpus: 3, pairs: 5 });
+test('the threads the CLI starts early: -smp, the -netdevs\' queues= and iothread-vq-mapping=, as run-options reads them', () => {
+  assert.equal(runThreadCounts(['-kernel', 'k']), { vcpus: 1, pairs: 0, ioThreads: 0 });
+  assert.equal(runThreadCounts(['-smp', '2', '-netdev', 'af-xdp,id=n0,ifname=v,queues=2', '-device', 'virtio-net-pci,netdev=n0']), { vcpus: 2, pairs: 2, ioThreads: 2 });
+  assert.equal(runThreadCounts(['-smp', 'cpus=3,sockets=1', '-netdev', 'af-xdp,id=a,ifname=v', '-netdev', 'af-xdp,queues=4,id=b,ifname=w']), { vcpus: 3, pairs: 5, ioThreads: 5 });
+  // Two pairs on one thread: one thread to start, not two.
+  assert.equal(runThreadCounts(['-netdev', 'af-xdp,id=n0,ifname=v,queues=2', '-device', 'virtio-net-pci,netdev=n0,iothread-vq-mapping=0:0']), { vcpus: 1, pairs: 2, ioThreads: 1 });
+  assert.equal(runThreadCounts(['-netdev', 'af-xdp,id=n0,ifname=v,queues=4', '-device', 'virtio-net-pci,iothread-vq-mapping=0:1:0:1,netdev=n0']), { vcpus: 1, pairs: 4, ioThreads: 2 });
   // Whatever parseRunOptions will refuse costs one thread at most.
-  assert.equal(runThreadCounts(['-smp', 'lots', '-netdev', 'af-xdp,id=n0,ifname=v,queues=0']), { vcpus: 1, pairs: 1 });
+  assert.equal(runThreadCounts(['-smp', 'lots', '-netdev', 'af-xdp,id=n0,ifname=v,queues=0']), { vcpus: 1, pairs: 1, ioThreads: 1 });
 });
 
 kvmTest('xdpvm run -timeline: every phase, in the order of a boot, with the first frame sent after DRIVER_OK', async () => {

@@ -49,12 +49,26 @@ test('thread placement: -vcpu-cpus/-vcpu-nice and the device\'s io-cpus=/poll-ma
   bad(['-vcpu-nice', '20'], /-vcpu-nice: '20' is not an integer in -20..19/);
   bad(['-vcpu-nice', '1.5'], /-vcpu-nice: '1.5' is not an integer/);
   const dev = (props: string, re: RegExp): void => bad(['-netdev', 'af-xdp,id=n1,ifname=eth0', '-device', `virtio-net-pci,netdev=n1,${props}`], re);
-  dev('io-cpus=0:0', /io-cpus names 2 CPUs for 1 queue pair/);
+  dev('io-cpus=0:0', /io-cpus names 2 CPUs for 1 I\/O thread/);
   dev('io-cpus=-1', /io-cpus: '-1' is not a host CPU/);
   dev('poll-max-ns=-3', /poll-max-ns: '-3' is not an integer in 0\.\./);
   dev('coalesce-us=100001', /coalesce-us: '100001' is not an integer in 0\.\.100000/);
   dev('io-nice=x', /io-nice: 'x' is not an integer/);
   dev('iothread=io0', /unknown property 'iothread'/);
+  dev('poll-grow=x', /poll-grow: 'x' is not an integer/);
+  dev('poll-shrink=2000', /poll-shrink: '2000' is not an integer in 0\.\.1024/);
+  dev('iothread-vq-mapping=1', /iothread-vq-mapping: I\/O thread '1' is not between 0 and 0/);
+  dev('iothread-vq-mapping=0:0', /iothread-vq-mapping: the I\/O thread mapping names 2 queue pair\(s\), the device has 1/);
+  dev('iothread-vq-mapping=a', /iothread-vq-mapping \(one I\/O thread index per queue pair/);
+});
+
+test('iothread-vq-mapping= puts queue pairs on shared I/O threads; io-cpus= then places the threads', () => {
+  const two = (props: string): string[] => ['-kernel', 'k', '-netdev', 'af-xdp,id=n1,ifname=eth0,queues=2', '-device', `virtio-net-pci,netdev=n1,${props}`];
+  const o = parseRunOptions(two('iothread-vq-mapping=0:0,io-cpus=1,poll-max-ns=20000,poll-grow=4,poll-shrink=2'));
+  assert.equal(o.nets[0]!.io, { threadOf: [0, 0], cpus: [1], pollUs: 20, pollGrow: 4, pollShrink: 2 });
+  assert.throws(() => parseRunOptions(two('iothread-vq-mapping=0:0,io-cpus=0:1')), /io-cpus names 2 CPUs for 1 I\/O thread/);
+  assert.throws(() => parseRunOptions(two('iothread-vq-mapping=1:1')), /I\/O thread 0 serves no queue pair/);
+  assert.equal(parseRunOptions(two('iothread-vq-mapping=1:0')).nets[0]!.io, { threadOf: [1, 0] });
 });
 
 test('-m takes QEMU sizes, plain numbers are MiB', () => {

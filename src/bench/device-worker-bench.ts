@@ -166,7 +166,7 @@ async function deviceRun(
   const mapping = sys.mapAnonymous(RAM);
   const runner = new WorkerQueuePairRunner({
     regions: [{ gpa: 0, address: sys.addressOf(mapping), length: RAM }],
-    sockets: [backend.sockets[0]!.handle()],
+    backends: [{ kind: 'af-xdp', socket: backend.sockets[0]!.handle() }],
     cpus: [cpus?.io],
     ...(o.spinRounds !== undefined ? { spinRounds: o.spinRounds } : {}),
     pollUs: policy.pollUs,

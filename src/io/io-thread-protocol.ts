@@ -91,6 +91,16 @@ export interface IoThreadData {
   nice?: number;
 }
 
+/** Validates a pair → thread mapping: every pair on a thread in 0..threads-1, every thread serving a pair. */
+export function threadMapping(pairs: number, threadOf: readonly number[] | undefined): number[] {
+  const map = threadOf ? [...threadOf] : Array.from({ length: pairs }, (_, p) => p);
+  if (map.length !== pairs) throw new RangeError(`the I/O thread mapping names ${map.length} queue pair(s), the device has ${pairs}`);
+  const threads = map.length === 0 ? 0 : Math.max(...map) + 1;
+  for (const t of map) if (!Number.isInteger(t) || t < 0 || t >= pairs) throw new RangeError(`I/O thread '${t}' is not between 0 and ${pairs - 1}`);
+  for (let t = 0; t < threads; t++) if (!map.includes(t)) throw new RangeError(`I/O thread ${t} serves no queue pair (number the threads from 0 without gaps)`);
+  return map;
+}
+
 /** Int32 slots of an I/O thread's control block. */
 export const enum ThreadControl {
   /** Bumped by the main thread when it posts a session or asks the thread to exit. */

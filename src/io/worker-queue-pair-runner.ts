@@ -1,21 +1,18 @@
-// Main-thread side of the I/O workers: one worker_thread per queue pair,
-// started at DRIVER_OK with the pair's ring configs, the guest memory
-// mappings and its AF_XDP socket; stopped on reset through a flag and a
-// wake-up eventfd. Kicks and used-buffer notifications are eventfds the
-// front end supplies (ioeventfd/irqfd under KVM, kick/call fds for
-// vhost-user) or that the runner creates.
+// Main-thread side of the I/O threads (io-thread.ts). Queue pairs map to
+// threads as QEMU's iothread-vq-mapping maps virtqueues to iothreads: by
+// default each pair has its own, and one thread may serve several. A thread
+// lives as long as the runner: the first start() of one of its pairs
+// spawns it (or prestart does, at construction), each start() of a pair
+// hands it a new session (rings, memory, eventfds), stop() ends only that
+// pair's session. A pair's backend queue lives in its thread for the
+// thread's whole life, so an AF_XDP Fill ring is primed once and no frame is
+// counted twice however often the driver resets or a front end reconnects.
 //
-// Two lifetimes:
-// - one-shot (default, the VMM): start() spawns a worker for the pair, a
-//   stop ends it;
-// - persistent (the vhost-user server): the first start() of a pair spawns
-//   its worker, which then stays with the pair's AF_XDP socket until
-//   close(); each start() hands it a new session (rings, memory, fds) and
-//   stop() ends only that session. One AfXdpQueue per socket for the
-//   socket's whole life: the Fill ring is primed once, and frames are never
-//   counted twice however often a front end reconnects.
+// Kicks and used-buffer notifications are eventfds the front end supplies
+// (ioeventfd/irqfd under KVM, kick/call fds for vhost-user) or that the
+// runner creates.
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
-import type { XskSocketHandle } from '../backend/af-xdp/xsk-socket';
+import type { BackendQueueSource } from '../backend/queue-source';
 import { cachedWorkerSource } from '../host/module-cache';
 import { takeThread } from '../host/prestart-threads';
 import { sys } from '../native/sys';
@@ -24,88 +21,113 @@ import { COUNTER_SLOTS, readPairCounters, type DeviceCounter, type PairCounters,
 import {
   CONTROL_BYTES,
   COUNTERS_OFFSET,
-  Control,
   FIRST_TX_OFFSET,
-  QUEUE_PAIR_WORKER,
+  IO_THREAD_MODULE,
+  PairControl,
+  THREAD_CONTROL_BYTES,
+  ThreadControl,
   type FrameAccounting,
+  type IoThreadData,
   type PairPositions,
   type QueuePairEventFds,
   type QueuePairSession,
-  type QueuePairWorkerData,
   type SharedRegion,
-} from './queue-pair-thread';
+  threadMapping,
+} from './io-thread-protocol';
 
 const EFD_CLOEXEC = 0o2000000;
 const EFD_NONBLOCK = 0o4000;
-/** Default busy-poll bound of an idle worker (µs). */
+/** Default busy-poll bound of an idle I/O thread (µs): the most the adaptive bound grows to. */
 export const DEFAULT_POLL_US = 50;
 
 export interface WorkerRunnerOptions {
   regions: SharedRegion[];
-  /** One AF_XDP socket per pair (owned by the caller, kept open while workers run). */
-  sockets: readonly XskSocketHandle[];
+  /** How each pair's thread opens the pair's backend queue (what they refer to stays open while the runner runs). */
+  backends: readonly BackendQueueSource[];
   /** Per pair: existing eventfds, or undefined to have the runner create them. */
   fds?: readonly (QueuePairEventFds | undefined)[];
+  /**
+   * Per pair: the index of the I/O thread that serves it (default: pair i on thread i). Threads are numbered
+   * from 0 without gaps; one thread may serve several pairs.
+   */
+  threadOf?: readonly number[];
   spinRounds?: number;
   /**
-   * Longest busy-poll without work before the worker sleeps, in µs (default DEFAULT_POLL_US), as QEMU's
-   * poll-max-ns: on a host with fewer CPUs than busy threads, a worker spinning on an empty ring takes the
-   * CPU from the thread that would fill it (the guest's vCPU, the sender's softirq work).
+   * Longest busy-poll without work before a thread sleeps, in µs (default DEFAULT_POLL_US), as QEMU's
+   * poll-max-ns: the bound adapts between 0 and this (pollGrow, pollShrink). On a host with fewer CPUs than
+   * busy threads, a thread spinning on an empty ring takes the CPU from the thread that would fill it.
    */
   pollUs?: number;
-  /** Per pair: the host CPU its worker pins itself to (undefined: not pinned). */
+  /** Factor the poll bound grows by (0: QEMU's default, double). */
+  pollGrow?: number;
+  /** Divisor the poll bound shrinks by (0: QEMU's default, straight to 0). */
+  pollShrink?: number;
+  /** Per I/O thread: the host CPU it pins itself to (undefined: not pinned). */
   cpus?: readonly (number | undefined)[];
   /**
    * Wait after a round that moved only a few frames, in µs (default 0), so
-   * work comes in batches (QueuePairWorkerData.coalesceUs): for a worker that
+   * work comes in batches (IoThreadData.coalesceUs): for a thread that
    * shares its CPU with the vCPU it serves.
    */
   coalesceUs?: number;
-  /** Niceness of every worker thread (default: inherited). */
+  /** Niceness of every I/O thread (default: inherited). */
   nice?: number;
-  /** Keep one worker per pair for the runner's lifetime, servicing one session per start(). */
-  persistent?: boolean;
   /**
-   * Persistent runners: start every pair's worker now, before any start(), so its thread start-up is done by
-   * the time the driver sets DRIVER_OK (the VMM's boot to first packet). Its AF_XDP Fill ring is still primed
-   * only at the first session.
+   * Start every I/O thread now, before any start(), so its start-up (a Node isolate, its modules, the guest
+   * memory's mappings) is done by the time the driver sets DRIVER_OK. Backend queues still open at a pair's
+   * first session (an AF_XDP Fill ring is primed only then).
    */
   prestart?: boolean;
 }
 
-interface PairWorker {
+interface IoThread {
+  index: number;
+  pairs: number[];
   worker: Worker;
-  control: SharedArrayBuffer;
   ctl: Int32Array;
   wakeFd: number;
-  /** Persistent workers: where later sessions are posted. */
-  port: MessagePort | undefined;
+  port: MessagePort;
   exited: Promise<void>;
   dead: boolean;
-  /** Generation of the last session started (0: a prestarted worker waiting for its first). */
+}
+
+interface PairState {
+  control: SharedArrayBuffer;
+  ctl: Int32Array;
+  /** Generation of the last session started (0: none yet). */
   generation: number;
-  /** The context of its current session (a worker that fails reports there). */
+  /** The context of its current session (a thread that fails reports there). */
   ctx: QueuePairContext | undefined;
 }
 
 export class WorkerQueuePairRunner implements QueuePairRunner {
   readonly pairs: number;
+  /** How many I/O threads serve the pairs. */
+  readonly threadCount: number;
   /** The eventfds of each pair (created here when not supplied; replace with setFds). */
   readonly fds: QueuePairEventFds[];
+  private readonly threadOf: number[];
   private readonly owned: number[] = [];
-  private readonly running = new Map<number, PairWorker>();
-  /** Each pair's last control block: its counters stay readable after its worker has gone. */
-  private readonly blocks = new Map<number, SharedArrayBuffer>();
+  private readonly threads: (IoThread | undefined)[];
+  private readonly state: PairState[];
   private stopping: Promise<unknown>[] = [];
   private regions: SharedRegion[];
   private closed = false;
   private closing: Promise<void> | undefined;
 
   constructor(private readonly o: WorkerRunnerOptions) {
-    this.pairs = o.sockets.length;
+    this.pairs = o.backends.length;
+    this.threadOf = threadMapping(this.pairs, o.threadOf);
+    this.threadCount = this.pairs === 0 ? 0 : Math.max(...this.threadOf) + 1;
+    if (o.cpus && o.cpus.length > this.threadCount) throw new RangeError(`${o.cpus.length} CPUs named for ${this.threadCount} I/O thread(s)`);
     this.regions = o.regions;
-    this.fds = o.sockets.map((_, p) => o.fds?.[p] ?? this.createFds());
-    if (o.prestart && o.persistent) for (let p = 0; p < this.pairs; p++) this.spawn(p, undefined);
+    this.threads = new Array<IoThread | undefined>(this.threadCount).fill(undefined);
+    this.state = o.backends.map(() => {
+      const control = new SharedArrayBuffer(CONTROL_BYTES);
+      return { control, ctl: new Int32Array(control, 0, PairControl.Words), generation: 0, ctx: undefined };
+    });
+    this.fds = o.backends.map((_, p) => o.fds?.[p] ?? this.createFds());
+    if (o.prestart) for (let t = 0; t < this.threadCount; t++) this.thread(t);
   }
 
   private createFds(): QueuePairEventFds {
@@ -115,6 +137,11 @@ export class WorkerQueuePairRunner implements QueuePairRunner {
       return fd;
     };
     return { rxKick: mk(), txKick: mk(), rxCall: mk(), txCall: mk() };
+  }
+
+  /** The I/O thread serving `pair`. */
+  threadOfPair(pair: number): number {
+    return this.threadOf[pair]!;
   }
 
   /** Guest memory for the sessions started from now on (stop the pairs before unmapping the old one). */
@@ -131,91 +158,97 @@ export class WorkerQueuePairRunner implements QueuePairRunner {
   start(spec: QueuePairSpec, ctx: QueuePairContext): void {
     if (this.closed) return;
     if (spec.pair < 0 || spec.pair >= this.pairs) throw new RangeError(`queue pair ${spec.pair} out of range`);
-    const existing = this.running.get(spec.pair);
-    if (this.o.persistent && existing && !existing.dead) {
-      this.stopPair(spec.pair);
-      const generation = ++existing.generation;
-      const session: QueuePairSession = { regions: this.regions, spec, fds: this.fds[spec.pair]!, generation };
-      existing.ctx = ctx;
-      this.watchBroken(existing, generation, ctx);
-      this.blocks.set(spec.pair, existing.control);
-      existing.port!.postMessage(session);
-      Atomics.add(existing.ctl, Control.Doorbell, 1);
-      Atomics.notify(existing.ctl, Control.Doorbell);
-      return;
-    }
-    if (this.o.persistent && existing?.dead) {
-      // Its AfXdpQueue died with it: a second one would prime the Fill ring again with frames the kernel holds.
-      process.stderr.write(`xdpvm: I/O worker of queue pair ${spec.pair} is gone; the pair stays stopped\n`);
+    const t = this.thread(this.threadOf[spec.pair]!);
+    if (t.dead) {
+      // Its backend queues died with it: a second thread would prime the Fill ring again with frames the kernel holds.
+      process.stderr.write(`xdpvm: I/O thread ${t.index} is gone; queue pair ${spec.pair} stays stopped\n`);
       ctx.markNeedsReset();
       return;
     }
     this.stopPair(spec.pair);
-    const w = this.spawn(spec.pair, { regions: this.regions, spec, fds: this.fds[spec.pair]!, generation: 1 });
-    w.ctx = ctx;
-    this.watchBroken(w, 1, ctx);
-    this.blocks.set(spec.pair, w.control);
+    const s = this.state[spec.pair]!;
+    const generation = ++s.generation;
+    const session: QueuePairSession = { regions: this.regions, spec, fds: this.fds[spec.pair]!, generation };
+    s.ctx = ctx;
+    this.watchBroken(s, generation, ctx);
+    t.port.postMessage(session);
+    this.ring(t);
   }
 
-  /**
-   * A worker for `pair`, servicing `session` at once, or (persistent runners) waiting for its first session:
-   * a thread's start-up (a Node isolate, its modules) then happens before the driver needs the pair.
-   */
-  private spawn(pair: number, session: QueuePairSession | undefined): PairWorker {
-    const control = new SharedArrayBuffer(CONTROL_BYTES);
-    const ctl = new Int32Array(control, 0, Control.Words);
+  /** Tells a thread to look at its doorbell: it may be asleep in epoll serving its other pairs, or waiting idle. */
+  private ring(t: IoThread): void {
+    Atomics.add(t.ctl, ThreadControl.Doorbell, 1);
+    Atomics.notify(t.ctl, ThreadControl.Doorbell);
+    sys.eventfdWrite(t.wakeFd, 1);
+  }
+
+  /** Thread `index`, spawned on first use: it serves every pair mapped to it. */
+  private thread(index: number): IoThread {
+    const existing = this.threads[index];
+    if (existing) return existing;
+    const pairs = this.threadOf.flatMap((t, p) => (t === index ? [p] : []));
+    const control = new SharedArrayBuffer(THREAD_CONTROL_BYTES);
     const wakeFd = sys.eventfdCreate(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    const channel = this.o.persistent ? new MessageChannel() : undefined;
-    const data: QueuePairWorkerData = {
-      pair,
-      ...(session ? { session } : { regions: this.regions }),
-      socket: this.o.sockets[pair]!,
+    const channel = new MessageChannel();
+    const cpu = this.o.cpus?.[index];
+    const data: IoThreadData = {
+      thread: index,
+      pairs: pairs.map((p) => ({ pair: p, backend: this.o.backends[p]!, control: this.state[p]!.control })),
+      regions: this.regions,
       wakeFd,
       control,
+      port: channel.port2,
       spinRounds: this.o.spinRounds ?? 2000,
       pollUs: this.o.pollUs ?? DEFAULT_POLL_US,
+      pollGrow: this.o.pollGrow ?? 0,
+      pollShrink: this.o.pollShrink ?? 0,
       coalesceUs: this.o.coalesceUs ?? 0,
       ...(this.o.nice !== undefined ? { nice: this.o.nice } : {}),
-      ...(this.o.cpus?.[pair] !== undefined ? { cpu: this.o.cpus[pair] } : {}),
-      ...(channel ? { port: channel.port2 } : {}),
+      ...(cpu !== undefined ? { cpu } : {}),
     };
-    const transferList = channel ? [channel.port2] : [];
+    const transferList = [channel.port2];
     // A thread the CLI started before the VMM loaded (vmm/run-threads.ts) takes its data as its first message.
-    const prestarted = takeThread(QUEUE_PAIR_WORKER);
+    const prestarted = takeThread(IO_THREAD_MODULE);
     if (prestarted) prestarted.postMessage(data, transferList);
-    const worker = prestarted ?? new Worker(cachedWorkerSource(QUEUE_PAIR_WORKER), { eval: true, workerData: data, transferList });
-    const w: PairWorker = {
+    const worker = prestarted ?? new Worker(cachedWorkerSource(IO_THREAD_MODULE), { eval: true, workerData: data, transferList });
+    const t: IoThread = {
+      index,
+      pairs,
       worker,
-      control,
-      ctl,
+      ctl: new Int32Array(control, 0, ThreadControl.Words),
       wakeFd,
-      port: channel?.port1,
+      port: channel.port1,
       exited: Promise.resolve(),
       dead: false,
-      generation: session ? 1 : 0,
-      ctx: undefined,
     };
-    w.exited = new Promise<void>((resolve) => {
+    t.exited = new Promise<void>((resolve) => {
       worker.once('exit', () => {
-        w.dead = true;
+        t.dead = true;
+        // Whatever it served stops being serviced: each running pair's device needs a reset.
+        if (!this.closed) for (const p of pairs) if (this.isSessionOpen(p)) this.state[p]!.ctx?.markNeedsReset();
         resolve();
       });
       worker.once('error', (e) => {
-        process.stderr.write(`xdpvm: I/O worker of queue pair ${pair} failed: ${e.message}\n`);
-        w.ctx?.markNeedsReset();
+        process.stderr.write(`xdpvm: I/O thread ${index} (queue pairs ${pairs.join(', ')}) failed: ${e.message}\n`);
       });
     });
-    this.running.set(pair, w);
-    return w;
+    this.threads[index] = t;
+    return t;
   }
 
-  /** A broken ring is reported once, from the worker, through shared memory. */
-  private watchBroken(w: PairWorker, generation: number, ctx: QueuePairContext): void {
-    const seen = Atomics.load(w.ctl, Control.Broken);
+  /** A session started and neither ended nor asked to stop. */
+  private isSessionOpen(pair: number): boolean {
+    const s = this.state[pair]!;
+    return s.generation > 0 && Atomics.load(s.ctl, PairControl.Stop) < s.generation;
+  }
+
+  /** A broken ring is reported once, from the thread, through shared memory. */
+  private watchBroken(s: PairState, generation: number, ctx: QueuePairContext): void {
+    const seen = Atomics.load(s.ctl, PairControl.Broken);
     const reportBroken = (): void => {
-      if (Atomics.load(w.ctl, Control.Broken) === generation) ctx.markNeedsReset();
+      if (Atomics.load(s.ctl, PairControl.Broken) === generation) ctx.markNeedsReset();
     };
-    const waiting = Atomics.waitAsync(w.ctl, Control.Broken, seen);
+    const waiting = Atomics.waitAsync(s.ctl, PairControl.Broken, seen);
     if (waiting.async) void waiting.value.then(reportBroken);
     else reportBroken();
   }
@@ -225,75 +258,76 @@ export class WorkerQueuePairRunner implements QueuePairRunner {
     if (fds) sys.eventfdWrite(fds.txKick, 1);
   }
 
-  /** Whether the worker of `pair` is servicing a session. */
+  /** Whether the pair's thread is servicing a session of it. */
   isRunning(pair: number): boolean {
-    const r = this.running.get(pair);
-    return r !== undefined && Atomics.load(r.ctl, Control.Running) === 1;
+    const s = this.state[pair];
+    return s !== undefined && Atomics.load(s.ctl, PairControl.Running) === 1;
   }
 
   /**
-   * Live device and worker counters of a pair by name (updated by its worker every few rounds and before it
-   * sleeps; cumulative over a worker's sessions, and still readable once it is gone). The whole table: stats().
+   * Live device and thread counters of a pair by name (updated by its thread every few rounds and before it
+   * sleeps; cumulative over the pair's sessions, and still readable once the thread is gone). The whole table: stats().
    */
   counters(pair: number): Record<DeviceCounter | WorkerCounter, number> | undefined {
     const s = this.stats(pair);
     return s ? { ...s.device, ...s.worker } : undefined;
   }
 
-  /** Every counter of a pair (pair-counters.ts): device, worker, backend, ring errors and why a ring broke. */
+  /** Every counter of a pair (pair-counters.ts): device, thread, backend, ring errors and why a ring broke. */
   stats(pair: number): PairCounters | undefined {
-    const control = this.blocks.get(pair);
-    if (!control) return undefined;
-    const c = new Int32Array(control, 0, Control.Words);
-    return readPairCounters(new Float64Array(control, COUNTERS_OFFSET, COUNTER_SLOTS), c[Control.BrokenCause]!, c[Control.RxError]!, c[Control.TxError]!);
+    const s = this.state[pair];
+    if (!s || s.generation === 0) return undefined;
+    const c = s.ctl;
+    return readPairCounters(new Float64Array(s.control, COUNTERS_OFFSET, COUNTER_SLOTS), c[PairControl.BrokenCause]!, c[PairControl.RxError]!, c[PairControl.TxError]!);
   }
 
-  /** When the pair's worker first handed a frame to the kernel (CLOCK_MONOTONIC ms), or undefined. */
+  /** When the pair's thread first handed a frame of it to the backend (CLOCK_MONOTONIC ms), or undefined. */
   firstTxAt(pair: number): number | undefined {
-    const control = this.blocks.get(pair);
-    const t = control ? new Float64Array(control, FIRST_TX_OFFSET, 1)[0]! : 0;
+    const s = this.state[pair];
+    const t = s ? new Float64Array(s.control, FIRST_TX_OFFSET, 1)[0]! : 0;
     return t > 0 ? t : undefined;
   }
 
-  /** Linux thread id of the pair's (last) worker, 0 before it has started. */
+  /** Linux thread id of the thread serving the pair, 0 before it has started. */
   threadId(pair: number): number {
-    const control = this.blocks.get(pair);
-    return control ? Atomics.load(new Int32Array(control, 0, Control.Words), Control.Tid) : 0;
+    const s = this.state[pair];
+    return s ? Atomics.load(s.ctl, PairControl.Tid) : 0;
   }
 
-  /** Where the pair's AF_XDP frames are, as its worker last published (persistent workers: also between sessions). */
+  /** Where the pair's backend frames are, as its thread last published (also between sessions). */
   frameAccounting(pair: number): FrameAccounting | undefined {
-    const r = this.running.get(pair);
-    if (!r) return undefined;
-    const c = r.ctl;
+    const s = this.state[pair];
+    if (!s || !this.threads[this.threadOf[pair]!]) return undefined;
+    const c = s.ctl;
     const a = {
-      pool: c[Control.FramesPool]!,
-      fill: c[Control.FramesFill]!,
-      rx: c[Control.FramesRx]!,
-      tx: c[Control.FramesTx]!,
-      completion: c[Control.FramesCompletion]!,
+      pool: c[PairControl.FramesPool]!,
+      fill: c[PairControl.FramesFill]!,
+      rx: c[PairControl.FramesRx]!,
+      tx: c[PairControl.FramesTx]!,
+      completion: c[PairControl.FramesCompletion]!,
       total: 0,
-      frameCount: c[Control.FrameCount]!,
+      frameCount: c[PairControl.FrameCount]!,
     };
     a.total = a.pool + a.fill + a.rx + a.tx + a.completion;
     return a;
   }
 
   /**
-   * Stops the pair's current session and resolves, once the worker no longer
-   * touches its rings, memory or eventfds, with where the rings stopped
-   * (undefined when nothing ran or the worker died).
+   * Stops the pair's current session and resolves, once its thread no longer
+   * touches the pair's rings, memory or eventfds, with where the rings
+   * stopped (undefined when nothing ran or the thread died).
    */
   async stop(pair: number): Promise<PairPositions | undefined> {
-    const w = this.running.get(pair);
-    if (!w) return undefined;
-    const generation = w.generation;
+    const s = this.state[pair];
+    const t = this.threads[this.threadOf[pair] ?? -1];
+    if (!s || !t || s.generation === 0) return undefined;
+    const generation = s.generation;
     this.stopPair(pair);
-    if (!(await this.sessionEnded(w, generation))) return undefined;
-    const c = w.ctl;
+    if (!(await this.sessionEnded(t, s, generation))) return undefined;
+    const c = s.ctl;
     return {
-      rx: { nextAvail: c[Control.RxNextAvail]!, nextUsed: c[Control.RxNextUsed]! },
-      tx: { nextAvail: c[Control.TxNextAvail]!, nextUsed: c[Control.TxNextUsed]! },
+      rx: { nextAvail: c[PairControl.RxNextAvail]!, nextUsed: c[PairControl.RxNextUsed]! },
+      tx: { nextAvail: c[PairControl.TxNextAvail]!, nextUsed: c[PairControl.TxNextUsed]! },
     };
   }
 
@@ -308,7 +342,7 @@ export class WorkerQueuePairRunner implements QueuePairRunner {
   }
 
   stopAll(): void {
-    for (const p of [...this.running.keys()]) this.stopPair(p);
+    for (let p = 0; p < this.pairs; p++) this.stopPair(p);
   }
 
   /** Resolves when every stopped session has ended (call before closing sockets, eventfds or unmapping memory). */
@@ -317,9 +351,9 @@ export class WorkerQueuePairRunner implements QueuePairRunner {
   }
 
   /**
-   * Stops the workers (persistent ones too) and closes the eventfds this
-   * runner created. counters() and frameAccounting() still report what the
-   * persistent workers published last.
+   * Stops the threads and closes the eventfds this runner created.
+   * counters() and frameAccounting() still report what the threads
+   * published last.
    */
   close(): Promise<void> {
     this.closing ??= this.shutdown();
@@ -330,45 +364,36 @@ export class WorkerQueuePairRunner implements QueuePairRunner {
     this.closed = true;
     this.stopAll();
     await this.drained();
-    for (const w of this.running.values()) {
-      Atomics.store(w.ctl, Control.Exit, 1);
-      Atomics.add(w.ctl, Control.Doorbell, 1);
-      Atomics.notify(w.ctl, Control.Doorbell);
-      sys.eventfdWrite(w.wakeFd, 1);
-      await w.exited;
-      w.port?.close();
-      sys.close(w.wakeFd);
+    for (const t of this.threads) {
+      if (!t) continue;
+      Atomics.store(t.ctl, ThreadControl.Exit, 1);
+      this.ring(t);
+      await t.exited;
+      t.port.close();
+      sys.close(t.wakeFd);
     }
     for (const fd of this.owned.splice(0)) sys.close(fd);
   }
 
-  /** Resolves true once session `generation` has ended, false if the worker died first. */
-  private async sessionEnded(w: PairWorker, generation: number): Promise<boolean> {
+  /** Resolves true once session `generation` of a pair has ended, false if its thread died first. */
+  private async sessionEnded(t: IoThread, s: PairState, generation: number): Promise<boolean> {
     for (;;) {
-      const done = Atomics.load(w.ctl, Control.Done);
+      const done = Atomics.load(s.ctl, PairControl.Done);
       if (done >= generation) return true;
-      if (w.dead) return false;
-      const r = Atomics.waitAsync(w.ctl, Control.Done, done, 100);
-      if (r.async) await Promise.race([r.value, w.exited]);
+      if (t.dead) return false;
+      const r = Atomics.waitAsync(s.ctl, PairControl.Done, done, 100);
+      if (r.async) await Promise.race([r.value, t.exited]);
     }
   }
 
   private stopPair(pair: number): void {
-    const r = this.running.get(pair);
-    if (!r) return;
-    if (Atomics.load(r.ctl, Control.Stop) >= r.generation) return;
-    Atomics.store(r.ctl, Control.Stop, r.generation);
-    sys.eventfdWrite(r.wakeFd, 1);
-    if (this.o.persistent && !r.dead) {
-      this.stopping.push(this.sessionEnded(r, r.generation));
-      return;
-    }
-    // One-shot: the worker exits after its session.
-    this.running.delete(pair);
-    this.stopping.push(
-      r.exited.then(() => {
-        sys.close(r.wakeFd);
-      }),
-    );
+    const s = this.state[pair]!;
+    const t = this.threads[this.threadOf[pair]!];
+    if (!t || s.generation === 0) return;
+    if (Atomics.load(s.ctl, PairControl.Stop) >= s.generation) return;
+    Atomics.store(s.ctl, PairControl.Stop, s.generation);
+    if (t.dead) return;
+    sys.eventfdWrite(t.wakeFd, 1);
+    this.stopping.push(this.sessionEnded(t, s, s.generation));
   }
 }

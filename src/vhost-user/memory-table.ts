@@ -15,7 +15,7 @@
 // cannot be sealed (hugetlbfs, /dev/shm files) are accepted, like every
 // vhost-user back end does, and keep that one risk.
 import { GuestMemory } from '../memory/guest-memory';
-import type { SharedRegion } from '../io/queue-pair-thread';
+import type { SharedRegion } from '../io/io-thread-protocol';
 import { ProtocolError, type MemRegionDescriptor } from './message';
 import { Seal, unixSocket } from './unix-socket';
 import { sys } from '../native/sys';

@@ -9,7 +9,7 @@
 // single AfXdpQueue, outlive connections, so a reconnect never primes a Fill
 // ring a second time and every UMEM frame stays accounted for.
 import type { AfXdpBackend } from '../backend/af-xdp/af-xdp-backend';
-import type { FrameAccounting } from '../io/queue-pair-thread';
+import type { FrameAccounting } from '../io/io-thread-protocol';
 import { WorkerQueuePairRunner } from '../io/worker-queue-pair-runner';
 import { VhostUserConnection } from './connection';
 import { netConfigSpace, offeredFeatures, offeredProtocolFeatures } from './net-features';
@@ -72,9 +72,8 @@ export class VhostUserServer {
     const none = { rxKick: -1, txKick: -1, rxCall: -1, txCall: -1 };
     this.runner = new WorkerQueuePairRunner({
       regions: [],
-      sockets: o.backend.sockets.map((s) => s.handle()),
+      backends: o.backend.sockets.map((s) => ({ kind: 'af-xdp', socket: s.handle() })),
       fds: o.backend.sockets.map(() => ({ ...none })),
-      persistent: true,
       ...(o.spinRounds !== undefined ? { spinRounds: o.spinRounds } : {}),
     });
     this.done = this.acceptLoop();

@@ -2,7 +2,8 @@
 //   -m 256M -smp 2 -kernel FILE [-initrd FILE] [-append "..."] [-iopl 0|3]
 //   [-vcpu-cpus C0:C1:...] [-vcpu-nice N]
 //   -netdev af-xdp,id=n1,ifname=eth0[,...] -device virtio-net-pci,netdev=n1[,mac=52:54:00:12:34:56]
-//     [,host_mtu=N][,io-cpus=C0:C1:...][,poll-max-ns=N][,coalesce-us=N][,io-nice=N]
+//     [,host_mtu=N][,iothread-vq-mapping=T0:T1:...][,io-cpus=C0:C1:...]
+//     [,poll-max-ns=N][,poll-grow=N][,poll-shrink=N][,coalesce-us=N][,io-nice=N]
 // Several netdev/device pairs are allowed. Every error is a RunOptionError
 // that names the option (the CLI reports it as a usage error).
 import { parseAfXdpOptions, type AfXdpOptions } from '../backend/af-xdp/af-xdp-options';
@@ -11,6 +12,7 @@ import { parseMac } from '../virtio/net/mac';
 import { availableParallelism } from 'node:os';
 import type { IoThreadSettings } from './net/virtio-net-pci';
 import { parseMemorySize } from './memory-layout';
+import { threadMapping } from '../io/io-thread-protocol';
 
 export interface RunNet {
   id: string;
@@ -61,11 +63,11 @@ function keyValues(spec: string, what: string): { head: string; kv: Map<string, 
   return { head: head ?? '', kv };
 }
 
-/** `C0:C1:...`: one host CPU per vCPU or queue pair, each one this host has. */
+/** `C0:C1:...`: one host CPU per vCPU or I/O thread, each one this host has. */
 function parseCpuList(v: string, what: string): number[] {
   const n = availableParallelism();
   return v.split(':').map((c) => {
-    if (!/^\d+$/.test(c) || Number(c) >= n) throw new RunOptionError(`${what}: '${c}' is not a host CPU (0..${n - 1}); the list is CPU:CPU:..., one per ${what.includes('io-cpus') ? 'queue pair' : 'vCPU'}`);
+    if (!/^\d+$/.test(c) || Number(c) >= n) throw new RunOptionError(`${what}: '${c}' is not a host CPU (0..${n - 1}); the list is CPU:CPU:..., one per ${what.includes('io-cpus') ? 'I/O thread' : 'vCPU'}`);
     return Number(c);
   });
 }
@@ -79,11 +81,19 @@ function parseInteger(v: string, what: string, min: number, max: number): number
 function parseIoThreadSettings(kv: Map<string, string>): IoThreadSettings | undefined {
   const io: IoThreadSettings = {};
   const w = '-device virtio-net-pci';
+  const mapping = kv.get('iothread-vq-mapping');
+  // QEMU's virtio-blk takes a JSON list of {iothread, vqs}; here a pair's thread by index: 0:0 puts pairs 0 and 1 on thread 0.
+  if (mapping !== undefined) io.threadOf = mapping.split(':').map((t) => parseInteger(t, `${w}: iothread-vq-mapping (one I/O thread index per queue pair, T0:T1:...)`, 0, 63));
   const cpus = kv.get('io-cpus');
   if (cpus !== undefined) io.cpus = parseCpuList(cpus, `${w}: io-cpus`);
   const pollNs = kv.get('poll-max-ns');
-  // As QEMU's iothread poll-max-ns; kept in µs inside (the worker's clock checks are µs-grained).
+  // As QEMU's iothread poll-max-ns; kept in µs inside (the thread's clock checks are µs-grained).
   if (pollNs !== undefined) io.pollUs = parseInteger(pollNs, `${w}: poll-max-ns`, 0, 1e9) / 1000;
+  // As QEMU's iothread poll-grow / poll-shrink (0: its defaults, double and reset to 0).
+  const grow = kv.get('poll-grow');
+  if (grow !== undefined) io.pollGrow = parseInteger(grow, `${w}: poll-grow`, 0, 1024);
+  const shrink = kv.get('poll-shrink');
+  if (shrink !== undefined) io.pollShrink = parseInteger(shrink, `${w}: poll-shrink`, 0, 1024);
   const coalesce = kv.get('coalesce-us');
   if (coalesce !== undefined) io.coalesceUs = parseInteger(coalesce, `${w}: coalesce-us`, 0, 100000);
   const nice = kv.get('io-nice');
@@ -182,7 +192,7 @@ export function parseRunOptions(argv: readonly string[]): RunOptions {
       case '-device': {
         const { head, kv } = keyValues(value(), '-device');
         if (head !== 'virtio-net-pci') throw new RunOptionError(`-device: only virtio-net-pci is supported (got '${head}')`);
-        const known = ['netdev', 'mac', 'id', 'host_mtu', 'io-cpus', 'poll-max-ns', 'coalesce-us', 'io-nice'];
+        const known = ['netdev', 'mac', 'id', 'host_mtu', 'iothread-vq-mapping', 'io-cpus', 'poll-max-ns', 'poll-grow', 'poll-shrink', 'coalesce-us', 'io-nice'];
         for (const k of kv.keys()) if (!known.includes(k)) throw new RunOptionError(`-device virtio-net-pci: unknown property '${k}'`);
         const netdev = kv.get('netdev');
         if (!netdev) throw new RunOptionError('-device virtio-net-pci: netdev= is required');
@@ -216,7 +226,16 @@ export function parseRunOptions(argv: readonly string[]): RunOptions {
     if (used.has(d.netdev)) throw new RunOptionError(`-device virtio-net-pci: netdev '${d.netdev}' is already used by another device`);
     used.add(d.netdev);
     const pairs = backend.queues;
-    if (d.io?.cpus && d.io.cpus.length > pairs) throw new RunOptionError(`-device virtio-net-pci,netdev=${d.netdev}: io-cpus names ${d.io.cpus.length} CPUs for ${pairs} queue pair(s)`);
+    const w = `-device virtio-net-pci,netdev=${d.netdev}`;
+    let threads = pairs;
+    if (d.io?.threadOf) {
+      try {
+        threads = Math.max(...threadMapping(pairs, d.io.threadOf)) + 1;
+      } catch (e) {
+        throw new RunOptionError(`${w}: iothread-vq-mapping: ${(e as Error).message}`);
+      }
+    }
+    if (d.io?.cpus && d.io.cpus.length > threads) throw new RunOptionError(`${w}: io-cpus names ${d.io.cpus.length} CPUs for ${threads} I/O thread(s)`);
     return {
       id: d.netdev,
       backend,

@@ -4,7 +4,8 @@
 // `rxSegment` bytes, taken from the free list in reverse order so that no
 // frame is contiguous. Device tests use it to walk the multi-buffer paths
 // (TxFrameLayout, checksum fields split between buffers, TSO, Rx scatter).
-import { TX_BUSY, TX_OVERSIZE, type NetBackendQueue } from '../../src/backend/net-backend';
+import { TX_BUSY, TX_OVERSIZE, type BackendFrames, type NetBackendQueue } from '../../src/backend/net-backend';
+import { QueueCounters } from '../../src/backend/queue-counters';
 
 export class SegmentedLoopback implements NetBackendQueue {
   readonly maxFrameSize: number;
@@ -12,6 +13,7 @@ export class SegmentedLoopback implements NetBackendQueue {
   readonly txBuffer: Uint8Array;
   readonly rxBuffer: Uint8Array;
   readonly pollFd = -1;
+  readonly counters = new QueueCounters();
   private readonly free: number[] = [];
   private readonly next = new Map<number, number>();
   private readonly pending: Array<{ off: number; len: number }> = [];
@@ -127,5 +129,19 @@ export class SegmentedLoopback implements NetBackendQueue {
 
   rxRelease(n: number): void {
     for (const f of this.rx.splice(0, n)) for (const [b] of f) this.free.push(b);
+  }
+
+  txUnsent(): number {
+    return 0;
+  }
+
+  get frameCount(): number {
+    return this.buffers;
+  }
+
+  frameAccounting(): BackendFrames {
+    const rx = this.rx.reduce((n, f) => n + f.length, 0);
+    const tx = this.buffers - this.free.length - rx;
+    return { pool: this.free.length, fill: 0, rx, tx, completion: 0, total: this.buffers };
   }
 }

@@ -24,11 +24,11 @@
 import { xsk } from '../../native/xsk';
 import type { GuestMemory } from '../../memory/guest-memory';
 import { sys } from '../../native/sys';
-import { TX_BUSY, TX_OVERSIZE, type NetBackendQueue } from '../net-backend';
+import { TX_BUSY, TX_OVERSIZE, type BackendFrames, type NetBackendQueue } from '../net-backend';
 import { DIRECT_POSTED, DIRECT_REFUSED, type GuestUmemDirect } from '../guest-umem-direct';
 import { flushTxRing, writeTxDescriptor } from './af-xdp-queue';
 import { InFlightTable } from './in-flight-table';
-import { QueueCounters } from './queue-counters';
+import { QueueCounters } from '../queue-counters';
 import type { XskSocket } from './xsk-socket';
 
 /** UMEM chunk: the smallest the kernel takes (XDP_UMEM_MIN_CHUNK_SIZE); bounce frames are this size. */
@@ -460,6 +460,25 @@ export class GuestUmemQueue implements NetBackendQueue, GuestUmemDirect {
     this.contiguous = this.contiguousUnit();
     this.refillBounce();
     this.direct.resets++;
+  }
+
+  /** The queue's own frames are its bounce frames (guest buffers belong to the guest). */
+  get frameCount(): number {
+    return this.o.bounceCount;
+  }
+
+  /**
+   * Where the bounce frames are: out for receiving counts as Fill (on the Fill or Rx ring), out for sending as Tx
+   * (on the Tx or Completion ring); which of the two rings exactly is not tracked. Walks every frame: for reports.
+   */
+  frameAccounting(): BackendFrames {
+    let fill = 0;
+    let tx = 0;
+    for (const use of this.bounceOut) {
+      if (use === BOUNCE_RX) fill++;
+      else if (use === BOUNCE_TX) tx++;
+    }
+    return { pool: this.bounceFree, fill, rx: 0, tx, completion: 0, total: this.bounceFree + fill + tx };
   }
 
   /** Bounce frames in no ring (all of them once the kernel is idle and nothing is posted). */

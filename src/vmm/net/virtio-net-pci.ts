@@ -8,10 +8,10 @@
 // eventfds go to the call relay instead, which sets the ISR and raises INTx
 // from this thread (§4.1.4.5).
 //
-// The workers are persistent: one per pair for the device's life, servicing
-// a session per DRIVER_OK (or VQ_PAIRS_SET enabling the pair), so a guest
-// that resets the device or changes its pairs never primes a socket's Fill
-// ring twice.
+// The I/O threads live as long as the device (one per pair by default, or
+// as iothread-vq-mapping= maps them), servicing a session per DRIVER_OK (or
+// VQ_PAIRS_SET enabling the pair), so a guest that resets the device or
+// changes its pairs never primes a socket's Fill ring twice.
 import { AfXdpBackend } from '../../backend/af-xdp/af-xdp-backend';
 import type { AfXdpOptions } from '../../backend/af-xdp/af-xdp-options';
 import type { Vm } from '../../kvm/vm';
@@ -19,7 +19,7 @@ import type { GuestMemory } from '../../memory/guest-memory';
 import type { XskStatistics } from '../../native/xsk';
 import type { PciBus } from '../../pci/pci-bus';
 import { WorkerQueuePairRunner } from '../../io/worker-queue-pair-runner';
-import type { SharedRegion } from '../../io/queue-pair-thread';
+import type { SharedRegion } from '../../io/io-thread-protocol';
 import type { PairCounters } from '../../io/pair-counters';
 import { VirtioNetDevice } from '../../virtio/net/virtio-net-device';
 import { VirtioPciDevice } from '../../virtio/pci/virtio-pci-device';
@@ -51,12 +51,19 @@ export interface VirtioNetPciOptions {
   io?: IoThreadSettings;
 }
 
-/** How a device's I/O threads (one per queue pair) run: `-device virtio-net-pci,...,io-cpus=,poll-max-ns=,coalesce-us=,io-nice=`. */
+/**
+ * How a device's I/O threads run:
+ * `-device virtio-net-pci,...,iothread-vq-mapping=,io-cpus=,poll-max-ns=,poll-grow=,poll-shrink=,coalesce-us=,io-nice=`.
+ */
 export interface IoThreadSettings {
-  /** Host CPU of each queue pair's I/O thread, by pair (missing: not pinned). */
+  /** The I/O thread of each queue pair, by pair (missing: each pair its own thread). */
+  threadOf?: readonly number[];
+  /** Host CPU of each I/O thread, by thread (missing: not pinned). */
   cpus?: readonly number[];
-  /** Busy-poll bound of an idle I/O thread, µs (WorkerRunnerOptions.pollUs). */
+  /** Most an idle I/O thread busy-polls, µs (WorkerRunnerOptions.pollUs); the bound adapts below it. */
   pollUs?: number;
+  pollGrow?: number;
+  pollShrink?: number;
   /** Coalescing wait after a round with few frames, µs (WorkerRunnerOptions.coalesceUs). */
   coalesceUs?: number;
   /** Niceness of the I/O threads. */
@@ -84,12 +91,14 @@ export class VirtioNetPci {
     try {
       this.runner = new WorkerQueuePairRunner({
         regions: o.regions,
-        sockets: this.backend.sockets.map((s) => s.handle()),
-        persistent: true,
-        // Worker start-up overlaps the VM's set-up and the guest's boot instead of following DRIVER_OK.
+        backends: this.backend.sockets.map((s) => ({ kind: 'af-xdp', socket: s.handle() })),
+        // Thread start-up overlaps the VM's set-up and the guest's boot instead of following DRIVER_OK.
         prestart: true,
+        ...(o.io?.threadOf ? { threadOf: o.io.threadOf } : {}),
         ...(o.io?.cpus ? { cpus: o.io.cpus } : {}),
         ...(o.io?.pollUs !== undefined ? { pollUs: o.io.pollUs } : {}),
+        ...(o.io?.pollGrow !== undefined ? { pollGrow: o.io.pollGrow } : {}),
+        ...(o.io?.pollShrink !== undefined ? { pollShrink: o.io.pollShrink } : {}),
         ...(o.io?.coalesceUs !== undefined ? { coalesceUs: o.io.coalesceUs } : {}),
         ...(o.io?.nice !== undefined ? { nice: o.io.nice } : {}),
       });
