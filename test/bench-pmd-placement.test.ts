@@ -21,6 +21,16 @@ test('split: vCPU k on CPU k, its I/O thread and C loop counted down from the la
   assert.equal(placementRunArgs(p), { args: ['-vcpu-cpus', '0:1'], deviceProps: ',io-cpus=1:0' });
 });
 
+test('2 pairs on 1 I/O thread: iothread-vq-mapping=0:0 and the one thread\'s CPU; 4 pairs on 2 threads round-robin', () => {
+  const p = pmdPlacement('split', 2, 2, 1);
+  assert.equal([p.threadOf, p.vcpuCpus, p.ioCpus], [[0, 0], [0, 1], [1]]);
+  assert.equal(placementRunArgs(p), { args: ['-vcpu-cpus', '0:1'], deviceProps: ',iothread-vq-mapping=0:0,io-cpus=1' });
+  const q = pmdPlacement('shared', 4, 8, 2);
+  assert.equal([q.threadOf, q.ioCpus], [[0, 1, 0, 1], [7, 6]]);
+  assert.equal(pmdPlacement('none', 2, 8, 1).threadOf, [0, 0], 'mapping kept when nothing is pinned');
+  assert.is(placementRunArgs(pmdPlacement('none', 2, 8, 1)).deviceProps, ',iothread-vq-mapping=0:0');
+});
+
 test('none, or a single CPU: nothing pinned, no options', () => {
   for (const p of [pmdPlacement('none', 2, 8), pmdPlacement('shared', 1, 1)]) {
     assert.is(p.name, 'none');

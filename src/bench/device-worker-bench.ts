@@ -17,6 +17,7 @@
 // the driver to another, and the generator (rxonly, io-fwd) is left to the
 // scheduler (--placement: other layouts). The headline ratio is the median
 // of the per-run ratios.
+import { availableParallelism } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { featureMask, NetHdr, VirtioFeature } from 'virtio-spec-types';
 import type { BenchRunOptions } from './bench-run-options';
@@ -45,6 +46,10 @@ export interface DeviceWorkerBenchOptions extends BenchRunOptions {
   mode?: DeviceWorkerMode;
   /** Frames the driver handles per round and the C loop per batch (the PMD guest's burst=; default 32). */
   burst?: number;
+  /** Queue pairs (default 1): one socket each on the veth's queues, the driver serving all of them. */
+  queues?: number;
+  /** I/O threads serving the pairs (default one per pair; fewer: pairs round-robin over them). */
+  ioThreads?: number;
   /** Where the threads run (default split); see PLACEMENTS. */
   placement?: Placement;
   /** The I/O worker's idle rounds before it sleeps (WorkerRunnerOptions.spinRounds; default the runner's). */
@@ -127,6 +132,12 @@ export interface DeviceRunResult {
   kernel: XskStatistics;
 }
 
+function statsPlus(a: XskStatistics, b: XskStatistics): XskStatistics {
+  const out = { ...a };
+  for (const k of Object.keys(out) as Array<keyof XskStatistics>) out[k] = a[k] + b[k];
+  return out;
+}
+
 function statsMinus(b: XskStatistics, a: XskStatistics): XskStatistics {
   const out = { ...b };
   for (const k of Object.keys(out) as Array<keyof XskStatistics>) out[k] = b[k] - a[k];
@@ -143,31 +154,93 @@ function minus(b: PairCounters, a: PairCounters): PairCounters {
   return { device: d(b.device, a.device), worker: d(b.worker, a.worker), backend: d(b.backend, a.backend), queueErrors: b.queueErrors, broken: b.broken };
 }
 
+/** a + b for every counter group (pairs of one run together). */
+function countersPlus(a: PairCounters, b: PairCounters): PairCounters {
+  const d = <K extends string>(x: Record<K, number>, y: Record<K, number>): Record<K, number> => {
+    const out = {} as Record<K, number>;
+    for (const k of Object.keys(x) as K[]) out[k] = x[k] + y[k];
+    return out;
+  };
+  return { device: d(a.device, b.device), worker: d(a.worker, b.worker), backend: d(a.backend, b.backend), queueErrors: a.queueErrors, broken: a.broken };
+}
+
 function ringConfig(q: DriverQueue): QueueConfig {
   return { index: q.index, size: q.size, kind: 'split', enabled: true, descAddr: q.descAddr, driverAddr: q.driverAddr, deviceAddr: q.deviceAddr };
 }
 
+/** One queue pair as the poll-mode driver sees it: its rings, its buffers, its free transmit buffers. */
+class DriverPair {
+  readonly rxq: DriverQueue;
+  readonly txq: DriverQueue;
+  readonly rx: SplitBufferRing;
+  readonly tx: SplitBufferRing;
+  readonly freeTx = new Uint16Array(Q);
+  top = 0;
+  txUsed = 0;
+  rxUsed = 0;
+  forwarded = 0;
+  fwdDropped = 0;
+
+  constructor(ram: GuestRam, notify: (index: number) => void) {
+    this.rxq = new DriverQueue({ index: 0, size: Q, kind: 'split', eventIdx: true, ram, notify: () => notify(0) });
+    this.txq = new DriverQueue({ index: 1, size: Q, kind: 'split', eventIdx: true, ram, notify: () => notify(1) });
+    // A polling driver: no used-buffer notifications (the PMD without irq=).
+    this.rxq.setInterrupts(false);
+    this.txq.setInterrupts(false);
+    this.rx = new SplitBufferRing(this.rxq, ram, BUF, true);
+    this.tx = new SplitBufferRing(this.txq, ram, BUF, false);
+    for (let i = Q - 1; i >= 0; i--) this.freeTx[this.top++] = i;
+  }
+
+  get kicks(): number {
+    return this.rxq.kicks + this.txq.kicks;
+  }
+}
+
+/** The CPU of each I/O thread: round-robin over the CPUs from `cpus.io` down, the driver's CPU last. */
+function ioThreadCpus(cpus: Cpus, threads: number): (number | undefined)[] {
+  if (!cpus) return Array.from({ length: threads }, () => undefined);
+  const n = availableParallelism();
+  const order = Array.from({ length: n }, (_, k) => (cpus.io - k + n) % n).filter((c) => c !== cpus.driver || cpus.driver === cpus.io);
+  if (cpus.driver !== cpus.io) order.push(cpus.driver);
+  return Array.from({ length: threads }, (_, t) => order[t % order.length]);
+}
+
+/** What every pair of a run counted, and each pair's share. */
+export interface DeviceRunsResult extends DeviceRunResult {
+  peerPackets: number;
+  /** Per queue pair: the mode's figure (frames sent, received or forwarded) per second, in Mpps. */
+  queueMpps: number[];
+  /** The I/O threads' CPUs (undefined: not pinned) and the thread of each pair. */
+  ioCpus: (number | undefined)[];
+  threadOf: number[];
+}
+
 /**
- * One timed run of the device in its worker, with the poll-mode driver in this thread. `peer()`
- * is read at the window's edges (the peer's XDP counter) for the frames that crossed in it.
+ * One timed run of the device in its I/O threads, with the poll-mode driver (all pairs, round-robin) in this
+ * thread. `peer()` is read at the window's edges (the peer's XDP counter) for the frames that crossed in it.
  */
 async function deviceRun(
   netns: string,
   ifname: string,
   mode: DeviceWorkerMode,
-  o: DeviceWorkerBenchOptions & { burst: number },
+  o: DeviceWorkerBenchOptions & { burst: number; queues: number; ioThreads: number },
   cpus: Cpus,
   policy: { pollUs: number; coalesceUs: number; driverNice: number },
   peer: (() => number) | undefined,
-): Promise<DeviceRunResult & { peerPackets: number }> {
+): Promise<DeviceRunsResult> {
+  const nq = o.queues;
   const backend = inNetns(netns, () =>
-    AfXdpBackend.open({ id: 'bench', ifname, mode: o.xdpMode, forceCopy: false, queues: 1, startQueue: 0, inhibit: false }),
+    AfXdpBackend.open({ id: 'bench', ifname, mode: o.xdpMode, forceCopy: false, queues: nq, startQueue: 0, inhibit: false }),
   );
   const mapping = sys.mapAnonymous(RAM);
+  const threadOf = Array.from({ length: nq }, (_, k) => k % o.ioThreads);
+  const ioCpus = ioThreadCpus(cpus, o.ioThreads);
   const runner = new WorkerQueuePairRunner({
     regions: [{ gpa: 0, address: sys.addressOf(mapping), length: RAM }],
-    backends: [{ kind: 'af-xdp', socket: backend.sockets[0]!.handle() }],
-    cpus: [cpus?.io],
+    backends: backend.sockets.map((s) => ({ kind: 'af-xdp', socket: s.handle() })),
+    threadOf,
+    cpus: ioCpus,
     ...(o.spinRounds !== undefined ? { spinRounds: o.spinRounds } : {}),
     pollUs: policy.pollUs,
     coalesceUs: policy.coalesceUs,
@@ -175,114 +248,116 @@ async function deviceRun(
   if (cpus) pinThisThread(cpus.driver, 'benchmark driver');
   const driverTid = thisThreadId();
   try {
-    const fds = runner.fds[0]!;
     const ram = new GuestRam(RAM, 0, mapping);
-    // §4.1.5.2 in spirit: a notify is one eventfd write, as an ioeventfd turns the PMD's MMIO write into.
-    const notify = (index: number): void => void sys.eventfdWrite(index === 0 ? fds.rxKick : fds.txKick, 1);
-    const rxq = new DriverQueue({ index: 0, size: Q, kind: 'split', eventIdx: true, ram, notify });
-    const txq = new DriverQueue({ index: 1, size: Q, kind: 'split', eventIdx: true, ram, notify });
-    // A polling driver: no used-buffer notifications (the PMD without irq=).
-    rxq.setInterrupts(false);
-    txq.setInterrupts(false);
-    const rx = new SplitBufferRing(rxq, ram, BUF, true);
-    const tx = new SplitBufferRing(txq, ram, BUF, false);
+    const pairs: DriverPair[] = [];
     const features = featureMask(VirtioFeature.VERSION_1, VirtioFeature.EVENT_IDX);
-    runner.start(
-      { pair: 0, rx: ringConfig(rxq), tx: ringConfig(txq), features, mergeable: false, offloads: { csum: false, tso: false } },
-      { memory: ram.memory, signalUsed: () => {}, markNeedsReset: () => {} },
-    );
-    for (let i = 0; i < 200 && !runner.isRunning(0); i++) await sleep(5);
-    if (!runner.isRunning(0)) throw new Error('bench: the I/O worker did not start');
-    // Only now: a thread inherits its creator's niceness, and the worker must not run at the vCPU's.
+    for (let q = 0; q < nq; q++) {
+      const fds = runner.fds[q]!;
+      // §4.1.5.2 in spirit: a notify is one eventfd write, as an ioeventfd turns the PMD's MMIO write into.
+      const d = new DriverPair(ram, (index) => void sys.eventfdWrite(index === 0 ? fds.rxKick : fds.txKick, 1));
+      pairs.push(d);
+      runner.start(
+        { pair: q, rx: { ...ringConfig(d.rxq), index: 2 * q }, tx: { ...ringConfig(d.txq), index: 2 * q + 1 }, features, mergeable: false, offloads: { csum: false, tso: false } },
+        { memory: ram.memory, signalUsed: () => {}, markNeedsReset: () => {} },
+      );
+    }
+    for (let i = 0; i < 200 && !pairs.every((_, q) => runner.isRunning(q)); i++) await sleep(5);
+    if (!pairs.every((_, q) => runner.isRunning(q))) throw new Error('bench: the I/O threads did not start');
+    // Only now: a thread inherits its creator's niceness, and the I/O threads must not run at the vCPU's.
     if (policy.driverNice !== 0) setThreadNice(driverTid, policy.driverNice, 'benchmark driver');
     const bytes = ram.bytes;
     const pkt = new Uint8Array(HDR + o.size);
     pkt.set(udpFrame(o.size), HDR);
     const pktLen = pkt.length;
-    const freeTx = new Uint16Array(Q);
-    let top = 0;
-    for (let i = Q - 1; i >= 0; i--) freeTx[top++] = i;
     if (mode !== 'txonly') {
-      for (let i = 0; i < Q; i++) rx.offer(i, BUF);
-      rx.kick();
+      for (const d of pairs) {
+        for (let i = 0; i < Q; i++) d.rx.offer(i, BUF);
+        d.rx.kick();
+      }
     }
     const burst = o.burst;
     const fwd = mode === 'io-fwd';
     const txOnly = mode === 'txonly';
-    let txUsed = 0;
-    let rxUsed = 0;
-    let forwarded = 0;
-    let fwdDropped = 0;
-    // Let the worker reach its steady state (JIT, rings primed) before the window opens.
+    // Let the threads reach their steady state (JIT, rings primed) before the window opens.
     await sleep(100);
-    const kicks0 = rxq.kicks + txq.kicks;
-    const stats0 = runner.stats(0)!;
-    const fd = backend.sockets[0]!.fd;
-    const kernel0 = xsk.statistics(fd);
-    const tid = runner.threadId(0);
-    const workerCpu0 = threadSchedNs(tid);
+    const kicks0 = pairs.map((d) => d.kicks);
+    const stats0 = pairs.map((_, q) => runner.stats(q)!);
+    const fds = backend.sockets.map((s) => s.fd);
+    const kernel0 = fds.map((fd) => xsk.statistics(fd));
+    const tids = [...new Set(pairs.map((_, q) => runner.threadId(q)))];
+    const workerCpu0 = tids.map((t) => threadSchedNs(t));
     const driverCpu0 = threadSchedNs('self');
     const peer0 = peer?.() ?? 0;
     const start = performance.now();
     const deadline = start + o.seconds * 1000;
     for (let iter = 0; ; iter++) {
       if ((iter & 255) === 0 && performance.now() >= deadline) break;
-      // Transmitted buffers come back to the free list.
-      let n = tx.pollUsed();
-      for (let k = 0; k < n; k++) freeTx[top++] = tx.usedIds[k]!;
-      txUsed += n;
-      // Received frames: counted and dropped, or (io-fwd) sent back with the MACs swapped.
-      n = rx.pollUsed(burst);
-      for (let k = 0; k < n; k++) {
-        const id = rx.usedIds[k]!;
-        const len = rx.usedLens[k]!;
-        rxUsed++;
-        if (fwd && len >= HDR + ETH_HLEN && len <= BUF) {
-          if (top > 0) {
-            // The PMD hands the receive buffer itself to TX; these rings keep buffer i at descriptor i, so copy
-            // (a frame-sized copy on the driver's CPU, not the device's).
-            const t = freeTx[--top]!;
-            const src = rx.bufferOffset(id);
-            const dst = tx.bufferOffset(t);
-            bytes.copyWithin(dst + HDR + 12, src + HDR + 12, src + len);
-            bytes.copyWithin(dst + HDR, src + HDR + 6, src + HDR + 12);
-            bytes.copyWithin(dst + HDR + 6, src + HDR, src + HDR + 6);
-            // §5.1.6.2: a plain frame, flags 0 and gso_type NONE.
-            bytes.fill(0, dst, dst + HDR);
-            tx.offer(t, len);
-            forwarded++;
-          } else fwdDropped++;
+      for (let q = 0; q < nq; q++) {
+        const d = pairs[q]!;
+        const { rx, tx, freeTx } = d;
+        // Transmitted buffers come back to the free list.
+        let n = tx.pollUsed();
+        for (let k = 0; k < n; k++) freeTx[d.top++] = tx.usedIds[k]!;
+        d.txUsed += n;
+        // Received frames: counted and dropped, or (io-fwd) sent back with the MACs swapped.
+        n = rx.pollUsed(burst);
+        for (let k = 0; k < n; k++) {
+          const id = rx.usedIds[k]!;
+          const len = rx.usedLens[k]!;
+          d.rxUsed++;
+          if (fwd && len >= HDR + ETH_HLEN && len <= BUF) {
+            if (d.top > 0) {
+              // The PMD hands the receive buffer itself to TX; these rings keep buffer i at descriptor i, so copy
+              // (a frame-sized copy on the driver's CPU, not the device's).
+              const t = freeTx[--d.top]!;
+              const src = rx.bufferOffset(id);
+              const dst = tx.bufferOffset(t);
+              bytes.copyWithin(dst + HDR + 12, src + HDR + 12, src + len);
+              bytes.copyWithin(dst + HDR, src + HDR + 6, src + HDR + 12);
+              bytes.copyWithin(dst + HDR + 6, src + HDR, src + HDR + 6);
+              // §5.1.6.2: a plain frame, flags 0 and gso_type NONE.
+              bytes.fill(0, dst, dst + HDR);
+              tx.offer(t, len);
+              d.forwarded++;
+            } else d.fwdDropped++;
+          }
+          rx.offer(id, BUF);
         }
-        rx.offer(id, BUF);
-      }
-      if (txOnly) {
-        const k = burst < top ? burst : top;
-        for (let i = 0; i < k; i++) {
-          const t = freeTx[--top]!;
-          bytes.set(pkt, tx.bufferOffset(t));
-          tx.offer(t, pktLen);
+        if (txOnly) {
+          const k = burst < d.top ? burst : d.top;
+          for (let i = 0; i < k; i++) {
+            const t = freeTx[--d.top]!;
+            bytes.set(pkt, tx.bufferOffset(t));
+            tx.offer(t, pktLen);
+          }
         }
+        tx.kick();
+        rx.kick();
       }
-      tx.kick();
-      rx.kick();
     }
     const seconds = (performance.now() - start) / 1000;
-    const workerSched = threadSchedNs(tid);
+    const workerSched = tids.map((t) => threadSchedNs(t));
     const driverSched = threadSchedNs('self');
-    const workerCpu = workerSched.run - workerCpu0.run;
+    const workerCpu = workerSched.reduce((sum, w, i) => sum + w.run - workerCpu0[i]!.run, 0);
     const driverCpu = driverSched.run - driverCpu0.run;
-    const workerCpuWait = (workerSched.wait - workerCpu0.wait) / 1e9 / seconds;
+    // The threads' mean share of the window spent waiting for a CPU.
+    const workerCpuWait = workerSched.reduce((sum, w, i) => sum + w.wait - workerCpu0[i]!.wait, 0) / tids.length / 1e9 / seconds;
     const driverCpuWait = (driverSched.wait - driverCpu0.wait) / 1e9 / seconds;
-    const kernel = statsMinus(xsk.statistics(fd), kernel0);
+    const kernel = fds.map((fd, q) => statsMinus(xsk.statistics(fd), kernel0[q]!)).reduce(statsPlus);
     const peerPackets = (peer?.() ?? 0) - peer0;
-    const kicks = rxq.kicks + txq.kicks - kicks0;
-    // The worker publishes every 64 rounds and before it sleeps: give it a moment.
+    const kicks = pairs.reduce((sum, d, q) => sum + d.kicks - kicks0[q]!, 0);
+    // The threads publish every 64 rounds and before they sleep: give them a moment.
     await sleep(20);
-    const counters = minus(runner.stats(0)!, stats0);
-    const packets = txOnly ? counters.backend.txPackets : fwd ? forwarded : rxUsed;
+    const perPair = pairs.map((_, q) => minus(runner.stats(q)!, stats0[q]!));
+    const counters = perPair.reduce(countersPlus);
+    const figure = (d: DriverPair, q: number): number => (txOnly ? perPair[q]!.backend.txPackets : fwd ? d.forwarded : d.rxUsed);
+    const queueMpps = pairs.map((d, q) => figure(d, q) / seconds / 1e6);
+    const packets = pairs.reduce((sum, d, q) => sum + figure(d, q), 0);
+    const sum = (f: (d: DriverPair) => number): number => pairs.reduce((acc, d) => acc + f(d), 0);
     return {
-      packets, txUsed, rxUsed, fwdDropped, kicks, seconds, counters, peerPackets, kernel,
+      packets, txUsed: sum((d) => d.txUsed), rxUsed: sum((d) => d.rxUsed), fwdDropped: sum((d) => d.fwdDropped), kicks, seconds, counters, peerPackets, kernel,
       workerNsPerFrame: workerCpu / Math.max(1, packets), driverNsPerFrame: driverCpu / Math.max(1, packets), workerCpuWait, driverCpuWait,
+      queueMpps, ioCpus, threadOf,
     };
   } finally {
     if (cpus) unpinThisThread();
@@ -294,33 +369,50 @@ async function deviceRun(
   }
 }
 
-export function checkDeviceWorkerOptions(o: DeviceWorkerBenchOptions): { mode: DeviceWorkerMode; burst: number } {
+export function checkDeviceWorkerOptions(o: DeviceWorkerBenchOptions): { mode: DeviceWorkerMode; burst: number; queues: number; ioThreads: number } {
   const mode = o.mode ?? 'txonly';
+  const queues = o.queues ?? 1;
+  const ioThreads = o.ioThreads ?? queues;
+  if (!Number.isInteger(queues) || queues < 1 || queues > 8) throw new RangeError(`queues: ${queues} is not 1..8`);
+  if (!Number.isInteger(ioThreads) || ioThreads < 1 || ioThreads > queues) throw new RangeError(`io-threads: ${ioThreads} is not 1..${queues} (at most one per queue pair)`);
   if (o.placement !== undefined && !PLACEMENTS.includes(o.placement)) throw new RangeError(`placement: '${String(o.placement)}' is not ${PLACEMENTS.join(', ')}`);
   if (!DEVICE_WORKER_MODES.includes(mode)) throw new RangeError(`mode: '${String(mode)}' is not ${DEVICE_WORKER_MODES.join(', ')}`);
   const burst = o.burst ?? 32;
   if (!Number.isInteger(burst) || burst < 1 || burst > Q) throw new RangeError(`burst: ${burst} is not 1..${Q}`);
   if (!Number.isInteger(o.size) || o.size < 60 || o.size > BUF - HDR) throw new RangeError(`size: ${o.size} is not 60..${BUF - HDR}`);
   if (!(o.seconds > 0) || !Number.isInteger(o.runs) || o.runs < 1) throw new RangeError('seconds must be > 0 and runs a positive integer');
-  return { mode, burst };
+  return { mode, burst, queues, ioThreads };
 }
 
 export async function benchDeviceWorker(o: DeviceWorkerBenchOptions): Promise<BenchResult> {
-  const { mode, burst } = checkDeviceWorkerOptions(o);
-  const oo = { ...o, burst };
+  const { mode, burst, queues, ioThreads } = checkDeviceWorkerOptions(o);
+  const oo = { ...o, burst, queues, ioThreads };
   // The I/O worker and the C loop on the same CPU (their softirq work lands there too), the driver on another:
   // otherwise each run measures where the scheduler put the threads as much as the code.
   const placement = o.placement ?? defaultPlacement(mode);
   const { cpus, generator: genCpu } = placeThreads(placement);
   const policy = threadPolicy(o, placement);
-  const pair = new VethPair('devw');
+  const where = (c: number | undefined): string => (c === undefined ? '-' : String(c));
+  o.progress(
+    `  placement ${placement}: driver CPU ${where(cpus?.driver)}, I/O thread CPUs ${ioThreadCpus(cpus, ioThreads).map(where).join('/')} ` +
+      `(pairs ${Array.from({ length: queues }, (_, k) => `${k}->${k % ioThreads}`).join(' ')}), C loops with their pair's I/O thread, ` +
+      `generator CPU ${mode !== 'txonly' ? where(genCpu) : 'none'}; I/O poll ${policy.pollUs} µs, coalesce ${policy.coalesceUs} µs, driver niceness ${policy.driverNice}`,
+  );
+  const pair = new VethPair('devw', { queues });
   const runs: Array<Record<string, unknown>> = [];
   const rows: Array<{ mpps: number; baselineMpps: number }> = [];
   const per: PerMillion[] = [];
   let counter: XdpCounter | undefined;
   const generate = mode !== 'txonly';
-  const generator = (seconds: number): Promise<EndpointResult> =>
-    runEndpoint({ netns: pair.b.netns, ifname: pair.b.ifname, impl: 'c', direction: 'tx', xdpMode: o.xdpMode, seconds, size: o.size, batch: 64, queue: 0, ...(genCpu !== undefined ? { cpu: genCpu } : {}) }, 'raw C generator');
+  // One generator per queue: the peer's queue k sends into the device's queue k (veth maps them one to one).
+  const generator = async (seconds: number): Promise<EndpointResult> => {
+    const all = await Promise.all(
+      Array.from({ length: queues }, (_, q) =>
+        runEndpoint({ netns: pair.b.netns, ifname: pair.b.ifname, impl: 'c', direction: 'tx', xdpMode: o.xdpMode, seconds, size: o.size, batch: 64, queue: q, ...(genCpu !== undefined ? { cpu: genCpu } : {}) }, `raw C generator ${q}`),
+      ),
+    );
+    return all.reduce((a, b) => ({ ...a, packets: a.packets + b.packets, seconds: Math.max(a.seconds, b.seconds) }));
+  };
   try {
     // Frames coming back to the peer: txonly's and io-fwd's figure at the other end.
     if (mode !== 'rxonly') counter = inNetns(pair.b.netns, () => XdpCounter.attach(xsk.ifNameToIndex(pair.b.ifname), 'native'));
@@ -343,7 +435,7 @@ export async function benchDeviceWorker(o: DeviceWorkerBenchOptions): Promise<Be
           const pm = perMillion(d.packets, d.kicks, d.counters, d.kernel);
           per.push(pm);
           Object.assign(row, {
-            mpps: dMpps, packets: d.packets, peerPackets: mode === 'rxonly' ? generated : d.peerPackets, seconds: d.seconds,
+            mpps: dMpps, queueMpps: d.queueMpps, ioCpus: d.ioCpus.map((c) => c ?? null), threadOf: d.threadOf, packets: d.packets, peerPackets: mode === 'rxonly' ? generated : d.peerPackets, seconds: d.seconds,
             ...(generate ? { generated } : {}), txUsed: d.txUsed, rxUsed: d.rxUsed, fwdDropped: d.fwdDropped, kicks: d.kicks, perMillion: pm,
             workerNsPerFrame: d.workerNsPerFrame, driverNsPerFrame: d.driverNsPerFrame, workerCpuWait: d.workerCpuWait, driverCpuWait: d.driverCpuWait, kernel: d.kernel,
             counters: { worker: d.counters.worker, device: d.counters.device, backend: d.counters.backend },
@@ -351,14 +443,27 @@ export async function benchDeviceWorker(o: DeviceWorkerBenchOptions): Promise<Be
           o.progress(
             `  run ${r + 1}/${o.runs} device (I/O worker): ${dMpps.toFixed(3)} Mpps; ` +
               (mode === 'txonly' ? `sent ${d.packets}, peer counted ${d.peerPackets}` : mode === 'rxonly' ? `received ${d.packets}, generator sent ${generated}` : `received ${d.rxUsed}, forwarded ${d.packets}, peer counted ${d.peerPackets}, generator sent ${generated}`) +
+              (queues > 1 ? ` (per queue ${d.queueMpps.map((m) => m.toFixed(3)).join(' / ')} Mpps)` : '') +
               ` in ${d.seconds.toFixed(2)} s; CPU/frame worker ${d.workerNsPerFrame.toFixed(0)} ns, driver ${d.driverNsPerFrame.toFixed(0)} ns; worker asleep ${(d.counters.worker.sleptUs / 1e4 / d.seconds).toFixed(0)}%, waiting for a CPU ${(d.workerCpuWait * 100).toFixed(0)}% (driver ${(d.driverCpuWait * 100).toFixed(0)}%); per Mframe: ${formatPerMillion(pm)}`,
           );
         } else {
           const before = c?.total() ?? 0;
-          const res = await runEndpoint({
-            netns: pair.a.netns, ifname: pair.a.ifname, impl: 'c', direction: mode === 'txonly' ? 'tx' : 'rx', xdpMode: o.xdpMode,
-            seconds: o.seconds, size: o.size, batch: mode === 'txonly' ? 64 : burst, queue: 0, ...(cpus ? { cpu: cpus.io } : {}),
-          });
+          // One C loop per queue, each where that queue's I/O thread runs.
+          const loopCpus = ioThreadCpus(cpus, ioThreads);
+          const each = await Promise.all(
+            Array.from({ length: queues }, (_, q) => {
+              const cpu = loopCpus[q % ioThreads];
+              return runEndpoint({
+                netns: pair.a.netns, ifname: pair.a.ifname, impl: 'c', direction: mode === 'txonly' ? 'tx' : 'rx', xdpMode: o.xdpMode,
+                seconds: o.seconds, size: o.size, batch: mode === 'txonly' ? 64 : burst, queue: q, ...(cpu !== undefined ? { cpu } : {}),
+              });
+            }),
+          );
+          const res = each.reduce((a, b) => ({
+            ...a, packets: a.packets + b.packets, seconds: Math.max(a.seconds, b.seconds), kicks: a.kicks + b.kicks,
+            cpuSeconds: (a.cpuSeconds ?? NaN) + (b.cpuSeconds ?? NaN), kernel: statsPlus(a.kernel, b.kernel),
+          }));
+          row.baselineQueueMpps = each.map((e) => e.packets / e.seconds / 1e6);
           const generated = gen ? (await gen).packets : 0;
           await sleep(50);
           const peer = mode === 'txonly' ? (c?.total() ?? 0) - before : generated;
@@ -370,7 +475,9 @@ export async function benchDeviceWorker(o: DeviceWorkerBenchOptions): Promise<Be
           });
           o.progress(
             `  run ${r + 1}/${o.runs} raw C ${mode === 'txonly' ? 'tx' : 'rx'}          : ${cMpps.toFixed(3)} Mpps; ` +
-              `${mode === 'txonly' ? 'sent' : 'received'} ${res.packets}, ${mode === 'txonly' ? 'peer counted' : 'generator sent'} ${peer} in ${res.seconds.toFixed(2)} s; CPU/frame ${cNs.toFixed(0)} ns` +
+              `${mode === 'txonly' ? 'sent' : 'received'} ${res.packets}, ${mode === 'txonly' ? 'peer counted' : 'generator sent'} ${peer}` +
+              (queues > 1 ? ` (per queue ${(row.baselineQueueMpps as number[]).map((m) => m.toFixed(3)).join(' / ')} Mpps)` : '') +
+              ` in ${res.seconds.toFixed(2)} s; CPU/frame ${cNs.toFixed(0)} ns` +
               (mode === 'txonly' ? '' : `; kernel drops: fill ring empty ${res.kernel.rxFillRingEmpty}, rx ring full ${res.kernel.rxRingFull}`),
           );
         }
@@ -395,7 +502,9 @@ export async function benchDeviceWorker(o: DeviceWorkerBenchOptions): Promise<Be
     benchmark: 'device-worker',
     workload: mode,
     params: {
-      xdpMode: o.xdpMode, seconds: o.seconds, runs: o.runs, size: o.size, burst, queueSize: Q, eventIdx: true, cpus: cpus ?? 'not pinned', placement, spinRounds: o.spinRounds ?? 'default', pollUs: policy.pollUs, coalesceUs: policy.coalesceUs, driverNice: policy.driverNice,
+      xdpMode: o.xdpMode, seconds: o.seconds, runs: o.runs, size: o.size, burst, queueSize: Q, eventIdx: true, queues, ioThreads,
+      threadOf: Array.from({ length: queues }, (_, k) => k % ioThreads), ioThreadCpus: ioThreadCpus(cpus, ioThreads).map((c) => c ?? null),
+      cpus: cpus ?? 'not pinned', placement, spinRounds: o.spinRounds ?? 'default', pollUs: policy.pollUs, coalesceUs: policy.coalesceUs, driverNice: policy.driverNice,
       generator: generate ? `raw C XSK tx on the peer, batch 64, ${genCpu === undefined ? 'not pinned' : `on CPU ${genCpu}`}` : null,
       counted:
         mode === 'txonly' ? 'mpps = frames the peer XDP counter saw per second; packets = AF_XDP Tx packets the device posted'

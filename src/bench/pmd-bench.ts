@@ -28,6 +28,8 @@ export type PmdMode = 'txonly' | 'rxonly' | 'io-fwd';
 export interface PmdBenchOptions extends BenchRunOptions {
   mode: PmdMode;
   queues: number;
+  /** I/O threads serving the pairs (default one per pair; fewer: pairs round-robin over them). */
+  ioThreads?: number;
   /** Default defaultPmdPlacement(mode). */
   placement?: PmdPlacementName;
 }
@@ -182,7 +184,7 @@ export async function benchPmd(o: PmdBenchOptions): Promise<BenchResult> {
   if (why) throw new Error(`bench pmd needs KVM: ${why}`);
   const emulated = emulatedCpu();
   if (emulated) o.progress('  NOTE: this CPU is QEMU TCG (the nested-KVM harness): every figure below measures the emulator, not xdpvm');
-  const place = pmdPlacement(o.placement ?? defaultPmdPlacement(o.mode), o.queues);
+  const place = pmdPlacement(o.placement ?? defaultPmdPlacement(o.mode), o.queues, undefined, o.ioThreads ?? o.queues);
   o.progress(`  ${describePlacement(place)}`);
   const pair = new VethPair('pmd', { queues: o.queues });
   const guest: GuestRun[] = [];
@@ -221,7 +223,7 @@ export async function benchPmd(o: PmdBenchOptions): Promise<BenchResult> {
     benchmark: 'pmd',
     workload: o.mode,
     params: {
-      xdpMode: o.xdpMode, queues: o.queues, vcpus: o.queues, size: o.size, seconds: o.seconds, runs: o.runs, burst: 32,
+      xdpMode: o.xdpMode, queues: o.queues, vcpus: o.queues, ioThreads: place.ioCpus.length, size: o.size, seconds: o.seconds, runs: o.runs, burst: 32,
       emulated, bootToFirstPacketMs: firsts.length ? summarize(firsts) : null,
       placement: place,
     },

@@ -18,7 +18,9 @@ export type PmdPlacementName = (typeof PMD_PLACEMENTS)[number];
 
 export interface PmdPlacement {
   name: PmdPlacementName;
-  /** Per vCPU / queue pair / generator / C loop (undefined: not pinned). */
+  /** The I/O thread of each queue pair (pairs round-robin over the threads: iothread-vq-mapping=). */
+  threadOf: number[];
+  /** Per vCPU / I/O thread / generator / C loop (undefined: not pinned). */
   vcpuCpus: (number | undefined)[];
   ioCpus: (number | undefined)[];
   generatorCpus: (number | undefined)[];
@@ -33,19 +35,23 @@ export function defaultPmdPlacement(mode: PmdMode): PmdPlacementName {
   return mode === 'txonly' ? 'split' : 'shared';
 }
 
-export function pmdPlacement(name: PmdPlacementName, queues: number, cpus = availableParallelism()): PmdPlacement {
-  const none = Array.from({ length: queues }, (): number | undefined => undefined);
-  if (name === 'none' || cpus < 2) return { name: 'none', vcpuCpus: none, ioCpus: none, generatorCpus: none, loopCpus: none };
-  const down = (k: number): number => (((cpus - 1 - k) % cpus) + cpus) % cpus;
+/** `ioThreads` I/O threads serve the `queues` pairs (default one each); I/O thread t runs where its first pair's would. */
+export function pmdPlacement(name: PmdPlacementName, queues: number, cpus = availableParallelism(), ioThreads = queues): PmdPlacement {
   const pairs = Array.from({ length: queues }, (_, k) => k);
+  const threads = Array.from({ length: Math.min(ioThreads, queues) }, (_, t) => t);
+  const threadOf = pairs.map((k) => k % threads.length);
+  const none = (n: number): (number | undefined)[] => Array.from({ length: n }, (): number | undefined => undefined);
+  if (name === 'none' || cpus < 2) return { name: 'none', threadOf, vcpuCpus: none(queues), ioCpus: none(threads.length), generatorCpus: none(queues), loopCpus: none(queues) };
+  const down = (k: number): number => (((cpus - 1 - k) % cpus) + cpus) % cpus;
   if (name === 'split') {
-    return { name, vcpuCpus: pairs.map((k) => k % cpus), ioCpus: pairs.map(down), loopCpus: pairs.map(down), generatorCpus: none };
+    return { name, threadOf, vcpuCpus: pairs.map((k) => k % cpus), ioCpus: threads.map(down), loopCpus: pairs.map(down), generatorCpus: none(queues) };
   }
   const spare = cpus - queues;
   return {
     name,
+    threadOf,
     vcpuCpus: pairs.map(down),
-    ioCpus: pairs.map(down),
+    ioCpus: threads.map(down),
     loopCpus: pairs.map(down),
     generatorCpus: pairs.map((k) => (spare > 0 ? k % spare : undefined)),
     vcpuNice: SHARED_CPU_POLICY.vcpuNice,
@@ -60,7 +66,9 @@ export function placementRunArgs(p: PmdPlacement): { args: string[]; deviceProps
   const vcpus = list(p.vcpuCpus);
   const io = list(p.ioCpus);
   const args = [...(vcpus ? ['-vcpu-cpus', vcpus] : []), ...(p.vcpuNice !== undefined ? ['-vcpu-nice', String(p.vcpuNice)] : [])];
+  const shared = p.threadOf.some((t, k) => t !== k);
   const props = [
+    ...(shared ? [`iothread-vq-mapping=${p.threadOf.join(':')}`] : []),
     ...(io ? [`io-cpus=${io}`] : []),
     ...(p.pollUs !== undefined ? [`poll-max-ns=${Math.round(p.pollUs * 1000)}`] : []),
     ...(p.coalesceUs !== undefined ? [`coalesce-us=${p.coalesceUs}`] : []),
@@ -72,5 +80,5 @@ export function placementRunArgs(p: PmdPlacement): { args: string[]; deviceProps
 export function describePlacement(p: PmdPlacement): string {
   const s = (xs: (number | undefined)[]): string => xs.map((x) => (x === undefined ? '-' : String(x))).join('/');
   const policy = p.vcpuNice !== undefined ? `, vCPU niceness ${p.vcpuNice}, I/O poll ${p.pollUs} µs, coalesce ${p.coalesceUs} µs` : '';
-  return `placement ${p.name}: vCPU CPUs ${s(p.vcpuCpus)}, I/O thread CPUs ${s(p.ioCpus)}, C loop CPUs ${s(p.loopCpus)}, generator CPUs ${s(p.generatorCpus)}${policy}`;
+  return `placement ${p.name}: vCPU CPUs ${s(p.vcpuCpus)}, ${p.ioCpus.length} I/O thread(s) serving pairs ${p.threadOf.map((t, k) => `${k}->${t}`).join(' ')} on CPUs ${s(p.ioCpus)}, C loop CPUs ${s(p.loopCpus)}, generator CPUs ${s(p.generatorCpus)}${policy}`;
 }

@@ -15,10 +15,10 @@ export const BENCH_USAGE = `usage: xdpvm bench backend --mode txonly|rxonly [--x
                           [--size BYTES] [--batch N] [--json] [--out FILE] [--baseline FILE] [--threshold FRACTION]
        xdpvm bench device [--backend loopback [--offload none|csum|tso] | --backend af-xdp [--guest-umem]] [--xdp-mode native|skb] [--seconds S] [--runs N] [--size BYTES]
                           [--batch N] [--json] [--out FILE] [--baseline FILE] [--threshold FRACTION]
-       xdpvm bench device --backend af-xdp --threads [--mode txonly|rxonly|io-fwd] [--burst N] [--placement split|shared|gen-io|none] [--spin-rounds N] [--poll-us US] [--coalesce-us US] [--driver-nice N]
+       xdpvm bench device --backend af-xdp --threads [--mode txonly|rxonly|io-fwd] [--queues N [--io-threads M]] [--burst N] [--placement split|shared|gen-io|none] [--spin-rounds N] [--poll-us US] [--coalesce-us US] [--driver-nice N]
                           [--xdp-mode native|skb]
                           [--seconds S] [--runs N] [--size BYTES] [--json] [--out FILE] [--baseline FILE] [--threshold FRACTION]
-       xdpvm bench pmd --mode txonly|rxonly|io-fwd [--queues N] [--placement shared|split|none] [--size BYTES] [--xdp-mode native|skb] [--seconds S] [--runs N]
+       xdpvm bench pmd --mode txonly|rxonly|io-fwd [--queues N [--io-threads M]] [--placement shared|split|none] [--size BYTES] [--xdp-mode native|skb] [--seconds S] [--runs N]
                           [--json] [--out FILE] [--baseline FILE] [--threshold FRACTION]`;
 
 export async function benchCommand(argv: readonly string[]): Promise<number> {
@@ -66,6 +66,8 @@ async function benchDeviceCommand(argv: readonly string[]): Promise<number> {
     'poll-us': { type: 'number', min: 0, max: 1e7 },
     'coalesce-us': { type: 'number', min: 0, max: 1e6 },
     'driver-nice': { type: 'number', integer: true, min: -20, max: 19 },
+    queues: { type: 'number', integer: true, min: 1, max: 8 },
+    'io-threads': { type: 'number', integer: true, min: 1, max: 8 },
     offload: { type: 'enum', values: OFFLOADS },
     'guest-umem': { type: 'boolean' },
   });
@@ -92,9 +94,13 @@ async function benchDeviceCommand(argv: readonly string[]): Promise<number> {
     const poll = flags['poll-us'] as number | undefined;
     const coalesce = flags['coalesce-us'] as number | undefined;
     const nice = flags['driver-nice'] as number | undefined;
+    const queues = (flags.queues as number | undefined) ?? 1;
+    const ioThreads = (flags['io-threads'] as number | undefined) ?? queues;
+    if (ioThreads > queues) throw new UsageError('--io-threads: at most one I/O thread per queue pair (--queues)');
+    if (queues > 1) log(`  ${queues} queue pairs on ${ioThreads} I/O thread(s); one driver thread serves them all, round-robin`);
     return finish(
       await benchDeviceWorker({
-        mode, burst, placement, seconds: o.seconds, runs: o.runs, size: o.size, xdpMode, progress: log,
+        mode, burst, placement, queues, ioThreads, seconds: o.seconds, runs: o.runs, size: o.size, xdpMode, progress: log,
         ...(spin !== undefined ? { spinRounds: spin } : {}),
         ...(poll !== undefined ? { pollUs: poll } : {}),
         ...(coalesce !== undefined ? { coalesceUs: coalesce } : {}),
@@ -104,7 +110,7 @@ async function benchDeviceCommand(argv: readonly string[]): Promise<number> {
       log,
     );
   }
-  const threadFlags = ['mode', 'burst', 'placement', 'spin-rounds', 'poll-us', 'coalesce-us', 'driver-nice'];
+  const threadFlags = ['mode', 'burst', 'placement', 'spin-rounds', 'poll-us', 'coalesce-us', 'driver-nice', 'queues', 'io-threads'];
   if (threadFlags.some((f) => flags[f] !== undefined)) throw new UsageError(`${threadFlags.map((f) => `--${f}`).join(', ')} need --backend af-xdp --threads`);
   const backend = (flags.backend as string | undefined) ?? 'loopback';
   const offload = flags.offload as Offload | undefined;
@@ -126,8 +132,11 @@ async function benchPmdCommand(argv: readonly string[]): Promise<number> {
     size: { type: 'number', integer: true, min: 60, max: 1514 },
     'xdp-mode': { type: 'enum', values: ['native', 'skb'] },
     placement: { type: 'enum', values: PMD_PLACEMENTS },
+    'io-threads': { type: 'number', integer: true, min: 1, max: 16 },
   });
   if (!flags.mode) throw new UsageError(`--mode is required\n${BENCH_USAGE}`);
+  if (flags['io-threads'] !== undefined && (flags['io-threads'] as number) > ((flags.queues as number | undefined) ?? 1))
+    throw new UsageError('--io-threads: at most one I/O thread per queue pair (--queues)');
   const why = pmdBenchUnavailable();
   if (why) throw new UsageError(`bench pmd boots the PMD guest under KVM: ${why}`);
   const log = (l: string): void => void process.stderr.write(`${l}\n`);
@@ -140,6 +149,7 @@ async function benchPmdCommand(argv: readonly string[]): Promise<number> {
     runs: (flags.runs as number | undefined) ?? 3,
     progress: log,
     ...(flags.placement !== undefined ? { placement: flags.placement as PmdPlacementName } : {}),
+    ...(flags['io-threads'] !== undefined ? { ioThreads: flags['io-threads'] as number } : {}),
   };
   log(`bench pmd ${o.mode}: PMD guest under xdpvm run, ${o.queues} queue pair(s) and vCPU(s), ${o.size} B frames, ${o.xdpMode} XDP, ${o.runs} runs x ${o.seconds} s, against raw C on the same veth pair`);
   const result = await benchPmd(o);
