@@ -53,6 +53,31 @@ for (const mode of ['txonly', 'rxonly', 'io-fwd'] as DeviceWorkerMode[]) {
   });
 }
 
+for (const [mode, ioThreads] of [['txonly', 1], ['rxonly', 2], ['io-fwd', 1]] as Array<[DeviceWorkerMode, number]>) {
+  test(`bench device --threads --mode ${mode} --queues 2 --io-threads ${ioThreads}: both pairs carry frames, per queue, for the device and the raw C loops`, async () => {
+    const r = await benchDeviceWorker({ mode, queues: 2, ioThreads, seconds: 0.5, runs: 1, size: 64, xdpMode: 'native', progress: () => {} });
+    const p = r.params as Record<string, unknown>;
+    assert.is(p.queues, 2);
+    assert.equal(p.threadOf, ioThreads === 1 ? [0, 0] : [0, 1]);
+    assert.is((p.ioThreadCpus as unknown[]).length, ioThreads);
+    const run = r.runs[0] as Record<string, unknown>;
+    const why = JSON.stringify(run);
+    const q = run.queueMpps as number[];
+    const bq = run.baselineQueueMpps as number[];
+    assert.is(q.length, 2);
+    assert.ok(q.every((x) => x > 0), `a device pair moved nothing: ${why}`);
+    // Two raw C receivers share the parent's XDP program (an interface takes one): each counts its own queue.
+    assert.ok(bq.length === 2 && bq.every((x) => x > 0), `a C loop counted nothing: ${why}`);
+    assert.ok((run.peerPackets as number) > 0 && (run.baselinePeerPackets as number) > 0, why);
+  });
+}
+
+test('bench device --queues/--io-threads: needs --threads, at most one thread per pair', async () => {
+  assert.match(await usageError(['device', '--backend', 'af-xdp', '--queues', '2']), /--threads/);
+  assert.match(await usageError(['device', '--backend', 'af-xdp', '--threads', '--queues', '2', '--io-threads', '3']), /at most one I\/O thread per queue pair/);
+  assert.throws(() => checkDeviceWorkerOptions({ queues: 9, seconds: 1, runs: 1, size: 64, xdpMode: 'native', progress: () => {} }), /queues: 9 is not 1\.\.8/);
+});
+
 test('the VMM counters line of xdpvm run parses, and its pairs add up', () => {
   const pair = (n: number): Record<string, unknown> => ({
     pair: n, device: { rxFrames: 10 * (n + 1), interrupts: 1 }, worker: { sleeps: 2, wakeups: 2 }, backend: { txKicks: 3, rxKicks: 0, fillRefills: 4 },

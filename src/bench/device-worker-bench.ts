@@ -36,7 +36,7 @@ import { resultHeader, type BenchResult } from './report';
 import { pairedRatio, summarize } from './stats';
 import { udpFrame } from './udp-frame';
 import { XdpCounter } from './xdp-counter';
-import { runEndpoint, type EndpointResult } from './xsk-endpoint';
+import { runCReceivers, runEndpoint, type EndpointParams, type EndpointResult } from './xsk-endpoint';
 
 export type DeviceWorkerMode = 'txonly' | 'rxonly' | 'io-fwd';
 export const DEVICE_WORKER_MODES: readonly DeviceWorkerMode[] = ['txonly', 'rxonly', 'io-fwd'];
@@ -444,21 +444,20 @@ export async function benchDeviceWorker(o: DeviceWorkerBenchOptions): Promise<Be
             `  run ${r + 1}/${o.runs} device (I/O worker): ${dMpps.toFixed(3)} Mpps; ` +
               (mode === 'txonly' ? `sent ${d.packets}, peer counted ${d.peerPackets}` : mode === 'rxonly' ? `received ${d.packets}, generator sent ${generated}` : `received ${d.rxUsed}, forwarded ${d.packets}, peer counted ${d.peerPackets}, generator sent ${generated}`) +
               (queues > 1 ? ` (per queue ${d.queueMpps.map((m) => m.toFixed(3)).join(' / ')} Mpps)` : '') +
-              ` in ${d.seconds.toFixed(2)} s; CPU/frame worker ${d.workerNsPerFrame.toFixed(0)} ns, driver ${d.driverNsPerFrame.toFixed(0)} ns; worker asleep ${(d.counters.worker.sleptUs / 1e4 / d.seconds).toFixed(0)}%, waiting for a CPU ${(d.workerCpuWait * 100).toFixed(0)}% (driver ${(d.driverCpuWait * 100).toFixed(0)}%); per Mframe: ${formatPerMillion(pm)}`,
+              ` in ${d.seconds.toFixed(2)} s; CPU/frame worker ${d.workerNsPerFrame.toFixed(0)} ns, driver ${d.driverNsPerFrame.toFixed(0)} ns; I/O threads asleep ${(d.counters.worker.sleptUs / 1e4 / d.seconds / queues).toFixed(0)}%, waiting for a CPU ${(d.workerCpuWait * 100).toFixed(0)}% (driver ${(d.driverCpuWait * 100).toFixed(0)}%); per Mframe: ${formatPerMillion(pm)}`,
           );
         } else {
           const before = c?.total() ?? 0;
           // One C loop per queue, each where that queue's I/O thread runs.
           const loopCpus = ioThreadCpus(cpus, ioThreads);
-          const each = await Promise.all(
-            Array.from({ length: queues }, (_, q) => {
-              const cpu = loopCpus[q % ioThreads];
-              return runEndpoint({
-                netns: pair.a.netns, ifname: pair.a.ifname, impl: 'c', direction: mode === 'txonly' ? 'tx' : 'rx', xdpMode: o.xdpMode,
-                seconds: o.seconds, size: o.size, batch: mode === 'txonly' ? 64 : burst, queue: q, ...(cpu !== undefined ? { cpu } : {}),
-              });
-            }),
-          );
+          const loops = Array.from({ length: queues }, (_, q): EndpointParams => {
+            const cpu = loopCpus[q % ioThreads];
+            return {
+              netns: pair.a.netns, ifname: pair.a.ifname, impl: 'c', direction: mode === 'txonly' ? 'tx' : 'rx', xdpMode: o.xdpMode,
+              seconds: o.seconds, size: o.size, batch: mode === 'txonly' ? 64 : burst, queue: q, ...(cpu !== undefined ? { cpu } : {}),
+            };
+          });
+          const each = mode === 'txonly' ? await Promise.all(loops.map((l) => runEndpoint(l, `C tx queue ${l.queue}`))) : await runCReceivers(loops);
           const res = each.reduce((a, b) => ({
             ...a, packets: a.packets + b.packets, seconds: Math.max(a.seconds, b.seconds), kicks: a.kicks + b.kicks,
             cpuSeconds: (a.cpuSeconds ?? NaN) + (b.cpuSeconds ?? NaN), kernel: statsPlus(a.kernel, b.kernel),

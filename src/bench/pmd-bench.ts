@@ -21,7 +21,7 @@ import { pairedRatio, summarize, type Summary } from './stats';
 import { ALL_PHASES, type BootPhase, type BootTimelineJson } from '../vmm/boot-timeline';
 import { XdpCounter } from './xdp-counter';
 import { defaultPmdPlacement, describePlacement, placementRunArgs, pmdPlacement, type PmdPlacement, type PmdPlacementName } from './pmd-placement';
-import { runEndpoint, type EndpointParams, type EndpointResult } from './xsk-endpoint';
+import { runCReceivers, runEndpoint, type EndpointParams, type EndpointResult } from './xsk-endpoint';
 
 export type PmdMode = 'txonly' | 'rxonly' | 'io-fwd';
 
@@ -106,14 +106,13 @@ function perQueue(mpps: number[]): string {
 
 function endpoints(pair: VethPair, o: PmdBenchOptions, place: PmdPlacement, side: 'a' | 'b', direction: 'tx' | 'rx', seconds: number): Promise<EndpointResult[]> {
   const end = side === 'a' ? pair.a : pair.b;
-  return Promise.all(
-    Array.from({ length: o.queues }, (_, q) => {
-      // Side b generates (the peer); side a is the C loop in the guest's place.
-      const cpu = (side === 'b' ? place.generatorCpus : place.loopCpus)[q];
-      const p: EndpointParams = { netns: end.netns, ifname: end.ifname, impl: 'c', direction, xdpMode: o.xdpMode, seconds, size: o.size, batch: 32, queue: q, ...(cpu !== undefined ? { cpu } : {}) };
-      return runEndpoint(p, `C ${direction} queue ${q}`);
-    }),
-  );
+  const ps = Array.from({ length: o.queues }, (_, q): EndpointParams => {
+    // Side b generates (the peer); side a is the C loop in the guest's place.
+    const cpu = (side === 'b' ? place.generatorCpus : place.loopCpus)[q];
+    return { netns: end.netns, ifname: end.ifname, impl: 'c', direction, xdpMode: o.xdpMode, seconds, size: o.size, batch: 32, queue: q, ...(cpu !== undefined ? { cpu } : {}) };
+  });
+  // Receivers share one XDP program (an interface takes one).
+  return direction === 'rx' ? runCReceivers(ps) : Promise.all(ps.map((p) => runEndpoint(p, `C ${direction} queue ${p.queue}`)));
 }
 
 async function guestRun(pair: VethPair, o: PmdBenchOptions, place: PmdPlacement, counter: XdpCounter): Promise<GuestRun> {

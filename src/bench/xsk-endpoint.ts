@@ -12,6 +12,7 @@ import { rawLoopNative } from '../native/raw-loop';
 import { rxLoop, txLoop, type LoopResult } from './backend-loops';
 import { udpFrame } from './udp-frame';
 import { runJsonChild } from './json-child';
+import { mapUpdateU32 } from '../bpf/syscalls';
 
 export interface EndpointParams {
   netns: string;
@@ -25,7 +26,15 @@ export interface EndpointParams {
   queue: number;
   /** Pin the sending/receiving thread to this host CPU. */
   cpu?: number;
+  /**
+   * Receivers of a multi-queue run (runReceivers): the XDP program is the parent's, its XSKMAP this process's
+   * fd 3; the socket goes into slot `queue` there instead of attaching a program of its own.
+   */
+  sharedMap?: boolean;
 }
+
+/** The fd a sharedMap endpoint finds the parent's XSKMAP at. */
+const SHARED_MAP_FD = 3;
 
 export interface EndpointResult extends LoopResult {
   impl: 'ts' | 'c';
@@ -62,7 +71,7 @@ function runC(p: EndpointParams): EndpointResult {
   return inNetns(p.netns, () => {
     const ifindex = xsk.ifNameToIndex(p.ifname);
     // The receiver needs the redirect program; a sender does not.
-    const attachment = p.direction === 'rx' ? XdpAttachment.attach(p.ifname, ifindex, p.xdpMode, p.queue + 1) : undefined;
+    const attachment = p.direction === 'rx' && !p.sharedMap ? XdpAttachment.attach(p.ifname, ifindex, p.xdpMode, p.queue + 1) : undefined;
     try {
       const sock = XskSocket.open({
         ifname: p.ifname, ifindex, queueId: p.queue, frameSize: FRAME, frameCount: FRAMES,
@@ -70,6 +79,7 @@ function runC(p: EndpointParams): EndpointResult {
       });
       try {
         attachment?.addSocket(p.queue, sock.fd);
+        if (p.sharedMap) mapUpdateU32(SHARED_MAP_FD, p.queue, sock.fd);
         const r = rawLoopNative.rawLoop({
           fd: sock.fd, umem: sock.umem, frameSize: FRAME, mode: p.direction, batch: p.batch,
           seconds: p.seconds, packet: udpFrame(p.size), rings: sock.rawRings(),
@@ -90,6 +100,25 @@ export const XSK_ENDPOINT_SCRIPT = __filename;
 /** Runs one endpoint in its own process and returns its result; `what` names it in errors. */
 export function runEndpoint(p: EndpointParams, what = `endpoint ${p.impl} ${p.direction}`): Promise<EndpointResult> {
   return runJsonChild<EndpointResult>(__filename, p, what);
+}
+
+/**
+ * Raw C receivers on several queues of one interface at once, each in its own process: an interface takes one
+ * XDP program, so this process attaches it and hands its XSKMAP to every receiver, and detaches it after.
+ */
+export async function runCReceivers(ps: readonly EndpointParams[]): Promise<EndpointResult[]> {
+  if (ps.length === 1) return [await runEndpoint(ps[0]!, `C rx queue ${ps[0]!.queue}`)];
+  const first = ps[0]!;
+  const attachment = inNetns(first.netns, () =>
+    XdpAttachment.attach(first.ifname, xsk.ifNameToIndex(first.ifname), first.xdpMode, Math.max(...ps.map((p) => p.queue)) + 1),
+  );
+  try {
+    return await Promise.all(
+      ps.map((p) => runJsonChild<EndpointResult>(__filename, { ...p, impl: 'c', direction: 'rx', sharedMap: true }, `C rx queue ${p.queue}`, [attachment.mapFd])),
+    );
+  } finally {
+    attachment.detach();
+  }
 }
 
 if (require.main === module) {
