@@ -215,6 +215,13 @@ export class CheckingLoopback extends LoopbackQueue {
     super();
   }
 
+  /** Injected frames pass the same check as transmitted ones. */
+  override inject(frame: Uint8Array): boolean {
+    this.check(frame);
+    this.checked++;
+    return super.inject(frame);
+  }
+
   override txCommit(offset: number, length: number): void {
     this.committed.push([offset, length]);
     super.txCommit(offset, length);
