@@ -2,13 +2,11 @@
 // of a veth pair whose both ends have MTU 9000), in one boot: QEMU offers
 // host_mtu=9000 (VIRTIO_NET_F_MTU, passed to us by NET_SET_MTU), the guest's
 // eth0 comes up at 9000, the guest pings the peer with 8972-byte payloads
-// (9000-byte IP packets), the peer pings it back with `-M do` (fragmenting
-// forbidden), and iperf3 TCP runs both ways. Every jumbo frame crosses the
-// AF_XDP socket as a multi-buffer chain: the backend counts them.
-//
-// The guest's ping is busybox's, which has no -M; unfragmented packets on its
-// side are shown by the backend's counters (a frame over 4096 bytes can only
-// be a whole 9000-byte packet) and by the device's MTU drops staying 0.
+// (9000-byte IP packets) and the peer pings it back, both with `-M do`
+// (fragmenting forbidden: iputils' ping, in the image for this), a 9001-byte
+// packet is refused by the guest's own stack, and iperf3 TCP runs both ways.
+// Every jumbo frame crosses the AF_XDP socket as a multi-buffer chain: the
+// backend counts them.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { listNetns } from '../src/host/netns';
@@ -38,13 +36,15 @@ const SECONDS = 3;
 const GUEST_CMD = [
   WAIT_LINK_UP,
   'echo "XDPVM-MTU $(cat /sys/class/net/eth0/mtu)"',
-  `ping -c 3 -W 5 -s ${PING_PAYLOAD} ${NetRig.PEER_IP} && echo XDPVM-PINGED-PEER`,
+  `/usr/bin/ping -c 3 -W 5 -M do -s ${PING_PAYLOAD} ${NetRig.PEER_IP} && echo XDPVM-PINGED-PEER`,
+  // One byte more than the MTU with fragmenting forbidden: the guest's stack must refuse it (EMSGSIZE).
+  `/usr/bin/ping -c 1 -W 2 -M do -s ${PING_PAYLOAD + 1} ${NetRig.PEER_IP} 2>&1; echo "XDPVM-OVERSIZE rc=$?"`,
   waitEchosAnswered(3),
   `for d in fwd rev;do r=;[ $d = rev ]&&r=-R;echo "XDPVM-IPERF $d begin";iperf3 -c ${NetRig.PEER_IP} -p ${PORT} -J -i 0 -t ${SECONDS} --connect-timeout 10000 $r;echo "XDPVM-IPERF $d end rc=$?";done`,
   DRAIN_CONSOLE,
 ].join('\n');
 
-test(`guest at MTU ${MTU}: 9000-byte pings both ways (the peer's with -M do) and iperf3 both ways, through AF_XDP multi-buffer`, async () => {
+test(`guest at MTU ${MTU}: 9000-byte -M do pings both ways, 9001 refused, and iperf3 both ways, through AF_XDP multi-buffer`, async () => {
   const t0 = Date.now();
   await ensureHostTools(['ethtool', 'ping', 'iperf3'], log);
   const image = await guestImage(IMAGE_DIR, log);
@@ -83,12 +83,14 @@ test(`guest at MTU ${MTU}: 9000-byte pings both ways (the peer's with -M do) and
     const r = await guestResult(vm);
     const peerOut = (await peerPing) ?? '(the peer never pinged: the guest did not get that far)';
     const detail = `\n--- guest ---\n${vm.tail(60)}\n--- server ---\n${device.log.join('\n')}`;
-    log(`boot to power-off ${r.exit.seconds.toFixed(1)} s; guest said: ${r.output.split('\n').filter((l) => /^(XDPVM-(MTU|PINGED|ECHOS)|\d+ packets)/.test(l)).join(' | ')}`);
+    log(`boot to power-off ${r.exit.seconds.toFixed(1)} s; guest said: ${r.output.split('\n').filter((l) => /^(XDPVM-(MTU|PINGED|ECHOS|OVERSIZE)|\d+ packets)|message too long/.test(l)).join(' | ')}`);
     log(`peer's ping: ${peerOut.trim().split('\n').slice(-2).join(' | ')}`);
     assert.not.ok(r.exit.timedOut, `the guest powered off by itself${detail}`);
     assert.is(r.rc, 0, `guest command rc${detail}`);
     assert.match(r.output, new RegExp(`^XDPVM-MTU ${MTU}$`, 'm'), `eth0 took the device's MTU (VIRTIO_NET_F_MTU)${detail}`);
-    assert.match(r.output, /3 packets transmitted, 3 packets received/, `the guest's 9000-byte pings were answered${detail}`);
+    assert.match(r.output, /XDPVM-PINGED-PEER/, `the guest's 9000-byte -M do pings were answered${detail}`);
+    assert.match(r.output, /message too long/, `a 9001-byte -M do ping is refused in the guest${detail}`);
+    assert.match(r.output, /XDPVM-OVERSIZE rc=[1-9]/, `...and ping says so in its exit status${detail}`);
     assert.match(peerOut, /3 packets transmitted, 3 received/, `the peer's 9000-byte -M do pings were answered: ${peerOut}`);
     for (const d of ['fwd', 'rev'] as const) {
       const { json, rc } = parseIperfSection(r.console, d);
