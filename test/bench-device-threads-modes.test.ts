@@ -42,7 +42,15 @@ for (const mode of ['txonly', 'rxonly', 'io-fwd'] as DeviceWorkerMode[]) {
     assert.ok(run.packets! > 0 && run.peerPackets! > 0, `device side counted nothing: ${why}`);
     assert.ok(run.baselinePackets! > 0 && run.baselinePeerPackets! > 0, `raw C side counted nothing: ${why}`);
     if (mode === 'rxonly') assert.ok(run.peerPackets! >= run.packets!, `the generator sent fewer frames than the driver received: ${why}`);
-    if (mode === 'io-fwd') assert.ok(run.rxUsed! >= run.packets!, `forwarded more than received: ${why}`);
+    if (mode === 'io-fwd') {
+      assert.ok(run.rxUsed! >= run.packets!, `forwarded more than received: ${why}`);
+      // The raw C forwarder beside raw C rx: what it sent back reached the peer, and no more than it forwarded.
+      assert.ok(run.fwdBaselinePackets! > 0 && run.fwdBaselinePeerPackets! > 0, `raw C io-fwd counted nothing: ${why}`);
+      assert.ok(run.fwdBaselinePeerPackets! <= run.fwdBaselinePackets!, `the peer saw more than the C forwarder sent: ${why}`);
+      assert.ok(run.fwdBaselineGenerated! >= run.fwdBaselinePackets!, `the C forwarder sent more than the generator: ${why}`);
+      assert.is(r.secondBaseline?.name, 'raw C io-fwd');
+      assert.ok(r.secondBaseline!.ratio > 0 && Number.isFinite(r.secondBaseline!.ratio));
+    } else assert.is(r.secondBaseline, undefined);
     if (mode === 'txonly') assert.ok(run.txUsed! > 0, why);
     const pm = r.perMillion!;
     for (const k of ['kicks', 'interrupts', 'polls', 'wakeups', 'sendto', 'recvfrom', 'fillRefills']) assert.ok(Number.isFinite(pm[k]), `perMillion.${k}`);
@@ -69,6 +77,10 @@ for (const [mode, ioThreads] of [['txonly', 1], ['rxonly', 2], ['io-fwd', 1]] as
     // Two raw C receivers share the parent's XDP program (an interface takes one): each counts its own queue.
     assert.ok(bq.length === 2 && bq.every((x) => x > 0), `a C loop counted nothing: ${why}`);
     assert.ok((run.peerPackets as number) > 0 && (run.baselinePeerPackets as number) > 0, why);
+    if (mode === 'io-fwd') {
+      const fq = run.fwdBaselineQueueMpps as number[];
+      assert.ok(fq.length === 2 && fq.every((x) => x > 0), `a C forwarder counted nothing: ${why}`);
+    }
   });
 }
 

@@ -12,6 +12,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <string>
 #include <vector>
 
 namespace xdpvm {
@@ -51,10 +52,12 @@ double Now() {
   return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-// rawLoop({fd, umem, frameSize, mode: "tx"|"rx", batch, seconds, packet, rings})
+// rawLoop({fd, umem, frameSize, mode: "tx"|"rx"|"fwd", batch, seconds, packet, rings})
 //   -> {packets, bytes, kicks, seconds}
 // For tx, packets are completions (frames the kernel has sent); for rx,
-// frames taken off the Rx ring. Blocks the calling thread for `seconds`.
+// frames taken off the Rx ring; for fwd, received frames put back on the Tx
+// ring in place with their MACs swapped (testpmd's macswap), the C bound for
+// a forwarding device. Blocks the calling thread for `seconds`.
 Napi::Value RawLoop(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = info[0].As<Napi::Object>();
@@ -63,7 +66,9 @@ Napi::Value RawLoop(const Napi::CallbackInfo& info) {
   uint8_t* umem = static_cast<uint8_t*>(umemAb.Data());
   uint64_t umemLen = umemAb.ByteLength();
   uint32_t frameSize = o.Get("frameSize").As<Napi::Number>().Uint32Value();
-  bool tx = o.Get("mode").As<Napi::String>().Utf8Value() == "tx";
+  std::string mode = o.Get("mode").As<Napi::String>().Utf8Value();
+  bool tx = mode == "tx", fwd = mode == "fwd";
+  if (!tx && !fwd && mode != "rx") throw Napi::RangeError::New(env, "rawLoop mode is tx, rx or fwd");
   uint32_t batch = o.Get("batch").As<Napi::Number>().Uint32Value();
   double seconds = o.Get("seconds").As<Napi::Number>().DoubleValue();
   Napi::Object rings = o.Get("rings").As<Napi::Object>();
@@ -94,7 +99,59 @@ Napi::Value RawLoop(const Napi::CallbackInfo& info) {
   uint32_t iter = 0;
   for (;;) {
     if ((++iter & 1023) == 0 && Now() >= deadline) break;
-    if (tx) {
+    if (fwd) {
+      // Sent frames go straight back to the Fill ring (whatever does not fit waits in the pool).
+      uint32_t cprod = LoadAcquire(comp.producer), ccons = *comp.consumer;
+      for (uint32_t i = ccons; i != cprod; i++) pool.push_back(reinterpret_cast<uint64_t*>(comp.desc)[i & comp.mask] & ~static_cast<uint64_t>(frameSize - 1));
+      if (cprod != ccons) StoreRelease(comp.consumer, cprod);
+      uint32_t fp = *fill.producer, fc = LoadAcquire(fill.consumer);
+      uint32_t froom = fill.size - (fp - fc);
+      uint32_t k = froom < pool.size() ? froom : static_cast<uint32_t>(pool.size());
+      for (uint32_t i = 0; i < k; i++) {
+        reinterpret_cast<uint64_t*>(fill.desc)[(fp + i) & fill.mask] = pool.back();
+        pool.pop_back();
+      }
+      if (k) StoreRelease(fill.producer, fp + k);
+      uint32_t rprod = LoadAcquire(rx.producer), rcons = *rx.consumer;
+      uint32_t tprod = *txr.producer, tcons = LoadAcquire(txr.consumer);
+      uint32_t n = rprod - rcons, troom = txr.size - (tprod - tcons);
+      if (n > batch) n = batch;
+      if (n > troom) n = troom;
+      for (uint32_t i = 0; i < n; i++) {
+        const xdp_desc* d = reinterpret_cast<const xdp_desc*>(rx.desc) + ((rcons + i) & rx.mask);
+        uint64_t addr = d->addr;
+        uint32_t len = d->len;
+        if (addr + len > umemLen || len < 12) {
+          pool.push_back(addr & ~static_cast<uint64_t>(frameSize - 1));
+          continue;
+        }
+        uint8_t* f = umem + addr;
+        uint8_t mac[6];
+        memcpy(mac, f, 6);
+        memcpy(f, f + 6, 6);
+        memcpy(f + 6, mac, 6);
+        xdp_desc* t = reinterpret_cast<xdp_desc*>(txr.desc) + (tprod & txr.mask);
+        t->addr = addr;
+        t->len = len;
+        t->options = 0;
+        tprod++;
+        packets++;
+        bytes += len;
+      }
+      if (n) StoreRelease(rx.consumer, rcons + n);
+      if (tprod != *txr.producer) StoreRelease(txr.producer, tprod);
+      if (NeedsWakeup(txr) && *txr.producer != LoadAcquire(txr.consumer)) {
+        for (int i = 0; i < 65; i++) {
+          kicks++;
+          if (sendto(fd, nullptr, 0, MSG_DONTWAIT, nullptr, 0) >= 0 || errno != EAGAIN) break;
+          if (*txr.producer == LoadAcquire(txr.consumer)) break;
+        }
+      }
+      if (n == 0 && NeedsWakeup(fill)) {
+        recvfrom(fd, nullptr, 0, MSG_DONTWAIT, nullptr, nullptr);
+        kicks++;
+      }
+    } else if (tx) {
       // Reclaim completions first.
       uint32_t cprod = LoadAcquire(comp.producer), ccons = *comp.consumer;
       uint32_t done = cprod - ccons;

@@ -11,9 +11,10 @@
 // The peer end of the veth: an XDP program counting and dropping what
 // arrives (txonly, io-fwd) and the raw C XSK generator (rxonly, io-fwd).
 // Alternated run by run with the raw C loop in the driver's place on the
-// same veth: C TX for txonly, C RX for rxonly and io-fwd (C has no
-// forwarding loop: that ratio bounds what forwarding costs). Counted at
-// both ends. By default the worker and the C loop are pinned to one CPU,
+// same veth: C TX for txonly, C RX for rxonly and io-fwd; io-fwd also runs
+// the C forwarding loop (receive, swap MACs, send back in place), the bound
+// for the same work: raw C rx does not pay for the sends. Counted at both
+// ends. By default the worker and the C loop are pinned to one CPU,
 // the driver to another, and the generator (rxonly, io-fwd) is left to the
 // scheduler (--placement: other layouts). The headline ratio is the median
 // of the per-run ratios.
@@ -36,7 +37,7 @@ import { resultHeader, type BenchResult } from './report';
 import { pairedRatio, summarize } from './stats';
 import { udpFrame } from './udp-frame';
 import { XdpCounter } from './xdp-counter';
-import { runCReceivers, runEndpoint, type EndpointParams, type EndpointResult } from './xsk-endpoint';
+import { runCReceivers, runEndpoint, type EndpointDirection, type EndpointParams, type EndpointResult } from './xsk-endpoint';
 
 export type DeviceWorkerMode = 'txonly' | 'rxonly' | 'io-fwd';
 export const DEVICE_WORKER_MODES: readonly DeviceWorkerMode[] = ['txonly', 'rxonly', 'io-fwd'];
@@ -136,6 +137,14 @@ function statsPlus(a: XskStatistics, b: XskStatistics): XskStatistics {
   const out = { ...a };
   for (const k of Object.keys(out) as Array<keyof XskStatistics>) out[k] = a[k] + b[k];
   return out;
+}
+
+/** The loops of one C side (one per queue) as one result: packets and kicks summed, the longest window. */
+function sumEndpoints(each: readonly EndpointResult[]): EndpointResult {
+  return each.reduce((a, b) => ({
+    ...a, packets: a.packets + b.packets, seconds: Math.max(a.seconds, b.seconds), kicks: a.kicks + b.kicks,
+    cpuSeconds: (a.cpuSeconds ?? NaN) + (b.cpuSeconds ?? NaN), kernel: statsPlus(a.kernel, b.kernel),
+  }));
 }
 
 function statsMinus(b: XskStatistics, a: XskStatistics): XskStatistics {
@@ -401,6 +410,18 @@ export async function benchDeviceWorker(o: DeviceWorkerBenchOptions): Promise<Be
   const pair = new VethPair('devw', { queues });
   const runs: Array<Record<string, unknown>> = [];
   const rows: Array<{ mpps: number; baselineMpps: number }> = [];
+  const fwdRows: Array<{ mpps: number; baselineMpps: number }> = [];
+  // One C loop per queue, each where that queue's I/O thread runs.
+  const cLoops = (direction: EndpointDirection): EndpointParams[] => {
+    const loopCpus = ioThreadCpus(cpus, ioThreads);
+    return Array.from({ length: queues }, (_, q): EndpointParams => {
+      const cpu = loopCpus[q % ioThreads];
+      return {
+        netns: pair.a.netns, ifname: pair.a.ifname, impl: 'c', direction, xdpMode: o.xdpMode,
+        seconds: o.seconds, size: o.size, batch: direction === 'tx' ? 64 : burst, queue: q, ...(cpu !== undefined ? { cpu } : {}),
+      };
+    });
+  };
   const per: PerMillion[] = [];
   let counter: XdpCounter | undefined;
   const generate = mode !== 'txonly';
@@ -421,7 +442,10 @@ export async function benchDeviceWorker(o: DeviceWorkerBenchOptions): Promise<Be
       const row: Record<string, unknown> = { run: r + 1 };
       let dMpps = 0;
       let cMpps = 0;
-      for (const impl of r % 2 === 0 ? (['device', 'c'] as const) : (['c', 'device'] as const)) {
+      let fMpps = 0;
+      // Rotated run by run, so no side always runs first.
+      const sides: Array<'device' | 'c' | 'cfwd'> = mode === 'io-fwd' ? ['device', 'c', 'cfwd'] : ['device', 'c'];
+      for (const impl of [...sides.slice(r % sides.length), ...sides.slice(0, r % sides.length)]) {
         // The generator surrounds the measured window (worker start-up included).
         const gen = generate ? generator(o.seconds + GEN_MARGIN_S) : undefined;
         if (gen) await sleep(GEN_LEAD_MS);
@@ -446,22 +470,27 @@ export async function benchDeviceWorker(o: DeviceWorkerBenchOptions): Promise<Be
               (queues > 1 ? ` (per queue ${d.queueMpps.map((m) => m.toFixed(3)).join(' / ')} Mpps)` : '') +
               ` in ${d.seconds.toFixed(2)} s; CPU/frame worker ${d.workerNsPerFrame.toFixed(0)} ns, driver ${d.driverNsPerFrame.toFixed(0)} ns; I/O threads asleep ${(d.counters.worker.sleptUs / 1e4 / d.seconds / queues).toFixed(0)}%, waiting for a CPU ${(d.workerCpuWait * 100).toFixed(0)}% (driver ${(d.driverCpuWait * 100).toFixed(0)}%); per Mframe: ${formatPerMillion(pm)}`,
           );
+        } else if (impl === 'cfwd') {
+          const before = c!.total();
+          const each = await runCReceivers(cLoops('fwd'));
+          const res = sumEndpoints(each);
+          const generated = gen ? (await gen).packets : 0;
+          await sleep(50);
+          const back = c!.total() - before;
+          fMpps = back / res.seconds / 1e6;
+          Object.assign(row, {
+            fwdBaselineMpps: fMpps, fwdBaselinePackets: res.packets, fwdBaselinePeerPackets: back, fwdBaselineGenerated: generated,
+            fwdBaselineQueueMpps: each.map((e) => e.packets / e.seconds / 1e6), fwdBaselineKernel: res.kernel,
+          });
+          o.progress(
+            `  run ${r + 1}/${o.runs} raw C io-fwd      : ${fMpps.toFixed(3)} Mpps; forwarded ${res.packets}, peer counted ${back}, generator sent ${generated} in ${res.seconds.toFixed(2)} s; ` +
+              `kernel drops: fill ring empty ${res.kernel.rxFillRingEmpty}, rx ring full ${res.kernel.rxRingFull}`,
+          );
         } else {
           const before = c?.total() ?? 0;
-          // One C loop per queue, each where that queue's I/O thread runs.
-          const loopCpus = ioThreadCpus(cpus, ioThreads);
-          const loops = Array.from({ length: queues }, (_, q): EndpointParams => {
-            const cpu = loopCpus[q % ioThreads];
-            return {
-              netns: pair.a.netns, ifname: pair.a.ifname, impl: 'c', direction: mode === 'txonly' ? 'tx' : 'rx', xdpMode: o.xdpMode,
-              seconds: o.seconds, size: o.size, batch: mode === 'txonly' ? 64 : burst, queue: q, ...(cpu !== undefined ? { cpu } : {}),
-            };
-          });
+          const loops = cLoops(mode === 'txonly' ? 'tx' : 'rx');
           const each = mode === 'txonly' ? await Promise.all(loops.map((l) => runEndpoint(l, `C tx queue ${l.queue}`))) : await runCReceivers(loops);
-          const res = each.reduce((a, b) => ({
-            ...a, packets: a.packets + b.packets, seconds: Math.max(a.seconds, b.seconds), kicks: a.kicks + b.kicks,
-            cpuSeconds: (a.cpuSeconds ?? NaN) + (b.cpuSeconds ?? NaN), kernel: statsPlus(a.kernel, b.kernel),
-          }));
+          const res = sumEndpoints(each);
           row.baselineQueueMpps = each.map((e) => e.packets / e.seconds / 1e6);
           const generated = gen ? (await gen).packets : 0;
           await sleep(50);
@@ -483,10 +512,12 @@ export async function benchDeviceWorker(o: DeviceWorkerBenchOptions): Promise<Be
         if (gen) await gen.catch(() => undefined);
       }
       row.ratio = dMpps / cMpps;
+      if (mode === 'io-fwd') row.fwdRatio = dMpps / fMpps;
       // What each side's thread spent per frame: the C loop's over the I/O worker's (a host that denies the
       // worker a CPU moves the throughput ratio, not this one; the rx C loop never sleeps, so there it is an upper bound).
       row.cpuRatio = (row.baselineNsPerFrame as number) / (row.workerNsPerFrame as number);
       rows.push({ mpps: dMpps, baselineMpps: cMpps });
+      if (mode === 'io-fwd') fwdRows.push({ mpps: dMpps, baselineMpps: fMpps });
       runs.push(row);
     }
   } finally {
@@ -508,12 +539,20 @@ export async function benchDeviceWorker(o: DeviceWorkerBenchOptions): Promise<Be
       counted:
         mode === 'txonly' ? 'mpps = frames the peer XDP counter saw per second; packets = AF_XDP Tx packets the device posted'
         : mode === 'rxonly' ? 'mpps = frames the driver received per second; peerPackets = frames the generator sent (over a longer window)'
-        : 'mpps = forwarded frames the peer XDP counter saw per second; packets = frames the driver forwarded; baseline: raw C rx',
+        : 'mpps = forwarded frames the peer XDP counter saw per second; packets = frames the driver forwarded; baseline: raw C rx; fwdBaseline: raw C io-fwd, mpps = frames back at the peer per second',
       workerCounters: WORKER_COUNTERS,
     },
     mpps,
     baseline: { name: mode === 'txonly' ? 'raw C' : 'raw C rx', mpps: base },
     ...pairedRatio(rows),
+    ...(fwdRows.length
+      ? {
+          secondBaseline: {
+            name: 'raw C io-fwd', mpps: summarize(fwdRows.map((r) => r.baselineMpps)), ...pairedRatio(fwdRows),
+            packets: runs.reduce((n, r) => n + (r.fwdBaselinePackets as number), 0), peerPackets: runs.reduce((n, r) => n + (r.fwdBaselinePeerPackets as number), 0),
+          },
+        }
+      : {}),
     perMillion: medianPerMillion(per),
     ...(cpuRatios.length ? { cpuRatio: summarize(cpuRatios) } : {}),
     runs,

@@ -61,6 +61,11 @@ export interface BenchResult {
    * changes speed between runs moves far less than a ratio of medians.
    */
   runRatios?: Summary & { ofMedians: number };
+  /**
+   * A second baseline measured in the same runs (bench device io-fwd: raw C io-fwd beside raw C rx), with the
+   * ratio against it and the packets it counted at both ends.
+   */
+  secondBaseline?: { name: string; mpps: Summary; ratio: number; runRatios: Summary & { ofMedians: number }; packets: number; peerPackets: number };
   /** Events per million frames, medians over the runs (bench/per-million.ts). */
   perMillion?: Record<string, number>;
   /** CPU time per frame, baseline thread over ours (per-run medians): the cost ratio, independent of CPU share. */
@@ -136,35 +141,42 @@ export function compareWithBaseline(result: BenchResult, baselineFile: string, t
   return { regressed, text };
 }
 
-/** Runs as bars: ours and the baseline per run, medians as lines. */
+/** Runs as bars: ours and the baseline(s) per run. */
 export function barChart(r: BenchResult): string {
-  const runs = r.runs as Array<{ mpps?: number; baselineMpps?: number }>;
-  const vals = runs.flatMap((x) => [x.mpps ?? 0, x.baselineMpps ?? 0]);
+  const runs = r.runs as Array<{ mpps?: number; baselineMpps?: number; fwdBaselineMpps?: number }>;
+  const series: Array<{ name: string; color: string; of: (x: (typeof runs)[number]) => number }> = [
+    { name: 'xdpvm (TypeScript)', color: '#2b6cb0', of: (x) => x.mpps ?? 0 },
+    { name: r.baseline.name, color: '#a0aec0', of: (x) => x.baselineMpps ?? 0 },
+    ...(r.secondBaseline ? [{ name: r.secondBaseline.name, color: '#ed8936', of: (x: (typeof runs)[number]) => x.fwdBaselineMpps ?? 0 }] : []),
+  ];
+  const k = series.length;
+  const vals = runs.flatMap((x) => series.map((s) => s.of(x)));
   const max = Math.max(...vals, r.mpps.max, r.baseline.mpps.max) * 1.1 || 1;
   const W = 640, H = 320, left = 50, bottom = 40, top = 40;
   const plotH = H - bottom - top;
-  const bw = (W - left - 20) / (runs.length * 2 + runs.length);
+  const bw = (W - left - 20) / (runs.length * (k + 1));
   const y = (v: number): number => top + plotH - (v / max) * plotH;
   let bars = '';
   runs.forEach((x, i) => {
-    const x0 = left + i * 3 * bw + bw / 2;
-    for (const [k, v, color] of [[0, x.mpps ?? 0, '#2b6cb0'], [1, x.baselineMpps ?? 0, '#a0aec0']] as const) {
-      bars += `<rect x="${(x0 + k * bw).toFixed(1)}" y="${y(v).toFixed(1)}" width="${(bw * 0.9).toFixed(1)}" height="${(top + plotH - y(v)).toFixed(1)}" fill="${color}"/>`;
-    }
-    bars += `<text x="${(x0 + bw).toFixed(1)}" y="${H - bottom + 15}" font-size="11" text-anchor="middle">run ${i + 1}</text>`;
+    const x0 = left + i * (k + 1) * bw + bw / 2;
+    series.forEach((s, n) => {
+      const v = s.of(x);
+      bars += `<rect x="${(x0 + n * bw).toFixed(1)}" y="${y(v).toFixed(1)}" width="${(bw * 0.9).toFixed(1)}" height="${(top + plotH - y(v)).toFixed(1)}" fill="${s.color}"/>`;
+    });
+    bars += `<text x="${(x0 + ((k - 1) * bw) / 2).toFixed(1)}" y="${H - bottom + 15}" font-size="11" text-anchor="middle">run ${i + 1}</text>`;
   });
   const ticks = [0, 0.25, 0.5, 0.75, 1].map((f) => {
     const v = max * f;
     return `<line x1="${left}" x2="${W - 10}" y1="${y(v)}" y2="${y(v)}" stroke="#e2e8f0"/><text x="${left - 5}" y="${y(v) + 4}" font-size="10" text-anchor="end">${v.toFixed(2)}</text>`;
   });
+  const legend = series.map((s, n) => `<rect x="${W - 130}" y="${28 + n * 14}" width="10" height="10" fill="${s.color}"/><text x="${W - 115}" y="${37 + n * 14}" font-size="11">${s.name}</text>`);
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif">
 <rect width="100%" height="100%" fill="white"/>
 <text x="${W / 2}" y="20" font-size="14" text-anchor="middle">${r.benchmark} ${r.workload}: ${fmt(r.mpps.median)} Mpps vs ${r.baseline.name} ${fmt(r.baseline.mpps.median)} (ratio ${fmt(r.ratio)}) @ ${r.commit}</text>
 ${ticks.join('\n')}
 ${bars}
 <text x="14" y="${top + plotH / 2}" font-size="11" transform="rotate(-90 14 ${top + plotH / 2})" text-anchor="middle">Mpps</text>
-<rect x="${W - 200}" y="28" width="10" height="10" fill="#2b6cb0"/><text x="${W - 185}" y="37" font-size="11">xdpvm (TypeScript)</text>
-<rect x="${W - 90}" y="28" width="10" height="10" fill="#a0aec0"/><text x="${W - 75}" y="37" font-size="11">${r.baseline.name}</text>
+${legend.join('\n')}
 </svg>
 `;
 }

@@ -18,7 +18,8 @@ export interface EndpointParams {
   netns: string;
   ifname: string;
   impl: 'ts' | 'c';
-  direction: 'tx' | 'rx';
+  /** fwd (C only): receive and send each frame back with its MACs swapped. */
+  direction: EndpointDirection;
   xdpMode: XdpMode;
   seconds: number;
   size: number;
@@ -36,9 +37,11 @@ export interface EndpointParams {
 /** The fd a sharedMap endpoint finds the parent's XSKMAP at. */
 const SHARED_MAP_FD = 3;
 
+export type EndpointDirection = 'tx' | 'rx' | 'fwd';
+
 export interface EndpointResult extends LoopResult {
   impl: 'ts' | 'c';
-  direction: 'tx' | 'rx';
+  direction: EndpointDirection;
   mode: XdpMode;
   counters?: Record<string, number>;
   /** The kernel's view of the socket (XDP_STATISTICS): where frames were lost. */
@@ -52,6 +55,7 @@ const FRAME = 4096;
 const FRAMES = RING * 4;
 
 function runTs(p: EndpointParams): EndpointResult {
+  if (p.direction === 'fwd') throw new RangeError('the fwd endpoint is C only (the TypeScript forwarder is the device: bench device --mode io-fwd)');
   const backend = inNetns(p.netns, () =>
     AfXdpBackend.open(
       { id: 'bench', ifname: p.ifname, mode: p.xdpMode, forceCopy: false, queues: 1, startQueue: p.queue, inhibit: false },
@@ -70,8 +74,8 @@ function runTs(p: EndpointParams): EndpointResult {
 function runC(p: EndpointParams): EndpointResult {
   return inNetns(p.netns, () => {
     const ifindex = xsk.ifNameToIndex(p.ifname);
-    // The receiver needs the redirect program; a sender does not.
-    const attachment = p.direction === 'rx' && !p.sharedMap ? XdpAttachment.attach(p.ifname, ifindex, p.xdpMode, p.queue + 1) : undefined;
+    // A receiver (or forwarder) needs the redirect program; a sender does not.
+    const attachment = p.direction !== 'tx' && !p.sharedMap ? XdpAttachment.attach(p.ifname, ifindex, p.xdpMode, p.queue + 1) : undefined;
     try {
       const sock = XskSocket.open({
         ifname: p.ifname, ifindex, queueId: p.queue, frameSize: FRAME, frameCount: FRAMES,
@@ -103,18 +107,18 @@ export function runEndpoint(p: EndpointParams, what = `endpoint ${p.impl} ${p.di
 }
 
 /**
- * Raw C receivers on several queues of one interface at once, each in its own process: an interface takes one
+ * Raw C receivers (rx or fwd) on several queues of one interface at once, each in its own process: an interface takes one
  * XDP program, so this process attaches it and hands its XSKMAP to every receiver, and detaches it after.
  */
 export async function runCReceivers(ps: readonly EndpointParams[]): Promise<EndpointResult[]> {
-  if (ps.length === 1) return [await runEndpoint(ps[0]!, `C rx queue ${ps[0]!.queue}`)];
+  if (ps.length === 1) return [await runEndpoint(ps[0]!, `C ${ps[0]!.direction} queue ${ps[0]!.queue}`)];
   const first = ps[0]!;
   const attachment = inNetns(first.netns, () =>
     XdpAttachment.attach(first.ifname, xsk.ifNameToIndex(first.ifname), first.xdpMode, Math.max(...ps.map((p) => p.queue)) + 1),
   );
   try {
     return await Promise.all(
-      ps.map((p) => runJsonChild<EndpointResult>(__filename, { ...p, impl: 'c', direction: 'rx', sharedMap: true }, `C rx queue ${p.queue}`, [attachment.mapFd])),
+      ps.map((p) => runJsonChild<EndpointResult>(__filename, { ...p, impl: 'c', sharedMap: true }, `C ${p.direction} queue ${p.queue}`, [attachment.mapFd])),
     );
   } finally {
     attachment.detach();

@@ -160,6 +160,7 @@ async function benchPmdCommand(argv: readonly string[]): Promise<number> {
 
 function finish(result: BenchResult, flags: Flags, log: (l: string) => void): number {
   const runs = result.runs as Array<Record<string, number>>;
+  const sb = result.secondBaseline;
   log('');
   log(
     table(
@@ -169,6 +170,7 @@ function finish(result: BenchResult, flags: Flags, log: (l: string) => void): nu
           String(runs.reduce((s, r) => s + (r.packets ?? 0), 0)), String(runs.reduce((s, r) => s + (r.peerPackets ?? 0), 0))],
         [result.baseline.name, fmt(result.baseline.mpps.median), fmt(result.baseline.mpps.min), fmt(result.baseline.mpps.max),
           String(runs.reduce((s, r) => s + (r.baselinePackets ?? 0), 0)), String(runs.reduce((s, r) => s + (r.baselinePeerPackets ?? 0), 0))],
+        ...(sb ? [[sb.name, fmt(sb.mpps.median), fmt(sb.mpps.min), fmt(sb.mpps.max), String(sb.packets), String(sb.peerPackets)]] : []),
       ],
     ),
   );
@@ -179,6 +181,11 @@ function finish(result: BenchResult, flags: Flags, log: (l: string) => void): nu
         `ratio of the medians ${fmt(rr.ofMedians)})`,
     );
   else log(`ratio TypeScript / ${result.baseline.name}: ${fmt(result.ratio)}`);
+  if (sb)
+    log(
+      `ratio TypeScript / ${sb.name}: ${fmt(sb.ratio)} (median of the per-run ratios, min ${fmt(sb.runRatios.min)}, max ${fmt(sb.runRatios.max)}; ` +
+        `ratio of the medians ${fmt(sb.runRatios.ofMedians)})`,
+    );
   const bt = result.bootTimelineMs;
   if (bt && Object.keys(bt).length) {
     log('');

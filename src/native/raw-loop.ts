@@ -8,7 +8,8 @@ export interface RawLoopParams {
   fd: number;
   umem: ArrayBuffer;
   frameSize: number;
-  mode: 'tx' | 'rx';
+  /** fwd: received frames sent back in place with their MACs swapped. */
+  mode: 'tx' | 'rx' | 'fwd';
   batch: number;
   seconds: number;
   packet: Uint8Array;
