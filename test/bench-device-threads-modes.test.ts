@@ -3,6 +3,7 @@
 // counted at both ends (driver and peer / generator) for the device and for
 // the raw C loop, with the per-million-frames counters filled in. No rate is
 // asserted: benchmarks report figures, tests check behaviour.
+import { availableParallelism } from 'node:os';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { benchDeviceWorker, checkDeviceWorkerOptions, type DeviceWorkerMode } from '../src/bench/device-worker-bench';
@@ -28,6 +29,8 @@ test('bench device refuses modes and bursts without --threads, unknown modes, ba
   assert.match(await usageError(['device', '--backend', 'af-xdp', '--threads', '--mode', 'l2fwd']), /--mode must be one of txonly, rxonly, io-fwd/);
   assert.match(await usageError(['device', '--backend', 'af-xdp', '--threads', '--burst', '0']), /--burst must be at least 1/);
   assert.match(await usageError(['device', '--backend', 'af-xdp', '--threads', '--batch', '32']), /--burst/);
+  assert.match(await usageError(['device', '--backend', 'af-xdp', '--threads', '--peer-napi', 'busy']), /--peer-napi must be one of softirq, threaded/);
+  assert.match(await usageError(['device', '--backend', 'af-xdp', '--peer-napi', 'threaded']), /--threads/);
   assert.throws(() => checkDeviceWorkerOptions({ mode: 'io-fwd', burst: 300, seconds: 1, runs: 1, size: 64, xdpMode: 'native', progress: () => {} }), /burst/);
   assert.throws(() => checkDeviceWorkerOptions({ mode: 'rxonly', seconds: 1, runs: 1, size: 4000, xdpMode: 'native', progress: () => {} }), /size/);
 });
@@ -49,6 +52,8 @@ for (const mode of ['txonly', 'rxonly', 'io-fwd'] as DeviceWorkerMode[]) {
       assert.ok(run.fwdBaselinePeerPackets! <= run.fwdBaselinePackets!, `the peer saw more than the C forwarder sent: ${why}`);
       assert.ok(run.fwdBaselineGenerated! >= run.fwdBaselinePackets!, `the C forwarder sent more than the generator: ${why}`);
       assert.is(r.secondBaseline?.name, 'raw C io-fwd');
+      // Shared placement: the peer's receive side runs in NAPI threads on the generator's CPU, for both sides alike.
+      if (availableParallelism() >= 2) assert.is((r.params as Record<string, unknown>).peerNapi, 'threaded');
       assert.ok(r.secondBaseline!.ratio > 0 && Number.isFinite(r.secondBaseline!.ratio));
     } else assert.is(r.secondBaseline, undefined);
     if (mode === 'txonly') assert.ok(run.txUsed! > 0, why);

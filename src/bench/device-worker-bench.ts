@@ -61,7 +61,16 @@ export interface DeviceWorkerBenchOptions extends BenchRunOptions {
   coalesceUs?: number;
   /** Niceness of the driver thread, which stands in for the vCPU (default 0, shared: SHARED_CPU_POLICY's vcpuNice). */
   driverNice?: number;
+  /**
+   * Where the peer's receive side (its XDP counter) runs: in softirq inside the sender's sendto (the kernel's
+   * default, so on the device's CPU), or in NAPI threads on the CPU that is not the device's (shared: the
+   * generator's). Default threaded for shared, else softirq. Both sides of a run get the same.
+   */
+  peerNapi?: PeerNapi;
 }
+
+export const PEER_NAPI = ['softirq', 'threaded'] as const;
+export type PeerNapi = (typeof PEER_NAPI)[number];
 
 /** The placement a mode runs with by default: the generator of rxonly and io-fwd gets a CPU of its own, as with the C loop. */
 export function defaultPlacement(mode: DeviceWorkerMode): Placement {
@@ -385,6 +394,7 @@ export function checkDeviceWorkerOptions(o: DeviceWorkerBenchOptions): { mode: D
   if (!Number.isInteger(queues) || queues < 1 || queues > 8) throw new RangeError(`queues: ${queues} is not 1..8`);
   if (!Number.isInteger(ioThreads) || ioThreads < 1 || ioThreads > queues) throw new RangeError(`io-threads: ${ioThreads} is not 1..${queues} (at most one per queue pair)`);
   if (o.placement !== undefined && !PLACEMENTS.includes(o.placement)) throw new RangeError(`placement: '${String(o.placement)}' is not ${PLACEMENTS.join(', ')}`);
+  if (o.peerNapi !== undefined && !PEER_NAPI.includes(o.peerNapi)) throw new RangeError(`peer-napi: '${String(o.peerNapi)}' is not ${PEER_NAPI.join(', ')}`);
   if (!DEVICE_WORKER_MODES.includes(mode)) throw new RangeError(`mode: '${String(mode)}' is not ${DEVICE_WORKER_MODES.join(', ')}`);
   const burst = o.burst ?? 32;
   if (!Number.isInteger(burst) || burst < 1 || burst > Q) throw new RangeError(`burst: ${burst} is not 1..${Q}`);
@@ -402,10 +412,13 @@ export async function benchDeviceWorker(o: DeviceWorkerBenchOptions): Promise<Be
   const { cpus, generator: genCpu } = placeThreads(placement);
   const policy = threadPolicy(o, placement);
   const where = (c: number | undefined): string => (c === undefined ? '-' : String(c));
+  // The peer counts only what the device sends (no counter in rxonly: nothing to move).
+  const napiCpu = mode === 'rxonly' ? undefined : (benchCpus()?.driver);
+  const peerNapi: PeerNapi = napiCpu === undefined ? 'softirq' : (o.peerNapi ?? (placement === 'shared' ? 'threaded' : 'softirq'));
   o.progress(
     `  placement ${placement}: driver CPU ${where(cpus?.driver)}, I/O thread CPUs ${ioThreadCpus(cpus, ioThreads).map(where).join('/')} ` +
       `(pairs ${Array.from({ length: queues }, (_, k) => `${k}->${k % ioThreads}`).join(' ')}), C loops with their pair's I/O thread, ` +
-      `generator CPU ${mode !== 'txonly' ? where(genCpu) : 'none'}; I/O poll ${policy.pollUs} µs, coalesce ${policy.coalesceUs} µs, driver niceness ${policy.driverNice}`,
+      `generator CPU ${mode !== 'txonly' ? where(genCpu) : 'none'}, peer receive ${peerNapi === 'threaded' ? `in NAPI threads on CPU ${where(napiCpu)}` : 'in softirq'}; I/O poll ${policy.pollUs} µs, coalesce ${policy.coalesceUs} µs, driver niceness ${policy.driverNice}`,
   );
   const pair = new VethPair('devw', { queues });
   const runs: Array<Record<string, unknown>> = [];
@@ -437,6 +450,7 @@ export async function benchDeviceWorker(o: DeviceWorkerBenchOptions): Promise<Be
   try {
     // Frames coming back to the peer: txonly's and io-fwd's figure at the other end.
     if (mode !== 'rxonly') counter = inNetns(pair.b.netns, () => XdpCounter.attach(xsk.ifNameToIndex(pair.b.ifname), 'native'));
+    if (peerNapi === 'threaded') pair.threadNapi('b', napiCpu!);
     const c = counter;
     for (let r = 0; r < o.runs; r++) {
       const row: Record<string, unknown> = { run: r + 1 };
@@ -534,7 +548,7 @@ export async function benchDeviceWorker(o: DeviceWorkerBenchOptions): Promise<Be
     params: {
       xdpMode: o.xdpMode, seconds: o.seconds, runs: o.runs, size: o.size, burst, queueSize: Q, eventIdx: true, queues, ioThreads,
       threadOf: Array.from({ length: queues }, (_, k) => k % ioThreads), ioThreadCpus: ioThreadCpus(cpus, ioThreads).map((c) => c ?? null),
-      cpus: cpus ?? 'not pinned', placement, spinRounds: o.spinRounds ?? 'default', pollUs: policy.pollUs, coalesceUs: policy.coalesceUs, driverNice: policy.driverNice,
+      cpus: cpus ?? 'not pinned', placement, peerNapi, ...(peerNapi === 'threaded' ? { peerNapiCpu: napiCpu } : {}), spinRounds: o.spinRounds ?? 'default', pollUs: policy.pollUs, coalesceUs: policy.coalesceUs, driverNice: policy.driverNice,
       generator: generate ? `raw C XSK tx on the peer, batch 64, ${genCpu === undefined ? 'not pinned' : `on CPU ${genCpu}`}` : null,
       counted:
         mode === 'txonly' ? 'mpps = frames the peer XDP counter saw per second; packets = AF_XDP Tx packets the device posted'

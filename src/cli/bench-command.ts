@@ -6,7 +6,7 @@ import { benchDevice, benchDeviceAfXdp, MAX_TSO_FRAME, OFFLOADS, type Offload } 
 import { benchPmd, pmdBenchUnavailable, type PmdMode } from '../bench/pmd-bench';
 import { PMD_PLACEMENTS, type PmdPlacementName } from '../bench/pmd-placement';
 import { BENCH_LINUX_USAGE, benchTcpCommand, benchTestpmdCommand } from './bench-linux-command';
-import { benchDeviceWorker, defaultPlacement, PLACEMENTS, type DeviceWorkerMode, type Placement } from '../bench/device-worker-bench';
+import { benchDeviceWorker, defaultPlacement, PEER_NAPI, PLACEMENTS, type DeviceWorkerMode, type PeerNapi, type Placement } from '../bench/device-worker-bench';
 import { compareWithBaseline, fmt, publishResult, table, type BenchResult } from '../bench/report';
 import { BENCH_FLAGS, parseFlags, publishFlags, UsageError, type Flags } from './args';
 
@@ -15,7 +15,7 @@ export const BENCH_USAGE = `usage: xdpvm bench backend --mode txonly|rxonly [--x
                           [--size BYTES] [--batch N] [--json] [--out FILE] [--baseline FILE] [--threshold FRACTION]
        xdpvm bench device [--backend loopback [--offload none|csum|tso] | --backend af-xdp [--guest-umem]] [--xdp-mode native|skb] [--seconds S] [--runs N] [--size BYTES]
                           [--batch N] [--json] [--out FILE] [--baseline FILE] [--threshold FRACTION]
-       xdpvm bench device --backend af-xdp --threads [--mode txonly|rxonly|io-fwd] [--queues N [--io-threads M]] [--burst N] [--placement split|shared|gen-io|none] [--spin-rounds N] [--poll-us US] [--coalesce-us US] [--driver-nice N]
+       xdpvm bench device --backend af-xdp --threads [--mode txonly|rxonly|io-fwd] [--queues N [--io-threads M]] [--burst N] [--placement split|shared|gen-io|none] [--spin-rounds N] [--poll-us US] [--coalesce-us US] [--driver-nice N] [--peer-napi softirq|threaded]
                           [--xdp-mode native|skb]
                           [--seconds S] [--runs N] [--size BYTES] [--json] [--out FILE] [--baseline FILE] [--threshold FRACTION]
        xdpvm bench pmd --mode txonly|rxonly|io-fwd [--queues N [--io-threads M]] [--placement shared|split|none] [--size BYTES] [--xdp-mode native|skb] [--seconds S] [--runs N]
@@ -66,6 +66,7 @@ async function benchDeviceCommand(argv: readonly string[]): Promise<number> {
     'poll-us': { type: 'number', min: 0, max: 1e7 },
     'coalesce-us': { type: 'number', min: 0, max: 1e6 },
     'driver-nice': { type: 'number', integer: true, min: -20, max: 19 },
+    'peer-napi': { type: 'enum', values: PEER_NAPI },
     queues: { type: 'number', integer: true, min: 1, max: 8 },
     'io-threads': { type: 'number', integer: true, min: 1, max: 8 },
     offload: { type: 'enum', values: OFFLOADS },
@@ -94,6 +95,7 @@ async function benchDeviceCommand(argv: readonly string[]): Promise<number> {
     const poll = flags['poll-us'] as number | undefined;
     const coalesce = flags['coalesce-us'] as number | undefined;
     const nice = flags['driver-nice'] as number | undefined;
+    const peerNapi = flags['peer-napi'] as PeerNapi | undefined;
     const queues = (flags.queues as number | undefined) ?? 1;
     const ioThreads = (flags['io-threads'] as number | undefined) ?? queues;
     if (ioThreads > queues) throw new UsageError('--io-threads: at most one I/O thread per queue pair (--queues)');
@@ -105,12 +107,13 @@ async function benchDeviceCommand(argv: readonly string[]): Promise<number> {
         ...(poll !== undefined ? { pollUs: poll } : {}),
         ...(coalesce !== undefined ? { coalesceUs: coalesce } : {}),
         ...(nice !== undefined ? { driverNice: nice } : {}),
+        ...(peerNapi !== undefined ? { peerNapi } : {}),
       }),
       flags,
       log,
     );
   }
-  const threadFlags = ['mode', 'burst', 'placement', 'spin-rounds', 'poll-us', 'coalesce-us', 'driver-nice', 'queues', 'io-threads'];
+  const threadFlags = ['mode', 'burst', 'placement', 'spin-rounds', 'poll-us', 'coalesce-us', 'driver-nice', 'peer-napi', 'queues', 'io-threads'];
   if (threadFlags.some((f) => flags[f] !== undefined)) throw new UsageError(`${threadFlags.map((f) => `--${f}`).join(', ')} need --backend af-xdp --threads`);
   const backend = (flags.backend as string | undefined) ?? 'loopback';
   const offload = flags.offload as Offload | undefined;

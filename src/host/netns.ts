@@ -2,11 +2,26 @@
 // its own, named after the process, and removes them afterwards. Traffic only
 // ever flows inside them.
 import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { xsk } from '../native/xsk';
 import { sys } from '../native/sys';
 
 function ip(args: string[]): string {
   return execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/** Ids of the kernel's NAPI threads of devices named `ifname` (in any namespace). */
+function napiThreads(ifname: string): number[] {
+  const out: number[] = [];
+  for (const pid of readdirSync('/proc')) {
+    if (!/^[0-9]+$/.test(pid)) continue;
+    try {
+      if (readFileSync(`/proc/${pid}/comm`, 'utf8').startsWith(`napi/${ifname}-`)) out.push(Number(pid));
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return out;
 }
 
 export interface VethPairOptions {
@@ -43,6 +58,27 @@ export class VethPair {
       this.remove();
       throw e;
     }
+  }
+
+  /**
+   * Runs one side's NAPI polling in kernel threads of its own (/sys/class/net/DEV/threaded) pinned to `cpu`,
+   * instead of in softirq on whichever CPU woke it. A veth's receive side (its XDP program) otherwise runs in
+   * the sending thread's sendto: a benchmark's peer would charge its counting to the CPU of the code measured.
+   * veth has NAPI only while an XDP program is attached: attach first. Returns the threads' ids.
+   */
+  threadNapi(side: 'a' | 'b', cpu: number): number[] {
+    const s = this[side];
+    const before = new Set(napiThreads(s.ifname));
+    try {
+      ip(['netns', 'exec', s.netns, 'sh', '-c', `echo 1 > /sys/class/net/${s.ifname}/threaded`]);
+    } catch (e) {
+      throw new Error(`${s.ifname}: the kernel refused threaded NAPI (no NAPI without an XDP program on a veth): ${(e as Error).message.split('\n')[0]}`);
+    }
+    // Kernel threads are named after the device, and names repeat across namespaces: ours are the new ones.
+    const ours = napiThreads(s.ifname).filter((t) => !before.has(t));
+    if (ours.length === 0) throw new Error(`${s.ifname}: no NAPI thread appeared (is an XDP program attached?)`);
+    for (const t of ours) execFileSync('taskset', ['-pc', String(cpu), String(t)], { stdio: 'ignore' });
+    return ours;
   }
 
   /** Removes both namespaces (and with them the veth pair and anything attached). Idempotent. */
