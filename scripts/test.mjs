@@ -60,7 +60,9 @@ const failedOutput = [];
 const t0 = Date.now();
 process.stdout.write(`setup done; running ${files.length} test files\n`);
 
-function account(rel, stdout, status) {
+function account(rel, rawStdout, status) {
+  // uvu colours its summary where it sees a terminal (the TCG guest's console is one): read the text without the escapes.
+  const stdout = (rawStdout ?? '').replace(/\x1b\[[0-9;]*m/g, '');
   const num = (label) => {
     const m = new RegExp(`^\\s*${label}:\\s+(\\d+)`, 'm').exec(stdout ?? '');
     return m ? Number(m[1]) : undefined;
