@@ -64,7 +64,9 @@ export interface DeviceWorkerBenchOptions extends BenchRunOptions {
   /**
    * Where the peer's receive side (its XDP counter) runs: in softirq inside the sender's sendto (the kernel's
    * default, so on the device's CPU), or in NAPI threads on the CPU that is not the device's (shared: the
-   * generator's). Default threaded for shared, else softirq. Both sides of a run get the same.
+   * generator's). Both sides of a run get the same. Default softirq: measured on 2 CPUs, io-fwd shared, the
+   * threads cost more than they move (the peer's ring overflows while its thread waits for the generator's
+   * CPU, and device and C forwarder both lost ~30%).
    */
   peerNapi?: PeerNapi;
 }
@@ -414,7 +416,7 @@ export async function benchDeviceWorker(o: DeviceWorkerBenchOptions): Promise<Be
   const where = (c: number | undefined): string => (c === undefined ? '-' : String(c));
   // The peer counts only what the device sends (no counter in rxonly: nothing to move).
   const napiCpu = mode === 'rxonly' ? undefined : (benchCpus()?.driver);
-  const peerNapi: PeerNapi = napiCpu === undefined ? 'softirq' : (o.peerNapi ?? (placement === 'shared' ? 'threaded' : 'softirq'));
+  const peerNapi: PeerNapi = napiCpu === undefined ? 'softirq' : (o.peerNapi ?? 'softirq');
   o.progress(
     `  placement ${placement}: driver CPU ${where(cpus?.driver)}, I/O thread CPUs ${ioThreadCpus(cpus, ioThreads).map(where).join('/')} ` +
       `(pairs ${Array.from({ length: queues }, (_, k) => `${k}->${k % ioThreads}`).join(' ')}), C loops with their pair's I/O thread, ` +
