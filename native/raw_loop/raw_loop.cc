@@ -46,6 +46,18 @@ inline uint32_t LoadAcquire(uint32_t* p) { return __atomic_load_n(p, __ATOMIC_AC
 inline void StoreRelease(uint32_t* p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
 inline bool NeedsWakeup(const Ring& r) { return (__atomic_load_n(r.flags, __ATOMIC_RELAXED) & XDP_RING_NEED_WAKEUP) != 0; }
 
+// Moves as many pooled frames to the Fill ring as it has room for.
+void RefillFromPool(Ring& fill, std::vector<uint64_t>& pool) {
+  uint32_t fp = *fill.producer, fc = LoadAcquire(fill.consumer);
+  uint32_t room = fill.size - (fp - fc);
+  uint32_t k = room < pool.size() ? room : static_cast<uint32_t>(pool.size());
+  for (uint32_t i = 0; i < k; i++) {
+    reinterpret_cast<uint64_t*>(fill.desc)[(fp + i) & fill.mask] = pool.back();
+    pool.pop_back();
+  }
+  if (k) StoreRelease(fill.producer, fp + k);
+}
+
 double Now() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -104,14 +116,7 @@ Napi::Value RawLoop(const Napi::CallbackInfo& info) {
       uint32_t cprod = LoadAcquire(comp.producer), ccons = *comp.consumer;
       for (uint32_t i = ccons; i != cprod; i++) pool.push_back(reinterpret_cast<uint64_t*>(comp.desc)[i & comp.mask] & ~static_cast<uint64_t>(frameSize - 1));
       if (cprod != ccons) StoreRelease(comp.consumer, cprod);
-      uint32_t fp = *fill.producer, fc = LoadAcquire(fill.consumer);
-      uint32_t froom = fill.size - (fp - fc);
-      uint32_t k = froom < pool.size() ? froom : static_cast<uint32_t>(pool.size());
-      for (uint32_t i = 0; i < k; i++) {
-        reinterpret_cast<uint64_t*>(fill.desc)[(fp + i) & fill.mask] = pool.back();
-        pool.pop_back();
-      }
-      if (k) StoreRelease(fill.producer, fp + k);
+      RefillFromPool(fill, pool);
       uint32_t rprod = LoadAcquire(rx.producer), rcons = *rx.consumer;
       uint32_t tprod = *txr.producer, tcons = LoadAcquire(txr.consumer);
       uint32_t n = rprod - rcons, troom = txr.size - (tprod - tcons);
@@ -203,14 +208,7 @@ Napi::Value RawLoop(const Napi::CallbackInfo& info) {
       StoreRelease(rx.consumer, rcons + n);
       packets += n;
       // Refill from the pool.
-      uint32_t fp = *fill.producer, fc = LoadAcquire(fill.consumer);
-      uint32_t room = fill.size - (fp - fc);
-      uint32_t k = room < pool.size() ? room : static_cast<uint32_t>(pool.size());
-      for (uint32_t i = 0; i < k; i++) {
-        reinterpret_cast<uint64_t*>(fill.desc)[(fp + i) & fill.mask] = pool.back();
-        pool.pop_back();
-      }
-      if (k) StoreRelease(fill.producer, fp + k);
+      RefillFromPool(fill, pool);
     }
   }
   double elapsed = Now() - start;
