@@ -25,8 +25,10 @@ import {
   PairControl,
   ThreadControl,
   type IoThreadData,
+  type IoThreadMessage,
   type IoThreadPair,
   type QueuePairSession,
+  type BackendRebind,
   type SharedRegion,
 } from './io-thread-protocol';
 
@@ -145,6 +147,29 @@ class ServedPair {
       for (let i = 0; i < BACKEND_COUNTERS.length; i++) live[B0 + i] = bc[BACKEND_COUNTERS[i]!];
     }
     this.publishFrames();
+  }
+
+  /** A device reset asked for and not answered yet (PairControl.ResetRequest). */
+  resetAsked(): boolean {
+    return Atomics.load(this.ctl, PairControl.ResetRequest) !== this.ctl[PairControl.ResetDone];
+  }
+
+  /**
+   * Answers a reset (the session has ended): the backend queue forgets the guest buffers the kernel holds and
+   * says whether the main thread must rebind its socket; until that rebind arrives the queue is not touched.
+   */
+  reset(): void {
+    const ctl = this.ctl;
+    const want = Atomics.load(ctl, PairControl.ResetRequest);
+    ctl[PairControl.ResetRebind] = this.prepared.release?.() === true ? 1 : 0;
+    this.publishFrames();
+    Atomics.store(ctl, PairControl.ResetDone, want);
+    Atomics.notify(ctl, PairControl.ResetDone);
+  }
+
+  /** The socket the main thread bound in place of the one a reset released. */
+  adopt(rebind: BackendRebind): void {
+    this.prepared.adopt?.(rebind.rebind);
   }
 
   stopAsked(): boolean {
@@ -280,7 +305,12 @@ function run(d: IoThreadData): void {
   const takeSessions = (): void => {
     doorbellSeen = Atomics.load(tctl, ThreadControl.Doorbell);
     for (let m = receiveMessageOnPort(d.port); m; m = receiveMessageOnPort(d.port)) {
-      const s = m.message as QueuePairSession;
+      const msg = m.message as IoThreadMessage;
+      if ('rebind' in msg) {
+        byPair.get(msg.pair)?.adopt(msg);
+        continue;
+      }
+      const s: QueuePairSession = msg;
       const p = byPair.get(s.spec.pair);
       if (!p) continue;
       if (p.session) endSession(p);
@@ -290,6 +320,14 @@ function run(d: IoThreadData): void {
   };
   const endStopped = (): void => {
     for (const p of active) if (p.stopAsked()) endSession(p);
+  };
+  /** Device resets: a pair's session ends first (its stop was asked before), then its queue lets go. */
+  const answerResets = (): void => {
+    for (const p of served) {
+      if (!p.resetAsked()) continue;
+      if (p.session) endSession(p);
+      p.reset();
+    }
   };
   /** Takes an fd out of the set if it is there (a sleep that failed half-way). */
   const forget = (fd: number): void => {
@@ -307,6 +345,7 @@ function run(d: IoThreadData): void {
     for (;;) {
       if (doorbellRang()) takeSessions();
       endStopped();
+      answerResets();
       if (active.length === 0) {
         if (Atomics.load(tctl, ThreadControl.Exit) !== 0) break;
         // Between sessions the kernel still moves frames (Rx fills, Tx completes): keep the accounting current.
