@@ -4,7 +4,7 @@
 // device can use has a kind here, so the I/O threads service any of them
 // without knowing one from another.
 import { AfXdpQueue } from './af-xdp/af-xdp-queue';
-import { GuestUmemQueue } from './af-xdp/guest-umem-queue';
+import { GuestUmemQueue, type GuestUmemCounters } from './af-xdp/guest-umem-queue';
 import { XskSocket, type XskSocketHandle } from './af-xdp/xsk-socket';
 import { LoopbackQueue, type LoopbackOptions } from './loopback/loopback-queue';
 import type { NetBackendQueue } from './net-backend';
@@ -32,6 +32,8 @@ export interface PreparedBackendQueue {
   release?(): boolean;
   /** Device reset, second half: the fresh socket the owner bound on the same queue and UMEM. */
   adopt?(socket: XskSocketHandle): void;
+  /** guest-umem: the queue's own counters (frames in place, bounced, refused), once it is open. */
+  guestUmemCounters?(): GuestUmemCounters | undefined;
 }
 
 export function prepareBackendQueue(source: BackendQueueSource): PreparedBackendQueue {
@@ -56,6 +58,7 @@ export function prepareBackendQueue(source: BackendQueueSource): PreparedBackend
         // Never opened: the kernel holds nothing of this queue's.
         release: () => queue?.release() ?? false,
         adopt: (h) => queue?.adopt(XskSocket.fromHandle(h)),
+        guestUmemCounters: () => queue?.direct,
       };
     }
     case 'loopback': {

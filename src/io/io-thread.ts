@@ -18,7 +18,7 @@ import { GuestMemory } from '../memory/guest-memory';
 import { sys } from '../native/sys';
 import { NetQueuePair } from '../virtio/net/queue-pair';
 import { AdaptivePoll } from './adaptive-poll';
-import { BACKEND_COUNTERS, BrokenCause, COUNTER_BASE, COUNTER_SLOTS, DEVICE_COUNTERS, workerSlot } from './pair-counters';
+import { BACKEND_COUNTERS, BrokenCause, COUNTER_BASE, COUNTER_SLOTS, DEVICE_COUNTERS, GUEST_UMEM_COUNTERS, workerSlot } from './pair-counters';
 import {
   COUNTERS_OFFSET,
   FIRST_TX_OFFSET,
@@ -57,6 +57,7 @@ const W_RX_DISCARDED = workerSlot('rxDiscarded');
 const D0 = COUNTER_BASE.device;
 const B0 = COUNTER_BASE.backend;
 const E0 = COUNTER_BASE.queueErrors;
+const G0 = COUNTER_BASE.guestUmem;
 
 /** Views of guest memory by mapping, kept across sessions and shared by the thread's pairs. */
 class GuestAliases {
@@ -145,6 +146,8 @@ class ServedPair {
     if (q) {
       const bc = q.counters;
       for (let i = 0; i < BACKEND_COUNTERS.length; i++) live[B0 + i] = bc[BACKEND_COUNTERS[i]!];
+      const gc = this.prepared.guestUmemCounters?.();
+      if (gc) for (let i = 0; i < GUEST_UMEM_COUNTERS.length; i++) live[G0 + i] = gc[GUEST_UMEM_COUNTERS[i]!];
     }
     this.publishFrames();
   }
@@ -162,7 +165,7 @@ class ServedPair {
     const ctl = this.ctl;
     const want = Atomics.load(ctl, PairControl.ResetRequest);
     ctl[PairControl.ResetRebind] = this.prepared.release?.() === true ? 1 : 0;
-    this.publishFrames();
+    this.publish();
     Atomics.store(ctl, PairControl.ResetDone, want);
     Atomics.notify(ctl, PairControl.ResetDone);
   }

@@ -298,7 +298,8 @@ export class WorkerQueuePairRunner implements QueuePairRunner {
     const s = this.state[pair];
     if (!s || s.generation === 0) return undefined;
     const c = s.ctl;
-    return readPairCounters(new Float64Array(s.control, COUNTERS_OFFSET, COUNTER_SLOTS), c[PairControl.BrokenCause]!, c[PairControl.RxError]!, c[PairControl.TxError]!);
+    return readPairCounters(new Float64Array(s.control, COUNTERS_OFFSET, COUNTER_SLOTS), c[PairControl.BrokenCause]!, c[PairControl.RxError]!, c[PairControl.TxError]!,
+      this.o.backends[pair]!.kind === 'guest-umem');
   }
 
   /** When the pair's thread first handed a frame of it to the backend (CLOCK_MONOTONIC ms), or undefined. */
