@@ -130,10 +130,14 @@ function offerTx(r: Rig, drv: SplitRingDriver, from: number, count: number, tag:
   sys.eventfdWrite(r.runner.fds[0]!.txKick, 1);
 }
 
-function offerRx(r: Rig, drv: SplitRingDriver, count: number): void {
+/** Posts receive buffers and waits until the thread has put them on the Fill ring (a frame before that is dropped). */
+async function offerRx(r: Rig, drv: SplitRingDriver, count: number): Promise<void> {
+  const refills = (): number => r.runner.stats(0)?.backend.fillRefills ?? 0;
+  const before = refills();
   for (let i = 0; i < count; i++) drv.add([{ addr: RX_BUF + i * 4096, len: 4096, write: true }]);
   drv.publish();
   sys.eventfdWrite(r.runner.fds[0]!.rxKick, 1);
+  await settled(refills, (v) => v > before);
 }
 
 /** Sends from the peer and kicks until its Tx ring is empty (copy mode sends only inside sendto; a busy veth leaves frames). */
@@ -169,7 +173,7 @@ test('frames both ways through the I/O thread with guest RAM as the UMEM: in pla
     atPeer.forEach((f, i) => assert.equal(f, makeFrame(i, 200, 3)));
     assert.is((await usedEntries(txDrv, N)).length, N, 'every transmit chain used');
     // Wire -> guest: into the guest's buffers in place (rxDirect).
-    offerRx(r, rxDrv, 128);
+    await offerRx(r, rxDrv, 128);
     assert.is(await peerSend(r.peer, Array.from({ length: 100 }, (_, i) => makeFrame(i, 100 + i, 4))), 0);
     const used = await usedEntries(rxDrv, 100);
     const mine = used
@@ -226,7 +230,7 @@ test('a descriptor outside registered memory never becomes a UMEM address: refus
 test('device reset mid-traffic: the thread lets go, the socket is rebound, no guest byte written after, no frame leaked, traffic resumes', async () => {
   await withThreadRig('gutior', async (r) => {
     const { rxDrv, txDrv } = await r.start();
-    offerRx(r, rxDrv, 200);
+    await offerRx(r, rxDrv, 200);
     // Traffic both ways while the reset comes: the peer floods, the guest sends.
     let flooding = true;
     const flood = (async (): Promise<void> => {
@@ -272,7 +276,7 @@ test('device reset mid-traffic: the thread lets go, the socket is rebound, no gu
     assert.is((await usedEntries(again.txDrv, 50)).length, 50);
     // Drain what the flood left on the peer's side first.
     await receive(r.peer, 10_000, 200, () => false);
-    offerRx(r, again.rxDrv, 128);
+    await offerRx(r, again.rxDrv, 128);
     assert.is(await peerSend(r.peer, Array.from({ length: 60 }, (_, i) => makeFrame(i, 120, 9))), 0);
     const got: Uint8Array[] = [];
     const deadline = Date.now() + 5000;
@@ -302,7 +306,7 @@ test('tear-down after traffic and a reset: no fd left, the XDP program detached'
     netns = r.pair.a.netns;
     ifindex = inNetns(netns, () => xsk.ifNameToIndex(r.pair.a.ifname));
     const { rxDrv, txDrv } = await r.start();
-    offerRx(r, rxDrv, 64);
+    await offerRx(r, rxDrv, 64);
     offerTx(r, txDrv, 0, 20, 3);
     assert.is((await receive(r.peer, 20, 3000, (f) => frameTag(f) === 3)).length, 20);
     r.runner.stopAll();
