@@ -8,7 +8,8 @@ import { featureMask, VirtioFeature } from 'virtio-spec-types';
 import { QueueCounters } from '../src/backend/queue-counters';
 import { GuestBus } from '../src/fuzz/guest-bus';
 import { SplitRingDriver } from '../src/fuzz/split-ring-driver';
-import { BACKEND_COUNTERS, COUNTER_SLOTS, DEVICE_COUNTERS, WORKER_COUNTERS } from '../src/io/pair-counters';
+import { BACKEND_COUNTERS, COUNTER_SLOTS, DEVICE_COUNTERS, GUEST_UMEM_COUNTERS, WORKER_COUNTERS } from '../src/io/pair-counters';
+import { GuestUmemCounters } from '../src/backend/af-xdp/guest-umem-queue';
 import { WorkerQueuePairRunner } from '../src/io/worker-queue-pair-runner';
 import { GuestMemory } from '../src/memory/guest-memory';
 import { sys } from '../src/native/sys';
@@ -36,9 +37,10 @@ const numberFields = (o: object): string[] =>
 test('the counter table names every device and AF_XDP queue counter, once', () => {
   assert.equal([...DEVICE_COUNTERS].sort(), numberFields(new NetQueueCounters()));
   assert.equal([...BACKEND_COUNTERS].sort(), numberFields(new QueueCounters()));
+  assert.equal([...GUEST_UMEM_COUNTERS].sort(), numberFields(new GuestUmemCounters()));
   const all = [...DEVICE_COUNTERS, ...WORKER_COUNTERS, ...BACKEND_COUNTERS];
   assert.is(new Set(WORKER_COUNTERS).size, WORKER_COUNTERS.length);
-  assert.is(COUNTER_SLOTS, all.length + QUEUE_ERROR_COUNT);
+  assert.is(COUNTER_SLOTS, all.length + QUEUE_ERROR_COUNT + GUEST_UMEM_COUNTERS.length);
 });
 
 test('device, worker, backend and ring-error counters and the broken ring cross from the I/O worker to the main thread', async () => {

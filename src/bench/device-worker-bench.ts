@@ -23,6 +23,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { featureMask, NetHdr, VirtioFeature } from 'virtio-spec-types';
 import type { BenchRunOptions } from './bench-run-options';
 import { AfXdpBackend } from '../backend/af-xdp/af-xdp-backend';
+import { guestUmemTailBytes } from '../backend/af-xdp/guest-umem';
+import { DEFAULT_RING_SIZE } from '../backend/af-xdp/xsk-socket';
 import { benchCpus, pinThisThread, setThreadNice, thisThreadId, threadSchedNs, unpinThisThread } from '../host/cpu-affinity';
 import { SHARED_CPU_POLICY } from '../io/shared-cpu-policy';
 import { inNetns, VethPair } from '../host/netns';
@@ -171,7 +173,10 @@ function minus(b: PairCounters, a: PairCounters): PairCounters {
     for (const k of Object.keys(x) as K[]) out[k] = x[k] - y[k];
     return out;
   };
-  return { device: d(b.device, a.device), worker: d(b.worker, a.worker), backend: d(b.backend, a.backend), queueErrors: b.queueErrors, broken: b.broken };
+  return {
+    device: d(b.device, a.device), worker: d(b.worker, a.worker), backend: d(b.backend, a.backend), queueErrors: b.queueErrors, broken: b.broken,
+    ...(b.guestUmem && a.guestUmem ? { guestUmem: d(b.guestUmem, a.guestUmem) } : {}),
+  };
 }
 
 /** a + b for every counter group (pairs of one run together). */
@@ -181,7 +186,10 @@ function countersPlus(a: PairCounters, b: PairCounters): PairCounters {
     for (const k of Object.keys(x) as K[]) out[k] = x[k] + y[k];
     return out;
   };
-  return { device: d(a.device, b.device), worker: d(a.worker, b.worker), backend: d(a.backend, b.backend), queueErrors: a.queueErrors, broken: a.broken };
+  return {
+    device: d(a.device, b.device), worker: d(a.worker, b.worker), backend: d(a.backend, b.backend), queueErrors: a.queueErrors, broken: a.broken,
+    ...(a.guestUmem && b.guestUmem ? { guestUmem: d(a.guestUmem, b.guestUmem) } : {}),
+  };
 }
 
 function ringConfig(q: DriverQueue): QueueConfig {
@@ -248,17 +256,19 @@ async function deviceRun(
   cpus: Cpus,
   policy: { pollUs: number; coalesceUs: number; driverNice: number },
   peer: (() => number) | undefined,
+  guestUmem = false,
 ): Promise<DeviceRunsResult> {
   const nq = o.queues;
-  const backend = inNetns(netns, () =>
-    AfXdpBackend.open({ id: 'bench', ifname, mode: o.xdpMode, forceCopy: false, queues: nq, startQueue: 0, inhibit: false }),
-  );
-  const mapping = sys.mapAnonymous(RAM);
+  // guest-umem: the driver's RAM, with bounce frames behind it, is the UMEM the I/O threads service in place.
+  const umem = guestUmem ? sys.guestMemory(RAM + guestUmemTailBytes(nq, DEFAULT_RING_SIZE)) : undefined;
+  const backend = openBenchBackend(netns, ifname, o.xdpMode, nq, umem);
+  const mapping = umem ?? sys.mapAnonymous(RAM);
   const threadOf = Array.from({ length: nq }, (_, k) => k % o.ioThreads);
   const ioCpus = ioThreadCpus(cpus, o.ioThreads);
   const runner = new WorkerQueuePairRunner({
     regions: [{ gpa: 0, address: sys.addressOf(mapping), length: RAM }],
-    backends: backend.sockets.map((s) => ({ kind: 'af-xdp', socket: s.handle() })),
+    backends: backend.threadSources(),
+    rebind: (p) => backend.rebindForThread(p),
     threadOf,
     cpus: ioCpus,
     ...(o.spinRounds !== undefined ? { spinRounds: o.spinRounds } : {}),
@@ -570,6 +580,118 @@ export async function benchDeviceWorker(o: DeviceWorkerBenchOptions): Promise<Be
         }
       : {}),
     perMillion: medianPerMillion(per),
+    ...(cpuRatios.length ? { cpuRatio: summarize(cpuRatios) } : {}),
+    runs,
+  };
+}
+
+/** The device's backend on the veth: the copy path, or (a guest-RAM mapping given) guest RAM as the UMEM; the mapping goes if it fails. */
+function openBenchBackend(netns: string, ifname: string, xdpMode: DeviceWorkerBenchOptions['xdpMode'], queues: number, umem: ArrayBuffer | undefined): AfXdpBackend {
+  try {
+    return inNetns(netns, () =>
+      AfXdpBackend.open(
+        { id: 'bench', ifname, mode: xdpMode, forceCopy: false, queues, startQueue: 0, inhibit: false, guestUmem: umem ? 'on' : 'off' },
+        undefined,
+        umem ? { guestRam: { buffer: umem, guestLength: RAM, hugePages: false } } : {},
+      ),
+    );
+  } catch (e) {
+    if (umem) sys.unmap(umem);
+    throw e;
+  }
+}
+
+/** One side of a guest-umem comparison run: its figure and what both ends counted. */
+interface UmemSide {
+  mpps: number;
+  d: DeviceRunsResult;
+  generated: number;
+}
+
+/**
+ * `bench device --backend af-xdp --threads --guest-umem`: the device in its I/O threads with guest RAM as the
+ * UMEM (frames in place) against the copy path, alternated run by run on the same veth (which goes first swaps
+ * each run), the same driver, mode and placement; counted at both ends. The headline ratio is the median of
+ * the per-run ratios (guest-umem / copy path); CPU per frame of the I/O threads beside it.
+ */
+export async function benchDeviceWorkerGuestUmem(o: DeviceWorkerBenchOptions): Promise<BenchResult> {
+  const { mode, burst, queues, ioThreads } = checkDeviceWorkerOptions(o);
+  const oo = { ...o, burst, queues, ioThreads };
+  const placement = o.placement ?? defaultPlacement(mode);
+  const { cpus, generator: genCpu } = placeThreads(placement);
+  const policy = threadPolicy(o, placement);
+  const pair = new VethPair('devwg', { queues });
+  const generate = mode !== 'txonly';
+  const generator = async (seconds: number): Promise<number> => {
+    const all = await Promise.all(
+      Array.from({ length: queues }, (_, q) =>
+        runEndpoint({ netns: pair.b.netns, ifname: pair.b.ifname, impl: 'c', direction: 'tx', xdpMode: o.xdpMode, seconds, size: o.size, batch: 64, queue: q, ...(genCpu !== undefined ? { cpu: genCpu } : {}) }, `raw C generator ${q}`),
+      ),
+    );
+    return all.reduce((n, r) => n + r.packets, 0);
+  };
+  const runs: Array<Record<string, unknown>> = [];
+  const rows: Array<{ mpps: number; baselineMpps: number }> = [];
+  let counter: XdpCounter | undefined;
+  try {
+    if (mode !== 'rxonly') counter = inNetns(pair.b.netns, () => XdpCounter.attach(xsk.ifNameToIndex(pair.b.ifname), 'native'));
+    const c = counter;
+    for (let r = 0; r < o.runs; r++) {
+      const got: Partial<Record<'copy' | 'guest-umem', UmemSide>> = {};
+      for (const impl of r % 2 === 0 ? (['copy', 'guest-umem'] as const) : (['guest-umem', 'copy'] as const)) {
+        const gen = generate ? generator(o.seconds + GEN_MARGIN_S) : undefined;
+        if (gen) await sleep(GEN_LEAD_MS);
+        const d = await deviceRun(pair.a.netns, pair.a.ifname, mode, oo, cpus, policy, c ? () => c.total() : undefined, impl === 'guest-umem');
+        const generated = gen ? await gen : 0;
+        await sleep(50);
+        const figure = mode === 'rxonly' ? d.packets : d.peerPackets;
+        const side: UmemSide = { mpps: figure / d.seconds / 1e6, d, generated };
+        got[impl] = side;
+        const g = d.counters.guestUmem;
+        o.progress(
+          `  run ${r + 1}/${o.runs} ${impl.padEnd(10)}: ${side.mpps.toFixed(3)} Mpps; ` +
+            (mode === 'txonly' ? `sent ${d.packets}, peer counted ${d.peerPackets}` : mode === 'rxonly' ? `received ${d.packets}, generator sent ${generated}` : `received ${d.rxUsed}, forwarded ${d.packets}, peer counted ${d.peerPackets}, generator sent ${generated}`) +
+            ` in ${d.seconds.toFixed(2)} s; CPU/frame I/O thread ${d.workerNsPerFrame.toFixed(0)} ns, driver ${d.driverNsPerFrame.toFixed(0)} ns` +
+            (g ? `; in place tx ${g.txDirect} rx ${g.rxDirect}, bounced tx ${g.txBounced} rx ${g.rxBounced}` : ''),
+        );
+      }
+      const z = got['guest-umem']!;
+      const cp = got.copy!;
+      const side = (s: UmemSide): Record<string, unknown> => ({
+        mpps: s.mpps, packets: s.d.packets, peerPackets: mode === 'rxonly' ? s.generated : s.d.peerPackets, seconds: s.d.seconds, rxUsed: s.d.rxUsed, txUsed: s.d.txUsed,
+        workerNsPerFrame: s.d.workerNsPerFrame, driverNsPerFrame: s.d.driverNsPerFrame, kernel: s.d.kernel,
+        counters: { device: s.d.counters.device, backend: s.d.counters.backend, ...(s.d.counters.guestUmem ? { guestUmem: s.d.counters.guestUmem } : {}) },
+      });
+      const zs = side(z);
+      const cs = side(cp);
+      runs.push({
+        run: r + 1, ...zs,
+        ...Object.fromEntries(Object.entries(cs).map(([k, v]) => [`baseline${k[0]!.toUpperCase()}${k.slice(1)}`, v])),
+        ratio: z.mpps / cp.mpps, cpuRatio: cp.d.workerNsPerFrame / z.d.workerNsPerFrame,
+      });
+      rows.push({ mpps: z.mpps, baselineMpps: cp.mpps });
+    }
+  } finally {
+    counter?.close();
+    pair.remove();
+  }
+  const cpuRatios = runs.map((r) => r.cpuRatio as number).filter((x) => Number.isFinite(x));
+  return {
+    ...resultHeader(),
+    benchmark: 'device-worker-guest-umem',
+    workload: mode,
+    params: {
+      xdpMode: o.xdpMode, seconds: o.seconds, runs: o.runs, size: o.size, burst, queueSize: Q, eventIdx: true, queues, ioThreads,
+      cpus: cpus ?? 'not pinned', placement, pollUs: policy.pollUs, coalesceUs: policy.coalesceUs, driverNice: policy.driverNice,
+      compared: 'guest-umem=on (guest RAM as the UMEM, serviced in place by the I/O threads) against guest-umem=off (copied into 4 KiB UMEM frames)',
+      counted:
+        mode === 'txonly' ? 'mpps = frames the peer XDP counter saw per second; packets = AF_XDP Tx packets the device posted'
+        : mode === 'rxonly' ? 'mpps = frames the driver received per second; peerPackets = frames the generator sent (over a longer window)'
+        : 'mpps = forwarded frames the peer XDP counter saw per second; packets = frames the driver forwarded',
+    },
+    mpps: summarize(rows.map((r) => r.mpps)),
+    baseline: { name: 'copy path', mpps: summarize(rows.map((r) => r.baselineMpps)) },
+    ...pairedRatio(rows),
     ...(cpuRatios.length ? { cpuRatio: summarize(cpuRatios) } : {}),
     runs,
   };

@@ -23,6 +23,8 @@ export interface PmdVmOptions {
   iopl?: 0 | 3;
   /** More `xdpvm run` options (before -netdev), e.g. -vcpu-cpus. */
   runArgs?: readonly string[];
+  /** More -netdev af-xdp options, each as ",key=value" (e.g. ",guest-umem=on"). */
+  netdevProps?: string;
   /** More virtio-net-pci properties, each as ",key=value". */
   deviceProps?: string;
   /** `xdpvm run -timeline`: the exit carries the VMM's boot timeline. */
@@ -97,7 +99,7 @@ export class PmdVm {
   static start(o: PmdVmOptions): PmdVm {
     const kernel = ensurePmdImage();
     const queues = o.queues ?? 1;
-    const netdev = [`af-xdp,id=n0,ifname=${o.ifname}`, `queues=${queues}`, ...(o.xdpMode ? [`mode=${o.xdpMode}`] : [])].join(',');
+    const netdev = [`af-xdp,id=n0,ifname=${o.ifname}`, `queues=${queues}`, ...(o.xdpMode ? [`mode=${o.xdpMode}`] : [])].join(',') + (o.netdevProps ?? '');
     const argv = [
       'run', '-m', o.memory ?? '64M', '-smp', String(o.cpus ?? 1), '-kernel', kernel, '-append', o.append,
       ...(o.iopl !== undefined ? ['-iopl', String(o.iopl)] : []),

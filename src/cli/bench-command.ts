@@ -6,7 +6,7 @@ import { benchDevice, benchDeviceAfXdp, MAX_TSO_FRAME, OFFLOADS, type Offload } 
 import { benchPmd, pmdBenchUnavailable, type PmdMode } from '../bench/pmd-bench';
 import { PMD_PLACEMENTS, type PmdPlacementName } from '../bench/pmd-placement';
 import { BENCH_LINUX_USAGE, benchTcpCommand, benchTestpmdCommand } from './bench-linux-command';
-import { benchDeviceWorker, defaultPlacement, PEER_NAPI, PLACEMENTS, type DeviceWorkerMode, type PeerNapi, type Placement } from '../bench/device-worker-bench';
+import { benchDeviceWorker, benchDeviceWorkerGuestUmem, defaultPlacement, PEER_NAPI, PLACEMENTS, type DeviceWorkerMode, type PeerNapi, type Placement } from '../bench/device-worker-bench';
 import { compareWithBaseline, fmt, publishResult, table, type BenchResult } from '../bench/report';
 import { BENCH_FLAGS, parseFlags, publishFlags, UsageError, type Flags } from './args';
 
@@ -15,7 +15,7 @@ export const BENCH_USAGE = `usage: xdpvm bench backend --mode txonly|rxonly [--x
                           [--size BYTES] [--batch N] [--json] [--out FILE] [--baseline FILE] [--threshold FRACTION]
        xdpvm bench device [--backend loopback [--offload none|csum|tso] | --backend af-xdp [--guest-umem]] [--xdp-mode native|skb] [--seconds S] [--runs N] [--size BYTES]
                           [--batch N] [--json] [--out FILE] [--baseline FILE] [--threshold FRACTION]
-       xdpvm bench device --backend af-xdp --threads [--mode txonly|rxonly|io-fwd] [--queues N [--io-threads M]] [--burst N] [--placement split|shared|gen-io|none] [--spin-rounds N] [--poll-us US] [--coalesce-us US] [--driver-nice N] [--peer-napi softirq|threaded]
+       xdpvm bench device --backend af-xdp --threads [--guest-umem] [--mode txonly|rxonly|io-fwd] [--queues N [--io-threads M]] [--burst N] [--placement split|shared|gen-io|none] [--spin-rounds N] [--poll-us US] [--coalesce-us US] [--driver-nice N] [--peer-napi softirq|threaded]
                           [--xdp-mode native|skb]
                           [--seconds S] [--runs N] [--size BYTES] [--json] [--out FILE] [--baseline FILE] [--threshold FRACTION]
        xdpvm bench pmd --mode txonly|rxonly|io-fwd [--queues N [--io-threads M]] [--placement shared|split|none] [--size BYTES] [--xdp-mode native|skb] [--seconds S] [--runs N]
@@ -80,8 +80,7 @@ async function benchDeviceCommand(argv: readonly string[]): Promise<number> {
     batch: (flags.batch as number | undefined) ?? 64,
     progress: log,
   };
-  if (flags['guest-umem'] && (flags.backend !== 'af-xdp' || flags.threads))
-    throw new UsageError('--guest-umem needs --backend af-xdp and, for now, no --threads (the I/O worker builds only the copy-path queue)');
+  if (flags['guest-umem'] && flags.backend !== 'af-xdp') throw new UsageError('--guest-umem needs --backend af-xdp');
   if (flags.threads) {
     if (flags.backend !== 'af-xdp') throw new UsageError('--threads needs --backend af-xdp');
     if (flags.batch !== undefined) throw new UsageError('--threads takes --burst (frames per driver round, as the PMD guest), not --batch');
@@ -100,8 +99,11 @@ async function benchDeviceCommand(argv: readonly string[]): Promise<number> {
     const ioThreads = (flags['io-threads'] as number | undefined) ?? queues;
     if (ioThreads > queues) throw new UsageError('--io-threads: at most one I/O thread per queue pair (--queues)');
     if (queues > 1) log(`  ${queues} queue pairs on ${ioThreads} I/O thread(s); one driver thread serves them all, round-robin`);
+    // guest-umem: the same device run with guest RAM as the UMEM against the copy path, run by run.
+    if (flags['guest-umem'] && peerNapi === 'threaded') throw new UsageError('--peer-napi threaded: the --guest-umem comparison keeps the peer in softirq');
+    const bench = flags['guest-umem'] ? benchDeviceWorkerGuestUmem : benchDeviceWorker;
     return finish(
-      await benchDeviceWorker({
+      await bench({
         mode, burst, placement, queues, ioThreads, seconds: o.seconds, runs: o.runs, size: o.size, xdpMode, progress: log,
         ...(spin !== undefined ? { spinRounds: spin } : {}),
         ...(poll !== undefined ? { pollUs: poll } : {}),

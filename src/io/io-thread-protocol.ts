@@ -14,6 +14,7 @@
 import path from 'node:path';
 import type { MessagePort } from 'node:worker_threads';
 import type { BackendQueueSource } from '../backend/queue-source';
+import type { XskSocketHandle } from '../backend/af-xdp/xsk-socket';
 import type { QueuePairSpec } from '../virtio/net/queue-pair-runner';
 import { COUNTER_SLOTS } from './pair-counters';
 
@@ -48,6 +49,15 @@ export interface QueuePairSession {
   generation: number;
 }
 
+/** Posted after a reset the thread released (PairControl.ResetRebind): the pair's backend queue services this socket now. */
+export interface BackendRebind {
+  pair: number;
+  rebind: XskSocketHandle;
+}
+
+/** What the main thread posts on an I/O thread's port. */
+export type IoThreadMessage = QueuePairSession | BackendRebind;
+
 /** A queue pair an I/O thread serves. */
 export interface IoThreadPair {
   pair: number;
@@ -67,7 +77,7 @@ export interface IoThreadData {
   wakeFd: number;
   /** The thread's control block (ThreadControl). */
   control: SharedArrayBuffer;
-  /** Sessions (QueuePairSession) arrive here. */
+  /** Sessions (QueuePairSession) and socket rebinds after a reset (BackendRebind) arrive here. */
   port: MessagePort;
   /** Busy-poll rounds without work before arming notifications and sleeping, at most. */
   spinRounds: number;
@@ -142,8 +152,17 @@ export const enum PairControl {
   TxError = 16,
   /** The Linux thread id of the I/O thread serving the pair (for /proc/self/task/TID: its CPU time, its placement). */
   Tid = 17,
-  /** Int32 words before the counters (even, so the Float64 slots that follow are 8-byte aligned). */
-  Words = 18,
+  /**
+   * Device reset of a pair whose backend holds guest buffers (guest-umem): the main thread bumps ResetRequest
+   * (after stopping the session); the thread ends the session, makes its queue forget what the kernel holds,
+   * sets ResetRebind (1: the socket must be closed and a fresh one bound, then sent as a BackendRebind) and
+   * stores ResetRequest's value in ResetDone.
+   */
+  ResetRequest = 18,
+  ResetDone = 19,
+  ResetRebind = 20,
+  /** Int32 words before the counters (even, so the Float64 slots that follow are 8-byte aligned; 21 is spare). */
+  Words = 22,
 }
 
 /** Byte offset of the counter table's Float64 slots (pair-counters.ts) in the control block. */

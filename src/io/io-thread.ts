@@ -18,15 +18,17 @@ import { GuestMemory } from '../memory/guest-memory';
 import { sys } from '../native/sys';
 import { NetQueuePair } from '../virtio/net/queue-pair';
 import { AdaptivePoll } from './adaptive-poll';
-import { BACKEND_COUNTERS, BrokenCause, COUNTER_BASE, COUNTER_SLOTS, DEVICE_COUNTERS, workerSlot } from './pair-counters';
+import { BACKEND_COUNTERS, BrokenCause, COUNTER_BASE, COUNTER_SLOTS, DEVICE_COUNTERS, GUEST_UMEM_COUNTERS, workerSlot } from './pair-counters';
 import {
   COUNTERS_OFFSET,
   FIRST_TX_OFFSET,
   PairControl,
   ThreadControl,
   type IoThreadData,
+  type IoThreadMessage,
   type IoThreadPair,
   type QueuePairSession,
+  type BackendRebind,
   type SharedRegion,
 } from './io-thread-protocol';
 
@@ -55,6 +57,7 @@ const W_RX_DISCARDED = workerSlot('rxDiscarded');
 const D0 = COUNTER_BASE.device;
 const B0 = COUNTER_BASE.backend;
 const E0 = COUNTER_BASE.queueErrors;
+const G0 = COUNTER_BASE.guestUmem;
 
 /** Views of guest memory by mapping, kept across sessions and shared by the thread's pairs. */
 class GuestAliases {
@@ -143,8 +146,33 @@ class ServedPair {
     if (q) {
       const bc = q.counters;
       for (let i = 0; i < BACKEND_COUNTERS.length; i++) live[B0 + i] = bc[BACKEND_COUNTERS[i]!];
+      const gc = this.prepared.guestUmemCounters?.();
+      if (gc) for (let i = 0; i < GUEST_UMEM_COUNTERS.length; i++) live[G0 + i] = gc[GUEST_UMEM_COUNTERS[i]!];
     }
     this.publishFrames();
+  }
+
+  /** A device reset asked for and not answered yet (PairControl.ResetRequest). */
+  resetAsked(): boolean {
+    return Atomics.load(this.ctl, PairControl.ResetRequest) !== this.ctl[PairControl.ResetDone];
+  }
+
+  /**
+   * Answers a reset (the session has ended): the backend queue forgets the guest buffers the kernel holds and
+   * says whether the main thread must rebind its socket; until that rebind arrives the queue is not touched.
+   */
+  reset(): void {
+    const ctl = this.ctl;
+    const want = Atomics.load(ctl, PairControl.ResetRequest);
+    ctl[PairControl.ResetRebind] = this.prepared.release?.() === true ? 1 : 0;
+    this.publish();
+    Atomics.store(ctl, PairControl.ResetDone, want);
+    Atomics.notify(ctl, PairControl.ResetDone);
+  }
+
+  /** The socket the main thread bound in place of the one a reset released. */
+  adopt(rebind: BackendRebind): void {
+    this.prepared.adopt?.(rebind.rebind);
   }
 
   stopAsked(): boolean {
@@ -280,7 +308,12 @@ function run(d: IoThreadData): void {
   const takeSessions = (): void => {
     doorbellSeen = Atomics.load(tctl, ThreadControl.Doorbell);
     for (let m = receiveMessageOnPort(d.port); m; m = receiveMessageOnPort(d.port)) {
-      const s = m.message as QueuePairSession;
+      const msg = m.message as IoThreadMessage;
+      if ('rebind' in msg) {
+        byPair.get(msg.pair)?.adopt(msg);
+        continue;
+      }
+      const s: QueuePairSession = msg;
       const p = byPair.get(s.spec.pair);
       if (!p) continue;
       if (p.session) endSession(p);
@@ -290,6 +323,14 @@ function run(d: IoThreadData): void {
   };
   const endStopped = (): void => {
     for (const p of active) if (p.stopAsked()) endSession(p);
+  };
+  /** Device resets: a pair's session ends first (its stop was asked before), then its queue lets go. */
+  const answerResets = (): void => {
+    for (const p of served) {
+      if (!p.resetAsked()) continue;
+      if (p.session) endSession(p);
+      p.reset();
+    }
   };
   /** Takes an fd out of the set if it is there (a sleep that failed half-way). */
   const forget = (fd: number): void => {
@@ -307,6 +348,7 @@ function run(d: IoThreadData): void {
     for (;;) {
       if (doorbellRang()) takeSessions();
       endStopped();
+      answerResets();
       if (active.length === 0) {
         if (Atomics.load(tctl, ThreadControl.Exit) !== 0) break;
         // Between sessions the kernel still moves frames (Rx fills, Tx completes): keep the accounting current.

@@ -8,8 +8,10 @@
 // - device: NetQueueCounters of the pair (what the guest caused);
 // - worker: the I/O loop's own events (service rounds, sleeps, wake-ups, kicks read);
 // - backend: the AF_XDP queue's QueueCounters (syscalls, refills, completions);
-// - queueErrors: QueueErrorCounters, one slot per QueueError code (why a ring stopped).
+// - queueErrors: QueueErrorCounters, one slot per QueueError code (why a ring stopped);
+// - guestUmem: GuestUmemCounters of a queue whose UMEM is guest RAM (0 for any other).
 import type { QueueCounters } from '../backend/queue-counters';
+import type { GuestUmemCounters } from '../backend/af-xdp/guest-umem-queue';
 import type { NetQueueCounters } from '../virtio/net/net-counters';
 import { QUEUE_ERROR_COUNT, queueErrorName } from '../virtio/queue/queue-error';
 
@@ -43,9 +45,16 @@ export const BACKEND_COUNTERS = [
   'rxPackets', 'rxBytes', 'rxKicks', 'rxDeferred', 'fillRefills', 'txMultiBuffer', 'rxMultiBuffer',
 ] as const satisfies readonly NumberKeys<QueueCounters>[];
 
+/** Every GuestUmemCounters field: what only guest RAM as the UMEM counts (published for 'guest-umem' backends). */
+export const GUEST_UMEM_COUNTERS = [
+  'txDirect', 'txBounced', 'txDirectCompleted', 'rxDirect', 'rxBounced', 'rxBounceTooSmall', 'refusedOutside',
+  'unknownCompletions', 'unknownRx', 'rxBadOffset', 'resets',
+] as const satisfies readonly NumberKeys<GuestUmemCounters>[];
+
 export type DeviceCounter = (typeof DEVICE_COUNTERS)[number];
 export type WorkerCounter = (typeof WORKER_COUNTERS)[number];
 export type BackendCounter = (typeof BACKEND_COUNTERS)[number];
+export type GuestUmemCounter = (typeof GUEST_UMEM_COUNTERS)[number];
 
 /** First Float64 slot of each group. */
 export const COUNTER_BASE = {
@@ -53,10 +62,11 @@ export const COUNTER_BASE = {
   worker: DEVICE_COUNTERS.length,
   backend: DEVICE_COUNTERS.length + WORKER_COUNTERS.length,
   queueErrors: DEVICE_COUNTERS.length + WORKER_COUNTERS.length + BACKEND_COUNTERS.length,
+  guestUmem: DEVICE_COUNTERS.length + WORKER_COUNTERS.length + BACKEND_COUNTERS.length + QUEUE_ERROR_COUNT,
 } as const;
 
 /** Float64 slots of the whole table. */
-export const COUNTER_SLOTS = COUNTER_BASE.queueErrors + QUEUE_ERROR_COUNT;
+export const COUNTER_SLOTS = COUNTER_BASE.guestUmem + GUEST_UMEM_COUNTERS.length;
 
 /** Slot of a worker counter (the worker increments these in place). */
 export function workerSlot(name: WorkerCounter): number {
@@ -82,6 +92,8 @@ export interface PairCounters {
   device: Record<DeviceCounter, number>;
   worker: Record<WorkerCounter, number>;
   backend: Record<BackendCounter, number>;
+  /** Guest RAM as the UMEM (a 'guest-umem' backend only): frames in place / bounced, refusals, resets. */
+  guestUmem?: Record<GuestUmemCounter, number>;
   /** Ring-rule violations by QueueError name (only the non-zero ones). */
   queueErrors: Record<string, number>;
   /** Why the last session stopped servicing its rings, if it did. */
@@ -95,7 +107,7 @@ function group<N extends string>(live: Float64Array, base: number, names: readon
 }
 
 /** Reads a published table (`live`: the Float64 slots; cause and error codes from the control words). */
-export function readPairCounters(live: Float64Array, cause: number, rxError: number, txError: number): PairCounters {
+export function readPairCounters(live: Float64Array, cause: number, rxError: number, txError: number, guestUmem = false): PairCounters {
   const queueErrors: Record<string, number> = {};
   for (let code = 1; code < QUEUE_ERROR_COUNT; code++) {
     const v = live[COUNTER_BASE.queueErrors + code]!;
@@ -105,6 +117,7 @@ export function readPairCounters(live: Float64Array, cause: number, rxError: num
     device: group(live, COUNTER_BASE.device, DEVICE_COUNTERS),
     worker: group(live, COUNTER_BASE.worker, WORKER_COUNTERS),
     backend: group(live, COUNTER_BASE.backend, BACKEND_COUNTERS),
+    ...(guestUmem ? { guestUmem: group(live, COUNTER_BASE.guestUmem, GUEST_UMEM_COUNTERS) } : {}),
     queueErrors,
     broken: {
       cause: CAUSE_NAMES[cause] ?? 'none',

@@ -13,6 +13,7 @@
 // runner creates.
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import type { BackendQueueSource } from '../backend/queue-source';
+import type { XskSocketHandle } from '../backend/af-xdp/xsk-socket';
 import { cachedWorkerSource } from '../host/module-cache';
 import { takeThread } from '../host/prestart-threads';
 import { sys } from '../native/sys';
@@ -26,6 +27,7 @@ import {
   PairControl,
   THREAD_CONTROL_BYTES,
   ThreadControl,
+  type BackendRebind,
   type FrameAccounting,
   type IoThreadData,
   type PairPositions,
@@ -78,7 +80,16 @@ export interface WorkerRunnerOptions {
    * first session (an AF_XDP Fill ring is primed only then).
    */
   prestart?: boolean;
+  /**
+   * Pairs whose backend is guest-umem: the owner's half of a device reset the pair's thread released. Closes
+   * the pair's socket (the kernel then writes into no guest buffer it held) and binds a fresh one on the same
+   * queue and UMEM; returns its handle for the thread. Required when a backend's kind is 'guest-umem'.
+   */
+  rebind?(pair: number): XskSocketHandle;
 }
+
+/** How long a device reset waits for an I/O thread to let go of the guest buffers the kernel holds. */
+export const RESET_WAIT_MS = 5000;
 
 interface IoThread {
   index: number;
@@ -98,6 +109,10 @@ interface PairState {
   generation: number;
   /** The context of its current session (a thread that fails reports there). */
   ctx: QueuePairContext | undefined;
+  /** Device resets asked of its thread (PairControl.ResetRequest). */
+  resets: number;
+  /** Why the pair can run no more (a reset its thread did not answer, a rebind that failed). */
+  broken: string | undefined;
 }
 
 export class WorkerQueuePairRunner implements QueuePairRunner {
@@ -124,7 +139,7 @@ export class WorkerQueuePairRunner implements QueuePairRunner {
     this.threads = new Array<IoThread | undefined>(this.threadCount).fill(undefined);
     this.state = o.backends.map(() => {
       const control = new SharedArrayBuffer(CONTROL_BYTES);
-      return { control, ctl: new Int32Array(control, 0, PairControl.Words), generation: 0, ctx: undefined };
+      return { control, ctl: new Int32Array(control, 0, PairControl.Words), generation: 0, ctx: undefined, resets: 0, broken: undefined };
     });
     this.fds = o.backends.map((_, p) => o.fds?.[p] ?? this.createFds());
     if (o.prestart) for (let t = 0; t < this.threadCount; t++) this.thread(t);
@@ -167,6 +182,11 @@ export class WorkerQueuePairRunner implements QueuePairRunner {
     }
     this.stopPair(spec.pair);
     const s = this.state[spec.pair]!;
+    if (s.broken !== undefined) {
+      process.stderr.write(`xdpvm: queue pair ${spec.pair} stays stopped: ${s.broken}\n`);
+      ctx.markNeedsReset();
+      return;
+    }
     const generation = ++s.generation;
     const session: QueuePairSession = { regions: this.regions, spec, fds: this.fds[spec.pair]!, generation };
     s.ctx = ctx;
@@ -278,7 +298,8 @@ export class WorkerQueuePairRunner implements QueuePairRunner {
     const s = this.state[pair];
     if (!s || s.generation === 0) return undefined;
     const c = s.ctl;
-    return readPairCounters(new Float64Array(s.control, COUNTERS_OFFSET, COUNTER_SLOTS), c[PairControl.BrokenCause]!, c[PairControl.RxError]!, c[PairControl.TxError]!);
+    return readPairCounters(new Float64Array(s.control, COUNTERS_OFFSET, COUNTER_SLOTS), c[PairControl.BrokenCause]!, c[PairControl.RxError]!, c[PairControl.TxError]!,
+      this.o.backends[pair]!.kind === 'guest-umem');
   }
 
   /** When the pair's thread first handed a frame of it to the backend (CLOCK_MONOTONIC ms), or undefined. */
@@ -341,8 +362,58 @@ export class WorkerQueuePairRunner implements QueuePairRunner {
     };
   }
 
+  /**
+   * Device reset: every pair's session stops, and a pair whose backend holds guest buffers (guest-umem) has
+   * them taken back before this returns (§2.4: the driver may reuse its buffers once it reads status 0).
+   */
   stopAll(): void {
     for (let p = 0; p < this.pairs; p++) this.stopPair(p);
+    for (let p = 0; p < this.pairs; p++) if (this.o.backends[p]!.kind === 'guest-umem') this.resetBackend(p);
+  }
+
+  /**
+   * Asks the pair's thread to let go of what its backend queue posted to the kernel, waits for it (at most
+   * RESET_WAIT_MS: the vCPU that wrote the status waits too) and rebinds the socket when the kernel held any.
+   * Control words only, and one message with the fresh socket.
+   */
+  private resetBackend(pair: number): void {
+    const s = this.state[pair]!;
+    const t = this.threads[this.threadOf[pair]!];
+    // Never serviced: its queue was never opened, nothing was posted.
+    if (!t || s.generation === 0 || s.broken !== undefined) return;
+    let rebind = true;
+    if (!t.dead) {
+      const seq = ++s.resets;
+      Atomics.store(s.ctl, PairControl.ResetRequest, seq);
+      this.ring(t);
+      const deadline = performance.now() + RESET_WAIT_MS;
+      for (;;) {
+        const done = Atomics.load(s.ctl, PairControl.ResetDone);
+        if (done === seq) break;
+        const left = deadline - performance.now();
+        if (left <= 0) {
+          // Its thread may still touch the socket's rings: they stay mapped, and the pair stays stopped.
+          s.broken = `device reset: its I/O thread did not give back the guest buffers the kernel holds within ${RESET_WAIT_MS / 1000} s`;
+          process.stderr.write(`xdpvm: queue pair ${pair}: ${s.broken}; the device is broken until the process restarts\n`);
+          return;
+        }
+        Atomics.wait(s.ctl, PairControl.ResetDone, done, Math.min(left, 50));
+      }
+      rebind = s.ctl[PairControl.ResetRebind] === 1;
+    }
+    if (!rebind) return;
+    try {
+      if (!this.o.rebind) throw new Error('no rebind for a guest-umem backend');
+      const handle = this.o.rebind(pair);
+      if (!t.dead) {
+        const msg: BackendRebind = { pair, rebind: handle };
+        t.port.postMessage(msg);
+        this.ring(t);
+      }
+    } catch (e) {
+      s.broken = `device reset: cannot bind a fresh socket: ${(e as Error).message}`;
+      process.stderr.write(`xdpvm: queue pair ${pair}: ${s.broken}\n`);
+    }
   }
 
   /** Resolves when every stopped session has ended (call before closing sockets, eventfds or unmapping memory). */
@@ -362,7 +433,8 @@ export class WorkerQueuePairRunner implements QueuePairRunner {
 
   private async shutdown(): Promise<void> {
     this.closed = true;
-    this.stopAll();
+    // No reset: the sockets close with the backend.
+    for (let p = 0; p < this.pairs; p++) this.stopPair(p);
     await this.drained();
     for (const t of this.threads) {
       if (!t) continue;

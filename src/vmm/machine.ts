@@ -23,6 +23,7 @@ import { ExitRouter } from './exit-router';
 import { describeGuestFault, readGuestFault } from './loader/exception-stubs';
 import { KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR, PCI_MMIO32, ramSlots } from './memory-layout';
 import { VirtioNetPci, type IoThreadSettings } from './net/virtio-net-pci';
+import { planGuestUmem } from './guest-umem-plan';
 import { ExitMailbox, serveMailbox, Slot, StopReason, type ExitKind } from './vcpu/exit-mailbox';
 import { CoalescedWrites } from './coalesced-writes';
 import { PCI_CONFIG_ADDRESS_PORT } from '../pci/config-address';
@@ -113,7 +114,9 @@ export class Machine {
       this.vm.setIdentityMapAddr(KVM_IDENTITY_MAP_ADDR);
       this.vm.createIrqchip();
       this.vm.createPit2();
-      this.ram = GuestRam.allocate(config.memoryBytes, { memfd: 'xdpvm-guest-ram' });
+      // Bounce frames behind guest RAM for the netdevs that may register it as their UMEM (outside every KVM slot).
+      const umemPlan = planGuestUmem(config.nets.map((n) => n.backend), config.memoryBytes);
+      this.ram = GuestRam.allocate(config.memoryBytes + umemPlan.tailBytes, { memfd: 'xdpvm-guest-ram' });
       const slots = ramSlots(config.memoryBytes);
       for (const s of slots)
         this.vm.setUserMemoryRegion({ slot: s.slot, guestPhysAddr: s.gpa, memory: new Uint8Array(this.ram.buffer, s.offset, s.size) });
@@ -135,14 +138,17 @@ export class Machine {
       this.ports.register(I8042_COMMAND, 1, new I8042Reset(() => this.end({ reason: 'reset', status: 0, detail: 'i8042 reset' })));
 
       const routing = new InterruptRouting(this.vm);
-      for (const n of config.nets)
+      for (const [i, n] of config.nets.entries()) {
+        const guestRam = umemPlan.area(i, this.ram.buffer);
         this.nets.push(
           new VirtioNetPci({
             id: n.id, backend: n.backend, mac: n.mac, vm: this.vm, bus: this.bus, memory: this.memory, regions, routing, intxGsi: INTX_GSI,
+            ...(guestRam ? { guestRam } : {}),
             ...(n.hostMtu !== undefined ? { hostMtu: n.hostMtu } : {}),
             ...(n.io ? { io: n.io } : {}),
           }),
         );
+      }
       config.timeline?.mark('backendsOpen');
       this.nets[0]?.pci.onDriverOk(() => config.timeline?.mark('driverOk'));
 

@@ -12,7 +12,8 @@ import { XdpAttachment, type PendingXdpAttachment, type XdpMode } from './xdp-at
 import { GuestUmemSetupError, openGuestUmemQueues, type GuestUmemArea } from './guest-umem';
 import type { GuestUmemQueue } from './guest-umem-queue';
 import type { NetBackendQueue } from '../net-backend';
-import { DEFAULT_FRAME_COUNT, DEFAULT_FRAME_SIZE, DEFAULT_RING_SIZE, XskSocket, type CopyMode } from './xsk-socket';
+import { DEFAULT_FRAME_COUNT, DEFAULT_FRAME_SIZE, DEFAULT_RING_SIZE, XskSocket, type CopyMode, type XskSocketHandle } from './xsk-socket';
+import type { BackendQueueSource } from '../queue-source';
 
 /** Sizes below the user-visible options (tests and benchmarks shrink them). */
 export interface AfXdpTuning {
@@ -85,6 +86,27 @@ export class AfXdpBackend {
     return this.guestUmemQueues ?? this.queues;
   }
 
+  /**
+   * How I/O threads open this backend's queues: each socket's handle, and where guest RAM is the UMEM the
+   * queue's layout, so the thread services it in place (kind 'guest-umem'; reset: rebindForThread).
+   */
+  threadSources(): BackendQueueSource[] {
+    const g = this.guestUmemQueues;
+    if (!g) return this.sockets.map((s) => ({ kind: 'af-xdp', socket: s.handle() }));
+    return g.map((q) => ({ kind: 'guest-umem', socket: q.socket.handle(), ...q.layout }));
+  }
+
+  /**
+   * The owner's half of a device reset an I/O thread released (guest RAM as the UMEM): closes queue `pair`'s
+   * socket (the kernel writes into none of the guest buffers it held after that) and binds a fresh one on the
+   * same queue and UMEM, published in place of the old; returns its handle for the thread.
+   */
+  rebindForThread(pair: number): XskSocketHandle {
+    const q = this.guestUmemQueues?.[pair];
+    if (!q || this.closed) throw new Error(`af-xdp: ${this.options.id}: queue ${pair} has no guest-RAM UMEM to rebind`);
+    return q.rebind().handle();
+  }
+
   static open(options: AfXdpOptions, tuning: AfXdpTuning = DEFAULT_TUNING, how: AfXdpOpenOptions = {}): AfXdpBackend {
     const { ifname, queues: n, startQueue } = options;
     const ifindex = xsk.ifNameToIndex(ifname);
@@ -116,7 +138,9 @@ export class AfXdpBackend {
       // auto also leaves multi-buffer to the copy path: guest RAM as the UMEM carries one buffer per frame.
       const needsSg = multiBuffer === 'on' || (multiBuffer === 'auto' && jumbo);
       const wanted = how.guestRam !== undefined && (options.guestUmem === 'on' || (options.guestUmem !== 'off' && !options.inhibit && !needsSg));
-      if (how.guestRam !== undefined && options.guestUmem !== 'off' && !options.inhibit && !wanted)
+      if (how.guestRam !== undefined && options.guestUmem !== 'off' && options.inhibit && !wanted)
+        process.stderr.write(`af-xdp: ${options.id}: 'inhibit=on': the XDP program is not ours and may write in front of a guest buffer; using the copy path\n`);
+      else if (how.guestRam !== undefined && options.guestUmem !== 'off' && !wanted)
         process.stderr.write(
           `af-xdp: ${options.id}: ${jumbo ? `MTU ${ifMtu} on ${ifname} needs` : `'multi-buffer=on' asks for`} multi-buffer, which guest RAM as the UMEM ` +
             `does not carry; using the copy path\n`,

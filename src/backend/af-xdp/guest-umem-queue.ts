@@ -131,6 +131,12 @@ export class GuestUmemQueue implements NetBackendQueue, GuestUmemDirect {
     this.refillBounce();
   }
 
+  /** Where this queue's part of the area is: what an I/O thread needs to build the same queue over the socket. */
+  get layout(): { guestLength: number; bounceStart: number; bounceCount: number; hugePages: boolean } {
+    const { guestLength, bounceStart, bounceCount, hugePages } = this.o;
+    return { guestLength, bounceStart, bounceCount, hugePages };
+  }
+
   get pollFd(): number {
     return this.socket.fd;
   }
@@ -448,18 +454,41 @@ export class GuestUmemQueue implements NetBackendQueue, GuestUmemDirect {
   // ---- reset and accounting ----
 
   reset(): void {
-    // Nothing of the guest's in the kernel's hands: the socket can stay.
-    if (this.rxTable.count === 0 && this.txTable.count === 0) return;
+    if (!this.release()) return;
     const old = this.socket;
     old.close();
-    this.socket = this.o.reopen(old);
+    this.adopt(this.o.reopen(old));
+  }
+
+  /**
+   * First half of reset, for a queue whose socket another thread owns (an I/O thread): forgets every guest
+   * buffer posted to the kernel and returns true when there were any. The socket must then be closed and
+   * this queue given a fresh one (adopt) before it is serviced again; false: the socket can stay.
+   */
+  release(): boolean {
+    // Nothing of the guest's in the kernel's hands: the socket can stay.
+    if (this.rxTable.count === 0 && this.txTable.count === 0) return false;
     this.txTable.clear();
     this.rxTable.clear();
     this.reposted.fill(0);
     this.txPending = this.fillPending = this.peeked = this.doneCount = 0;
-    this.contiguous = this.contiguousUnit();
     this.refillBounce();
     this.direct.resets++;
+    return true;
+  }
+
+  /** Second half of reset: services `socket` (bound on the same queue and UMEM) from now on. */
+  adopt(socket: XskSocket): void {
+    this.socket = socket;
+    this.contiguous = this.contiguousUnit();
+  }
+
+  /** Closes the socket and binds a fresh one whatever is in flight (the owner's half of a reset another thread released). */
+  rebind(): XskSocket {
+    const old = this.socket;
+    old.close();
+    this.adopt(this.o.reopen(old));
+    return this.socket;
   }
 
   /** The queue's own frames are its bounce frames (guest buffers belong to the guest). */

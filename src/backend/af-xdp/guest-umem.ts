@@ -15,6 +15,8 @@ export interface GuestUmemArea {
   buffer: ArrayBuffer;
   guestLength: number;
   hugePages: boolean;
+  /** Where this backend's bounce frames start (default guestLength): several backends over one RAM each have their own. */
+  bounceStart?: number;
 }
 
 /** Bounce frames per queue for rings of `ringSize`: a full Tx ring and a full Fill ring of them. */
@@ -25,6 +27,27 @@ export function bounceFramesPerQueue(ringSize: number): number {
 /** Bytes to map after guest RAM for `queues` queues (page multiple). */
 export function guestUmemTailBytes(queues: number, ringSize: number): number {
   return queues * bounceFramesPerQueue(ringSize) * GUEST_UMEM_CHUNK;
+}
+
+/** Where queue `q`'s bounce frames are in the area, and how many (what an I/O thread needs to service it). */
+export function guestUmemBounce(area: GuestUmemArea, q: number, ringSize: number): { bounceStart: number; bounceCount: number } {
+  const bounceCount = bounceFramesPerQueue(ringSize);
+  return { bounceStart: (area.bounceStart ?? area.guestLength) + q * bounceCount * GUEST_UMEM_CHUNK, bounceCount };
+}
+
+/** Registration pins the whole area: a refusal for locked memory names the sizes involved. */
+function setupMessage(e: NativeError, area: GuestUmemArea): string {
+  if (!/\b(ENOMEM|ENOBUFS|EPERM)\b/.test(e.message)) return e.message;
+  const mib = (b: number): string => `${Math.ceil(b / (1 << 20))} MiB`;
+  return (
+    `registering guest RAM as the UMEM pins all of it (${mib(area.buffer.byteLength)}: ${mib(area.guestLength)} of guest RAM and the bounce frames) ` +
+    `and RLIMIT_MEMLOCK is ${memlockText()}: raise it (ulimit -l, or LimitMEMLOCK= in systemd) or use guest-umem=off (${e.message})`
+  );
+}
+
+function memlockText(): string {
+  const { soft } = sys.memlockLimit();
+  return soft < 0 ? 'unlimited' : `${Math.floor(soft / (1 << 20))} MiB`;
 }
 
 export interface GuestUmemOpen {
@@ -46,8 +69,7 @@ export class GuestUmemSetupError extends Error {}
 /** Opens every queue's socket over the area; throws GuestUmemSetupError (nothing left open) when the kernel refuses. */
 export function openGuestUmemQueues(o: GuestUmemOpen): { sockets: XskSocket[]; queues: GuestUmemQueue[]; release(): void } {
   const { area } = o;
-  const bounce = bounceFramesPerQueue(o.ringSize);
-  if (area.buffer.byteLength < o.area.guestLength + guestUmemTailBytes(o.queues, o.ringSize))
+  if (area.buffer.byteLength < (area.bounceStart ?? area.guestLength) + guestUmemTailBytes(o.queues, o.ringSize))
     throw new GuestUmemSetupError('the guest RAM mapping has no room for the bounce frames');
   const umem = (sharedWith?: number): ExternalUmem => ({
     buffer: area.buffer,
@@ -93,7 +115,7 @@ export function openGuestUmemQueues(o: GuestUmemOpen): { sockets: XskSocket[]; q
       try {
         s = XskSocket.open(config(q, o.fds?.[q]), umem(q === 0 ? undefined : sockets[0]!.fd));
       } catch (e) {
-        throw new GuestUmemSetupError((e as NativeError).message);
+        throw new GuestUmemSetupError(setupMessage(e as NativeError, area));
       }
       sockets.push(s);
       o.publish(q, s.fd);
@@ -101,8 +123,7 @@ export function openGuestUmemQueues(o: GuestUmemOpen): { sockets: XskSocket[]; q
         new GuestUmemQueue({
           socket: s,
           guestLength: area.guestLength,
-          bounceStart: area.guestLength + q * bounce * GUEST_UMEM_CHUNK,
-          bounceCount: bounce,
+          ...guestUmemBounce(area, q, o.ringSize),
           hugePages: area.hugePages,
           reopen: (old) => reopen(q, old),
         }),

@@ -14,6 +14,7 @@
 // changes its pairs never primes a socket's Fill ring twice.
 import { AfXdpBackend } from '../../backend/af-xdp/af-xdp-backend';
 import type { AfXdpOptions } from '../../backend/af-xdp/af-xdp-options';
+import type { GuestUmemArea } from '../../backend/af-xdp/guest-umem';
 import type { Vm } from '../../kvm/vm';
 import type { GuestMemory } from '../../memory/guest-memory';
 import type { XskStatistics } from '../../native/xsk';
@@ -49,6 +50,8 @@ export interface VirtioNetPciOptions {
   /** INTx line (GSI) used when the guest leaves MSI-X off. */
   intxGsi: number;
   io?: IoThreadSettings;
+  /** Guest RAM the backend may register as its UMEM (guest-umem=auto|on; guest-umem-plan.ts); absent: the copy path. */
+  guestRam?: GuestUmemArea;
 }
 
 /**
@@ -87,11 +90,13 @@ export class VirtioNetPci {
 
   constructor(private readonly o: VirtioNetPciOptions) {
     // The XDP program loads and links on the thread pool while the VM is set up and boots (backend.attached).
-    this.backend = AfXdpBackend.open(o.backend, undefined, { attachInBackground: true });
+    this.backend = AfXdpBackend.open(o.backend, undefined, { attachInBackground: true, ...(o.guestRam ? { guestRam: o.guestRam } : {}) });
     try {
       this.runner = new WorkerQueuePairRunner({
         regions: o.regions,
-        backends: this.backend.sockets.map((s) => ({ kind: 'af-xdp', socket: s.handle() })),
+        // Where guest RAM is the UMEM the threads service it in place, and a device reset rebinds its sockets here.
+        backends: this.backend.threadSources(),
+        rebind: (pair) => this.backend.rebindForThread(pair),
         // Thread start-up overlaps the VM's set-up and the guest's boot instead of following DRIVER_OK.
         prestart: true,
         ...(o.io?.threadOf ? { threadOf: o.io.threadOf } : {}),
