@@ -10,7 +10,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { VirtioFeature as V, featureMask } from 'virtio-spec-types';
 import { AfXdpBackend } from '../src/backend/af-xdp/af-xdp-backend';
-import { OptionError, parseAfXdpOptions } from '../src/backend/af-xdp/af-xdp-options';
+import { OptionError, parseAfXdpOptions, type AfXdpOptions } from '../src/backend/af-xdp/af-xdp-options';
+import { DEFAULT_RING_SIZE } from '../src/backend/af-xdp/xsk-socket';
+import { planGuestUmem } from '../src/vmm/guest-umem-plan';
 import { guestUmemTailBytes } from '../src/backend/af-xdp/guest-umem';
 import { GuestUmemQueue } from '../src/backend/af-xdp/guest-umem-queue';
 import { DIRECT_POSTED, DIRECT_REFUSED } from '../src/backend/guest-umem-direct';
@@ -273,7 +275,7 @@ test('a registration the kernel refuses: guest-umem=auto says so once and uses t
     }) as typeof process.stderr.write;
     let auto: AfXdpBackend | undefined;
     try {
-      auto = inNetns(pair.a.netns, () => AfXdpBackend.open(parseAfXdpOptions(`af-xdp,id=a,ifname=${pair.a.ifname}`), TEST_TUNING, { guestRam: area }));
+      auto = inNetns(pair.a.netns, () => AfXdpBackend.open(parseAfXdpOptions(`af-xdp,id=a,ifname=${pair.a.ifname},guest-umem=auto`), TEST_TUNING, { guestRam: area }));
     } finally {
       process.stderr.write = write;
     }
@@ -295,6 +297,37 @@ test('a registration the kernel refuses: guest-umem=auto says so once and uses t
       assert.match((e as Error).message, /guest-umem=on.*refused/);
     }
   });
+});
+
+test('guest-umem unset is the copy path: offered guest RAM, the backend registers its own UMEM and says nothing; xdpvm run maps no bounce tail', async () => {
+  await withVeth('gumemd', {}, async (pair) => {
+    const lines: string[] = [];
+    const write = process.stderr.write.bind(process.stderr);
+    process.stderr.write = ((s: string | Uint8Array): boolean => {
+      lines.push(String(s));
+      return true;
+    }) as typeof process.stderr.write;
+    let g: GuestSide | undefined;
+    try {
+      g = openGuestSide(pair.a.netns, `af-xdp,id=a,ifname=${pair.a.ifname}`);
+    } finally {
+      process.stderr.write = write;
+    }
+    try {
+      assert.is(g.backend.guestUmemQueues, undefined, 'guest RAM is not the UMEM');
+      assert.is(g.backend.deviceQueues.length, 1);
+      assert.is(lines.filter((l) => l.includes('copy path')).length, 0, lines.join(''));
+    } finally {
+      g.close();
+    }
+  });
+  const opts = (spec: string): AfXdpOptions => parseAfXdpOptions(spec);
+  const plan = planGuestUmem([opts('af-xdp,id=a,ifname=x'), opts('af-xdp,id=b,ifname=y,guest-umem=auto'), opts('af-xdp,id=c,ifname=z,guest-umem=off')], RAM);
+  const ram = new ArrayBuffer(0);
+  assert.is(plan.area(0, ram), undefined, 'unset: no area');
+  assert.ok(plan.area(1, ram), 'auto: offered');
+  assert.is(plan.area(2, ram), undefined, 'off: no area');
+  assert.is(plan.tailBytes, guestUmemTailBytes(1, DEFAULT_RING_SIZE), 'bounce frames for the auto netdev only');
 });
 
 test('guest-umem option errors', () => {

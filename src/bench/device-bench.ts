@@ -685,7 +685,7 @@ async function benchGuestUmem(o: DeviceAfXdpBenchOptions): Promise<BenchResult> 
   // Each run measures both back to back: the median of the per-run ratios is the headline, and CPU per frame beside it.
   const paired = runs.map((r) => ({ mpps: r.mpps as number, baselineMpps: r.baselineMpps as number }));
   o.progress(`CPU per frame, copy / guest-umem (> 1: guest-umem is cheaper): median ${cpu.median.toFixed(3)} (min ${cpu.min.toFixed(3)}, max ${cpu.max.toFixed(3)})`);
-  return { ...res, ...pairedRatio(paired), cpuRatio: cpu };
+  return { ...res, subject: 'guest-umem', ...pairedRatio(paired), cpuRatio: cpu };
 }
 
 if (require.main === module) {

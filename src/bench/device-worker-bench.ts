@@ -679,6 +679,7 @@ export async function benchDeviceWorkerGuestUmem(o: DeviceWorkerBenchOptions): P
   return {
     ...resultHeader(),
     benchmark: 'device-worker-guest-umem',
+    subject: 'guest-umem',
     workload: mode,
     params: {
       xdpMode: o.xdpMode, seconds: o.seconds, runs: o.runs, size: o.size, burst, queueSize: Q, eventIdx: true, queues, ioThreads,

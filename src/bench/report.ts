@@ -53,6 +53,8 @@ export interface BenchResult {
   workload: string;
   params: Record<string, unknown>;
   mpps: Summary;
+  /** What `mpps` measured, when it is not the TypeScript data path against raw C (e.g. 'guest-umem'). */
+  subject?: string;
   baseline: { name: string; mpps: Summary };
   ratio: number;
   /**
@@ -141,11 +143,16 @@ export function compareWithBaseline(result: BenchResult, baselineFile: string, t
   return { regressed, text };
 }
 
+/** The measured side's name in tables and charts. */
+export function subjectName(r: BenchResult): string {
+  return r.subject ?? (r.benchmark === 'pmd' ? 'PMD guest in xdpvm' : 'xdpvm (TypeScript)');
+}
+
 /** Runs as bars: ours and the baseline(s) per run. */
 export function barChart(r: BenchResult): string {
   const runs = r.runs as Array<{ mpps?: number; baselineMpps?: number; fwdBaselineMpps?: number }>;
   const series: Array<{ name: string; color: string; of: (x: (typeof runs)[number]) => number }> = [
-    { name: 'xdpvm (TypeScript)', color: '#2b6cb0', of: (x) => x.mpps ?? 0 },
+    { name: subjectName(r), color: '#2b6cb0', of: (x) => x.mpps ?? 0 },
     { name: r.baseline.name, color: '#a0aec0', of: (x) => x.baselineMpps ?? 0 },
     ...(r.secondBaseline ? [{ name: r.secondBaseline.name, color: '#ed8936', of: (x: (typeof runs)[number]) => x.fwdBaselineMpps ?? 0 }] : []),
   ];

@@ -7,7 +7,7 @@ import { benchPmd, pmdBenchUnavailable, type PmdMode } from '../bench/pmd-bench'
 import { PMD_PLACEMENTS, type PmdPlacementName } from '../bench/pmd-placement';
 import { BENCH_LINUX_USAGE, benchTcpCommand, benchTestpmdCommand } from './bench-linux-command';
 import { benchDeviceWorker, benchDeviceWorkerGuestUmem, defaultPlacement, PEER_NAPI, PLACEMENTS, type DeviceWorkerMode, type PeerNapi, type Placement } from '../bench/device-worker-bench';
-import { compareWithBaseline, fmt, publishResult, table, type BenchResult } from '../bench/report';
+import { compareWithBaseline, fmt, publishResult, subjectName, table, type BenchResult } from '../bench/report';
 import { BENCH_FLAGS, parseFlags, publishFlags, UsageError, type Flags } from './args';
 
 
@@ -171,7 +171,7 @@ function finish(result: BenchResult, flags: Flags, log: (l: string) => void): nu
     table(
       ['', 'Mpps median', 'min', 'max', 'packets (this end)', 'packets (other end)'],
       [
-        [result.benchmark === 'pmd' ? 'PMD guest in xdpvm' : 'xdpvm (TypeScript)', fmt(result.mpps.median), fmt(result.mpps.min), fmt(result.mpps.max),
+        [subjectName(result), fmt(result.mpps.median), fmt(result.mpps.min), fmt(result.mpps.max),
           String(runs.reduce((s, r) => s + (r.packets ?? 0), 0)), String(runs.reduce((s, r) => s + (r.peerPackets ?? 0), 0))],
         [result.baseline.name, fmt(result.baseline.mpps.median), fmt(result.baseline.mpps.min), fmt(result.baseline.mpps.max),
           String(runs.reduce((s, r) => s + (r.baselinePackets ?? 0), 0)), String(runs.reduce((s, r) => s + (r.baselinePeerPackets ?? 0), 0))],
@@ -180,15 +180,16 @@ function finish(result: BenchResult, flags: Flags, log: (l: string) => void): nu
     ),
   );
   const rr = result.runRatios;
+  const who = result.subject ?? 'TypeScript';
   if (rr)
     log(
-      `ratio TypeScript / ${result.baseline.name}: ${fmt(result.ratio)} (median of the per-run ratios, min ${fmt(rr.min)}, max ${fmt(rr.max)}; ` +
+      `ratio ${who} / ${result.baseline.name}: ${fmt(result.ratio)} (median of the per-run ratios, min ${fmt(rr.min)}, max ${fmt(rr.max)}; ` +
         `ratio of the medians ${fmt(rr.ofMedians)})`,
     );
-  else log(`ratio TypeScript / ${result.baseline.name}: ${fmt(result.ratio)}`);
+  else log(`ratio ${who} / ${result.baseline.name}: ${fmt(result.ratio)}`);
   if (sb)
     log(
-      `ratio TypeScript / ${sb.name}: ${fmt(sb.ratio)} (median of the per-run ratios, min ${fmt(sb.runRatios.min)}, max ${fmt(sb.runRatios.max)}; ` +
+      `ratio ${who} / ${sb.name}: ${fmt(sb.ratio)} (median of the per-run ratios, min ${fmt(sb.runRatios.min)}, max ${fmt(sb.runRatios.max)}; ` +
         `ratio of the medians ${fmt(sb.runRatios.ofMedians)})`,
     );
   const bt = result.bootTimelineMs;

@@ -21,8 +21,8 @@ export function planGuestUmem(nets: readonly AfXdpOptions[], guestBytes: number,
   const start: (number | undefined)[] = [];
   let tail = 0;
   for (const n of nets) {
-    // Absent means auto.
-    if (n.guestUmem === 'off') {
+    // Absent means off.
+    if ((n.guestUmem ?? 'off') === 'off') {
       start.push(undefined);
       continue;
     }

@@ -137,10 +137,12 @@ export class AfXdpBackend {
       // auto leaves a program we did not load alone: it may move the data start and write in front of a guest buffer.
       // auto also leaves multi-buffer to the copy path: guest RAM as the UMEM carries one buffer per frame.
       const needsSg = multiBuffer === 'on' || (multiBuffer === 'auto' && jumbo);
-      const wanted = how.guestRam !== undefined && (options.guestUmem === 'on' || (options.guestUmem !== 'off' && !options.inhibit && !needsSg));
-      if (how.guestRam !== undefined && options.guestUmem !== 'off' && options.inhibit && !wanted)
+      // Unset is off: the copy path wins the plain send and receive workloads (README, Guest RAM as the UMEM).
+      const asked = options.guestUmem ?? 'off';
+      const wanted = how.guestRam !== undefined && (asked === 'on' || (asked === 'auto' && !options.inhibit && !needsSg));
+      if (how.guestRam !== undefined && asked === 'auto' && options.inhibit && !wanted)
         process.stderr.write(`af-xdp: ${options.id}: 'inhibit=on': the XDP program is not ours and may write in front of a guest buffer; using the copy path\n`);
-      else if (how.guestRam !== undefined && options.guestUmem !== 'off' && !wanted)
+      else if (how.guestRam !== undefined && asked === 'auto' && !wanted)
         process.stderr.write(
           `af-xdp: ${options.id}: ${jumbo ? `MTU ${ifMtu} on ${ifname} needs` : `'multi-buffer=on' asks for`} multi-buffer, which guest RAM as the UMEM ` +
             `does not carry; using the copy path\n`,
