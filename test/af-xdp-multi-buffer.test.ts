@@ -13,23 +13,9 @@ import { xsk } from '../src/native/xsk';
 import { frameSeq, makeFrame } from './support/frames';
 import { drainTx, receive, sendAll, sleep } from './support/queue-traffic';
 import { openBackend, TEST_TUNING, withVeth } from './support/veth-backends';
+import { stderrOf } from './support/stderr-capture';
 
 const SIZES = [60, 1514, 3840, 3841, 4096, 4097, 8192, 8193, 9014];
-
-/** Captures what is written to stderr while `fn` runs. */
-function stderrOf<T>(fn: () => T): { value: T; lines: string[] } {
-  const lines: string[] = [];
-  const write = process.stderr.write.bind(process.stderr);
-  process.stderr.write = ((chunk: string | Uint8Array): boolean => {
-    lines.push(...String(chunk).split('\n').filter((l) => l !== ''));
-    return true;
-  }) as typeof process.stderr.write;
-  try {
-    return { value: fn(), lines };
-  } finally {
-    process.stderr.write = write;
-  }
-}
 
 for (const mode of ['skb', 'native'] as const) {
   test(`${mode} mode, MTU 9000: frames up to 9014 bytes cross both ways as descriptor chains, counted at both ends`, async () => {

@@ -23,6 +23,7 @@ import { createNetRig, GuestRam, type BringUpOptions, type ReceivedFrame } from 
 import { frameSeq, makeFrame } from './support/frames';
 import { receive, sendAll, sleep } from './support/queue-traffic';
 import { openBackend, TEST_TUNING, withVeth } from './support/veth-backends';
+import { stderrOf } from './support/stderr-capture';
 
 const RAM = 16 << 20;
 const RAM_BASE = 0x10_0000;
@@ -267,21 +268,12 @@ test('a registration the kernel refuses: guest-umem=auto says so once and uses t
     // JS heap memory is not page-aligned: XDP_UMEM_REG refuses it (EINVAL).
     const heap = new ArrayBuffer(RAM + guestUmemTailBytes(1, TEST_TUNING.ringSize) + 8);
     const area = { buffer: heap.slice(8), guestLength: RAM, hugePages: false };
-    const lines: string[] = [];
-    const write = process.stderr.write.bind(process.stderr);
-    process.stderr.write = ((s: string | Uint8Array): boolean => {
-      lines.push(String(s));
-      return true;
-    }) as typeof process.stderr.write;
-    let auto: AfXdpBackend | undefined;
-    try {
-      auto = inNetns(pair.a.netns, () => AfXdpBackend.open(parseAfXdpOptions(`af-xdp,id=a,ifname=${pair.a.ifname},guest-umem=auto`), TEST_TUNING, { guestRam: area }));
-    } finally {
-      process.stderr.write = write;
-    }
+    const { value: auto, lines } = stderrOf(() =>
+      inNetns(pair.a.netns, () => AfXdpBackend.open(parseAfXdpOptions(`af-xdp,id=a,ifname=${pair.a.ifname},guest-umem=auto`), TEST_TUNING, { guestRam: area })),
+    );
     try {
       const msgs = lines.filter((l) => l.includes('cannot be the UMEM'));
-      assert.is(msgs.length, 1, lines.join(''));
+      assert.is(msgs.length, 1, lines.join('\n'));
       assert.ok(msgs[0]!.includes('copy path'));
       assert.is(auto.guestUmemQueues, undefined);
       assert.is(auto.deviceQueues.length, 1);
@@ -301,22 +293,11 @@ test('a registration the kernel refuses: guest-umem=auto says so once and uses t
 
 test('guest-umem unset is the copy path: offered guest RAM, the backend registers its own UMEM and says nothing; xdpvm run maps no bounce tail', async () => {
   await withVeth('gumemd', {}, async (pair) => {
-    const lines: string[] = [];
-    const write = process.stderr.write.bind(process.stderr);
-    process.stderr.write = ((s: string | Uint8Array): boolean => {
-      lines.push(String(s));
-      return true;
-    }) as typeof process.stderr.write;
-    let g: GuestSide | undefined;
-    try {
-      g = openGuestSide(pair.a.netns, `af-xdp,id=a,ifname=${pair.a.ifname}`);
-    } finally {
-      process.stderr.write = write;
-    }
+    const { value: g, lines } = stderrOf(() => openGuestSide(pair.a.netns, `af-xdp,id=a,ifname=${pair.a.ifname}`));
     try {
       assert.is(g.backend.guestUmemQueues, undefined, 'guest RAM is not the UMEM');
       assert.is(g.backend.deviceQueues.length, 1);
-      assert.is(lines.filter((l) => l.includes('copy path')).length, 0, lines.join(''));
+      assert.is(lines.filter((l) => l.includes('copy path')).length, 0, lines.join('\n'));
     } finally {
       g.close();
     }
