@@ -17,6 +17,27 @@ namespace {
 
 long Bpf(int cmd, bpf_attr* attr) { return syscall(__NR_bpf, cmd, attr, sizeof(*attr)); }
 
+// The verifier gives up with EAGAIN when a signal is pending (a profiler's
+// SIGPROF, a child's SIGCHLD): try again a few times, as libbpf does.
+long LoadProgram(bpf_attr* attr) {
+  long fd = -1;
+  for (int attempt = 0; attempt < 5; attempt++) {
+    fd = Bpf(BPF_PROG_LOAD, attr);
+    if (fd >= 0 || errno != EAGAIN) break;
+  }
+  return fd;
+}
+
+// After a failed load: loads once more with the verifier log on, only to
+// explain the failure (a load that now succeeds is closed, not leaked).
+void ExplainProgLoad(bpf_attr* attr, char* log, size_t size) {
+  attr->log_buf = reinterpret_cast<uint64_t>(log);
+  attr->log_size = static_cast<uint32_t>(size);
+  attr->log_level = 1;
+  long fd = LoadProgram(attr);
+  if (fd >= 0) close(static_cast<int>(fd));
+}
+
 void CopyName(char (&dst)[BPF_OBJ_NAME_LEN], const std::string& src) {
   size_t n = src.size() < BPF_OBJ_NAME_LEN - 1 ? src.size() : BPF_OBJ_NAME_LEN - 1;
   memcpy(dst, src.data(), n);
@@ -96,14 +117,10 @@ Napi::Value ProgLoad(const Napi::CallbackInfo& info) {
   CopyName(a.prog_name, ArgString(info, 3, "name"));
   a.expected_attach_type = static_cast<uint32_t>(ArgInt(info, 4, "expectedAttachType"));
   if (info.Length() > 5 && info[5].IsNumber()) a.prog_flags = static_cast<uint32_t>(ArgInt(info, 5, "progFlags"));
-  long fd = Bpf(BPF_PROG_LOAD, &a);
+  long fd = LoadProgram(&a);
   if (fd < 0) {
     int err = errno;
-    // Load again with the log on, only to explain the failure.
-    a.log_buf = reinterpret_cast<uint64_t>(log.data());
-    a.log_size = static_cast<uint32_t>(log.size());
-    a.log_level = 1;
-    if (Bpf(BPF_PROG_LOAD, &a) >= 0) {}
+    ExplainProgLoad(&a, log.data(), log.size());
     Napi::Error e = ErrnoError(env, "bpf(BPF_PROG_LOAD)", err);
     e.Set("verifierLog", Napi::String::New(env, log.data()));
     throw e;
@@ -221,15 +238,12 @@ class XdpAttachWorker : public Napi::AsyncWorker {
     CopyName(a.prog_name, name_);
     a.expected_attach_type = BPF_XDP;
     a.prog_flags = progFlags_;
-    long fd = Bpf(BPF_PROG_LOAD, &a);
+    long fd = LoadProgram(&a);
     if (fd < 0) {
       err_ = errno;
       step_ = "bpf(BPF_PROG_LOAD)";
       log_.assign(64 * 1024, '\0');
-      a.log_buf = reinterpret_cast<uint64_t>(log_.data());
-      a.log_size = static_cast<uint32_t>(log_.size());
-      a.log_level = 1;
-      if (Bpf(BPF_PROG_LOAD, &a) >= 0) {}
+      ExplainProgLoad(&a, &log_[0], log_.size());
       return;
     }
     prog_ = static_cast<int>(fd);

@@ -101,7 +101,7 @@ export class NetQueuePair {
    */
   service(rearm = true): boolean {
     if (this.broken) return false;
-    const sent = this.tx.process(SERVICE_BUDGET);
+    const sent = this.tx.process(SERVICE_BUDGET, this.publishTxUsed);
     const received = this.rx.process(SERVICE_BUDGET);
     this.lastWork = sent + received;
     if (this.txq.flush()) this.notify(this.o.tx.index);
@@ -147,6 +147,11 @@ export class NetQueuePair {
     this.txq.disableNotifications();
     this.rxq.disableNotifications();
   }
+
+  /** The transmit chains used so far, published (and signalled) before the backend's flush (TxPath.process). */
+  private readonly publishTxUsed = (): void => {
+    if (this.txq.flush()) this.notify(this.o.tx.index);
+  };
 
   private notify(index: number): void {
     this.counters.interrupts++;
