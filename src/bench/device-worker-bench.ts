@@ -110,6 +110,10 @@ function placeThreads(p: Placement): { cpus: Cpus; generator: number | undefined
 }
 
 const RAM = 16 << 20;
+/** How long the driver loop runs before the window opens (its code and the worker's get optimised meanwhile). */
+const WARMUP_MS = 300;
+/** Quiet time after the warm-up: the worker drains the rings and publishes its counters. */
+const DRAIN_MS = 30;
 const Q = 256;
 const BUF = 2048;
 // Per-packet code reads these: the package's exports are getters.
@@ -223,6 +227,18 @@ class DriverPair {
   get kicks(): number {
     return this.rxq.kicks + this.txq.kicks;
   }
+
+  snapshot(): DriverCounts {
+    return { txUsed: this.txUsed, rxUsed: this.rxUsed, forwarded: this.forwarded, fwdDropped: this.fwdDropped };
+  }
+}
+
+/** What the driver counts of one pair. */
+interface DriverCounts {
+  txUsed: number;
+  rxUsed: number;
+  forwarded: number;
+  fwdDropped: number;
 }
 
 /** The CPU of each I/O thread: round-robin over the CPUs from `cpus.io` down, the driver's CPU last. */
@@ -308,63 +324,70 @@ async function deviceRun(
     const burst = o.burst;
     const fwd = mode === 'io-fwd';
     const txOnly = mode === 'txonly';
-    // Let the threads reach their steady state (JIT, rings primed) before the window opens.
-    await sleep(100);
+    const fds = backend.sockets.map((s) => s.fd);
+    const tids = [...new Set(pairs.map((_, q) => runner.threadId(q)))];
+    /** The poll-mode driver: every pair round-robin, for `ms`. */
+    const drive = (ms: number): void => {
+      const deadline = performance.now() + ms;
+      for (let iter = 0; ; iter++) {
+        if ((iter & 255) === 0 && performance.now() >= deadline) break;
+        for (let q = 0; q < nq; q++) {
+          const d = pairs[q]!;
+          const { rx, tx, freeTx } = d;
+          // Transmitted buffers come back to the free list.
+          let n = tx.pollUsed();
+          for (let k = 0; k < n; k++) freeTx[d.top++] = tx.usedIds[k]!;
+          d.txUsed += n;
+          // Received frames: counted and dropped, or (io-fwd) sent back with the MACs swapped.
+          n = rx.pollUsed(burst);
+          for (let k = 0; k < n; k++) {
+            const id = rx.usedIds[k]!;
+            const len = rx.usedLens[k]!;
+            d.rxUsed++;
+            if (fwd && len >= HDR + ETH_HLEN && len <= BUF) {
+              if (d.top > 0) {
+                // The PMD hands the receive buffer itself to TX; these rings keep buffer i at descriptor i, so copy
+                // (a frame-sized copy on the driver's CPU, not the device's).
+                const t = freeTx[--d.top]!;
+                const src = rx.bufferOffset(id);
+                const dst = tx.bufferOffset(t);
+                bytes.copyWithin(dst + HDR + 12, src + HDR + 12, src + len);
+                bytes.copyWithin(dst + HDR, src + HDR + 6, src + HDR + 12);
+                bytes.copyWithin(dst + HDR + 6, src + HDR, src + HDR + 6);
+                // §5.1.6.2: a plain frame, flags 0 and gso_type NONE.
+                bytes.fill(0, dst, dst + HDR);
+                tx.offer(t, len);
+                d.forwarded++;
+              } else d.fwdDropped++;
+            }
+            rx.offer(id, BUF);
+          }
+          if (txOnly) {
+            const k = burst < d.top ? burst : d.top;
+            for (let i = 0; i < k; i++) {
+              const t = freeTx[--d.top]!;
+              bytes.set(pkt, tx.bufferOffset(t));
+              tx.offer(t, pktLen);
+            }
+          }
+          tx.kick();
+          rx.kick();
+        }
+      }
+    };
+    // Warm-up, unmeasured: the driver's and the worker's hot code is optimised only once it has run (an idle wait
+    // warms nothing). Then the rings drain, and the window opens from a quiet start, so both ends count the same frames.
+    drive(WARMUP_MS);
+    await sleep(DRAIN_MS);
     const kicks0 = pairs.map((d) => d.kicks);
     const stats0 = pairs.map((_, q) => runner.stats(q)!);
-    const fds = backend.sockets.map((s) => s.fd);
     const kernel0 = fds.map((fd) => xsk.statistics(fd));
-    const tids = [...new Set(pairs.map((_, q) => runner.threadId(q)))];
     const workerCpu0 = tids.map((t) => threadSchedNs(t));
     const driverCpu0 = threadSchedNs('self');
     const peer0 = peer?.() ?? 0;
+    const driver0 = pairs.map((d) => d.snapshot());
     const start = performance.now();
-    const deadline = start + o.seconds * 1000;
-    for (let iter = 0; ; iter++) {
-      if ((iter & 255) === 0 && performance.now() >= deadline) break;
-      for (let q = 0; q < nq; q++) {
-        const d = pairs[q]!;
-        const { rx, tx, freeTx } = d;
-        // Transmitted buffers come back to the free list.
-        let n = tx.pollUsed();
-        for (let k = 0; k < n; k++) freeTx[d.top++] = tx.usedIds[k]!;
-        d.txUsed += n;
-        // Received frames: counted and dropped, or (io-fwd) sent back with the MACs swapped.
-        n = rx.pollUsed(burst);
-        for (let k = 0; k < n; k++) {
-          const id = rx.usedIds[k]!;
-          const len = rx.usedLens[k]!;
-          d.rxUsed++;
-          if (fwd && len >= HDR + ETH_HLEN && len <= BUF) {
-            if (d.top > 0) {
-              // The PMD hands the receive buffer itself to TX; these rings keep buffer i at descriptor i, so copy
-              // (a frame-sized copy on the driver's CPU, not the device's).
-              const t = freeTx[--d.top]!;
-              const src = rx.bufferOffset(id);
-              const dst = tx.bufferOffset(t);
-              bytes.copyWithin(dst + HDR + 12, src + HDR + 12, src + len);
-              bytes.copyWithin(dst + HDR, src + HDR + 6, src + HDR + 12);
-              bytes.copyWithin(dst + HDR + 6, src + HDR, src + HDR + 6);
-              // §5.1.6.2: a plain frame, flags 0 and gso_type NONE.
-              bytes.fill(0, dst, dst + HDR);
-              tx.offer(t, len);
-              d.forwarded++;
-            } else d.fwdDropped++;
-          }
-          rx.offer(id, BUF);
-        }
-        if (txOnly) {
-          const k = burst < d.top ? burst : d.top;
-          for (let i = 0; i < k; i++) {
-            const t = freeTx[--d.top]!;
-            bytes.set(pkt, tx.bufferOffset(t));
-            tx.offer(t, pktLen);
-          }
-        }
-        tx.kick();
-        rx.kick();
-      }
-    }
+    drive(o.seconds * 1000);
     const seconds = (performance.now() - start) / 1000;
     const workerSched = tids.map((t) => threadSchedNs(t));
     const driverSched = threadSchedNs('self');
@@ -380,12 +403,18 @@ async function deviceRun(
     await sleep(20);
     const perPair = pairs.map((_, q) => minus(runner.stats(q)!, stats0[q]!));
     const counters = perPair.reduce(countersPlus);
-    const figure = (d: DriverPair, q: number): number => (txOnly ? perPair[q]!.backend.txPackets : fwd ? d.forwarded : d.rxUsed);
-    const queueMpps = pairs.map((d, q) => figure(d, q) / seconds / 1e6);
-    const packets = pairs.reduce((sum, d, q) => sum + figure(d, q), 0);
-    const sum = (f: (d: DriverPair) => number): number => pairs.reduce((acc, d) => acc + f(d), 0);
+    // The driver's counts over the window.
+    const inWindow = pairs.map((d, q) => {
+      const now = d.snapshot();
+      const then = driver0[q]!;
+      return { txUsed: now.txUsed - then.txUsed, rxUsed: now.rxUsed - then.rxUsed, forwarded: now.forwarded - then.forwarded, fwdDropped: now.fwdDropped - then.fwdDropped };
+    });
+    const figure = (q: number): number => (txOnly ? perPair[q]!.backend.txPackets : fwd ? inWindow[q]!.forwarded : inWindow[q]!.rxUsed);
+    const queueMpps = pairs.map((_, q) => figure(q) / seconds / 1e6);
+    const packets = pairs.reduce((sum, _, q) => sum + figure(q), 0);
+    const sum = (k: keyof DriverCounts): number => inWindow.reduce((acc, w) => acc + w[k], 0);
     return {
-      packets, txUsed: sum((d) => d.txUsed), rxUsed: sum((d) => d.rxUsed), fwdDropped: sum((d) => d.fwdDropped), kicks, seconds, counters, peerPackets, kernel,
+      packets, txUsed: sum('txUsed'), rxUsed: sum('rxUsed'), fwdDropped: sum('fwdDropped'), kicks, seconds, counters, peerPackets, kernel,
       workerNsPerFrame: workerCpu / Math.max(1, packets), driverNsPerFrame: driverCpu / Math.max(1, packets), workerCpuWait, driverCpuWait,
       queueMpps, ioCpus, threadOf,
     };
