@@ -8,6 +8,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { XdpCounter } from '../src/bench/xdp-counter';
 import { runEndpoint } from '../src/bench/xsk-endpoint';
+import { DEFAULT_RING_SIZE } from '../src/backend/af-xdp/xsk-socket';
 import { inNetns, VethPair } from '../src/host/netns';
 import { xsk } from '../src/native/xsk';
 
@@ -42,8 +43,9 @@ test('threadNapi gives the side pinned NAPI threads of its own, and its XDP prog
     // The NAPI thread drains the veth's ring after sendto returns: give it a moment.
     for (let i = 0; i < 50 && c1.total() < sent.packets; i++) await new Promise((r) => setTimeout(r, 20));
     // The peer's ring may overflow while its thread waits for a CPU: what arrived is counted, never more than sent.
+    // The C loop counts completions: frames still on its Tx ring when it stopped reach the peer uncounted there.
     assert.ok(c1.total() > 0, 'frames reach the XDP program through the NAPI thread');
-    assert.ok(c1.total() <= sent.packets);
+    assert.ok(c1.total() <= sent.packets + DEFAULT_RING_SIZE, `peer counted ${c1.total()}, the C loop completed ${sent.packets}`);
   } finally {
     c1?.close();
     c2?.close();
