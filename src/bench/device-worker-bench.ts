@@ -231,6 +231,12 @@ class DriverPair {
   snapshot(): DriverCounts {
     return { txUsed: this.txUsed, rxUsed: this.rxUsed, forwarded: this.forwarded, fwdDropped: this.fwdDropped };
   }
+
+  /** What this pair counted since `then` (a snapshot). */
+  since(then: DriverCounts): DriverCounts {
+    const now = this.snapshot();
+    return { txUsed: now.txUsed - then.txUsed, rxUsed: now.rxUsed - then.rxUsed, forwarded: now.forwarded - then.forwarded, fwdDropped: now.fwdDropped - then.fwdDropped };
+  }
 }
 
 /** What the driver counts of one pair. */
@@ -404,11 +410,7 @@ async function deviceRun(
     const perPair = pairs.map((_, q) => minus(runner.stats(q)!, stats0[q]!));
     const counters = perPair.reduce(countersPlus);
     // The driver's counts over the window.
-    const inWindow = pairs.map((d, q) => {
-      const now = d.snapshot();
-      const then = driver0[q]!;
-      return { txUsed: now.txUsed - then.txUsed, rxUsed: now.rxUsed - then.rxUsed, forwarded: now.forwarded - then.forwarded, fwdDropped: now.fwdDropped - then.fwdDropped };
-    });
+    const inWindow = pairs.map((d, q) => d.since(driver0[q]!));
     const figure = (q: number): number => (txOnly ? perPair[q]!.backend.txPackets : fwd ? inWindow[q]!.forwarded : inWindow[q]!.rxUsed);
     const queueMpps = pairs.map((_, q) => figure(q) / seconds / 1e6);
     const packets = pairs.reduce((sum, _, q) => sum + figure(q), 0);

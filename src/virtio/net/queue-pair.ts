@@ -104,7 +104,6 @@ export class NetQueuePair {
     const sent = this.tx.process(SERVICE_BUDGET, this.publishTxUsed);
     const received = this.rx.process(SERVICE_BUDGET);
     this.lastWork = sent + received;
-    if (this.txq.flush()) this.notify(this.o.tx.index);
     if (this.rxq.flush()) this.notify(this.o.rx.index);
     this.checkBroken();
     if ((sent === SERVICE_BUDGET && !this.tx.blocked) || (received === SERVICE_BUDGET && !this.rx.blocked)) return true;
