@@ -123,6 +123,13 @@ const ETH_HLEN = 14;
 const GEN_LEAD_MS = 400;
 const GEN_MARGIN_S = 2.5;
 
+/** The frames a device run counted at both ends; io-fwd's difference, received but not forwarded, is the driver's Tx ring full. */
+function frameCounts(mode: DeviceWorkerMode, d: DeviceRunsResult, generated: number): string {
+  if (mode === 'txonly') return `sent ${d.packets}, peer counted ${d.peerPackets}`;
+  if (mode === 'rxonly') return `received ${d.packets}, generator sent ${generated}`;
+  return `received ${d.rxUsed}, forwarded ${d.packets} (${d.fwdDropped} dropped: Tx ring full), peer counted ${d.peerPackets}, generator sent ${generated}`;
+}
+
 type Cpus = ReturnType<typeof benchCpus>;
 
 /** What one device run counted. */
@@ -523,7 +530,7 @@ export async function benchDeviceWorker(o: DeviceWorkerBenchOptions): Promise<Be
           });
           o.progress(
             `  run ${r + 1}/${o.runs} device (I/O worker): ${dMpps.toFixed(3)} Mpps; ` +
-              (mode === 'txonly' ? `sent ${d.packets}, peer counted ${d.peerPackets}` : mode === 'rxonly' ? `received ${d.packets}, generator sent ${generated}` : `received ${d.rxUsed}, forwarded ${d.packets}, peer counted ${d.peerPackets}, generator sent ${generated}`) +
+              frameCounts(mode, d, generated) +
               (queues > 1 ? ` (per queue ${d.queueMpps.map((m) => m.toFixed(3)).join(' / ')} Mpps)` : '') +
               ` in ${d.seconds.toFixed(2)} s; CPU/frame worker ${d.workerNsPerFrame.toFixed(0)} ns, driver ${d.driverNsPerFrame.toFixed(0)} ns; I/O threads asleep ${(d.counters.worker.sleptUs / 1e4 / d.seconds / queues).toFixed(0)}%, waiting for a CPU ${(d.workerCpuWait * 100).toFixed(0)}% (driver ${(d.driverCpuWait * 100).toFixed(0)}%); per Mframe: ${formatPerMillion(pm)}`,
           );
@@ -681,7 +688,7 @@ export async function benchDeviceWorkerGuestUmem(o: DeviceWorkerBenchOptions): P
         const g = d.counters.guestUmem;
         o.progress(
           `  run ${r + 1}/${o.runs} ${impl.padEnd(10)}: ${side.mpps.toFixed(3)} Mpps; ` +
-            (mode === 'txonly' ? `sent ${d.packets}, peer counted ${d.peerPackets}` : mode === 'rxonly' ? `received ${d.packets}, generator sent ${generated}` : `received ${d.rxUsed}, forwarded ${d.packets}, peer counted ${d.peerPackets}, generator sent ${generated}`) +
+            frameCounts(mode, d, generated) +
             ` in ${d.seconds.toFixed(2)} s; CPU/frame I/O thread ${d.workerNsPerFrame.toFixed(0)} ns, driver ${d.driverNsPerFrame.toFixed(0)} ns` +
             (g ? `; in place tx ${g.txDirect} rx ${g.rxDirect}, bounced tx ${g.txBounced} rx ${g.rxBounced}` : ''),
         );

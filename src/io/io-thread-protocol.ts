@@ -89,10 +89,11 @@ export interface IoThreadData {
   pollGrow: number;
   pollShrink: number;
   /**
-   * After a round that moved fewer than COALESCE_FRAMES frames, wait this
-   * long (µs) before the next (0: never). Frames then arrive in batches: a
-   * thread sharing its CPU with the vCPU it serves leaves it the CPU between
-   * batches instead of taking it for every frame.
+   * After a round that moved fewer than COALESCE_FRAMES frames, and after
+   * a transmit kick woke the thread, wait this long (µs) before the next
+   * round (0: never). Frames then arrive in batches: a thread sharing its
+   * CPU with the vCPU it serves leaves it the CPU between batches instead of
+   * taking it for every frame or burst.
    */
   coalesceUs: number;
   /** Host CPU the thread pins itself to (none: the scheduler's choice). */

@@ -459,6 +459,7 @@ function run(d: IoThreadData): void {
         else deferMs = DEFER_MIN_MS;
       }
       for (let w = 0; w < waiting; w++) epoll.delete(served[waitingOn[w]!]!.queue.pollFd);
+      let txKicked = 0;
       for (let i = 0; i < got; i++) {
         const t = tags[i]!;
         if (t === TAG_WAKE) {
@@ -471,7 +472,10 @@ function run(d: IoThreadData): void {
         const kind = (t - 1) % 3;
         // An eventfd read returns how many kicks it absorbed.
         if (kind === KIND_RX_KICK) p.live[W_KICKS_READ] += Math.max(0, sys.eventfdRead(s.fds.rxKick));
-        else if (kind === KIND_TX_KICK) p.live[W_KICKS_READ] += Math.max(0, sys.eventfdRead(s.fds.txKick));
+        else if (kind === KIND_TX_KICK) {
+          p.live[W_KICKS_READ] += Math.max(0, sys.eventfdRead(s.fds.txKick));
+          txKicked++;
+        }
         woke[p.index] = 1;
       }
       const sleptUs = Math.round((t1 - t0) * 1000);
@@ -485,6 +489,13 @@ function run(d: IoThreadData): void {
         p.net!.disarmNotifications();
       }
       if (changed()) return;
+      // Woken by a transmit kick, with coalescing on (a CPU shared with the
+      // vCPU): yield the CPU for the coalescing time, kicks still off, so the
+      // driver goes on filling its rings and this wake-up serves a batch, not
+      // the one burst that kicked (QEMU's virtio-net tx=timer does the same).
+      // Frames from the backend are served at once: delaying them only fills
+      // the socket's Rx ring, where the kernel drops.
+      if (coalesceMs > 0 && txKicked > 0) Atomics.wait(nap, 0, 0, coalesceMs);
       // The idle spell, from its first idle rounds to the event (or timeout) that ended it.
       poll.idleEnded((t1 - idleSince) * 1000);
       idle = 0;

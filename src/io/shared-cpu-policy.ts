@@ -5,8 +5,10 @@
 // - the I/O thread does not spin waiting: whatever it waits for (the guest's
 //   buffers, or frames the kernel delivers) needs this CPU, or is cheap to be
 //   woken for;
-// - it coalesces: after a round that moved only a few frames it waits a
-//   little, so frames are handled in batches rather than one per round;
+// - it coalesces: after a round that moved only a few frames, and when a
+//   transmit kick wakes it, it waits a little, so frames are handled in
+//   batches rather than one per round or one burst per kick (io-fwd: 31k
+//   wake-ups per million frames without the kick's wait, 4-8k with it);
 // - the vCPU runs at a lower priority than the I/O thread: a guest that polls
 //   never keeps its own device from running, and the I/O thread, which sleeps
 //   when it has nothing to do, costs the guest only the work it does for it.

@@ -67,8 +67,8 @@ export interface WorkerRunnerOptions {
   /** Per I/O thread: the host CPU it pins itself to (undefined: not pinned). */
   cpus?: readonly (number | undefined)[];
   /**
-   * Wait after a round that moved only a few frames, in µs (default 0), so
-   * work comes in batches (IoThreadData.coalesceUs): for a thread that
+   * Wait after a round that moved only a few frames or a transmit kick, in
+   * µs (default 0), so work comes in batches (IoThreadData.coalesceUs): for a thread that
    * shares its CPU with the vCPU it serves.
    */
   coalesceUs?: number;
