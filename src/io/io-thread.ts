@@ -13,7 +13,7 @@ import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_thread
 import type { NetBackendQueue } from '../backend/net-backend';
 import { prepareBackendQueue, type PreparedBackendQueue } from '../backend/queue-source';
 import { Epoll, EpollEvents } from '../host/epoll';
-import { pinThisThread, setThreadNice, thisThreadId } from '../host/cpu-affinity';
+import { pinThisThread, setThreadNice, setThreadTimerSlack, thisThreadId } from '../host/cpu-affinity';
 import { GuestMemory } from '../memory/guest-memory';
 import { sys } from '../native/sys';
 import { NetQueuePair } from '../virtio/net/queue-pair';
@@ -45,6 +45,8 @@ const IDLE_PUBLISH_MS = 100;
 const COALESCE_FRAMES = 16;
 /** Idle rounds polled at least, whatever the time bound (a clock read costs about a round). */
 const MIN_IDLE_ROUNDS = 16;
+/** Timer slack of a thread that coalesces (the kernel's default is 50 µs). */
+const COALESCE_TIMER_SLACK_NS = 1000;
 /** What the coalescing wait sleeps on: a word nobody changes (Atomics.wait takes fractions of a ms). */
 const nap = new Int32Array(new SharedArrayBuffer(4));
 // Slots of the thread's own counters (pair-counters.ts), per pair, incremented in place in the shared table.
@@ -283,6 +285,8 @@ function run(d: IoThreadData): void {
   const tid = thisThreadId();
   tctl[ThreadControl.Tid] = tid;
   if (d.nice !== undefined) setThreadNice(tid, d.nice, what);
+  // Coalescing waits are a few tens of µs: the default 50 µs timer slack would double them.
+  if (d.coalesceUs > 0 && tid > 0) setThreadTimerSlack(tid, COALESCE_TIMER_SLACK_NS, what);
   const aliases = new GuestAliases();
   for (const r of d.regions) aliases.of(r);
   const served = d.pairs.map((p, i) => new ServedPair(p, i));
