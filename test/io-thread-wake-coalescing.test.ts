@@ -6,17 +6,13 @@ import { readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { featureMask, VirtioFeature } from 'virtio-spec-types';
-import { GuestBus } from '../src/fuzz/guest-bus';
 import { SplitRingDriver } from '../src/fuzz/split-ring-driver';
-import { WorkerQueuePairRunner } from '../src/io/worker-queue-pair-runner';
-import { GuestMemory } from '../src/memory/guest-memory';
 import { sys } from '../src/native/sys';
 import type { QueueConfig } from '../src/virtio/device';
 import { frameSeq, frameTag, makeFrame } from './support/frames';
 import { receive, sleep } from './support/queue-traffic';
-import { openBackend, openUnservicedBackend, withVeth } from './support/veth-backends';
+import { withWorkerRig } from './support/worker-rig';
 
-const MEM = 8 << 20;
 const HDR = 12;
 const BURST = 8;
 const COALESCE_US = 100_000;
@@ -26,63 +22,44 @@ function ring(index: number, base: number): QueueConfig {
 }
 
 test('a transmit kick that wakes a coalescing I/O thread is served after the coalescing wait, with what the driver posted meanwhile and no second kick', async () => {
-  await withVeth('iowake', {}, async (pair) => {
-    const a = openUnservicedBackend(pair.a.netns, `af-xdp,id=a,ifname=${pair.a.ifname}`);
-    const b = openBackend(pair.b.netns, `af-xdp,id=b,ifname=${pair.b.ifname}`);
-    const ram = sys.mapAnonymous(MEM);
-    const bytes = new Uint8Array(ram);
-    const guest = new GuestBus(bytes, [{ gpa: 0, offset: 0, length: MEM }]);
-    const runner = new WorkerQueuePairRunner({
-      regions: [{ gpa: 0, address: sys.addressOf(ram), length: MEM }],
-      backends: [{ kind: 'af-xdp', socket: a.sockets[0]!.handle() }],
-      spinRounds: 1,
-      pollUs: 0,
-      coalesceUs: COALESCE_US,
-    });
-    try {
-      const rx = ring(0, 0x10000);
-      const tx = ring(1, 0x20000);
-      // Receive buffers posted: the receive side waits for frames (none come), not on short timeouts for buffers.
-      const rxDrv = new SplitRingDriver(guest, { size: 256, descAddr: rx.descAddr, availAddr: rx.driverAddr, usedAddr: rx.deviceAddr }, { eventIdx: false });
-      for (let i = 0; i < 128; i++) rxDrv.add([{ addr: 0x400000 + i * 2048, len: 2048, write: true }]);
-      rxDrv.publish();
-      const txDrv = new SplitRingDriver(guest, { size: 256, descAddr: tx.descAddr, availAddr: tx.driverAddr, usedAddr: tx.deviceAddr }, { eventIdx: false });
-      runner.start(
-        { pair: 0, rx, tx, features: featureMask(VirtioFeature.VERSION_1), mergeable: false, offloads: { csum: false, tso: false } },
-        { memory: new GuestMemory([{ gpa: 0, bytes }]), signalUsed: () => {}, markNeedsReset: () => {} },
-      );
-      for (let i = 0; i < 200 && (runner.counters(0)?.sleeps ?? 0) === 0; i++) await sleep(10);
-      assert.ok((runner.counters(0)?.sleeps ?? 0) > 0, 'the I/O thread went to sleep (nothing to send, nothing received)');
-      // Its timed waits end on time: the timer slack is 1 µs, not the kernel's 50.
-      assert.is(readFileSync(`/proc/${runner.threadId(0)}/timerslack_ns`, 'utf8').trim(), '1000');
-      const post = (from: number): boolean => {
-        for (let i = from; i < from + BURST; i++) {
-          const f = makeFrame(i, 64, 9);
-          const addr = 0x100000 + i * 4096;
-          bytes.fill(0, addr, addr + HDR);
-          bytes.set(f, addr + HDR);
-          txDrv.add([{ addr, len: HDR + f.length, write: false }]);
-        }
-        return txDrv.publish();
-      };
-      assert.ok(post(0), 'the sleeping I/O thread asked for a kick');
-      sys.eventfdWrite(runner.fds[0]!.txKick, 1);
-      await sleep(10);
-      // A tenth of the coalescing wait later: woken (kicks off), nothing served yet.
-      assert.is(txDrv.usedIdx(), 0, 'served before the coalescing wait ended');
-      assert.not.ok(post(BURST), 'a kick was asked for during the coalescing wait');
-      const got = await receive(b.queues[0]!, 2 * BURST, 5000, (f) => frameSeq(f) >= 0 && frameTag(f) === 9);
-      assert.is(got.length, 2 * BURST, 'both bursts reached the peer');
-      for (let i = 0; i < 100 && txDrv.usedIdx() !== 2 * BURST; i++) await sleep(10);
-      assert.is(txDrv.usedIdx(), 2 * BURST);
-      assert.is(runner.counters(0)!.kicksRead, 1, 'one kick for both bursts');
-      await runner.stop(0);
-    } finally {
-      await runner.close();
-      a.close();
-      b.close();
-      sys.unmap(ram);
-    }
+  await withWorkerRig('iowake', { spinRounds: 1, pollUs: 0, coalesceUs: COALESCE_US }, async ({ qb, bytes, memory, guest, runner }) => {
+    const rx = ring(0, 0x10000);
+    const tx = ring(1, 0x20000);
+    // Receive buffers posted: the receive side waits for frames (none come), not on short timeouts for buffers.
+    const rxDrv = new SplitRingDriver(guest, { size: 256, descAddr: rx.descAddr, availAddr: rx.driverAddr, usedAddr: rx.deviceAddr }, { eventIdx: false });
+    for (let i = 0; i < 128; i++) rxDrv.add([{ addr: 0x400000 + i * 2048, len: 2048, write: true }]);
+    rxDrv.publish();
+    const txDrv = new SplitRingDriver(guest, { size: 256, descAddr: tx.descAddr, availAddr: tx.driverAddr, usedAddr: tx.deviceAddr }, { eventIdx: false });
+    runner.start(
+      { pair: 0, rx, tx, features: featureMask(VirtioFeature.VERSION_1), mergeable: false, offloads: { csum: false, tso: false } },
+      { memory, signalUsed: () => {}, markNeedsReset: () => {} },
+    );
+    for (let i = 0; i < 200 && (runner.counters(0)?.sleeps ?? 0) === 0; i++) await sleep(10);
+    assert.ok((runner.counters(0)?.sleeps ?? 0) > 0, 'the I/O thread went to sleep (nothing to send, nothing received)');
+    // Its timed waits end on time: the timer slack is 1 µs, not the kernel's 50.
+    assert.is(readFileSync(`/proc/${runner.threadId(0)}/timerslack_ns`, 'utf8').trim(), '1000');
+    const post = (from: number): boolean => {
+      for (let i = from; i < from + BURST; i++) {
+        const f = makeFrame(i, 64, 9);
+        const addr = 0x100000 + i * 4096;
+        bytes.fill(0, addr, addr + HDR);
+        bytes.set(f, addr + HDR);
+        txDrv.add([{ addr, len: HDR + f.length, write: false }]);
+      }
+      return txDrv.publish();
+    };
+    assert.ok(post(0), 'the sleeping I/O thread asked for a kick');
+    sys.eventfdWrite(runner.fds[0]!.txKick, 1);
+    await sleep(10);
+    // A tenth of the coalescing wait later: woken (kicks off), nothing served yet.
+    assert.is(txDrv.usedIdx(), 0, 'served before the coalescing wait ended');
+    assert.not.ok(post(BURST), 'a kick was asked for during the coalescing wait');
+    const got = await receive(qb, 2 * BURST, 5000, (f) => frameSeq(f) >= 0 && frameTag(f) === 9);
+    assert.is(got.length, 2 * BURST, 'both bursts reached the peer');
+    for (let i = 0; i < 100 && txDrv.usedIdx() !== 2 * BURST; i++) await sleep(10);
+    assert.is(txDrv.usedIdx(), 2 * BURST);
+    assert.is(runner.counters(0)!.kicksRead, 1, 'one kick for both bursts');
+    await runner.stop(0);
   });
 });
 

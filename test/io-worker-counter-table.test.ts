@@ -6,21 +6,17 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { featureMask, VirtioFeature } from 'virtio-spec-types';
 import { QueueCounters } from '../src/backend/queue-counters';
-import { GuestBus } from '../src/fuzz/guest-bus';
 import { SplitRingDriver } from '../src/fuzz/split-ring-driver';
 import { BACKEND_COUNTERS, COUNTER_SLOTS, DEVICE_COUNTERS, GUEST_UMEM_COUNTERS, WORKER_COUNTERS } from '../src/io/pair-counters';
 import { GuestUmemCounters } from '../src/backend/af-xdp/guest-umem-queue';
-import { WorkerQueuePairRunner } from '../src/io/worker-queue-pair-runner';
-import { GuestMemory } from '../src/memory/guest-memory';
 import { sys } from '../src/native/sys';
 import type { QueueConfig } from '../src/virtio/device';
 import { NetQueueCounters } from '../src/virtio/net/net-counters';
 import { QUEUE_ERROR_COUNT } from '../src/virtio/queue';
 import { frameSeq, frameTag, makeFrame } from './support/frames';
 import { receive, sleep } from './support/queue-traffic';
-import { openBackend, openUnservicedBackend, withVeth } from './support/veth-backends';
+import { withWorkerRig } from './support/worker-rig';
 
-const MEM = 8 << 20;
 const HDR = 12;
 const N = 40;
 
@@ -44,69 +40,52 @@ test('the counter table names every device and AF_XDP queue counter, once', () =
 });
 
 test('device, worker, backend and ring-error counters and the broken ring cross from the I/O worker to the main thread', async () => {
-  await withVeth('ioctr', {}, async (pair) => {
-    const a = openUnservicedBackend(pair.a.netns, `af-xdp,id=a,ifname=${pair.a.ifname}`);
-    const b = openBackend(pair.b.netns, `af-xdp,id=b,ifname=${pair.b.ifname}`);
-    const ram = sys.mapAnonymous(MEM);
-    const bytes = new Uint8Array(ram);
-    const guest = new GuestBus(bytes, [{ gpa: 0, offset: 0, length: MEM }]);
-    const runner = new WorkerQueuePairRunner({
-      regions: [{ gpa: 0, address: sys.addressOf(ram), length: MEM }],
-      backends: [{ kind: 'af-xdp', socket: a.sockets[0]!.handle() }],
-      spinRounds: 200,
-    });
+  await withWorkerRig('ioctr', { spinRounds: 200 }, async ({ qb, bytes, memory, guest, runner }) => {
     let resets = 0;
-    try {
-      const rx = ring(0, 0x10000);
-      const tx = ring(1, 0x20000);
-      const txDrv = new SplitRingDriver(guest, { size: 256, descAddr: tx.descAddr, availAddr: tx.driverAddr, usedAddr: tx.deviceAddr }, { eventIdx: false });
-      const features = featureMask(VirtioFeature.VERSION_1);
-      runner.start(
-        { pair: 0, rx, tx, features, mergeable: false, offloads: { csum: false, tso: false } },
-        { memory: new GuestMemory([{ gpa: 0, bytes }]), signalUsed: () => {}, markNeedsReset: () => void resets++ },
-      );
-      for (let i = 0; i < 100 && !runner.isRunning(0); i++) await sleep(10);
-      const fds = runner.fds[0]!;
-      // N frames, then one runt (shorter than header + Ethernet header: dropped and counted).
-      for (let i = 0; i < N; i++) {
-        const f = makeFrame(i, 64, 7);
-        const addr = 0x100000 + i * 4096;
-        bytes.fill(0, addr, addr + HDR);
-        bytes.set(f, addr + HDR);
-        txDrv.add([{ addr, len: HDR + f.length, write: false }]);
-      }
-      txDrv.add([{ addr: 0x300000, len: HDR + 4, write: false }]);
-      txDrv.publish();
-      sys.eventfdWrite(fds.txKick, 1);
-      const got = await receive(b.queues[0]!, N, 5000, (f) => frameSeq(f) >= 0 && frameTag(f) === 7);
-      assert.is(got.length, N);
-      // Let the worker go idle (it sleeps after spinRounds), then break the TX ring: a head beyond Queue Size.
-      for (let i = 0; i < 100 && (runner.counters(0)?.sleeps ?? 0) === 0; i++) await sleep(10);
-      txDrv.offerHead(300);
-      txDrv.publish();
-      sys.eventfdWrite(fds.txKick, 1);
-      for (let i = 0; i < 200 && resets === 0; i++) await sleep(10);
-      assert.is(resets, 1, 'the broken ring asked for a device reset');
-      await runner.stop(0);
-
-      const s = runner.stats(0)!;
-      assert.is(s.device.txFrames, N);
-      assert.is(s.device.txDropRunt, 1);
-      assert.is(s.device.rxFrames, 0);
-      assert.ok(s.backend.txPackets >= N && s.backend.txKicks >= 1, JSON.stringify(s.backend));
-      assert.ok(s.backend.fillRefills >= 1, 'the Fill ring was primed');
-      assert.ok(s.worker.rounds > 0 && s.worker.sleeps > 0 && s.worker.wakeups > 0, JSON.stringify(s.worker));
-      assert.ok(s.worker.kicksRead >= 1, JSON.stringify(s.worker));
-      assert.equal(s.queueErrors, { HeadOutOfRange: 1 });
-      assert.equal(s.broken, { cause: 'ring', rx: null, tx: 'HeadOutOfRange' });
-      // The flat view keeps its names.
-      assert.is(runner.counters(0)!.txDropRunt, 1);
-    } finally {
-      await runner.close();
-      a.close();
-      b.close();
-      sys.unmap(ram);
+    const rx = ring(0, 0x10000);
+    const tx = ring(1, 0x20000);
+    const txDrv = new SplitRingDriver(guest, { size: 256, descAddr: tx.descAddr, availAddr: tx.driverAddr, usedAddr: tx.deviceAddr }, { eventIdx: false });
+    const features = featureMask(VirtioFeature.VERSION_1);
+    runner.start(
+      { pair: 0, rx, tx, features, mergeable: false, offloads: { csum: false, tso: false } },
+      { memory, signalUsed: () => {}, markNeedsReset: () => void resets++ },
+    );
+    for (let i = 0; i < 100 && !runner.isRunning(0); i++) await sleep(10);
+    const fds = runner.fds[0]!;
+    // N frames, then one runt (shorter than header + Ethernet header: dropped and counted).
+    for (let i = 0; i < N; i++) {
+      const f = makeFrame(i, 64, 7);
+      const addr = 0x100000 + i * 4096;
+      bytes.fill(0, addr, addr + HDR);
+      bytes.set(f, addr + HDR);
+      txDrv.add([{ addr, len: HDR + f.length, write: false }]);
     }
+    txDrv.add([{ addr: 0x300000, len: HDR + 4, write: false }]);
+    txDrv.publish();
+    sys.eventfdWrite(fds.txKick, 1);
+    const got = await receive(qb, N, 5000, (f) => frameSeq(f) >= 0 && frameTag(f) === 7);
+    assert.is(got.length, N);
+    // Let the worker go idle (it sleeps after spinRounds), then break the TX ring: a head beyond Queue Size.
+    for (let i = 0; i < 100 && (runner.counters(0)?.sleeps ?? 0) === 0; i++) await sleep(10);
+    txDrv.offerHead(300);
+    txDrv.publish();
+    sys.eventfdWrite(fds.txKick, 1);
+    for (let i = 0; i < 200 && resets === 0; i++) await sleep(10);
+    assert.is(resets, 1, 'the broken ring asked for a device reset');
+    await runner.stop(0);
+
+    const s = runner.stats(0)!;
+    assert.is(s.device.txFrames, N);
+    assert.is(s.device.txDropRunt, 1);
+    assert.is(s.device.rxFrames, 0);
+    assert.ok(s.backend.txPackets >= N && s.backend.txKicks >= 1, JSON.stringify(s.backend));
+    assert.ok(s.backend.fillRefills >= 1, 'the Fill ring was primed');
+    assert.ok(s.worker.rounds > 0 && s.worker.sleeps > 0 && s.worker.wakeups > 0, JSON.stringify(s.worker));
+    assert.ok(s.worker.kicksRead >= 1, JSON.stringify(s.worker));
+    assert.equal(s.queueErrors, { HeadOutOfRange: 1 });
+    assert.equal(s.broken, { cause: 'ring', rx: null, tx: 'HeadOutOfRange' });
+    // The flat view keeps its names.
+    assert.is(runner.counters(0)!.txDropRunt, 1);
   });
 });
 

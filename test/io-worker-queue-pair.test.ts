@@ -6,17 +6,12 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { featureMask, VirtioFeature } from 'virtio-spec-types';
 import { SplitRingDriver } from '../src/fuzz/split-ring-driver';
-import { GuestBus } from '../src/fuzz/guest-bus';
-import type { AfXdpQueue } from '../src/backend/af-xdp/af-xdp-queue';
-import { WorkerQueuePairRunner } from '../src/io/worker-queue-pair-runner';
-import { GuestMemory } from '../src/memory/guest-memory';
 import type { QueueConfig } from '../src/virtio/device';
 import { frameSeq, frameTag, makeFrame } from './support/frames';
 import { receive, sendAll, sleep } from './support/queue-traffic';
-import { openBackend, openUnservicedBackend, withVeth } from './support/veth-backends';
+import { withWorkerRig } from './support/worker-rig';
 import { sys } from '../src/native/sys';
 
-const MEM = 8 << 20;
 const N = 100;
 const HDR = 12;
 
@@ -24,39 +19,8 @@ function ring(index: number, base: number): QueueConfig {
   return { index, size: 256, kind: 'split', enabled: true, descAddr: base, driverAddr: base + 0x1000, deviceAddr: base + 0x2000 };
 }
 
-interface WorkerRig {
-  qb: AfXdpQueue;
-  bytes: Uint8Array;
-  memory: GuestMemory;
-  guest: GuestBus;
-  runner: WorkerQueuePairRunner;
-}
-
-/** One AF_XDP end serviced by an I/O worker over 8 MiB of "guest" memory, the other end here; all closed after. */
-async function withWorkerRig(tag: string, body: (rig: WorkerRig) => Promise<void>): Promise<void> {
-  await withVeth(tag, {}, async (pair) => {
-    const a = openUnservicedBackend(pair.a.netns, `af-xdp,id=a,ifname=${pair.a.ifname}`);
-    const b = openBackend(pair.b.netns, `af-xdp,id=b,ifname=${pair.b.ifname}`);
-    const ram = sys.mapAnonymous(MEM);
-    const bytes = new Uint8Array(ram);
-    const runner = new WorkerQueuePairRunner({
-      regions: [{ gpa: 0, address: sys.addressOf(ram), length: MEM }],
-      backends: [{ kind: 'af-xdp', socket: a.sockets[0]!.handle() }],
-      spinRounds: 200,
-    });
-    try {
-      await body({ qb: b.queues[0]!, bytes, memory: new GuestMemory([{ gpa: 0, bytes }]), guest: new GuestBus(bytes, [{ gpa: 0, offset: 0, length: MEM }]), runner });
-    } finally {
-      await runner.close();
-      a.close();
-      b.close();
-      sys.unmap(ram);
-    }
-  });
-}
-
 test('an I/O worker moves frames both ways between guest rings and AF_XDP', async () => {
-  await withWorkerRig('iow', async ({ qb, bytes, memory, guest, runner }) => {
+  await withWorkerRig('iow', { spinRounds: 200 }, async ({ qb, bytes, memory, guest, runner }) => {
     let broken = false;
     const rx = ring(0, 0x10000);
     const tx = ring(1, 0x20000);
@@ -110,7 +74,7 @@ test('an I/O worker moves frames both ways between guest rings and AF_XDP', asyn
 });
 
 test('a receive side out of buffers asks the driver for a kick only once 64 are back, and still takes fewer (EVENT_IDX)', async () => {
-  await withWorkerRig('iowk', async ({ qb, memory, guest, runner }) => {
+  await withWorkerRig('iowk', { spinRounds: 200 }, async ({ qb, memory, guest, runner }) => {
     const rx = ring(0, 0x10000);
     const tx = ring(1, 0x20000);
     const rxDrv = new SplitRingDriver(guest, { size: 256, descAddr: rx.descAddr, availAddr: rx.driverAddr, usedAddr: rx.deviceAddr }, { eventIdx: true });
