@@ -532,7 +532,7 @@ export async function benchDeviceWorker(o: DeviceWorkerBenchOptions): Promise<Be
             `  run ${r + 1}/${o.runs} device (I/O worker): ${dMpps.toFixed(3)} Mpps; ` +
               frameCounts(mode, d, generated) +
               (queues > 1 ? ` (per queue ${d.queueMpps.map((m) => m.toFixed(3)).join(' / ')} Mpps)` : '') +
-              ` in ${d.seconds.toFixed(2)} s; CPU/frame worker ${d.workerNsPerFrame.toFixed(0)} ns, driver ${d.driverNsPerFrame.toFixed(0)} ns; I/O threads asleep ${(d.counters.worker.sleptUs / 1e4 / d.seconds / queues).toFixed(0)}%, waiting for a CPU ${(d.workerCpuWait * 100).toFixed(0)}% (driver ${(d.driverCpuWait * 100).toFixed(0)}%); per Mframe: ${formatPerMillion(pm)}`,
+              ` in ${d.seconds.toFixed(2)} s; CPU/frame worker ${d.workerNsPerFrame.toFixed(0)} ns, driver ${d.driverNsPerFrame.toFixed(0)} ns; I/O threads asleep ${(d.counters.worker.sleptUs / 1e4 / d.seconds / queues).toFixed(0)}% and coalescing ${(d.counters.worker.coalescedUs / 1e4 / d.seconds / queues).toFixed(0)}%, waiting for a CPU ${(d.workerCpuWait * 100).toFixed(0)}% (driver ${(d.driverCpuWait * 100).toFixed(0)}%); per Mframe: ${formatPerMillion(pm)}`,
           );
         } else if (impl === 'cfwd') {
           const before = c!.total();

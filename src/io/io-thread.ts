@@ -54,6 +54,7 @@ const W_ROUNDS = workerSlot('rounds');
 const W_SLEEPS = workerSlot('sleeps');
 const W_WAKEUPS = workerSlot('wakeups');
 const W_SLEPT_US = workerSlot('sleptUs');
+const W_COALESCED_US = workerSlot('coalescedUs');
 const W_KICKS_READ = workerSlot('kicksRead');
 const W_RX_DISCARDED = workerSlot('rxDiscarded');
 const D0 = COUNTER_BASE.device;
@@ -379,6 +380,14 @@ function run(d: IoThreadData): void {
     d.port.close();
   }
 
+  /** The coalescing wait, counted for every pair the thread serves. */
+  function coalesce(pairs: readonly ServedPair[]): void {
+    const t0 = performance.now();
+    Atomics.wait(nap, 0, 0, coalesceMs);
+    const us = Math.round((performance.now() - t0) * 1000);
+    for (let i = 0; i < pairs.length; i++) pairs[i]!.live[W_COALESCED_US] += us;
+  }
+
   /** Services the running pairs until the set changes (a new session, a stop, a ring that broke). */
   function serveActive(): void {
     const pairs = active;
@@ -419,7 +428,7 @@ function run(d: IoThreadData): void {
       if (work > 0 || txBlocked) {
         if (idle >= MIN_IDLE_ROUNDS) poll.idleEnded((performance.now() - idleSince) * 1000);
         idle = 0;
-        if (coalesceMs > 0 && work < COALESCE_FRAMES && !txBlocked) Atomics.wait(nap, 0, 0, coalesceMs);
+        if (coalesceMs > 0 && work < COALESCE_FRAMES && !txBlocked) coalesce(pairs);
         continue;
       }
       if (++idle < d.spinRounds) {
@@ -499,7 +508,7 @@ function run(d: IoThreadData): void {
       // the one burst that kicked (QEMU's virtio-net tx=timer does the same).
       // Frames from the backend are served at once: delaying them only fills
       // the socket's Rx ring, where the kernel drops.
-      if (coalesceMs > 0 && txKicked > 0) Atomics.wait(nap, 0, 0, coalesceMs);
+      if (coalesceMs > 0 && txKicked > 0) coalesce(pairs);
       // The idle spell, from its first idle rounds to the event (or timeout) that ended it.
       poll.idleEnded((t1 - idleSince) * 1000);
       idle = 0;

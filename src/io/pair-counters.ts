@@ -33,6 +33,8 @@ export const WORKER_COUNTERS = [
   'wakeups',
   /** Microseconds spent asleep in epoll_wait (a sleep that ran to its timeout is a lost wake-up or an idle queue). */
   'sleptUs',
+  /** Microseconds spent in coalescing waits (IoThreadData.coalesceUs): asleep too, with kicks off. */
+  'coalescedUs',
   /** Guest kicks consumed (eventfd reads that returned a count). */
   'kicksRead',
   /** Frames dropped because they were queued before a start that asked for discardPendingRx. */
