@@ -472,7 +472,7 @@ function run(d: IoThreadData): void {
         else deferMs = DEFER_MIN_MS;
       }
       for (let w = 0; w < waiting; w++) epoll.delete(served[waitingOn[w]!]!.queue.pollFd);
-      let txKicked = 0;
+      let txKicked = false;
       for (let i = 0; i < got; i++) {
         const t = tags[i]!;
         if (t === TAG_WAKE) {
@@ -487,7 +487,7 @@ function run(d: IoThreadData): void {
         if (kind === KIND_RX_KICK) p.live[W_KICKS_READ] += Math.max(0, sys.eventfdRead(s.fds.rxKick));
         else if (kind === KIND_TX_KICK) {
           p.live[W_KICKS_READ] += Math.max(0, sys.eventfdRead(s.fds.txKick));
-          txKicked++;
+          txKicked = true;
         }
         woke[p.index] = 1;
       }
@@ -508,7 +508,7 @@ function run(d: IoThreadData): void {
       // the one burst that kicked (QEMU's virtio-net tx=timer does the same).
       // Frames from the backend are served at once: delaying them only fills
       // the socket's Rx ring, where the kernel drops.
-      if (coalesceMs > 0 && txKicked > 0) coalesce(pairs);
+      if (coalesceMs > 0 && txKicked) coalesce(pairs);
       // The idle spell, from its first idle rounds to the event (or timeout) that ended it.
       poll.idleEnded((t1 - idleSince) * 1000);
       idle = 0;
