@@ -1,5 +1,6 @@
 // AF_UNIX stream sockets with file-descriptor passing (SCM_RIGHTS), for the
-// vhost-user server and its test front end, plus the few fd helpers a
+// vhost-user server and its test front end, a connected pair (a hosted vCPU's
+// exit channel), plus the few fd helpers a
 // vhost-user back end needs on fds it receives (fstat/seals, non-blocking,
 // shared mappings without pre-faulting).
 //
@@ -438,6 +439,17 @@ Napi::Value MapSharedFd(const Napi::CallbackInfo& info) {
   return WrapMapping(env, p, static_cast<size_t>(len));
 }
 
+// socketPair() -> [fd, fd]: a connected AF_UNIX stream pair, both close-on-exec
+// (a child gets its end through spawn's stdio, which dup2s it without the flag).
+Napi::Value SocketPair(const Napi::CallbackInfo& info) {
+  int fds[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) throw ErrnoError(info.Env(), "socketpair", errno);
+  Napi::Array out = Napi::Array::New(info.Env(), 2);
+  out.Set(0u, Napi::Number::New(info.Env(), fds[0]));
+  out.Set(1u, Napi::Number::New(info.Env(), fds[1]));
+  return out;
+}
+
 Napi::Value PageSize(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(sysconf(_SC_PAGESIZE))); }
 
 }  // namespace
@@ -456,6 +468,7 @@ void InitUnixSocket(Napi::Env env, Napi::Object exports) {
   exports.Set("fdSetNonBlocking", Napi::Function::New(env, FdSetNonBlocking));
   exports.Set("mapSharedFd", Napi::Function::New(env, MapSharedFd));
   exports.Set("pageSize", Napi::Function::New(env, PageSize));
+  exports.Set("socketPair", Napi::Function::New(env, SocketPair));
 }
 
 }  // namespace xdpvm

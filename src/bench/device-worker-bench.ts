@@ -2,9 +2,11 @@
 // the device as the VMM runs it. The device services its queue pair in its
 // own I/O worker against an AF_XDP socket on one end of a veth pair; a
 // poll-mode driver in this thread stands in for the PMD guest
-// (guest-images/pmd): split rings with EVENT_IDX, used rings polled, RX
-// buffers given back in the same round, bursts of `burst` frames, a kick
-// only when the device's avail_event asks for one, interrupts suppressed.
+// (guest-images/pmd): split rings, used rings polled, RX buffers given back
+// in the same round, bursts of `burst` frames, a kick only when the device
+// asks for one (used->flags without NO_NOTIFY; with --event-idx on, its
+// avail_event), interrupts suppressed. EVENT_IDX is off by default, as in
+// the PMD guest's default and DPDK's virtio PMD.
 // The driver's rings are the test driver's (src/test-driver: DriverQueue +
 // SplitBufferRing).
 //
@@ -71,6 +73,12 @@ export interface DeviceWorkerBenchOptions extends BenchRunOptions {
    * CPU, and device and C forwarder both lost ~30%).
    */
   peerNapi?: PeerNapi;
+  /**
+   * The driver negotiates VIRTIO_F_EVENT_IDX (default false: as the PMD guest, whose event_idx= is off unless
+   * `bench pmd --event-idx on`, and as DPDK's virtio PMD). Without it the driver kicks whenever the device has not
+   * set VIRTQ_USED_F_NO_NOTIFY (§2.7.7), and the device cannot ask for a kick only after a batch (§2.7.10).
+   */
+  eventIdx?: boolean;
 }
 
 export const PEER_NAPI = ['softirq', 'threaded'] as const;
@@ -220,9 +228,9 @@ class DriverPair {
   forwarded = 0;
   fwdDropped = 0;
 
-  constructor(ram: GuestRam, notify: (index: number) => void) {
-    this.rxq = new DriverQueue({ index: 0, size: Q, kind: 'split', eventIdx: true, ram, notify: () => notify(0) });
-    this.txq = new DriverQueue({ index: 1, size: Q, kind: 'split', eventIdx: true, ram, notify: () => notify(1) });
+  constructor(ram: GuestRam, eventIdx: boolean, notify: (index: number) => void) {
+    this.rxq = new DriverQueue({ index: 0, size: Q, kind: 'split', eventIdx, ram, notify: () => notify(0) });
+    this.txq = new DriverQueue({ index: 1, size: Q, kind: 'split', eventIdx, ram, notify: () => notify(1) });
     // A polling driver: no used-buffer notifications (the PMD without irq=).
     this.rxq.setInterrupts(false);
     this.txq.setInterrupts(false);
@@ -309,11 +317,12 @@ async function deviceRun(
   try {
     const ram = new GuestRam(RAM, 0, mapping);
     const pairs: DriverPair[] = [];
-    const features = featureMask(VirtioFeature.VERSION_1, VirtioFeature.EVENT_IDX);
+    const eventIdx = o.eventIdx === true;
+    const features = eventIdx ? featureMask(VirtioFeature.VERSION_1, VirtioFeature.EVENT_IDX) : featureMask(VirtioFeature.VERSION_1);
     for (let q = 0; q < nq; q++) {
       const fds = runner.fds[q]!;
       // §4.1.5.2 in spirit: a notify is one eventfd write, as an ioeventfd turns the PMD's MMIO write into.
-      const d = new DriverPair(ram, (index) => void sys.eventfdWrite(index === 0 ? fds.rxKick : fds.txKick, 1));
+      const d = new DriverPair(ram, eventIdx, (index) => void sys.eventfdWrite(index === 0 ? fds.rxKick : fds.txKick, 1));
       pairs.push(d);
       runner.start(
         { pair: q, rx: { ...ringConfig(d.rxq), index: 2 * q }, tx: { ...ringConfig(d.txq), index: 2 * q + 1 }, features, mergeable: false, offloads: { csum: false, tso: false } },
@@ -596,7 +605,7 @@ export async function benchDeviceWorker(o: DeviceWorkerBenchOptions): Promise<Be
     benchmark: 'device-worker',
     workload: mode,
     params: {
-      xdpMode: o.xdpMode, seconds: o.seconds, runs: o.runs, size: o.size, burst, queueSize: Q, eventIdx: true, queues, ioThreads,
+      xdpMode: o.xdpMode, seconds: o.seconds, runs: o.runs, size: o.size, burst, queueSize: Q, eventIdx: o.eventIdx === true, queues, ioThreads,
       threadOf: Array.from({ length: queues }, (_, k) => k % ioThreads), ioThreadCpus: ioThreadCpus(cpus, ioThreads).map((c) => c ?? null),
       cpus: cpus ?? 'not pinned', placement, peerNapi, ...(peerNapi === 'threaded' ? { peerNapiCpu: napiCpu } : {}), spinRounds: o.spinRounds ?? 'default', pollUs: policy.pollUs, coalesceUs: policy.coalesceUs, driverNice: policy.driverNice,
       generator: generate ? `raw C XSK tx on the peer, batch 64, ${genCpu === undefined ? 'not pinned' : `on CPU ${genCpu}`}` : null,
@@ -720,7 +729,7 @@ export async function benchDeviceWorkerGuestUmem(o: DeviceWorkerBenchOptions): P
     subject: 'guest-umem',
     workload: mode,
     params: {
-      xdpMode: o.xdpMode, seconds: o.seconds, runs: o.runs, size: o.size, burst, queueSize: Q, eventIdx: true, queues, ioThreads,
+      xdpMode: o.xdpMode, seconds: o.seconds, runs: o.runs, size: o.size, burst, queueSize: Q, eventIdx: o.eventIdx === true, queues, ioThreads,
       cpus: cpus ?? 'not pinned', placement, pollUs: policy.pollUs, coalesceUs: policy.coalesceUs, driverNice: policy.driverNice,
       compared: 'guest-umem=on (guest RAM as the UMEM, serviced in place by the I/O threads) against guest-umem=off (copied into 4 KiB UMEM frames)',
       counted:

@@ -32,6 +32,10 @@ export interface PmdBenchOptions extends BenchRunOptions {
   ioThreads?: number;
   /** Default defaultPmdPlacement(mode). */
   placement?: PmdPlacementName;
+  /** kvm (default), or hosted: the PMD's hosted build as the vCPU process (`xdpvm run -accel hosted`), for hosts without /dev/kvm. */
+  accel?: 'kvm' | 'hosted';
+  /** The guest negotiates VIRTIO_F_EVENT_IDX (its event_idx=1; default off, as DPDK's virtio PMD). */
+  eventIdx?: boolean;
 }
 
 /** Why this host cannot run the benchmark, or undefined. */
@@ -126,8 +130,9 @@ async function guestRun(pair: VethPair, o: PmdBenchOptions, place: PmdPlacement,
   const run = placementRunArgs(place);
   const vm = PmdVm.start({
     netns: pair.a.netns, ifname: pair.a.ifname, cpus: o.queues, queues: o.queues, xdpMode: o.xdpMode,
-    append: `mode=${o.mode} size=${o.size} seconds=${o.seconds} queues=${o.queues} burst=32`,
+    append: `mode=${o.mode} size=${o.size} seconds=${o.seconds} queues=${o.queues} burst=32${o.eventIdx ? ' event_idx=1' : ''}`,
     timeline: true,
+    ...(o.accel === 'hosted' ? { accel: 'hosted' as const } : {}),
     timeoutMs: (o.seconds + 120) * 1000,
     runArgs: run.args,
     deviceProps: run.deviceProps,
@@ -179,8 +184,10 @@ async function baselineRun(pair: VethPair, o: PmdBenchOptions, place: PmdPlaceme
 }
 
 export async function benchPmd(o: PmdBenchOptions): Promise<BenchResult> {
-  const why = pmdBenchUnavailable();
+  const hosted = o.accel === 'hosted';
+  const why = hosted ? undefined : pmdBenchUnavailable();
   if (why) throw new Error(`bench pmd needs KVM: ${why}`);
+  if (hosted) o.progress('  hosted vCPU: the PMD driver runs as a process (-accel hosted); its port and MMIO accesses are relayed, not KVM exits');
   const emulated = emulatedCpu();
   if (emulated) o.progress('  NOTE: this CPU is QEMU TCG (the nested-KVM harness): every figure below measures the emulator, not xdpvm');
   const place = pmdPlacement(o.placement ?? defaultPmdPlacement(o.mode), o.queues, undefined, o.ioThreads ?? o.queues);
@@ -221,7 +228,10 @@ export async function benchPmd(o: PmdBenchOptions): Promise<BenchResult> {
     ...resultHeader(),
     benchmark: 'pmd',
     workload: o.mode,
+    ...(hosted ? { subject: 'PMD guest (hosted vCPU)' } : {}),
     params: {
+      accel: hosted ? 'hosted' : 'kvm',
+      eventIdx: o.eventIdx === true,
       xdpMode: o.xdpMode, queues: o.queues, vcpus: o.queues, ioThreads: place.ioCpus.length, size: o.size, seconds: o.seconds, runs: o.runs, burst: 32,
       emulated, bootToFirstPacketMs: firsts.length ? summarize(firsts) : null,
       placement: place,

@@ -21,6 +21,8 @@ export interface PmdVmOptions {
   xdpMode?: 'native' | 'skb';
   /** `xdpvm run -iopl`: 0 enters the guest as a PVM host runs ring 3 (port I/O by the TSS bitmap only). */
   iopl?: 0 | 3;
+  /** `xdpvm run -accel hosted`: the vCPU is the PMD's hosted build, a process (no /dev/kvm needed). */
+  accel?: 'kvm' | 'hosted';
   /** More `xdpvm run` options (before -netdev), e.g. -vcpu-cpus. */
   runArgs?: readonly string[];
   /** More -netdev af-xdp options, each as ",key=value" (e.g. ",guest-umem=on"). */
@@ -103,6 +105,7 @@ export class PmdVm {
     const argv = [
       'run', '-m', o.memory ?? '64M', '-smp', String(o.cpus ?? 1), '-kernel', kernel, '-append', o.append,
       ...(o.iopl !== undefined ? ['-iopl', String(o.iopl)] : []),
+      ...(o.accel === 'hosted' ? ['-accel', 'hosted'] : []),
       ...(o.timeline ? ['-timeline'] : []),
       ...(o.runArgs ?? []),
       '-netdev', netdev, '-device', `virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56${o.deviceProps ?? ''}`,

@@ -4,15 +4,16 @@
 // debug-exit status, 0 after a shutdown or reset, 1 after an error. Every
 // queue pair's counters go to stderr as one JSON line (`xdpvm-counters
 // {...}`) on exit and on SIGUSR1.
-import { fstatSync, readFileSync } from 'node:fs';
+import { existsSync, fstatSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { bootPlanFor } from '../vmm/boot-plan';
 import { BootTimeline } from '../vmm/boot-timeline';
-import { Machine } from '../vmm/machine';
+import { Machine, type Accelerator } from '../vmm/machine';
 import { parseRunOptions } from '../vmm/run-options';
 import { UsageError } from './args';
 
 export const RUN_USAGE = `usage: xdpvm run [-m SIZE] [-smp N] -kernel FILE [-initrd FILE] [-append "..."]
-                 [-iopl 0|3] [-timeline] [-vcpu-cpus C0:C1:...] [-vcpu-nice N]
+                 [-iopl 0|3] [-timeline] [-vcpu-cpus C0:C1:...] [-vcpu-nice N] [-accel kvm|hosted[,vcpu=FILE]]
                  [-netdev af-xdp,id=ID,ifname=IF[,...] -device virtio-net-pci,netdev=ID[,mac=MAC][,io-cpus=C0:C1:...]
                                                   [,poll-max-ns=N][,coalesce-us=N][,io-nice=N]]...
   -vcpu-cpus    pin vCPU i's thread to host CPU Ci; -vcpu-nice: the vCPU threads' niceness
@@ -20,6 +21,8 @@ export const RUN_USAGE = `usage: xdpvm run [-m SIZE] [-smp N] -kernel FILE [-ini
                 (default 50000); coalesce-us=: wait after a round with few frames, so frames come in batches; io-nice=
   A vCPU that shares its CPU with its I/O thread: poll-max-ns=0,coalesce-us=50 and -vcpu-nice 19 (README, Queues and CPUs)
   -iopl 0    enter a bare-metal guest with RFLAGS.IOPL = 0 (as a PVM host runs ring 3): port I/O by the TSS bitmap only
+  -accel hosted  no KVM: each vCPU is a process running the PMD test guest's hosted build (vcpu=, default
+             pmd-hosted beside -kernel) on guest RAM, its port and MMIO accesses relayed as exits (no /dev/kvm needed)
   -timeline  at the end, print on stderr 'xdpvm: boot timeline {...}': ms from process start to each boot phase`;
 
 function readInput(what: string, file: string): Uint8Array {
@@ -70,13 +73,22 @@ function attachConsoleInput(machine: Machine): () => void {
   };
 }
 
+/** The hosted vCPU's executable: vcpu=, else the PMD image's hosted build beside it (guest-images/pmd/build.sh makes both). */
+function accelerator(a: ReturnType<typeof parseRunOptions>['accel'], kernelPath: string): Accelerator {
+  if (a.kind === 'kvm') return a;
+  const executable = a.vcpu ?? path.join(path.dirname(kernelPath), 'pmd-hosted');
+  if (!existsSync(executable)) throw new UsageError(`-accel hosted: no hosted vCPU executable '${executable}'${a.vcpu ? '' : ' beside -kernel (give vcpu=FILE)'}`);
+  return { kind: 'hosted', executable };
+}
+
 export async function runCommand(argv: readonly string[]): Promise<number> {
   const timeline = new BootTimeline();
   timeline.mark('modulesLoaded');
   const o = parseRunOptions(argv);
   const kernel = readInput('-kernel', o.kernel);
   const initrd = o.initrd !== undefined ? { bytes: readInput('-initrd', o.initrd), path: o.initrd } : undefined;
-  const load = bootPlanFor(kernel, o.kernel, o.append, initrd, o.iopl);
+  const load = bootPlanFor(kernel, o.kernel, o.append, initrd, o.iopl, o.accel.kind === 'hosted');
+  const accel = accelerator(o.accel, o.kernel);
   let pending: number[] = [];
   const flush = (): void => {
     if (pending.length) process.stdout.write(Buffer.from(pending));
@@ -95,6 +107,7 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
     timeline,
     ...(o.vcpuCpus ? { vcpuCpus: o.vcpuCpus } : {}),
     ...(o.vcpuNice !== undefined ? { vcpuNice: o.vcpuNice } : {}),
+    accel,
   });
   const closeInput = attachConsoleInput(machine);
   const onSignal = (sig: NodeJS.Signals): void => machine.stop(`${sig}`);

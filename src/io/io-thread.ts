@@ -448,11 +448,13 @@ function run(d: IoThreadData): void {
         continue;
       }
       let deferred = false;
+      let rxStarved = false;
       let waiting = 0;
       for (let i = 0; i < n; i++) {
         const p = pairs[i]!;
         const net = p.net!;
         if (net.rxDeferred) deferred = true;
+        if (net.rxBlocked) rxStarved = true;
         const want = (net.rxBlocked ? 0 : EpollEvents.In) | (net.txBlocked ? EpollEvents.Out : 0);
         if (p.queue.pollFd >= 0 && want !== 0) {
           epoll.add(p.queue.pollFd, p.tagBase + KIND_BACKEND, want);
@@ -473,6 +475,7 @@ function run(d: IoThreadData): void {
       }
       for (let w = 0; w < waiting; w++) epoll.delete(served[waitingOn[w]!]!.queue.pollFd);
       let txKicked = false;
+      let rxKicked = false;
       for (let i = 0; i < got; i++) {
         const t = tags[i]!;
         if (t === TAG_WAKE) {
@@ -484,8 +487,10 @@ function run(d: IoThreadData): void {
         if (!p || !s) continue;
         const kind = (t - 1) % 3;
         // An eventfd read returns how many kicks it absorbed.
-        if (kind === KIND_RX_KICK) p.live[W_KICKS_READ] += Math.max(0, sys.eventfdRead(s.fds.rxKick));
-        else if (kind === KIND_TX_KICK) {
+        if (kind === KIND_RX_KICK) {
+          p.live[W_KICKS_READ] += Math.max(0, sys.eventfdRead(s.fds.rxKick));
+          rxKicked = true;
+        } else if (kind === KIND_TX_KICK) {
           p.live[W_KICKS_READ] += Math.max(0, sys.eventfdRead(s.fds.txKick));
           txKicked = true;
         }
@@ -506,9 +511,14 @@ function run(d: IoThreadData): void {
       // vCPU): yield the CPU for the coalescing time, kicks still off, so the
       // driver goes on filling its rings and this wake-up serves a batch, not
       // the one burst that kicked (QEMU's virtio-net tx=timer does the same).
-      // Frames from the backend are served at once: delaying them only fills
-      // the socket's Rx ring, where the kernel drops.
-      if (coalesceMs > 0 && txKicked) coalesce(pairs);
+      // The same for the kick of a driver handing back receive buffers the
+      // device ran out of: served at once, the first burst is taken, the
+      // device is out again and the next burst kicks again; a driver without
+      // EVENT_IDX cannot be asked to wait for a batch (§2.7.10), so this is
+      // the only batching it gets. Frames from the backend are served at
+      // once: delaying them only fills the socket's Rx ring, where the kernel
+      // drops.
+      if (coalesceMs > 0 && (txKicked || (rxKicked && rxStarved))) coalesce(pairs);
       // The idle spell, from its first idle rounds to the event (or timeout) that ended it.
       poll.idleEnded((t1 - idleSince) * 1000);
       idle = 0;

@@ -45,6 +45,8 @@ export interface UnixSocketAddon {
   /** MAP_SHARED | MAP_NORESERVE, not pre-faulted; offset page-aligned. Release with unmap. */
   mapSharedFd(fd: number, offset: number, length: number): ArrayBuffer;
   pageSize(): number;
+  /** A connected AF_UNIX stream pair, both ends close-on-exec. */
+  socketPair(): [number, number];
 }
 
 export type SysConstantName =
@@ -81,8 +83,8 @@ export interface SysAddon extends UnixSocketAddon {
   memlockLimit(): { soft: number; hard: number };
   setMemlockLimit(soft: number, hard: number): void;
 
-  /** Pins the calling thread to these host CPUs: 0 or -errno. */
-  setThreadAffinity(cpus: readonly number[]): number;
+  /** Pins the calling thread (or thread/process `tid`) to these host CPUs: 0 or -errno. */
+  setThreadAffinity(cpus: readonly number[], tid?: number): number;
 
   // eventfd: read -> count or -errno, write -> 0 or -errno.
   eventfdCreate(initval?: number, flags?: number): number;

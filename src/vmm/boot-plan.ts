@@ -18,9 +18,11 @@ export function bootPlanFor(
   append: string,
   initrd?: { bytes: Uint8Array; path: string },
   iopl: 0 | 3 = 3,
+  hosted = false,
 ): (memory: GuestMemory, cpus: number) => BootPlan {
   const kind = detectKernelKind(kernel);
   if (kind === undefined) throw new RunOptionError(`-kernel: '${kernelPath}' is neither a Linux bzImage/vmlinux nor a 64-bit ELF`);
+  if (hosted && kind !== 'bare-metal-elf') throw new RunOptionError(`-accel hosted: runs only the PMD test guest (a bare-metal ELF with a hosted build); '${kernelPath}' is a Linux kernel, which needs KVM`);
   if (iopl !== 3 && kind !== 'bare-metal-elf') throw new RunOptionError(`-iopl: only for a bare-metal ELF ('${kernelPath}' is a Linux kernel, which sets its own flags)`);
   if (kind !== 'bare-metal-elf') {
     // Linux boot protocol: the BSP enters the 64-bit entry; the APs wait for INIT/SIPI from the kernel.
@@ -37,6 +39,7 @@ export function bootPlanFor(
     const boot = loadBareMetal({ ram: memory.regionBytes(0), image: kernel, commandLine: append, vcpus: cpus, mmio: PCI_MMIO32, tscKhz: hostTscKhz(), iopl });
     return {
       faultPort: FAULT_PORT,
+      bootInfo: boot.vcpus.map((v) => v.bootInfo),
       setupVcpu(vcpu, index) {
         applyBootState(vcpu, boot.vcpus[index]!);
         // Every vCPU enters the image at once: no INIT/SIPI dance for a bare-metal guest.

@@ -2,7 +2,8 @@
 // so the default irqchip routes (GSI 0-15 on the PICs and the IOAPIC, 16-23
 // on the IOAPIC: what KVM sets up by itself) are always kept, and MSI routes
 // for virtio queue vectors are added from GSI 24 upwards.
-import { IrqChip, type GsiRoute, type Vm } from '../kvm/vm';
+import { IrqChip, type GsiRoute } from '../kvm/vm';
+import type { DeviceVm } from './device-vm';
 
 const FIRST_MSI_GSI = 24;
 const IOAPIC_PINS = 24;
@@ -12,7 +13,7 @@ export class InterruptRouting {
   private next = FIRST_MSI_GSI;
   private readonly free: number[] = [];
 
-  constructor(private readonly vm: Vm) {}
+  constructor(private readonly vm: DeviceVm) {}
 
   /** A GSI for an MSI route (give it back with release). */
   allocate(): number {

@@ -3,6 +3,11 @@
 // backends, one I/O worker per queue pair), COM1, debug-exit and i8042
 // reset, and one worker thread per vCPU. This thread owns the device model
 // and answers the vCPUs' register exits; packets never pass through it.
+// With the hosted accelerator (no /dev/kvm; the PMD test guest only) each
+// vCPU is a process running the guest's hosted build on the same RAM, and
+// its thread relays that process's accesses instead of running KVM_RUN
+// (hosted/): the devices, I/O threads and everything above are the same.
+import { spawn, type ChildProcess } from 'node:child_process';
 import type { Worker } from 'node:worker_threads';
 import type { AfXdpOptions } from '../backend/af-xdp/af-xdp-options';
 import type { CpuidEntry } from '../kvm/cpuid';
@@ -29,6 +34,10 @@ import { CoalescedWrites } from './coalesced-writes';
 import { PCI_CONFIG_ADDRESS_PORT } from '../pci/config-address';
 import type { VcpuWorkerData } from './vcpu/vcpu-worker';
 import { vcpuThread } from './vcpu/vcpu-thread';
+import type { DeviceVm } from './device-vm';
+import { HostedVm } from './hosted/hosted-vm';
+import { sys } from '../native/sys';
+import { setThreadNice } from '../host/cpu-affinity';
 
 export interface NetDeviceConfig {
   id: string;
@@ -45,7 +54,12 @@ export interface BootPlan {
   setupVcpu(vcpu: Vcpu, index: number): void;
   /** Bare-metal guests: the port the VMM's exception stubs write, ending the run with the decoded fault. */
   faultPort?: number;
+  /** Bare-metal guests: each vCPU's boot info address (what a hosted vCPU process starts from). */
+  bootInfo?: readonly number[];
 }
+
+/** How the vCPUs run: KVM, or (no /dev/kvm, PMD test guest only) the guest's hosted build as a process per vCPU. */
+export type Accelerator = { kind: 'kvm' } | { kind: 'hosted'; /** guest-images/out/pmd-hosted */ executable: string };
 
 export interface MachineConfig {
   memoryBytes: number;
@@ -61,6 +75,8 @@ export interface MachineConfig {
   vcpuCpus?: readonly number[];
   /** Niceness of the vCPU threads (default: inherited). */
   vcpuNice?: number;
+  /** Default: KVM. */
+  accel?: Accelerator;
 }
 
 export interface RunResult {
@@ -78,8 +94,11 @@ const CONSOLE_FLUSH_MS = 10;
 export class Machine {
   readonly memory: GuestMemory;
   readonly nets: VirtioNetPci[] = [];
-  private readonly kvm: Kvm;
-  private readonly vm: Vm;
+  private readonly kvm: Kvm | undefined;
+  private readonly vm: Vm | undefined;
+  private readonly hosted: { vm: HostedVm; executable: string; bootInfo: readonly number[] } | undefined;
+  /** Hosted vCPU processes and the relay threads' ends of their sockets. */
+  private readonly hostedVcpus: { child: ChildProcess; exited: Promise<void>; relayFd: number }[] = [];
   private readonly ram: GuestRam;
   private readonly vcpus: Vcpu[] = [];
   private readonly boxes: ExitMailbox[] = [];
@@ -103,23 +122,31 @@ export class Machine {
       worker.on('error', (e) => this.end({ reason: 'error', status: 0, detail: `vCPU ${i} thread: ${e.message}` }));
       this.workers.push(worker);
     }
-    const pvm = detectPvm();
-    const warning = pvmWarning(pvm);
+    const accel = config.accel ?? { kind: 'kvm' };
+    const hostedVm = accel.kind === 'hosted' ? new HostedVm() : undefined;
+    const pvm = hostedVm ? undefined : detectPvm();
+    const warning = pvm ? pvmWarning(pvm) : undefined;
     if (warning) config.warn(warning);
-    this.kvm = Kvm.open();
+    this.kvm = hostedVm ? undefined : Kvm.open();
     try {
-      this.kvm.requireExtensions();
-      this.vm = this.kvm.createVm();
-      this.vm.setTssAddr(KVM_TSS_ADDR);
-      this.vm.setIdentityMapAddr(KVM_IDENTITY_MAP_ADDR);
-      this.vm.createIrqchip();
-      this.vm.createPit2();
+      if (this.kvm) {
+        this.kvm.requireExtensions();
+        this.vm = this.kvm.createVm();
+        this.vm.setTssAddr(KVM_TSS_ADDR);
+        this.vm.setIdentityMapAddr(KVM_IDENTITY_MAP_ADDR);
+        this.vm.createIrqchip();
+        this.vm.createPit2();
+      }
+      // Where the devices inject interrupts and register eventfds: the KVM VM, or the hosted accelerator's stand-in.
+      const deviceVm: DeviceVm = this.vm ?? hostedVm!;
       // Bounce frames behind guest RAM for the netdevs that may register it as their UMEM (outside every KVM slot).
       const umemPlan = planGuestUmem(config.nets.map((n) => n.backend), config.memoryBytes);
-      this.ram = GuestRam.allocate(config.memoryBytes + umemPlan.tailBytes, { memfd: 'xdpvm-guest-ram' });
       const slots = ramSlots(config.memoryBytes);
+      // The hosted process maps guest RAM flat from guest-physical 0 (hosted.c): no PCI hole to skip.
+      if (hostedVm && slots.length > 1) throw new Error(`-accel hosted: at most ${slots[0]!.size / 2 ** 20} MiB of guest RAM (the hosted vCPU maps it without a PCI hole)`);
+      this.ram = GuestRam.allocate(config.memoryBytes + umemPlan.tailBytes, { memfd: 'xdpvm-guest-ram' });
       for (const s of slots)
-        this.vm.setUserMemoryRegion({ slot: s.slot, guestPhysAddr: s.gpa, memory: new Uint8Array(this.ram.buffer, s.offset, s.size) });
+        this.vm?.setUserMemoryRegion({ slot: s.slot, guestPhysAddr: s.gpa, memory: new Uint8Array(this.ram.buffer, s.offset, s.size) });
       this.memory = new GuestMemory(slots.map((s) => ({ gpa: s.gpa, bytes: new Uint8Array(this.ram.buffer, s.offset, s.size) })));
       const ramAddress = this.ram.handle().address;
       const regions = slots.map((s) => ({ gpa: s.gpa, address: ramAddress + BigInt(s.offset), length: s.size }));
@@ -130,19 +157,19 @@ export class Machine {
       this.serial = new Serial8250(
         COM1_BASE,
         config.console,
-        (level) => this.vm.irqLine(COM1_IRQ, level),
+        (level) => deviceVm.irqLine(COM1_IRQ, level),
         (on) => this.coalesced?.zone(COM1_BASE, 1, on),
       );
       this.ports.register(COM1_BASE, 8, this.serial);
       this.ports.register(DEBUG_EXIT_PORT, 1, new DebugExit((s) => this.end({ reason: 'debug-exit', status: s, detail: '' })));
       this.ports.register(I8042_COMMAND, 1, new I8042Reset(() => this.end({ reason: 'reset', status: 0, detail: 'i8042 reset' })));
 
-      const routing = new InterruptRouting(this.vm);
+      const routing = new InterruptRouting(deviceVm);
       for (const [i, n] of config.nets.entries()) {
         const guestRam = umemPlan.area(i, this.ram.buffer);
         this.nets.push(
           new VirtioNetPci({
-            id: n.id, backend: n.backend, mac: n.mac, vm: this.vm, bus: this.bus, memory: this.memory, regions, routing, intxGsi: INTX_GSI,
+            id: n.id, backend: n.backend, mac: n.mac, vm: deviceVm, bus: this.bus, memory: this.memory, regions, routing, intxGsi: INTX_GSI,
             ...(guestRam ? { guestRam } : {}),
             ...(n.hostMtu !== undefined ? { hostMtu: n.hostMtu } : {}),
             ...(n.io ? { io: n.io } : {}),
@@ -154,12 +181,19 @@ export class Machine {
 
       const plan = config.load(this.memory, config.cpus);
       this.faultPort = plan.faultPort;
-      const cpuid = this.cpuid(pvm.pvm);
+      if (hostedVm && accel.kind === 'hosted') {
+        if (!plan.bootInfo) throw new Error('-accel hosted: runs only the PMD test guest (a bare-metal ELF); a Linux kernel needs KVM');
+        this.hosted = { vm: hostedVm, executable: accel.executable, bootInfo: plan.bootInfo };
+        config.timeline?.mark('vmReady');
+        return;
+      }
+      const vm = this.vm!;
+      const cpuid = this.cpuid(pvm?.pvm ?? false);
       for (let i = 0; i < config.cpus; i++) {
-        const vcpu = this.vm.createVcpu(i);
+        const vcpu = vm.createVcpu(i);
         this.vcpus.push(vcpu);
         vcpu.setCpuid(withApicId(cpuid, i));
-        if (i === 0 && pvm.pvm) {
+        if (i === 0 && pvm?.pvm) {
           // A PVM KVM keeps the XSAVE-managed features as the CPU has them (ring 3 runs natively): say so once.
           const kept = pvmFeaturesPresent(vcpu.getCpuid());
           if (kept.length) config.warn(`kvm_pvm kept ${kept.join(' ')} in the guest's CPUID: usable from ring 3, but ring-0 code must not use them`);
@@ -167,7 +201,7 @@ export class Machine {
         plan.setupVcpu(vcpu, i);
       }
       // CONFIG_ADDRESS writes, and COM1 output while it raises no interrupt, are logged by KVM instead of exiting.
-      this.coalesced = CoalescedWrites.register(this.vm, this.vcpus[0]!, [[PCI_CONFIG_ADDRESS_PORT, 4], ...(this.serial.txOnlyOutput ? [[COM1_BASE, 1] as const] : [])]);
+      this.coalesced = CoalescedWrites.register(vm, this.vcpus[0]!, [[PCI_CONFIG_ADDRESS_PORT, 4], ...(this.serial.txOnlyOutput ? [[COM1_BASE, 1] as const] : [])]);
       config.timeline?.mark('vmReady');
     } catch (e) {
       for (const n of this.nets) n.backend.close();
@@ -177,7 +211,7 @@ export class Machine {
   }
 
   private cpuid(pvm: boolean): CpuidEntry[] {
-    const supported = this.kvm.supportedCpuid();
+    const supported = this.kvm!.supportedCpuid();
     return pvm ? maskCpuidForPvm(supported) : supported;
   }
 
@@ -202,19 +236,23 @@ export class Machine {
       () => this.config.timeline?.mark('xdpAttached'),
       () => {},
     );
-    for (const [i, vcpu] of this.vcpus.entries()) {
+    if (this.hosted) this.startHostedVcpus();
+    for (let i = 0; i < this.config.cpus; i++) {
+      const vcpu = this.vcpus[i];
+      const relay = this.hostedVcpus[i];
       const box = new ExitMailbox();
       this.boxes.push(box);
       const data: VcpuWorkerData = {
-        vcpu: vcpu.handle(),
+        ...(vcpu ? { vcpu: vcpu.handle() } : {}),
+        ...(relay ? { hosted: { fd: relay.relayFd, ioevents: this.hosted!.vm.ioevents.buffer } } : {}),
         mailbox: box.buffer,
         ...(this.faultPort !== undefined ? { faultPort: this.faultPort } : {}),
         ...(this.config.timeline ? { timeline: this.config.timeline.shared } : {}),
-        ...(this.config.vcpuCpus?.[vcpu.id] !== undefined ? { cpu: this.config.vcpuCpus[vcpu.id] } : {}),
+        ...(this.config.vcpuCpus?.[i] !== undefined ? { cpu: this.config.vcpuCpus[i] } : {}),
         ...(this.config.vcpuNice !== undefined ? { nice: this.config.vcpuNice } : {}),
       };
       // Serving begins before the thread can post an exit (serveMailbox copes either way, see there).
-      serving.push(serveMailbox(box, (kind, address, bytes) => this.exit(kind, address, bytes), (reason, detail) => this.vcpuStopped(vcpu.id, reason, detail)));
+      serving.push(serveMailbox(box, (kind, address, bytes) => this.exit(kind, address, bytes), (reason, detail) => this.vcpuStopped(i, reason, detail)));
       this.workers[i]!.postMessage(data);
     }
     // Logged console output reaches the console at the guest's next exit, or at the latest here.
@@ -227,6 +265,7 @@ export class Machine {
     this.stopVcpus();
     await Promise.all(this.workers.map((w) => new Promise<void>((r) => (w.threadId === -1 ? r() : w.once('exit', () => r())))));
     await Promise.all(serving);
+    await Promise.all(this.hostedVcpus.map((h) => h.exited));
     this.coalesced?.drain(this.coalescedWrite);
     return result;
   }
@@ -286,7 +325,44 @@ export class Machine {
   private stopVcpus(): void {
     for (const [i, box] of this.boxes.entries()) {
       Atomics.store(box.words, Slot.Stop, 1);
-      this.vcpus[i]!.kick();
+      this.vcpus[i]?.kick();
+    }
+    // A hosted vCPU's relay is blocked reading its process: ending the process ends the read.
+    for (const h of this.hostedVcpus) if (h.child.exitCode === null && h.child.signalCode === null) h.child.kill('SIGKILL');
+  }
+
+  /**
+   * One process per vCPU running the guest's hosted build on guest RAM's memfd (fd 3), its requests on a socket
+   * (fd 4; hosted.c takes request and reply fds, here the same), pinned and niced as a vCPU thread would be.
+   */
+  private startHostedVcpus(): void {
+    const h = this.hosted!;
+    for (let i = 0; i < this.config.cpus; i++) {
+      const [relayFd, childFd] = sys.socketPair();
+      let child: ChildProcess;
+      try {
+        child = spawn(h.executable, ['4', '4', '3', String(this.config.memoryBytes), String(h.bootInfo[i]!)], {
+          stdio: ['ignore', 'ignore', 'inherit', this.ram.fd, childFd],
+        });
+      } finally {
+        sys.close(childFd);
+      }
+      const exited = new Promise<void>((resolve) => {
+        child.once('error', (e) => {
+          this.end({ reason: 'error', status: 0, detail: `hosted vCPU ${i}: cannot start '${h.executable}': ${e.message}` });
+          resolve();
+        });
+        child.once('exit', (code, signal) => {
+          // After a debug-exit the process ends itself (status 0); the run ended first.
+          this.end({ reason: 'error', status: 0, detail: `hosted vCPU ${i}: the process ended (${signal ?? `status ${code}`}) before the guest exited` });
+          resolve();
+        });
+      });
+      this.hostedVcpus.push({ child, exited, relayFd });
+      const cpu = this.config.vcpuCpus?.[i];
+      if (cpu !== undefined && child.pid !== undefined && sys.setThreadAffinity([cpu], child.pid) !== 0)
+        this.config.warn(`xdpvm: hosted vCPU ${i}: cannot pin to CPU ${cpu}; left to the scheduler`);
+      if (this.config.vcpuNice !== undefined && child.pid !== undefined) setThreadNice(child.pid, this.config.vcpuNice, `hosted vCPU ${i}`);
     }
   }
 
@@ -301,9 +377,14 @@ export class Machine {
   private releaseSync(): void {
     if (!this.started) for (const w of this.workers) void w.terminate();
     for (const v of this.vcpus) v.close();
+    for (const h of this.hostedVcpus) {
+      if (h.child.exitCode === null && h.child.signalCode === null) h.child.kill('SIGKILL');
+      sys.close(h.relayFd);
+    }
+    this.hostedVcpus.length = 0;
     this.vm?.close();
     this.ram?.release();
-    this.kvm.close();
+    this.kvm?.close();
   }
 }
 

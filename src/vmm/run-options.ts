@@ -1,6 +1,6 @@
 // `xdpvm run` options, spelled as QEMU spells them:
 //   -m 256M -smp 2 -kernel FILE [-initrd FILE] [-append "..."] [-iopl 0|3]
-//   [-vcpu-cpus C0:C1:...] [-vcpu-nice N]
+//   [-vcpu-cpus C0:C1:...] [-vcpu-nice N] [-accel kvm|hosted[,vcpu=FILE]]
 //   -netdev af-xdp,id=n1,ifname=eth0[,...] -device virtio-net-pci,netdev=n1[,mac=52:54:00:12:34:56]
 //     [,host_mtu=N][,iothread-vq-mapping=T0:T1:...][,io-cpus=C0:C1:...]
 //     [,poll-max-ns=N][,poll-grow=N][,poll-shrink=N][,coalesce-us=N][,io-nice=N]
@@ -42,6 +42,11 @@ export interface RunOptions {
   vcpuCpus?: number[];
   /** -vcpu-nice N: niceness of the vCPU threads. */
   vcpuNice?: number;
+  /**
+   * -accel kvm (default) | hosted[,vcpu=FILE]: hosted runs each vCPU as a process executing the PMD test guest's
+   * hosted build (FILE, default `pmd-hosted` beside -kernel), for hosts without /dev/kvm.
+   */
+  accel: { kind: 'kvm' } | { kind: 'hosted'; vcpu?: string };
 }
 
 const MAX_CPUS = 64;
@@ -111,6 +116,8 @@ export function parseRunOptions(argv: readonly string[]): RunOptions {
   let timeline = false;
   let vcpuCpus: number[] | undefined;
   let vcpuNice: number | undefined;
+  let accel: RunOptions['accel'] = { kind: 'kvm' };
+  let enableKvm = false;
   const netdevs = new Map<string, AfXdpOptions>();
   const devices: Array<{ netdev: string; mac?: Uint8Array; hostMtu?: number; io?: IoThreadSettings }> = [];
   const seen = new Set<string>();
@@ -213,7 +220,17 @@ export function parseRunOptions(argv: readonly string[]): RunOptions {
         // Always so here: the console is stdio and a guest reset ends the run.
         break;
       case '-enable-kvm':
+        enableKvm = true;
         break;
+      case '-accel': {
+        once();
+        const { head, kv } = keyValues(value(), '-accel');
+        for (const k of kv.keys()) if (k !== 'vcpu' || head !== 'hosted') throw new RunOptionError(`-accel ${head}: unknown property '${k}'`);
+        if (head === 'kvm') accel = { kind: 'kvm' };
+        else if (head === 'hosted') accel = { kind: 'hosted', ...(kv.has('vcpu') ? { vcpu: kv.get('vcpu')! } : {}) };
+        else throw new RunOptionError(`-accel: '${head}' is not kvm or hosted`);
+        break;
+      }
       default:
         throw new RunOptionError(`unknown option '${opt}'`);
     }
@@ -246,8 +263,11 @@ export function parseRunOptions(argv: readonly string[]): RunOptions {
   });
   for (const id of netdevs.keys()) if (!used.has(id)) throw new RunOptionError(`-netdev '${id}' has no -device virtio-net-pci,netdev=${id}`);
   if (vcpuCpus && vcpuCpus.length > cpus) throw new RunOptionError(`-vcpu-cpus names ${vcpuCpus.length} CPUs for ${cpus} vCPU(s)`);
+  if (accel.kind === 'hosted' && enableKvm) throw new RunOptionError('-accel hosted and -enable-kvm exclude each other');
+  // A hosted vCPU is a Linux process: no privilege levels, so no IOPL to choose.
+  if (accel.kind === 'hosted' && iopl !== 3) throw new RunOptionError('-iopl: not with -accel hosted (a hosted vCPU is a process; port I/O is a request to the VMM)');
   return {
-    memoryBytes, cpus, kernel, ...(initrd !== undefined ? { initrd } : {}), append, nets, iopl, timeline,
+    memoryBytes, cpus, kernel, ...(initrd !== undefined ? { initrd } : {}), append, nets, iopl, timeline, accel,
     ...(vcpuCpus ? { vcpuCpus } : {}),
     ...(vcpuNice !== undefined ? { vcpuNice } : {}),
   };

@@ -15,7 +15,7 @@
 import { AfXdpBackend } from '../../backend/af-xdp/af-xdp-backend';
 import type { AfXdpOptions } from '../../backend/af-xdp/af-xdp-options';
 import type { GuestUmemArea } from '../../backend/af-xdp/guest-umem';
-import type { Vm } from '../../kvm/vm';
+import type { DeviceVm } from '../device-vm';
 import type { GuestMemory } from '../../memory/guest-memory';
 import type { XskStatistics } from '../../native/xsk';
 import type { PciBus } from '../../pci/pci-bus';
@@ -42,7 +42,7 @@ export interface VirtioNetPciOptions {
   mac: Uint8Array;
   /** host_mtu=: the MTU the device offers; absent: the interface's (1500 if the backend cannot tell). */
   hostMtu?: number;
-  vm: Vm;
+  vm: DeviceVm;
   bus: PciBus;
   memory: GuestMemory;
   regions: SharedRegion[];

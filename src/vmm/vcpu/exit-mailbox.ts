@@ -99,6 +99,14 @@ export class ExitMailbox {
   get stopRequested(): boolean {
     return Atomics.load(this.words, Slot.Stop) !== 0;
   }
+
+  /** Worker side, last: says why the vCPU stopped (a short detail) and waits until the platform has read it. */
+  reportStop(reason: StopReason, detail: string): void {
+    this.data.fill(0);
+    this.data.set(Buffer.from(detail).subarray(0, 63));
+    this.words[Slot.Status] = reason;
+    this.call(ExitKind.Stopped, 0, 0);
+  }
 }
 
 /**

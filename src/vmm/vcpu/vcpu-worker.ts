@@ -1,6 +1,8 @@
-// One vCPU's thread: KVM_RUN in a loop. Port I/O and MMIO exits go to the
-// platform thread through the exit mailbox (the only per-exit traffic);
-// everything else ends the vCPU with a reason the VMM reports.
+// One vCPU's thread: KVM_RUN in a loop (or, with the hosted accelerator, the
+// relay of a hosted vCPU process: hosted/hosted-vcpu-loop.ts). Port I/O and
+// MMIO exits go to the platform thread through the exit mailbox (the only
+// per-exit traffic); everything else ends the vCPU with a reason the VMM
+// reports.
 // The VMM starts the thread before the VM exists, so its start-up (a Node
 // isolate, these modules, the KVM addon) overlaps the backends' set-up; the
 // vCPU to run arrives as the thread's first message.
@@ -8,10 +10,13 @@ import { parentPort } from 'node:worker_threads';
 import { ExitReason, IoDirection, Vcpu, type VcpuHandle } from '../../kvm/vcpu';
 import { markFirstKvmRun } from '../boot-timeline';
 import { pinThisThread, setThreadNice, thisThreadId } from '../../host/cpu-affinity';
-import { ExitKind, ExitMailbox, Slot, StopReason } from './exit-mailbox';
+import { ExitKind, ExitMailbox, StopReason } from './exit-mailbox';
+import { runHostedVcpu, type HostedVcpuData } from '../hosted/hosted-vcpu-loop';
 
 export interface VcpuWorkerData {
-  vcpu: VcpuHandle;
+  /** The KVM vCPU to run; absent with the hosted accelerator, which gives `hosted` instead. */
+  vcpu?: VcpuHandle;
+  hosted?: HostedVcpuData;
   mailbox: SharedArrayBuffer;
   /** Bare-metal guests: the port the VMM's exception stubs write (loader/exception-stubs.ts). */
   faultPort?: number;
@@ -24,15 +29,19 @@ export interface VcpuWorkerData {
 }
 
 function stop(box: ExitMailbox, reason: StopReason, detail: string): void {
-  box.data.fill(0);
-  box.data.set(Buffer.from(detail.slice(0, 63)));
-  box.words[Slot.Status] = reason;
-  box.call(ExitKind.Stopped, 0, 0);
+  box.reportStop(reason, detail);
 }
 
 function run(d: VcpuWorkerData): void {
-  const vcpu = Vcpu.attach(d.vcpu);
   const box = new ExitMailbox(d.mailbox);
+  if (d.hosted) {
+    // The process is pinned and niced by the platform; this relay goes where it goes.
+    if (d.cpu !== undefined) pinThisThread(d.cpu, 'hosted vCPU relay');
+    if (d.timeline) markFirstKvmRun(d.timeline);
+    return runHostedVcpu(box, d.hosted);
+  }
+  if (!d.vcpu) return stop(box, StopReason.RunError, 'no vCPU given');
+  const vcpu = Vcpu.attach(d.vcpu);
   if (d.cpu !== undefined) pinThisThread(d.cpu, `vCPU ${vcpu.id}`);
   if (d.nice !== undefined) setThreadNice(thisThreadId(), d.nice, `vCPU ${vcpu.id}`);
   vcpu.bindThread();
