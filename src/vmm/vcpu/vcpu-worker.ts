@@ -35,7 +35,8 @@ function stop(box: ExitMailbox, reason: StopReason, detail: string): void {
 function run(d: VcpuWorkerData): void {
   const box = new ExitMailbox(d.mailbox);
   if (d.hosted) {
-    // The process is pinned and niced by the platform; this relay goes where it goes.
+    // The platform pins and nices the process; the relay sits on the same CPU at its own niceness, so the
+    // accesses it answers are not queued behind the niced guest. The timeline's first run: relaying begins.
     if (d.cpu !== undefined) pinThisThread(d.cpu, 'hosted vCPU relay');
     if (d.timeline) markFirstKvmRun(d.timeline);
     return runHostedVcpu(box, d.hosted);
