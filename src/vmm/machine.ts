@@ -181,7 +181,7 @@ export class Machine {
 
       const plan = config.load(this.memory, config.cpus);
       this.faultPort = plan.faultPort;
-      if (hostedVm && accel.kind === 'hosted') {
+      if (accel.kind === 'hosted' && hostedVm) {
         if (!plan.bootInfo) throw new Error('-accel hosted: runs only the PMD test guest (a bare-metal ELF); a Linux kernel needs KVM');
         this.hosted = { vm: hostedVm, executable: accel.executable, bootInfo: plan.bootInfo };
         config.timeline?.mark('vmReady');
@@ -328,6 +328,10 @@ export class Machine {
       this.vcpus[i]?.kick();
     }
     // A hosted vCPU's relay is blocked reading its process: ending the process ends the read.
+    this.killHostedVcpus();
+  }
+
+  private killHostedVcpus(): void {
     for (const h of this.hostedVcpus) if (h.child.exitCode === null && h.child.signalCode === null) h.child.kill('SIGKILL');
   }
 
@@ -377,10 +381,8 @@ export class Machine {
   private releaseSync(): void {
     if (!this.started) for (const w of this.workers) void w.terminate();
     for (const v of this.vcpus) v.close();
-    for (const h of this.hostedVcpus) {
-      if (h.child.exitCode === null && h.child.signalCode === null) h.child.kill('SIGKILL');
-      sys.close(h.relayFd);
-    }
+    this.killHostedVcpus();
+    for (const h of this.hostedVcpus) sys.close(h.relayFd);
     this.hostedVcpus.length = 0;
     this.vm?.close();
     this.ram?.release();

@@ -46,6 +46,16 @@ export class IoeventTable {
 
   /** The eventfd a write of `len` bytes at `addr` signals, or -1 (the write exits as usual). */
   find(addr: number, len: number): number {
+    const e = this.scan(addr, len, false);
+    return e < 0 ? -1 : this.words[e * ENTRY_WORDS + 4]!;
+  }
+
+  private indexOf(addr: number, len: number): number {
+    return this.scan(addr, len, true);
+  }
+
+  /** The entry for this address and size (exact: the size assigned; else also an any-size entry), or -1. */
+  private scan(addr: number, len: number, exact: boolean): number {
     const w = this.words;
     const lo = addr % 0x1_0000_0000 | 0;
     const hi = Math.floor(addr / 0x1_0000_0000);
@@ -53,18 +63,7 @@ export class IoeventTable {
       const o = e * ENTRY_WORDS;
       if (Atomics.load(w, o) === 0 || w[o + 1] !== lo || w[o + 2] !== hi) continue;
       const l = w[o + 3]!;
-      if (l === 0 || l === len) return w[o + 4]!;
-    }
-    return -1;
-  }
-
-  private indexOf(addr: number, len: number): number {
-    const w = this.words;
-    const lo = addr % 0x1_0000_0000 | 0;
-    const hi = Math.floor(addr / 0x1_0000_0000);
-    for (let e = 0; e < IOEVENT_ENTRIES; e++) {
-      const o = e * ENTRY_WORDS;
-      if (Atomics.load(w, o) !== 0 && w[o + 1] === lo && w[o + 2] === hi && w[o + 3] === len) return e;
+      if (l === len || (!exact && l === 0)) return e;
     }
     return -1;
   }

@@ -28,10 +28,6 @@ export interface VcpuWorkerData {
   nice?: number;
 }
 
-function stop(box: ExitMailbox, reason: StopReason, detail: string): void {
-  box.reportStop(reason, detail);
-}
-
 function run(d: VcpuWorkerData): void {
   const box = new ExitMailbox(d.mailbox);
   if (d.hosted) {
@@ -41,7 +37,7 @@ function run(d: VcpuWorkerData): void {
     if (d.timeline) markFirstKvmRun(d.timeline);
     return runHostedVcpu(box, d.hosted);
   }
-  if (!d.vcpu) return stop(box, StopReason.RunError, 'no vCPU given');
+  if (!d.vcpu) return box.reportStop(StopReason.RunError, 'no vCPU given');
   const vcpu = Vcpu.attach(d.vcpu);
   if (d.cpu !== undefined) pinThisThread(d.cpu, `vCPU ${vcpu.id}`);
   if (d.nice !== undefined) setThreadNice(thisThreadId(), d.nice, `vCPU ${vcpu.id}`);
@@ -49,12 +45,12 @@ function run(d: VcpuWorkerData): void {
   if (d.timeline) markFirstKvmRun(d.timeline);
   try {
     for (;;) {
-      if (box.stopRequested) return stop(box, StopReason.Requested, '');
+      if (box.stopRequested) return box.reportStop(StopReason.Requested, '');
       let exit: ExitReason;
       try {
         exit = vcpu.run();
       } catch (e) {
-        return stop(box, StopReason.RunError, (e as Error).message);
+        return box.reportStop(StopReason.RunError, (e as Error).message);
       }
       switch (exit) {
         case ExitReason.Io: {
@@ -66,7 +62,7 @@ function run(d: VcpuWorkerData): void {
             // The stub's frame sits at RSP; the platform thread decodes it from guest memory.
             const rsp = vcpu.getRegs().rsp;
             const cr2 = vcpu.getSregs().cr2;
-            return stop(box, StopReason.GuestFault, `rsp=${rsp.toString(16)} cr2=${cr2.toString(16)}`);
+            return box.reportStop(StopReason.GuestFault, `rsp=${rsp.toString(16)} cr2=${cr2.toString(16)}`);
           }
           // String I/O (rep ins/outs) arrives as `count` elements back to back.
           let at = vcpu.ioDataOffset;
@@ -90,19 +86,19 @@ function run(d: VcpuWorkerData): void {
           break;
         case ExitReason.Hlt:
           // With the in-kernel irqchip hlt stays in the kernel; an exit means no irqchip wakes us.
-          return stop(box, StopReason.Shutdown, 'hlt with no interrupt source');
+          return box.reportStop(StopReason.Shutdown, 'hlt with no interrupt source');
         case ExitReason.Shutdown:
-          return stop(box, StopReason.Shutdown, 'triple fault (KVM_EXIT_SHUTDOWN)');
+          return box.reportStop(StopReason.Shutdown, 'triple fault (KVM_EXIT_SHUTDOWN)');
         case ExitReason.InternalError:
-          return stop(box, StopReason.InternalError, `KVM internal error, suberror ${vcpu.internalSuberror}`);
+          return box.reportStop(StopReason.InternalError, `KVM internal error, suberror ${vcpu.internalSuberror}`);
         case ExitReason.FailEntry:
-          return stop(box, StopReason.FailEntry, `entry failed, hardware reason 0x${vcpu.failEntryReason.toString(16)}`);
+          return box.reportStop(StopReason.FailEntry, `entry failed, hardware reason 0x${vcpu.failEntryReason.toString(16)}`);
         case ExitReason.SystemEvent: {
           const t = vcpu.systemEventType;
-          return stop(box, t === 2 ? StopReason.SystemReset : StopReason.SystemShutdown, `system event ${t}`);
+          return box.reportStop(t === 2 ? StopReason.SystemReset : StopReason.SystemShutdown, `system event ${t}`);
         }
         default:
-          return stop(box, StopReason.Unexpected, `unexpected exit reason ${exit}`);
+          return box.reportStop(StopReason.Unexpected, `unexpected exit reason ${exit}`);
       }
     }
   } finally {
