@@ -146,6 +146,9 @@ static void assign_bar_if_needed(u8 dev, u8 fn, u8 bar, u64 mmio_base, u64 mmio_
     u32 lo = pci_read32(dev, fn, bar_reg(bar));
     if (lo & 1)
         fatal(EXIT_DEVICE, "virtio structure in an I/O BAR (not supported):", bar);
+    /* Where free space starts is probed only now: with firmware-placed BARs no device is sized at all. */
+    if (!*next)
+        *next = window_used_top(mmio_base, mmio_size);
     u64 size = bar_size(dev, fn, bar);
     if (!size || (size & (size - 1)))
         fatal(EXIT_DEVICE, "BAR has no valid size:", bar);
@@ -203,7 +206,7 @@ void pci_find_virtio_net(struct virtio_pci_dev *d, u64 mmio_base, u64 mmio_size)
     /* BARs the virtio capabilities name must decode inside the window (assign them if firmware did not). */
     u16 cmd = pci_read16(d->dev, d->fn, PCI_COMMAND);
     pci_write16(d->dev, d->fn, PCI_COMMAND, (u16)(cmd & ~(PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER)));
-    u64 next_free = window_used_top(mmio_base, mmio_size);
+    u64 next_free = 0; /* window_used_top(), on the first BAR that needs placing */
     u8 ptr = pci_read8(d->dev, d->fn, PCI_CAP_PTR) & 0xfc;
     for (int guard = 0; ptr && guard < 48; guard++) {
         if (pci_read8(d->dev, d->fn, ptr) == PCI_CAP_ID_VNDR) {
