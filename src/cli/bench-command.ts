@@ -3,7 +3,7 @@
 // result object on one line.
 import { benchBackend } from '../bench/backend-bench';
 import { benchDevice, benchDeviceAfXdp, MAX_TSO_FRAME, OFFLOADS, type Offload } from '../bench/device-bench';
-import { benchPmd, pmdBenchUnavailable, type PmdMode } from '../bench/pmd-bench';
+import { benchPmd, DEFAULT_PMD_QUEUE_SIZE, pmdBenchUnavailable, type PmdMode } from '../bench/pmd-bench';
 import { PMD_PLACEMENTS, type PmdPlacementName } from '../bench/pmd-placement';
 import { BENCH_LINUX_USAGE, benchTcpCommand, benchTestpmdCommand } from './bench-linux-command';
 import { benchDeviceWorker, benchDeviceWorkerGuestUmem, defaultPlacement, PEER_NAPI, PLACEMENTS, type DeviceWorkerMode, type PeerNapi, type Placement } from '../bench/device-worker-bench';
@@ -18,7 +18,7 @@ export const BENCH_USAGE = `usage: xdpvm bench backend --mode txonly|rxonly [--x
        xdpvm bench device --backend af-xdp --threads [--guest-umem] [--mode txonly|rxonly|io-fwd] [--queues N [--io-threads M]] [--burst N] [--placement split|shared|gen-io|none] [--spin-rounds N] [--poll-us US] [--coalesce-us US] [--driver-nice N] [--peer-napi softirq|threaded] [--event-idx on|off]
                           [--xdp-mode native|skb]
                           [--seconds S] [--runs N] [--size BYTES] [--json] [--out FILE] [--baseline FILE] [--threshold FRACTION]
-       xdpvm bench pmd --mode txonly|rxonly|io-fwd [--queues N [--io-threads M]] [--placement shared|split|none] [--size BYTES] [--xdp-mode native|skb] [--seconds S] [--runs N] [--accel kvm|hosted] [--event-idx on|off]
+       xdpvm bench pmd --mode txonly|rxonly|io-fwd [--queues N [--io-threads M]] [--placement shared|split|none] [--size BYTES] [--xdp-mode native|skb] [--seconds S] [--runs N] [--accel kvm|hosted] [--event-idx on|off] [--queue-size 256|512|1024]
                           [--json] [--out FILE] [--baseline FILE] [--threshold FRACTION]`;
 
 export async function benchCommand(argv: readonly string[]): Promise<number> {
@@ -142,6 +142,7 @@ async function benchPmdCommand(argv: readonly string[]): Promise<number> {
     'io-threads': { type: 'number', integer: true, min: 1, max: 16 },
     accel: { type: 'enum', values: ['kvm', 'hosted'] },
     'event-idx': { type: 'enum', values: ['on', 'off'] },
+    'queue-size': { type: 'enum', values: ['256', '512', '1024'] },
   });
   if (!flags.mode) throw new UsageError(`--mode is required\n${BENCH_USAGE}`);
   if (flags['io-threads'] !== undefined && (flags['io-threads'] as number) > ((flags.queues as number | undefined) ?? 1))
@@ -162,8 +163,9 @@ async function benchPmdCommand(argv: readonly string[]): Promise<number> {
     ...(flags['io-threads'] !== undefined ? { ioThreads: flags['io-threads'] as number } : {}),
     ...(hosted ? { accel: 'hosted' as const } : {}),
     ...(flags['event-idx'] === 'on' ? { eventIdx: true } : {}),
+    queueSize: Number((flags['queue-size'] as string | undefined) ?? DEFAULT_PMD_QUEUE_SIZE),
   };
-  log(`bench pmd ${o.mode}: PMD guest${hosted ? ' (hosted vCPU)' : ''} under xdpvm run, ${o.queues} queue pair(s) and vCPU(s), ${o.size} B frames, ${o.xdpMode} XDP, ${o.runs} runs x ${o.seconds} s, against raw C on the same veth pair`);
+  log(`bench pmd ${o.mode}: PMD guest${hosted ? ' (hosted vCPU)' : ''} under xdpvm run, ${o.queues} queue pair(s) and vCPU(s), ${o.size} B frames, ${o.queueSize}-entry virtqueues, ${o.xdpMode} XDP, ${o.runs} runs x ${o.seconds} s, against raw C on the same veth pair`);
   const result = await benchPmd(o);
   const first = result.params.bootToFirstPacketMs as { median: number; min: number; max: number } | null;
   if (first) log(`spawn of the VMM to the first frame at the peer: median ${first.median.toFixed(0)} ms (min ${first.min.toFixed(0)}, max ${first.max.toFixed(0)})`);

@@ -53,6 +53,8 @@ export interface VirtioDevice {
   readonly queueCount: number;
   /** Largest Queue Size the device supports for every queue: a power of 2, 1..32768. */
   readonly queueMaxSize: number;
+  /** Per queue index, where a queue's largest Queue Size differs from queueMaxSize (same rules). */
+  readonly queueMaxSizes?: readonly number[];
   /** Feature bits the device offers, including VIRTIO_F_VERSION_1. */
   readonly deviceFeatures: bigint;
   /** Bytes of device-specific configuration (0 when the device type has none). */

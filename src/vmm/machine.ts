@@ -45,6 +45,8 @@ export interface NetDeviceConfig {
   mac: Uint8Array;
   /** host_mtu=: the MTU the device offers (VIRTIO_NET_F_MTU); absent: the interface's. */
   hostMtu?: number;
+  /** rx_queue_size= / tx_queue_size=: the largest receive / transmit queue the device offers (default 256, as QEMU). */
+  queueSizes?: { rx?: number; tx?: number };
   /** How the device's I/O threads run (default: one per queue pair, unpinned, polling up to DEFAULT_POLL_US). */
   io?: IoThreadSettings;
 }
@@ -172,6 +174,7 @@ export class Machine {
             id: n.id, backend: n.backend, mac: n.mac, vm: deviceVm, bus: this.bus, memory: this.memory, regions, routing, intxGsi: INTX_GSI,
             ...(guestRam ? { guestRam } : {}),
             ...(n.hostMtu !== undefined ? { hostMtu: n.hostMtu } : {}),
+            ...(n.queueSizes ? { queueSizes: n.queueSizes } : {}),
             ...(n.io ? { io: n.io } : {}),
           }),
         );

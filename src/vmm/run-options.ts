@@ -2,7 +2,7 @@
 //   -m 256M -smp 2 -kernel FILE [-initrd FILE] [-append "..."] [-iopl 0|3]
 //   [-vcpu-cpus C0:C1:...] [-vcpu-nice N] [-accel kvm|hosted[,vcpu=FILE]]
 //   -netdev af-xdp,id=n1,ifname=eth0[,...] -device virtio-net-pci,netdev=n1[,mac=52:54:00:12:34:56]
-//     [,host_mtu=N][,iothread-vq-mapping=T0:T1:...][,io-cpus=C0:C1:...]
+//     [,host_mtu=N][,rx_queue_size=N][,tx_queue_size=N][,iothread-vq-mapping=T0:T1:...][,io-cpus=C0:C1:...]
 //     [,poll-max-ns=N][,poll-grow=N][,poll-shrink=N][,coalesce-us=N][,io-nice=N]
 // Several netdev/device pairs are allowed. Every error is a RunOptionError
 // that names the option (the CLI reports it as a usage error).
@@ -20,6 +20,8 @@ export interface RunNet {
   mac: Uint8Array;
   /** host_mtu=: the MTU the device offers (VIRTIO_NET_F_MTU); absent: the interface's. */
   hostMtu?: number;
+  /** rx_queue_size= / tx_queue_size=: the largest receive / transmit queue the device offers (default 256, as QEMU). */
+  queueSizes?: { rx?: number; tx?: number };
   io?: IoThreadSettings;
 }
 
@@ -119,7 +121,7 @@ export function parseRunOptions(argv: readonly string[]): RunOptions {
   let accel: RunOptions['accel'] = { kind: 'kvm' };
   let enableKvm = false;
   const netdevs = new Map<string, AfXdpOptions>();
-  const devices: Array<{ netdev: string; mac?: Uint8Array; hostMtu?: number; io?: IoThreadSettings }> = [];
+  const devices: Array<{ netdev: string; mac?: Uint8Array; hostMtu?: number; queueSizes?: { rx?: number; tx?: number }; io?: IoThreadSettings }> = [];
   const seen = new Set<string>();
   for (let i = 0; i < argv.length; i++) {
     const opt = argv[i]!;
@@ -199,18 +201,20 @@ export function parseRunOptions(argv: readonly string[]): RunOptions {
       case '-device': {
         const { head, kv } = keyValues(value(), '-device');
         if (head !== 'virtio-net-pci') throw new RunOptionError(`-device: only virtio-net-pci is supported (got '${head}')`);
-        const known = ['netdev', 'mac', 'id', 'host_mtu', 'iothread-vq-mapping', 'io-cpus', 'poll-max-ns', 'poll-grow', 'poll-shrink', 'coalesce-us', 'io-nice'];
+        const known = ['netdev', 'mac', 'id', 'host_mtu', 'rx_queue_size', 'tx_queue_size', 'iothread-vq-mapping', 'io-cpus', 'poll-max-ns', 'poll-grow', 'poll-shrink', 'coalesce-us', 'io-nice'];
         for (const k of kv.keys()) if (!known.includes(k)) throw new RunOptionError(`-device virtio-net-pci: unknown property '${k}'`);
         const netdev = kv.get('netdev');
         if (!netdev) throw new RunOptionError('-device virtio-net-pci: netdev= is required');
         const mac = kv.get('mac');
         const io = parseIoThreadSettings(kv);
         const mtu = kv.get('host_mtu');
+        const queueSizes = parseQueueSizes(kv);
         devices.push({
           netdev,
           ...(mac ? { mac: parseMac(mac, (why) => new RunOptionError(`-device virtio-net-pci: mac ${why}`)) } : {}),
           // As QEMU's virtio-net host_mtu (§5.1.4.1: 68..65535).
           ...(mtu !== undefined ? { hostMtu: parseInteger(mtu, '-device virtio-net-pci: host_mtu', NetMtu.MIN, NetMtu.MAX) } : {}),
+          ...(queueSizes ? { queueSizes } : {}),
           ...(io ? { io } : {}),
         });
         break;
@@ -258,6 +262,7 @@ export function parseRunOptions(argv: readonly string[]): RunOptions {
       backend,
       mac: d.mac ?? Uint8Array.of(0x52, 0x54, 0x00, 0x12, 0x34, 0x56 + i),
       ...(d.hostMtu !== undefined ? { hostMtu: d.hostMtu } : {}),
+      ...(d.queueSizes ? { queueSizes: d.queueSizes } : {}),
       ...(d.io ? { io: d.io } : {}),
     };
   });
@@ -271,4 +276,18 @@ export function parseRunOptions(argv: readonly string[]): RunOptions {
     ...(vcpuCpus ? { vcpuCpus } : {}),
     ...(vcpuNice !== undefined ? { vcpuNice } : {}),
   };
+}
+
+/** As QEMU's virtio-net rx_queue_size / tx_queue_size: a power of 2 from 256 to 1024 (VIRTQUEUE_MAX_SIZE). */
+function parseQueueSizes(kv: Map<string, string>): { rx?: number; tx?: number } | undefined {
+  const one = (key: 'rx_queue_size' | 'tx_queue_size'): number | undefined => {
+    const v = kv.get(key);
+    if (v === undefined) return undefined;
+    const n = parseInteger(v, `-device virtio-net-pci: ${key}`, 256, 1024);
+    if (n & (n - 1)) throw new RunOptionError(`-device virtio-net-pci: ${key} ${n} is not a power of 2 (256, 512 or 1024)`);
+    return n;
+  };
+  const rx = one('rx_queue_size');
+  const tx = one('tx_queue_size');
+  return rx === undefined && tx === undefined ? undefined : { ...(rx !== undefined ? { rx } : {}), ...(tx !== undefined ? { tx } : {}) };
 }

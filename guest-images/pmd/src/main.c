@@ -163,7 +163,7 @@ static __attribute__((noreturn)) void usage(const char *what, const char *token)
     con_puts(" '");
     con_puts(token);
     con_puts("'\nxdpvm-pmd: options: mode=txonly|rxonly|io-fwd size=64 burst=32 seconds=S | count=N "
-             "[timeout=S] queues=1 active=N qsize=256 packed=0|1 event_idx=0|1 irq=V intx=0|1 mac=xx:xx:xx:xx:xx:xx dst=xx:.. verbose=0|1 fault=pf|gp|ud\n");
+             "[timeout=S] queues=1 active=N qsize=N packed=0|1 event_idx=0|1 irq=V intx=0|1 mac=xx:xx:xx:xx:xx:xx dst=xx:.. verbose=0|1 fault=pf|gp|ud\n");
     pmd_exit(EXIT_USAGE);
 }
 
@@ -175,7 +175,7 @@ static void parse_cmdline(const char *cmdline, u32 len)
     cfg.size = 64;
     cfg.burst = 32;
     cfg.queues = 1;
-    cfg.qsize = 256;
+    cfg.qsize = VQ_MAX_SIZE; /* as Linux and DPDK's virtio PMD: the device's queue size (at most this) */
     cfg.timeout_ms = 30000;
     memcpy(cfg.dst, default_dst, 6);
     if (len >= sizeof(buf))

@@ -22,8 +22,11 @@ export interface VirtioNetOptions {
   /** ...or a runner that services the pairs elsewhere (I/O worker threads). */
   runner?: QueuePairRunner;
   mac: Uint8Array;
-  /** Largest Queue Size offered (power of two). */
+  /** Largest Queue Size offered (power of two), every queue unless overridden below. */
   queueMaxSize?: number;
+  /** Largest Queue Size of every receive / transmit queue (QEMU's rx_queue_size / tx_queue_size). */
+  rxQueueSize?: number;
+  txQueueSize?: number;
   /** The `mtu` field offered with VIRTIO_NET_F_MTU (§5.1.4; 68..65535, default 1500), enforced both ways once negotiated. */
   mtu?: number;
   /** Offer software checksum and TSO (default on). */
@@ -36,6 +39,7 @@ export class VirtioNetDevice implements VirtioDevice {
   readonly deviceId = VIRTIO_ID_NET;
   readonly queueCount: number;
   readonly queueMaxSize: number;
+  readonly queueMaxSizes: readonly number[] | undefined;
   readonly deviceFeatures: bigint;
   readonly configSize: number;
   readonly maxPairs: number;
@@ -67,6 +71,13 @@ export class VirtioNetDevice implements VirtioDevice {
     if (this.maxPairs < 1) throw new Error('virtio-net needs at least one queue pair');
     this.queueCount = 2 * this.maxPairs + 1;
     this.queueMaxSize = o.queueMaxSize ?? 256;
+    // §5.1.2: receiveq k is queue 2k, transmitq k is 2k + 1; the control queue (last) keeps queueMaxSize.
+    this.queueMaxSizes =
+      o.rxQueueSize === undefined && o.txQueueSize === undefined
+        ? undefined
+        : Array.from({ length: this.queueCount }, (_, i) =>
+            i === this.queueCount - 1 ? this.queueMaxSize : ((i % 2 === 0 ? o.rxQueueSize : o.txQueueSize) ?? this.queueMaxSize),
+          );
     const mtu = o.mtu ?? NetMtu.ETHERNET;
     // §5.1.4.1: the device MUST set mtu between 68 and 65535.
     if (!Number.isInteger(mtu) || mtu < NetMtu.MIN || mtu > NetMtu.MAX) throw new RangeError(`virtio-net: mtu ${mtu} is not in ${NetMtu.MIN}..${NetMtu.MAX}`);

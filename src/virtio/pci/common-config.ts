@@ -108,7 +108,7 @@ export class CommonConfig {
     private readonly options: CommonConfigOptions,
     private readonly host: CommonConfigHost,
   ) {
-    this.queues = Array.from({ length: device.queueCount }, (_, i) => new QueueRegisters(i, device.queueMaxSize));
+    this.queues = Array.from({ length: device.queueCount }, (_, i) => new QueueRegisters(i, device.queueMaxSizes?.[i] ?? device.queueMaxSize));
   }
 
   // ---- state the rest of the transport reads ----

@@ -64,9 +64,13 @@ function checkDevice(device: VirtioDevice): void {
   if (!Number.isInteger(device.queueCount) || device.queueCount < 0 || device.queueCount > 0xffff) {
     throw new Error(`${name}: queueCount ${device.queueCount} is not 0..65535`);
   }
-  const max = device.queueMaxSize;
-  if (!Number.isInteger(max) || max < 1 || max > QUEUE_SIZE_MAX || (max & (max - 1)) !== 0) {
-    throw new Error(`${name}: queueMaxSize ${max} is not a power of 2 in 1..${QUEUE_SIZE_MAX}`);
+  for (const max of [device.queueMaxSize, ...(device.queueMaxSizes ?? [])]) {
+    if (!Number.isInteger(max) || max < 1 || max > QUEUE_SIZE_MAX || (max & (max - 1)) !== 0) {
+      throw new Error(`${name}: queueMaxSize ${max} is not a power of 2 in 1..${QUEUE_SIZE_MAX}`);
+    }
+  }
+  if (device.queueMaxSizes && device.queueMaxSizes.length > device.queueCount) {
+    throw new Error(`${name}: ${device.queueMaxSizes.length} queue sizes for ${device.queueCount} queues`);
   }
   if (!Number.isInteger(device.configSize) || device.configSize < 0 || device.configSize > 0x1000) {
     throw new Error(`${name}: configSize ${device.configSize} is not 0..4096`);

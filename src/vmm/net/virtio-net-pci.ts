@@ -42,6 +42,8 @@ export interface VirtioNetPciOptions {
   mac: Uint8Array;
   /** host_mtu=: the MTU the device offers; absent: the interface's (1500 if the backend cannot tell). */
   hostMtu?: number;
+  /** rx_queue_size= / tx_queue_size=: the largest receive / transmit queue the device offers (default 256, as QEMU). */
+  queueSizes?: { rx?: number; tx?: number };
   vm: DeviceVm;
   bus: PciBus;
   memory: GuestMemory;
@@ -107,7 +109,11 @@ export class VirtioNetPci {
         ...(o.io?.coalesceUs !== undefined ? { coalesceUs: o.io.coalesceUs } : {}),
         ...(o.io?.nice !== undefined ? { nice: o.io.nice } : {}),
       });
-      this.device = new VirtioNetDevice({ runner: this.runner, mac: o.mac, mtu: o.hostMtu ?? deviceMtu(this.backend.ifMtu) });
+      this.device = new VirtioNetDevice({
+        runner: this.runner, mac: o.mac, mtu: o.hostMtu ?? deviceMtu(this.backend.ifMtu),
+        ...(o.queueSizes?.rx !== undefined ? { rxQueueSize: o.queueSizes.rx } : {}),
+        ...(o.queueSizes?.tx !== undefined ? { txQueueSize: o.queueSizes.tx } : {}),
+      });
       this.pci = new VirtioPciDevice(this.device, { memory: o.memory, msixVectors: this.device.queueCount + 1 });
       this.relay = new CallRelay((queue) => this.pci.signalQueue(queue));
       o.bus.add(this.pci.pci, {
