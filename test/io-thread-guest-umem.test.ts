@@ -20,7 +20,8 @@ import { GuestBus } from '../src/fuzz/guest-bus';
 import { SplitRingDriver } from '../src/fuzz/split-ring-driver';
 import { inNetns, type VethPair } from '../src/host/netns';
 import { WorkerQueuePairRunner } from '../src/io/worker-queue-pair-runner';
-import type { SharedRegion } from '../src/io/io-thread-protocol';
+import type { FrameAccounting, SharedRegion } from '../src/io/io-thread-protocol';
+import type { PairCounters } from '../src/io/pair-counters';
 import { GuestMemory } from '../src/memory/guest-memory';
 import { sys } from '../src/native/sys';
 import { xsk } from '../src/native/xsk';
@@ -245,8 +246,8 @@ test('device reset mid-traffic: the thread lets go, the socket is rebound, no gu
       flooding = false;
       await flood;
     };
-    let fa0: ReturnType<typeof r.runner.frameAccounting> & object;
-    let s: ReturnType<typeof r.runner.stats> & object;
+    let fa0: FrameAccounting;
+    let s: PairCounters;
     try {
       offerTx(r, txDrv, 0, 150, 3);
       await settled(() => r.runner.stats(0)!, (v) => (v.guestUmem?.rxDirect ?? 0) > 20);

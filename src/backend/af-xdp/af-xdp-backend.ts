@@ -36,8 +36,15 @@ export const SMALL_FRAME_SIZE = 2048;
  * ~15 ms); larger MTUs keep 4 KiB frames, so a jumbo frame needs no more descriptors than before.
  */
 export function tuningForMtu(ifMtu: number): AfXdpTuning {
-  const fits = ifMtu + ETH_VLAN_HLEN <= SMALL_FRAME_SIZE - xsk.constants.XDP_PACKET_HEADROOM;
-  return fits ? { ...DEFAULT_TUNING, frameSize: SMALL_FRAME_SIZE } : DEFAULT_TUNING;
+  return fitsOneFrame(ifMtu, SMALL_FRAME_SIZE) ? { ...DEFAULT_TUNING, frameSize: SMALL_FRAME_SIZE } : DEFAULT_TUNING;
+}
+
+/** Ethernet header plus one VLAN tag: what a frame carries beyond the MTU. */
+const ETH_VLAN_HLEN = 18;
+
+/** Whether a received frame of this MTU (with an Ethernet header and a VLAN tag) fits one UMEM frame of this size. */
+function fitsOneFrame(ifMtu: number, frameSize: number): boolean {
+  return ifMtu + ETH_VLAN_HLEN <= frameSize - xsk.constants.XDP_PACKET_HEADROOM;
 }
 
 export interface AfXdpOpenOptions {
@@ -128,8 +135,8 @@ export class AfXdpBackend {
     const ifMtu = xsk.xdpQuery(ifindex).mtu;
     const tuning = sizes ?? tuningForMtu(ifMtu);
     const multiBuffer = options.multiBuffer ?? 'auto';
-    // Frames of this MTU (with an Ethernet header and a VLAN tag) fill more than one received UMEM frame.
-    const jumbo = ifMtu + ETH_VLAN_HLEN > tuning.frameSize - xsk.constants.XDP_PACKET_HEADROOM;
+    // Frames of this MTU fill more than one received UMEM frame.
+    const jumbo = !fitsOneFrame(ifMtu, tuning.frameSize);
     checkMemlock(options, tuning);
     if (options.sockFds) checkSockFds(options.sockFds);
 
@@ -257,9 +264,6 @@ export class AfXdpBackend {
     this.attachment?.detach();
   }
 }
-
-/** Ethernet header plus one VLAN tag: what a frame carries beyond the MTU. */
-const ETH_VLAN_HLEN = 18;
 
 /**
  * The one line open() prints when frames larger than a UMEM frame will be dropped: multi-buffer was asked for

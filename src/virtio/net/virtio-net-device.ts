@@ -72,12 +72,13 @@ export class VirtioNetDevice implements VirtioDevice {
     this.queueCount = 2 * this.maxPairs + 1;
     this.queueMaxSize = o.queueMaxSize ?? 256;
     // §5.1.2: receiveq k is queue 2k, transmitq k is 2k + 1; the control queue (last) keeps queueMaxSize.
+    const rx = o.rxQueueSize ?? this.queueMaxSize;
+    const tx = o.txQueueSize ?? this.queueMaxSize;
+    const ctrl = this.queueCount - 1;
     this.queueMaxSizes =
-      o.rxQueueSize === undefined && o.txQueueSize === undefined
+      rx === this.queueMaxSize && tx === this.queueMaxSize
         ? undefined
-        : Array.from({ length: this.queueCount }, (_, i) =>
-            i === this.queueCount - 1 ? this.queueMaxSize : ((i % 2 === 0 ? o.rxQueueSize : o.txQueueSize) ?? this.queueMaxSize),
-          );
+        : Array.from({ length: this.queueCount }, (_, i) => (i === ctrl ? this.queueMaxSize : i % 2 === 0 ? rx : tx));
     const mtu = o.mtu ?? NetMtu.ETHERNET;
     // §5.1.4.1: the device MUST set mtu between 68 and 65535.
     if (!Number.isInteger(mtu) || mtu < NetMtu.MIN || mtu > NetMtu.MAX) throw new RangeError(`virtio-net: mtu ${mtu} is not in ${NetMtu.MIN}..${NetMtu.MAX}`);
