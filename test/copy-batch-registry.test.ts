@@ -7,7 +7,7 @@ import { CopyBatch } from '../src/memory/copy-batch';
 import { GuestMemory } from '../src/memory/guest-memory';
 import { NetQueuePair } from '../src/virtio/net/queue-pair';
 
-test('copies between registered buffers land; anything unregistered is refused whole', () => {
+test('copies between registered buffers land in order; a batch with anything unregistered is refused whole, nothing of it copied', () => {
   const a = new Uint8Array(4096);
   const b = new Uint8Array(4096);
   const batch = new CopyBatch();
@@ -20,6 +20,17 @@ test('copies between registered buffers land; anything unregistered is refused w
   // One byte past the end of b: refused.
   batch.add(pb + 4093, pa, 4);
   assert.throws(() => batch.flush(), /outside registered memory/);
+  // A good copy queued before a bad one is not done either: the batch is checked whole first.
+  b.fill(0, 20, 24);
+  batch.add(pb + 20, pa + 100, 4);
+  batch.add(pb + 4093, pa, 4);
+  assert.throws(() => batch.flush(), /outside registered memory/);
+  assert.equal([...b.subarray(20, 24)], [0, 0, 0, 0], 'nothing of a refused batch is copied');
+  // Copies still run in order: the second reads what the first wrote.
+  batch.add(pb + 30, pa + 100, 4);
+  batch.add(pb + 40, pb + 30, 4);
+  batch.flush();
+  assert.equal([...b.subarray(40, 44)], [1, 2, 3, 4]);
   const pc = pa - 1_000_000; // an address nobody registered
   batch.add(pb, pc, 4);
   assert.throws(() => batch.flush(), /outside registered memory/);
