@@ -6,7 +6,7 @@ import { defaultPmdPlacement, placementRunArgs, pmdPlacement } from '../src/benc
 test('shared on 2 CPUs, 1 pair: vCPU, I/O thread and C loop on the last CPU, the generator alone on the first, the shared-CPU policy', () => {
   const p = pmdPlacement('shared', 1, 2);
   assert.equal([p.vcpuCpus, p.ioCpus, p.loopCpus, p.generatorCpus], [[1], [1], [1], [0]]);
-  assert.equal(placementRunArgs(p), { args: ['-vcpu-cpus', '1', '-vcpu-nice', '19'], deviceProps: ',io-cpus=1,poll-max-ns=0,coalesce-us=50' });
+  assert.equal(placementRunArgs(p), { args: ['-vcpu-cpus', '1', '-vcpu-nice', '19'], deviceProps: ',io-cpus=1,poll-max-ns=1000000,coalesce-us=50' });
 });
 
 test('shared on 2 CPUs, 2 pairs: one CPU per pair, generators left to the scheduler', () => {

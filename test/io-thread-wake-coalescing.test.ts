@@ -65,4 +65,53 @@ test('a transmit kick that wakes a coalescing I/O thread is served after the coa
   });
 });
 
+test('a coalescing I/O thread with a poll bound naps through it with kicks off: a burst posted then needs no kick; after the bound it sleeps and asks for one', async () => {
+  const POLL_US = 400_000;
+  await withWorkerRig('ionap', { spinRounds: 1, pollUs: POLL_US, coalesceUs: 1000 }, async ({ qb, bytes, memory, guest, runner }) => {
+    const rx = ring(0, 0x10000);
+    const tx = ring(1, 0x20000);
+    const rxDrv = new SplitRingDriver(guest, { size: 256, descAddr: rx.descAddr, availAddr: rx.driverAddr, usedAddr: rx.deviceAddr }, { eventIdx: false });
+    for (let i = 0; i < 128; i++) rxDrv.add([{ addr: 0x400000 + i * 2048, len: 2048, write: true }]);
+    rxDrv.publish();
+    const txDrv = new SplitRingDriver(guest, { size: 256, descAddr: tx.descAddr, availAddr: tx.driverAddr, usedAddr: tx.deviceAddr }, { eventIdx: false });
+    runner.start(
+      { pair: 0, rx, tx, features: featureMask(VirtioFeature.VERSION_1), mergeable: false, offloads: { csum: false, tso: false } },
+      { memory, signalUsed: () => {}, markNeedsReset: () => {} },
+    );
+    let seq = 0;
+    const post = (): boolean => {
+      for (let k = 0; k < BURST; k++, seq++) {
+        const f = makeFrame(seq, 64, 7);
+        const addr = 0x100000 + seq * 4096;
+        bytes.fill(0, addr, addr + HDR);
+        bytes.set(f, addr + HDR);
+        txDrv.add([{ addr, len: HDR + f.length, write: false }]);
+      }
+      return txDrv.publish();
+    };
+    const served = async (n: number): Promise<void> => {
+      const got = await receive(qb, n, 5000, (f) => frameSeq(f) >= 0 && frameTag(f) === 7);
+      assert.is(got.length, n, 'the burst reached the peer');
+    };
+    // Idle from the start: it naps through the bound, then sleeps with kicks armed.
+    for (let i = 0; i < 300 && (runner.counters(0)?.sleeps ?? 0) === 0; i++) await sleep(10);
+    assert.ok((runner.counters(0)?.sleeps ?? 0) > 0, 'the I/O thread went to sleep once the bound had passed');
+    assert.ok(post(), 'a sleeping I/O thread asks for a kick');
+    sys.eventfdWrite(runner.fds[0]!.txKick, 1);
+    await served(BURST);
+    // Within the bound after that traffic: napping, kicks still off.
+    await sleep(20);
+    assert.not.ok(post(), 'a kick was asked for while the I/O thread napped within its poll bound');
+    await served(BURST);
+    assert.is(runner.counters(0)!.kicksRead, 1, 'the second burst went out without a kick');
+    // Past the bound: asleep, kicks armed again.
+    await sleep(POLL_US / 1000 + 300);
+    assert.ok(post(), 'past the poll bound the I/O thread sleeps and asks for a kick');
+    sys.eventfdWrite(runner.fds[0]!.txKick, 1);
+    await served(BURST);
+    await runner.stop(0);
+    assert.ok(runner.stats(0)!.worker.coalescedUs >= 0.5 * POLL_US, JSON.stringify(runner.stats(0)!.worker));
+  });
+});
+
 test.run();

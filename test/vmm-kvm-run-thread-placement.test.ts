@@ -6,6 +6,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { PmdVm } from '../src/bench/pmd-vm';
+import { parseVmmCounters } from '../src/bench/per-million';
 import { VethPair } from '../src/host/netns';
 import { kvmTest } from './support/kvm-guest';
 import { describe, generator, TIMEOUT_MS, waitUntil } from './support/pmd-veth';
@@ -64,10 +65,19 @@ kvmTest('thread placement: the vCPU thread runs on the CPU and at the niceness -
     assert.is(vcpu[0]!.cpus, '0');
     assert.is(io.length, 1, `one I/O thread at niceness 3: ${JSON.stringify(seen)}`);
     assert.is(io[0]!.cpus, '0');
+    // Named as top and perf show them (host/thread-names.ts).
+    assert.is(vcpu[0]!.comm, 'xdpvm-vcpu0');
+    assert.is(io[0]!.comm, 'xdpvm-io0');
     // Every other thread keeps the process's niceness and CPUs.
     assert.ok(seen.filter((t) => t.nice !== 17 && t.nice !== 3).every((t) => t.nice === 0), JSON.stringify(seen));
     assert.is(e.code, 0, describe(e));
     assert.ok((e.result?.rx_packets ?? 0) >= 2000, describe(e));
+    // The counters line carries both threads' CPU time (bench pmd's CPU per frame), the vCPU's as its thread ended.
+    const threadsLine = parseVmmCounters(e.stderr)?.threads ?? [];
+    for (const name of ['xdpvm-vcpu0', 'xdpvm-io0']) {
+      const t = threadsLine.find((x) => x.name === name);
+      assert.ok(t !== undefined && t.runNs > 0, `${name} in the counters line: ${JSON.stringify(threadsLine)}`);
+    }
   } finally {
     pair.remove();
   }

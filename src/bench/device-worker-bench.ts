@@ -36,7 +36,7 @@ import { sys } from '../native/sys';
 import { xsk, type XskStatistics } from '../native/xsk';
 import { DriverQueue, GuestRam, SplitBufferRing } from '../test-driver';
 import type { QueueConfig } from '../virtio/device';
-import { formatPerMillion, medianPerMillion, perMillion, type PerMillion } from './per-million';
+import { formatPerMillion, medianPerMillion, perMillion, type Kicks, type PerMillion } from './per-million';
 import { resultHeader, type BenchResult } from './report';
 import { pairedRatio, summarize } from './stats';
 import { udpFrame } from './udp-frame';
@@ -150,8 +150,8 @@ export interface DeviceRunResult {
   rxUsed: number;
   /** io-fwd: frames received with no free transmit buffer (dropped by the driver, as the PMD does). */
   fwdDropped: number;
-  /** Driver notify writes (kicks) during the window. */
-  kicks: number;
+  /** Driver notify writes (kicks) on each kind of queue during the window. */
+  kicks: Kicks;
   seconds: number;
   /** Worker, device and backend counters over the window (later minus earlier snapshot). */
   counters: PairCounters;
@@ -239,8 +239,8 @@ class DriverPair {
     for (let i = Q - 1; i >= 0; i--) this.freeTx[this.top++] = i;
   }
 
-  get kicks(): number {
-    return this.rxq.kicks + this.txq.kicks;
+  get kicks(): Kicks {
+    return { tx: this.txq.kicks, rx: this.rxq.kicks };
   }
 
   snapshot(): DriverCounts {
@@ -420,7 +420,10 @@ async function deviceRun(
     const driverCpuWait = (driverSched.wait - driverCpu0.wait) / 1e9 / seconds;
     const kernel = fds.map((fd, q) => statsMinus(xsk.statistics(fd), kernel0[q]!)).reduce(statsPlus);
     const peerPackets = (peer?.() ?? 0) - peer0;
-    const kicks = pairs.reduce((sum, d, q) => sum + d.kicks - kicks0[q]!, 0);
+    const kicks: Kicks = {
+      tx: pairs.reduce((sum, d, q) => sum + d.kicks.tx - kicks0[q]!.tx, 0),
+      rx: pairs.reduce((sum, d, q) => sum + d.kicks.rx - kicks0[q]!.rx, 0),
+    };
     // The threads publish every 64 rounds and before they sleep: give them a moment.
     await sleep(20);
     const perPair = pairs.map((_, q) => minus(runner.stats(q)!, stats0[q]!));
@@ -533,7 +536,7 @@ export async function benchDeviceWorker(o: DeviceWorkerBenchOptions): Promise<Be
           per.push(pm);
           Object.assign(row, {
             mpps: dMpps, queueMpps: d.queueMpps, ioCpus: d.ioCpus.map((c) => c ?? null), threadOf: d.threadOf, packets: d.packets, peerPackets: mode === 'rxonly' ? generated : d.peerPackets, seconds: d.seconds,
-            ...(generate ? { generated } : {}), txUsed: d.txUsed, rxUsed: d.rxUsed, fwdDropped: d.fwdDropped, kicks: d.kicks, perMillion: pm,
+            ...(generate ? { generated } : {}), txUsed: d.txUsed, rxUsed: d.rxUsed, fwdDropped: d.fwdDropped, kicks: d.kicks.tx + d.kicks.rx, txKicks: d.kicks.tx, rxKicks: d.kicks.rx, perMillion: pm,
             workerNsPerFrame: d.workerNsPerFrame, driverNsPerFrame: d.driverNsPerFrame, workerCpuWait: d.workerCpuWait, driverCpuWait: d.driverCpuWait, kernel: d.kernel,
             counters: { worker: d.counters.worker, device: d.counters.device, backend: d.counters.backend },
           });

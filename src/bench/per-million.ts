@@ -4,10 +4,15 @@
 import type { PairCounters } from '../io/pair-counters';
 import type { XskStatistics } from '../native/xsk';
 import { summarize } from './stats';
+import type { ThreadCpu } from '../host/cpu-affinity';
 
 export interface PerMillion {
-  /** Driver notify writes (guest kicks: ioeventfd / eventfd writes). */
+  /** Driver notify writes (guest kicks: ioeventfd / eventfd writes), both queues. */
   kicks: number;
+  /** Of those, on the transmit queues (the driver posted frames to send). */
+  txKicks: number;
+  /** Of those, on the receive queues (the driver posted receive buffers). */
+  rxKicks: number;
   /** Used-buffer notifications the device sent (irqfd / call eventfd writes). */
   interrupts: number;
   /** epoll_wait calls: the worker armed notifications and slept (its only poll call). */
@@ -30,11 +35,19 @@ export interface PerMillion {
   dropRxFull: number;
 }
 
+/** Driver notifies on each kind of queue. */
+export interface Kicks {
+  tx: number;
+  rx: number;
+}
+
 /** `frames` moved with `kicks` driver notifies, the worker's counters `c` and the socket's kernel drops over the same window. */
-export function perMillion(frames: number, kicks: number, c: PairCounters, kernel?: XskStatistics): PerMillion {
+export function perMillion(frames: number, kicks: Kicks, c: PairCounters, kernel?: XskStatistics): PerMillion {
   const f = frames > 0 ? 1e6 / frames : 0;
   return {
-    kicks: kicks * f,
+    kicks: (kicks.tx + kicks.rx) * f,
+    txKicks: kicks.tx * f,
+    rxKicks: kicks.rx * f,
     interrupts: c.device.interrupts * f,
     polls: c.worker.sleeps * f,
     wakeups: c.worker.wakeups * f,
@@ -52,6 +65,8 @@ export function perMillion(frames: number, kicks: number, c: PairCounters, kerne
 export interface VmmCounters {
   when: string;
   nets: Array<{ id: string; ifname: string; pairs: Array<PairCounters & { pair: number; kernel?: XskStatistics }> }>;
+  /** The VMM's named threads (vCPUs, I/O threads) and their CPU time over the whole run. */
+  threads?: ThreadCpu[];
 }
 
 /** The last counters line in the VMM's stderr, or undefined. */

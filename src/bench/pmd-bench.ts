@@ -18,6 +18,8 @@ import { PmdVm } from './pmd-vm';
 import { resultHeader, type BenchResult } from './report';
 import { formatPerMillion, medianPerMillion, parseVmmCounters, perMillion, sumPairs, type PerMillion } from './per-million';
 import { pairedRatio, summarize, type Summary } from './stats';
+import type { ThreadCpu } from '../host/cpu-affinity';
+import { IO_THREAD_NAME, VCPU_THREAD_NAME } from '../host/thread-names';
 import { ALL_PHASES, type BootPhase, type BootTimelineJson } from '../vmm/boot-timeline';
 import { XdpCounter } from './xdp-counter';
 import { defaultPmdPlacement, describePlacement, placementRunArgs, pmdPlacement, type PmdPlacement, type PmdPlacementName } from './pmd-placement';
@@ -84,6 +86,22 @@ interface GuestRun {
   perMillion: PerMillion | undefined;
   /** Each queue pair's rate, as the guest counted it. */
   queueMpps: number[];
+  /** CPU time of the VMM's vCPU and I/O threads over the whole run (boot included) per frame moved, ns. */
+  cpuNsPerFrame: ThreadsPerFrame | undefined;
+}
+
+interface ThreadsPerFrame {
+  vcpu: number;
+  io: number;
+}
+
+/** The named threads' CPU time per frame; undefined when the VMM reported none (hosted vCPUs are processes). */
+function threadsPerFrame(threads: readonly ThreadCpu[] | undefined, frames: number): ThreadsPerFrame | undefined {
+  if (!threads || frames <= 0) return undefined;
+  const sum = (prefix: string): number => threads.filter((t) => t.name.startsWith(prefix)).reduce((a, t) => a + t.runNs, 0);
+  const vcpu = sum(VCPU_THREAD_NAME);
+  const io = sum(IO_THREAD_NAME);
+  return vcpu > 0 && io > 0 ? { vcpu: vcpu / frames, io: io / frames } : undefined;
 }
 
 /** Phases of `xdpvm run -timeline` and firstFrameAtPeer, ms from the VMM process's start. */
@@ -109,6 +127,8 @@ export function summarizeTimelines(runs: readonly (PmdBootTimeline | undefined)[
 interface BaselineRun {
   /** Each queue's C loop. */
   queueMpps: number[];
+  /** The C loops' CPU time per frame, ns (NaN when a loop did not report it). */
+  cpuNsPerFrame: number;
   mpps: number;
   packets: number;
   peerPackets: number;
@@ -162,7 +182,7 @@ async function guestRun(pair: VethPair, o: PmdBenchOptions, place: PmdPlacement,
   // The peer's XDP program dated the first frame on CLOCK_MONOTONIC, the clock of the VMM's timeline and of the spawn.
   const peerFirst = o.mode === 'rxonly' ? undefined : counter.firstFrameMs();
   const timeline = e.timeline ? bootPhases(e.timeline, peerFirst) : undefined;
-  const kicks = r.per_queue.reduce((sum, q) => sum + q.tx_kicks + q.rx_kicks, 0);
+  const kicks = { tx: r.per_queue.reduce((sum, q) => sum + q.tx_kicks, 0), rx: r.per_queue.reduce((sum, q) => sum + q.rx_kicks, 0) };
   const summed = vmm ? sumPairs(vmm.nets.flatMap((n) => n.pairs)) : undefined;
   return {
     perMillion: summed ? perMillion(guestPackets, kicks, summed.counters, summed.kernel) : undefined,
@@ -174,7 +194,12 @@ async function guestRun(pair: VethPair, o: PmdBenchOptions, place: PmdPlacement,
     bootToFirstPacketMs: peerFirst === undefined ? undefined : peerFirst - e.spawnedAtMs,
     timeline,
     guestBootToFirstTxMs: guestFirst === undefined ? undefined : guestFirst * 1000,
+    cpuNsPerFrame: threadsPerFrame(vmm?.threads, guestPackets),
   };
+}
+
+function loopCpuPerFrame(res: readonly EndpointResult[], packets: number): number {
+  return (res.reduce((a, x) => a + (x.cpuSeconds ?? NaN), 0) * 1e9) / Math.max(1, packets);
 }
 
 async function baselineRun(pair: VethPair, o: PmdBenchOptions, place: PmdPlacement, counter: XdpCounter): Promise<BaselineRun> {
@@ -184,7 +209,7 @@ async function baselineRun(pair: VethPair, o: PmdBenchOptions, place: PmdPlaceme
     await sleep(50);
     const packets = res.reduce((s, x) => s + x.packets, 0);
     const seconds = Math.max(...res.map((x) => x.seconds));
-    return { mpps: packets / seconds / 1e6, queueMpps: res.map((x) => x.packets / x.seconds / 1e6), packets, peerPackets: counter.total() - before, seconds };
+    return { mpps: packets / seconds / 1e6, queueMpps: res.map((x) => x.packets / x.seconds / 1e6), packets, peerPackets: counter.total() - before, seconds, cpuNsPerFrame: loopCpuPerFrame(res, packets) };
   }
   const gen = endpoints(pair, o, place, 'b', 'tx', o.seconds + 1.5);
   await sleep(400);
@@ -192,7 +217,7 @@ async function baselineRun(pair: VethPair, o: PmdBenchOptions, place: PmdPlaceme
   const sent = (await gen).reduce((s, x) => s + x.packets, 0);
   const packets = res.reduce((s, x) => s + x.packets, 0);
   const seconds = Math.max(...res.map((x) => x.seconds));
-  return { mpps: packets / seconds / 1e6, queueMpps: res.map((x) => x.packets / x.seconds / 1e6), packets, peerPackets: sent, seconds };
+  return { mpps: packets / seconds / 1e6, queueMpps: res.map((x) => x.packets / x.seconds / 1e6), packets, peerPackets: sent, seconds, cpuNsPerFrame: loopCpuPerFrame(res, packets) };
 }
 
 export async function benchPmd(o: PmdBenchOptions): Promise<BenchResult> {
@@ -218,12 +243,13 @@ export async function benchPmd(o: PmdBenchOptions): Promise<BenchResult> {
           o.progress(
             `  run ${r + 1}/${o.runs} PMD guest: ${g.mpps.toFixed(3)} Mpps, guest ${o.mode === 'rxonly' ? 'received' : 'sent'} ${g.packets}, ` +
               `peer ${o.mode === 'rxonly' ? 'sent' : 'counted'} ${g.peerPackets}${perQueue(g.queueMpps)}, first frame at the peer ${g.timeline?.firstFrameAtPeer?.toFixed(0) ?? '-'} ms after the VMM's start (${g.bootToFirstPacketMs?.toFixed(0) ?? '-'} after its spawn)` +
+              (g.cpuNsPerFrame ? `; CPU/frame vCPU ${g.cpuNsPerFrame.vcpu.toFixed(0)} ns, I/O thread ${g.cpuNsPerFrame.io.toFixed(0)} ns` : '') +
               (g.perMillion ? `; per Mframe: ${formatPerMillion(g.perMillion)}` : '; (no counters line from the VMM)'),
           );
         } else {
           const b = await baselineRun(pair, o, place, counter);
           base.push(b);
-          o.progress(`  run ${r + 1}/${o.runs} raw C    : ${b.mpps.toFixed(3)} Mpps, ${b.packets} packets, peer ${b.peerPackets}${perQueue(b.queueMpps)}`);
+          o.progress(`  run ${r + 1}/${o.runs} raw C    : ${b.mpps.toFixed(3)} Mpps, ${b.packets} packets, peer ${b.peerPackets}${perQueue(b.queueMpps)}; CPU/frame ${b.cpuNsPerFrame.toFixed(0)} ns`);
         }
         await sleep(300);
       }
@@ -257,6 +283,7 @@ export async function benchPmd(o: PmdBenchOptions): Promise<BenchResult> {
     ...(perRuns.length ? { perMillion: medianPerMillion(perRuns) } : {}),
     runs: guest.map((g, i) => ({
       perMillion: g.perMillion ?? null,
+      cpuNsPerFrame: g.cpuNsPerFrame ?? null,
       run: i + 1,
       mpps: g.mpps,
       packets: g.packets,
@@ -271,6 +298,7 @@ export async function benchPmd(o: PmdBenchOptions): Promise<BenchResult> {
       baselinePackets: base[i]!.packets,
       baselinePeerPackets: base[i]!.peerPackets,
       baselineSeconds: base[i]!.seconds,
+      baselineCpuNsPerFrame: Number.isFinite(base[i]!.cpuNsPerFrame) ? base[i]!.cpuNsPerFrame : null,
     })),
   };
 }

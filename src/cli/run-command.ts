@@ -2,8 +2,8 @@
 // The serial console is stdout; SIGINT/SIGTERM end the run and tear down
 // everything (no XDP program stays attached). The exit status is the guest's
 // debug-exit status, 0 after a shutdown or reset, 1 after an error. Every
-// queue pair's counters go to stderr as one JSON line (`xdpvm-counters
-// {...}`) on exit and on SIGUSR1.
+// queue pair's counters, and the CPU time of the vCPU and I/O threads, go to
+// stderr as one JSON line (`xdpvm-counters {...}`) on exit and on SIGUSR1.
 import { existsSync, fstatSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { bootPlanFor } from '../vmm/boot-plan';
@@ -19,7 +19,8 @@ export const RUN_USAGE = `usage: xdpvm run [-m SIZE] [-smp N] -kernel FILE [-ini
   -vcpu-cpus    pin vCPU i's thread to host CPU Ci; -vcpu-nice: the vCPU threads' niceness
   io-cpus=      pin queue pair i's I/O thread to host CPU Ci; poll-max-ns=: how long an idle I/O thread busy-polls
                 (default 50000); coalesce-us=: wait after a round with few frames, so frames come in batches; io-nice=
-  A vCPU that shares its CPU with its I/O thread: poll-max-ns=0,coalesce-us=50 and -vcpu-nice 19 (README, Queues and CPUs)
+  A vCPU that shares its CPU with its I/O thread: poll-max-ns=1000000,coalesce-us=50 and -vcpu-nice 19 (README, Queues and CPUs;
+                with coalesce-us=, the poll bound is spent in naps of that length, not spinning)
   -iopl 0    enter a bare-metal guest with RFLAGS.IOPL = 0 (as a PVM host runs ring 3): port I/O by the TSS bitmap only
   -accel hosted  no KVM: each vCPU is a process running the PMD test guest's hosted build (vcpu=, default
              pmd-hosted beside -kernel) on guest RAM, its port and MMIO accesses relayed as exits (no /dev/kvm needed)
@@ -112,7 +113,7 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
   const closeInput = attachConsoleInput(machine);
   const onSignal = (sig: NodeJS.Signals): void => machine.stop(`${sig}`);
   const printCounters = (when: 'exit' | 'SIGUSR1'): void =>
-    void process.stderr.write(`xdpvm-counters ${JSON.stringify({ when, nets: machine.nets.map((n) => n.stats()) })}\n`);
+    void process.stderr.write(`xdpvm-counters ${JSON.stringify({ when, nets: machine.nets.map((n) => n.stats()), threads: machine.threadCpu() })}\n`);
   const onUsr1 = (): void => printCounters('SIGUSR1');
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);

@@ -1,7 +1,7 @@
 // Pinning threads to host CPUs (sched_setaffinity on the calling thread): the
 // I/O workers and benchmark loops, so that a run does not depend on where the
 // scheduler happened to put each thread and its softirq work.
-import { readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { availableParallelism, setPriority } from 'node:os';
 import { sys } from '../native/sys';
 
@@ -54,6 +54,49 @@ export function setThreadTimerSlack(tid: number, ns: number, who: string): boole
     process.stderr.write(`xdpvm: ${who}: cannot set timer slack ${ns} ns (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); left as it was\n`);
     return false;
   }
+}
+
+/**
+ * Names the calling thread (its comm, at most 15 bytes) so that top, perf and /proc tell the vCPU and I/O
+ * threads apart (QEMU names its threads the same way). A refusal changes nothing else and is not reported.
+ */
+export function nameThisThread(name: string): void {
+  try {
+    writeFileSync('/proc/thread-self/comm', name.slice(0, 15));
+  } catch {
+    // Only a label: a kernel without writable comm leaves "node".
+  }
+}
+
+/** A named thread of this process and its CPU time (schedstat): run on a CPU, and waiting on a run queue. */
+export interface ThreadCpu {
+  name: string;
+  tid: number;
+  runNs: number;
+  waitNs: number;
+}
+
+/** This process's threads whose name starts with `prefix`, with their CPU time so far. */
+export function namedThreadCpu(prefix: string): ThreadCpu[] {
+  const out: ThreadCpu[] = [];
+  let tids: string[];
+  try {
+    tids = readdirSync('/proc/self/task');
+  } catch {
+    return out;
+  }
+  for (const t of tids) {
+    try {
+      const name = readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim();
+      if (!name.startsWith(prefix)) continue;
+      const tid = Number(t);
+      const { run, wait } = threadSchedNs(tid);
+      out.push({ name, tid, runNs: run, waitNs: wait });
+    } catch {
+      // The thread ended while we looked.
+    }
+  }
+  return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.tid - b.tid));
 }
 
 /** Undoes pinThisThread: the calling thread may run on every CPU it could at start-up again. */

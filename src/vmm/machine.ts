@@ -32,7 +32,9 @@ import { planGuestUmem } from './guest-umem-plan';
 import { ExitMailbox, serveMailbox, Slot, StopReason, type ExitKind } from './vcpu/exit-mailbox';
 import { CoalescedWrites } from './coalesced-writes';
 import { PCI_CONFIG_ADDRESS_PORT } from '../pci/config-address';
-import type { VcpuWorkerData } from './vcpu/vcpu-worker';
+import type { VcpuCpuMessage, VcpuWorkerData } from './vcpu/vcpu-worker';
+import { namedThreadCpu, type ThreadCpu } from '../host/cpu-affinity';
+import { THREAD_NAME_PREFIX } from '../host/thread-names';
 import { vcpuThread } from './vcpu/vcpu-thread';
 import type { DeviceVm } from './device-vm';
 import { HostedVm } from './hosted/hosted-vm';
@@ -105,6 +107,8 @@ export class Machine {
   private readonly vcpus: Vcpu[] = [];
   private readonly boxes: ExitMailbox[] = [];
   private readonly workers: Worker[] = [];
+  /** CPU time of vCPU threads that have ended (each posts it as it ends). */
+  private readonly endedVcpuCpu: ThreadCpu[] = [];
   /** run() handed the vCPU threads their vCPUs. */
   private started = false;
   private readonly bus: PciBus;
@@ -122,6 +126,9 @@ export class Machine {
     for (let i = 0; i < config.cpus; i++) {
       const worker = vcpuThread();
       worker.on('error', (e) => this.end({ reason: 'error', status: 0, detail: `vCPU ${i} thread: ${e.message}` }));
+      worker.on('message', (m: VcpuCpuMessage) => {
+        if (m?.kind === 'vcpu-cpu') this.endedVcpuCpu[i] = { name: m.name, tid: m.tid, runNs: m.runNs, waitNs: m.waitNs };
+      });
       this.workers.push(worker);
     }
     const accel = config.accel ?? { kind: 'kvm' };
@@ -374,6 +381,13 @@ export class Machine {
   }
 
   /** Tears everything down (workers first, then what they used). */
+  /** CPU time of the VMM's named threads (vCPUs, I/O threads) so far; a vCPU thread that ended, as it ended. */
+  threadCpu(): ThreadCpu[] {
+    const live = namedThreadCpu(THREAD_NAME_PREFIX);
+    const ended = this.endedVcpuCpu.filter((t) => t !== undefined && !live.some((l) => l.tid === t.tid));
+    return [...ended, ...live];
+  }
+
   async close(): Promise<void> {
     // Threads that never got a vCPU (no run) are waiting for their message: end them.
     if (!this.started) await Promise.all(this.workers.map((w) => w.terminate()));

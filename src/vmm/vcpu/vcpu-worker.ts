@@ -9,7 +9,8 @@
 import { parentPort } from 'node:worker_threads';
 import { ExitReason, IoDirection, Vcpu, type VcpuHandle } from '../../kvm/vcpu';
 import { markFirstKvmRun } from '../boot-timeline';
-import { pinThisThread, setThreadNice, thisThreadId } from '../../host/cpu-affinity';
+import { nameThisThread, pinThisThread, setThreadNice, thisThreadId, threadSchedNs, type ThreadCpu } from '../../host/cpu-affinity';
+import { VCPU_THREAD_NAME } from '../../host/thread-names';
 import { ExitKind, ExitMailbox, StopReason } from './exit-mailbox';
 import { runHostedVcpu, type HostedVcpuData } from '../hosted/hosted-vcpu-loop';
 
@@ -39,6 +40,7 @@ function run(d: VcpuWorkerData): void {
   }
   if (!d.vcpu) return box.reportStop(StopReason.RunError, 'no vCPU given');
   const vcpu = Vcpu.attach(d.vcpu);
+  nameThisThread(`${VCPU_THREAD_NAME}${vcpu.id}`);
   if (d.cpu !== undefined) pinThisThread(d.cpu, `vCPU ${vcpu.id}`);
   if (d.nice !== undefined) setThreadNice(thisThreadId(), d.nice, `vCPU ${vcpu.id}`);
   vcpu.bindThread();
@@ -103,7 +105,16 @@ function run(d: VcpuWorkerData): void {
     }
   } finally {
     vcpu.unbindThread();
+    // The thread ends with the run: its CPU time goes to the machine now, for the counters line (run-command.ts).
+    const t = threadSchedNs('self');
+    const cpu: VcpuCpuMessage = { kind: 'vcpu-cpu', name: `${VCPU_THREAD_NAME}${vcpu.id}`, tid: thisThreadId(), runNs: t.run, waitNs: t.wait };
+    parentPort!.postMessage(cpu);
   }
+}
+
+/** What a vCPU thread posts as it ends: its CPU time over the run. */
+export interface VcpuCpuMessage extends ThreadCpu {
+  kind: 'vcpu-cpu';
 }
 
 parentPort!.once('message', (d: VcpuWorkerData) => run(d));
