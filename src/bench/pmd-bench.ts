@@ -22,7 +22,7 @@ import type { ThreadCpu } from '../host/cpu-affinity';
 import { IO_THREAD_NAME, VCPU_THREAD_NAME } from '../host/thread-names';
 import { ALL_PHASES, type BootPhase, type BootTimelineJson } from '../vmm/boot-timeline';
 import { XdpCounter } from './xdp-counter';
-import { defaultPmdPlacement, describePlacement, placementRunArgs, pmdPlacement, type PmdPlacement, type PmdPlacementName } from './pmd-placement';
+import { defaultPmdIoThreads, defaultPmdPlacement, describePlacement, placementRunArgs, pmdPlacement, type PmdPlacement, type PmdPlacementName } from './pmd-placement';
 import { runCReceivers, runEndpoint, type EndpointParams, type EndpointResult } from './xsk-endpoint';
 
 export type PmdMode = 'txonly' | 'rxonly' | 'io-fwd';
@@ -227,7 +227,8 @@ export async function benchPmd(o: PmdBenchOptions): Promise<BenchResult> {
   if (hosted) o.progress('  hosted vCPU: the PMD driver runs as a process (-accel hosted); its port and MMIO accesses are relayed, not KVM exits');
   const emulated = emulatedCpu();
   if (emulated) o.progress('  NOTE: this CPU is QEMU TCG (the nested-KVM harness): every figure below measures the emulator, not xdpvm');
-  const place = pmdPlacement(o.placement ?? defaultPmdPlacement(o.mode), o.queues, undefined, o.ioThreads ?? o.queues);
+  const placement = o.placement ?? defaultPmdPlacement(o.mode);
+  const place = pmdPlacement(placement, o.queues, undefined, o.ioThreads ?? defaultPmdIoThreads(placement, o.queues));
   o.progress(`  ${describePlacement(place)}`);
   const pair = new VethPair('pmd', { queues: o.queues });
   const guest: GuestRun[] = [];

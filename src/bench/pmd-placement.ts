@@ -9,8 +9,9 @@ import type { PmdMode } from './pmd-bench';
 /**
  * - shared: queue pair k's vCPU, I/O thread and (baseline) C loop on one CPU, counted down from the last;
  *   generators on the CPUs left over (unpinned when none are); vCPUs and I/O threads as SHARED_CPU_POLICY says;
- * - split: vCPU k on CPU k, I/O thread k and C loop k on the CPU counted down from the last, generators
- *   unpinned, the default I/O policy;
+ * - split: I/O thread t and C loop k on the CPU counted down from the last, the vCPUs round-robin on the
+ *   CPUs left to them (all of them when the I/O threads take every CPU), generators unpinned, the default
+ *   I/O policy;
  * - none: nothing pinned, the default I/O policy.
  */
 export const PMD_PLACEMENTS = ['shared', 'split', 'none'] as const;
@@ -35,6 +36,15 @@ export function defaultPmdPlacement(mode: PmdMode): PmdPlacementName {
   return mode === 'txonly' ? 'split' : 'shared';
 }
 
+/**
+ * I/O threads when the user names none: one per pair, but split leaves the vCPUs at least one CPU, so on 2 CPUs
+ * two pairs share one I/O thread (QEMU's iothread-vq-mapping): two threads there would each share a CPU with a
+ * busy-polling vCPU of the other pair.
+ */
+export function defaultPmdIoThreads(name: PmdPlacementName, queues: number, cpus = availableParallelism()): number {
+  return name === 'split' ? Math.max(1, Math.min(queues, cpus - 1)) : queues;
+}
+
 /** `ioThreads` I/O threads serve the `queues` pairs (default one each); I/O thread t runs where its first pair's would. */
 export function pmdPlacement(name: PmdPlacementName, queues: number, cpus = availableParallelism(), ioThreads = queues): PmdPlacement {
   const pairs = Array.from({ length: queues }, (_, k) => k);
@@ -44,7 +54,11 @@ export function pmdPlacement(name: PmdPlacementName, queues: number, cpus = avai
   if (name === 'none' || cpus < 2) return { name: 'none', threadOf, vcpuCpus: none(queues), ioCpus: none(threads.length), generatorCpus: none(queues), loopCpus: none(queues) };
   const down = (k: number): number => (((cpus - 1 - k) % cpus) + cpus) % cpus;
   if (name === 'split') {
-    return { name, threadOf, vcpuCpus: pairs.map((k) => k % cpus), ioCpus: threads.map(down), loopCpus: pairs.map(down), generatorCpus: none(queues) };
+    // vCPUs on the CPUs no I/O thread has (fewer I/O threads than pairs leave more of those), round-robin.
+    const ioCpus = threads.map(down);
+    const free = Array.from({ length: cpus }, (_, c) => c).filter((c) => !ioCpus.includes(c));
+    const vcpuCpus = pairs.map((k) => (free.length ? free[k % free.length]! : k % cpus));
+    return { name, threadOf, vcpuCpus, ioCpus, loopCpus: pairs.map(down), generatorCpus: none(queues) };
   }
   const spare = cpus - queues;
   return {
