@@ -233,12 +233,21 @@ export async function benchPmd(o: PmdBenchOptions): Promise<BenchResult> {
   const pair = new VethPair('pmd', { queues: o.queues });
   const guest: GuestRun[] = [];
   const base: BaselineRun[] = [];
+  // Several pairs: one pair in the same runs too, for the scaling ratio (the same placement for one pair).
+  const onePair = o.queues > 1 ? { o: { ...o, queues: 1 }, place: pmdPlacement(placement, 1, undefined, defaultPmdIoThreads(placement, 1)) } : undefined;
+  const single: GuestRun[] = [];
   let counter: XdpCounter | undefined;
   try {
     counter = inNetns(pair.b.netns, () => XdpCounter.attach(xsk.ifNameToIndex(pair.b.ifname), 'skb'));
     for (let r = 0; r < o.runs; r++) {
-      for (const which of r % 2 === 0 ? (['guest', 'c'] as const) : (['c', 'guest'] as const)) {
-        if (which === 'guest') {
+      const order = r % 2 === 0 ? (['guest', 'c', 'one'] as const) : (['one', 'c', 'guest'] as const);
+      for (const which of order) {
+        if (which === 'one') {
+          if (!onePair) continue;
+          const g = await guestRun(pair, onePair.o, onePair.place, counter);
+          single.push(g);
+          o.progress(`  run ${r + 1}/${o.runs} one pair : ${g.mpps.toFixed(3)} Mpps (${describePlacement(onePair.place)})`);
+        } else if (which === 'guest') {
           const g = await guestRun(pair, o, place, counter);
           guest.push(g);
           o.progress(
@@ -260,6 +269,11 @@ export async function benchPmd(o: PmdBenchOptions): Promise<BenchResult> {
     pair.remove();
   }
   const mpps = summarize(guest.map((g) => g.mpps));
+  const scaling = single.length ? pairedRatio(guest.map((g, i) => ({ mpps: g.mpps, baselineMpps: single[i]!.mpps }))) : undefined;
+  if (scaling) {
+    o.progress(`  ${o.queues} pairs / one pair, same runs: ${scaling.ratio.toFixed(3)} (min ${scaling.runRatios.min.toFixed(3)}, max ${scaling.runRatios.max.toFixed(3)}); ` +
+      `${o.queues} pairs max/min over the runs ${(mpps.max / mpps.min).toFixed(2)}`);
+  }
   const baseMpps = summarize(base.map((b) => b.mpps));
   const firsts = guest.map((g) => g.bootToFirstPacketMs).filter((x): x is number => x !== undefined);
   const perRuns = guest.map((g) => g.perMillion).filter((x): x is PerMillion => x !== undefined);
@@ -282,6 +296,7 @@ export async function benchPmd(o: PmdBenchOptions): Promise<BenchResult> {
     // Each run measures both sides back to back: the median of the per-run ratios is the headline.
     ...pairedRatio(guest.map((g, i) => ({ mpps: g.mpps, baselineMpps: base[i]!.mpps }))),
     ...(perRuns.length ? { perMillion: medianPerMillion(perRuns) } : {}),
+    ...(scaling ? { scaling: { onePairMpps: summarize(single.map((g) => g.mpps)), ...scaling, spread: mpps.max / mpps.min } } : {}),
     runs: guest.map((g, i) => ({
       perMillion: g.perMillion ?? null,
       cpuNsPerFrame: g.cpuNsPerFrame ?? null,
