@@ -11,7 +11,7 @@ import { sys } from '../src/native/sys';
 import type { QueueConfig } from '../src/virtio/device';
 import { frameSeq, frameTag, makeFrame } from './support/frames';
 import { receive, sleep } from './support/queue-traffic';
-import { withWorkerRig } from './support/worker-rig';
+import { withWorkerRig, type WorkerRig } from './support/worker-rig';
 
 const HDR = 12;
 const BURST = 8;
@@ -21,33 +21,45 @@ function ring(index: number, base: number): QueueConfig {
   return { index, size: 256, kind: 'split', enabled: true, descAddr: base, driverAddr: base + 0x1000, deviceAddr: base + 0x2000 };
 }
 
+/**
+ * Starts pair 0 on the rig with receive buffers posted (so the receive side waits for frames, none come, not on
+ * short timeouts for buffers) and returns the driver of its transmit ring; neither ring uses EVENT_IDX.
+ */
+function startPair({ guest, memory, runner }: WorkerRig): SplitRingDriver {
+  const rx = ring(0, 0x10000);
+  const tx = ring(1, 0x20000);
+  const rxDrv = new SplitRingDriver(guest, { size: 256, descAddr: rx.descAddr, availAddr: rx.driverAddr, usedAddr: rx.deviceAddr }, { eventIdx: false });
+  for (let i = 0; i < 128; i++) rxDrv.add([{ addr: 0x400000 + i * 2048, len: 2048, write: true }]);
+  rxDrv.publish();
+  const txDrv = new SplitRingDriver(guest, { size: 256, descAddr: tx.descAddr, availAddr: tx.driverAddr, usedAddr: tx.deviceAddr }, { eventIdx: false });
+  runner.start(
+    { pair: 0, rx, tx, features: featureMask(VirtioFeature.VERSION_1), mergeable: false, offloads: { csum: false, tso: false } },
+    { memory, signalUsed: () => {}, markNeedsReset: () => {} },
+  );
+  return txDrv;
+}
+
+/** Posts BURST frames numbered from `from` (64 B, tagged `tag`) on the transmit ring; true when the device asks for a kick. */
+function postBurst(bytes: Uint8Array, txDrv: SplitRingDriver, from: number, tag: number): boolean {
+  for (let i = from; i < from + BURST; i++) {
+    const f = makeFrame(i, 64, tag);
+    const addr = 0x100000 + i * 4096;
+    bytes.fill(0, addr, addr + HDR);
+    bytes.set(f, addr + HDR);
+    txDrv.add([{ addr, len: HDR + f.length, write: false }]);
+  }
+  return txDrv.publish();
+}
+
 test('a transmit kick that wakes a coalescing I/O thread is served after the coalescing wait, with what the driver posted meanwhile and no second kick', async () => {
-  await withWorkerRig('iowake', { spinRounds: 1, pollUs: 0, coalesceUs: COALESCE_US }, async ({ qb, bytes, memory, guest, runner }) => {
-    const rx = ring(0, 0x10000);
-    const tx = ring(1, 0x20000);
-    // Receive buffers posted: the receive side waits for frames (none come), not on short timeouts for buffers.
-    const rxDrv = new SplitRingDriver(guest, { size: 256, descAddr: rx.descAddr, availAddr: rx.driverAddr, usedAddr: rx.deviceAddr }, { eventIdx: false });
-    for (let i = 0; i < 128; i++) rxDrv.add([{ addr: 0x400000 + i * 2048, len: 2048, write: true }]);
-    rxDrv.publish();
-    const txDrv = new SplitRingDriver(guest, { size: 256, descAddr: tx.descAddr, availAddr: tx.driverAddr, usedAddr: tx.deviceAddr }, { eventIdx: false });
-    runner.start(
-      { pair: 0, rx, tx, features: featureMask(VirtioFeature.VERSION_1), mergeable: false, offloads: { csum: false, tso: false } },
-      { memory, signalUsed: () => {}, markNeedsReset: () => {} },
-    );
+  await withWorkerRig('iowake', { spinRounds: 1, pollUs: 0, coalesceUs: COALESCE_US }, async (rig) => {
+    const { qb, bytes, runner } = rig;
+    const txDrv = startPair(rig);
     for (let i = 0; i < 200 && (runner.counters(0)?.sleeps ?? 0) === 0; i++) await sleep(10);
     assert.ok((runner.counters(0)?.sleeps ?? 0) > 0, 'the I/O thread went to sleep (nothing to send, nothing received)');
     // Its timed waits end on time: the timer slack is 1 µs, not the kernel's 50.
     assert.is(readFileSync(`/proc/${runner.threadId(0)}/timerslack_ns`, 'utf8').trim(), '1000');
-    const post = (from: number): boolean => {
-      for (let i = from; i < from + BURST; i++) {
-        const f = makeFrame(i, 64, 9);
-        const addr = 0x100000 + i * 4096;
-        bytes.fill(0, addr, addr + HDR);
-        bytes.set(f, addr + HDR);
-        txDrv.add([{ addr, len: HDR + f.length, write: false }]);
-      }
-      return txDrv.publish();
-    };
+    const post = (from: number): boolean => postBurst(bytes, txDrv, from, 9);
     assert.ok(post(0), 'the sleeping I/O thread asked for a kick');
     sys.eventfdWrite(runner.fds[0]!.txKick, 1);
     await sleep(10);
@@ -67,28 +79,11 @@ test('a transmit kick that wakes a coalescing I/O thread is served after the coa
 
 test('a coalescing I/O thread with a poll bound naps through it with kicks off: a burst posted then needs no kick; after the bound it sleeps and asks for one', async () => {
   const POLL_US = 400_000;
-  await withWorkerRig('ionap', { spinRounds: 1, pollUs: POLL_US, coalesceUs: 1000 }, async ({ qb, bytes, memory, guest, runner }) => {
-    const rx = ring(0, 0x10000);
-    const tx = ring(1, 0x20000);
-    const rxDrv = new SplitRingDriver(guest, { size: 256, descAddr: rx.descAddr, availAddr: rx.driverAddr, usedAddr: rx.deviceAddr }, { eventIdx: false });
-    for (let i = 0; i < 128; i++) rxDrv.add([{ addr: 0x400000 + i * 2048, len: 2048, write: true }]);
-    rxDrv.publish();
-    const txDrv = new SplitRingDriver(guest, { size: 256, descAddr: tx.descAddr, availAddr: tx.driverAddr, usedAddr: tx.deviceAddr }, { eventIdx: false });
-    runner.start(
-      { pair: 0, rx, tx, features: featureMask(VirtioFeature.VERSION_1), mergeable: false, offloads: { csum: false, tso: false } },
-      { memory, signalUsed: () => {}, markNeedsReset: () => {} },
-    );
+  await withWorkerRig('ionap', { spinRounds: 1, pollUs: POLL_US, coalesceUs: 1000 }, async (rig) => {
+    const { qb, bytes, runner } = rig;
+    const txDrv = startPair(rig);
     let seq = 0;
-    const post = (): boolean => {
-      for (let k = 0; k < BURST; k++, seq++) {
-        const f = makeFrame(seq, 64, 7);
-        const addr = 0x100000 + seq * 4096;
-        bytes.fill(0, addr, addr + HDR);
-        bytes.set(f, addr + HDR);
-        txDrv.add([{ addr, len: HDR + f.length, write: false }]);
-      }
-      return txDrv.publish();
-    };
+    const post = (): boolean => postBurst(bytes, txDrv, (seq += BURST) - BURST, 7);
     const served = async (n: number): Promise<void> => {
       const got = await receive(qb, n, 5000, (f) => frameSeq(f) >= 0 && frameTag(f) === 7);
       assert.is(got.length, n, 'the burst reached the peer');

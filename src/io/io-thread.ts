@@ -438,12 +438,11 @@ function run(d: IoThreadData): void {
       }
       if (coalesceMs > 0) {
         // A CPU shared with the vCPU: spinning would keep the guest off it, so
-        // the whole poll bound (poll-max-ns; not adapted: a nap costs only a
-        // timed futex wait) is spent in coalescing naps with notifications
-        // off. Arming them at once would make the guest's next burst a kick,
-        // an exit (bench pmd io-fwd: 6-8k kicks per million frames, ~70 with
-        // the naps).
-        // Only after traffic: a sleep that timed out does not start another spell of naps.
+        // after traffic the whole poll bound (poll-max-ns; not adapted: a nap
+        // costs only a timed futex wait) is spent in coalescing naps with
+        // notifications off. Arming them at once would make the guest's next
+        // burst a kick, an exit (bench pmd io-fwd: 6-8k kicks per million
+        // frames, ~70 with the naps). A sleep that timed out starts no naps.
         if (napping) {
           const now = performance.now();
           if (++idle === 1) idleSince = now;

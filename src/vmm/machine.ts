@@ -380,7 +380,6 @@ export class Machine {
     }
   }
 
-  /** Tears everything down (workers first, then what they used). */
   /** CPU time of the VMM's named threads (vCPUs, I/O threads) so far; a vCPU thread that ended, as it ended. */
   threadCpu(): ThreadCpu[] {
     const live = namedThreadCpu(THREAD_NAME_PREFIX);
@@ -388,6 +387,7 @@ export class Machine {
     return [...ended, ...live];
   }
 
+  /** Tears everything down (workers first, then what they used). */
   async close(): Promise<void> {
     // Threads that never got a vCPU (no run) are waiting for their message: end them.
     if (!this.started) await Promise.all(this.workers.map((w) => w.terminate()));
