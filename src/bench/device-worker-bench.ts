@@ -47,6 +47,8 @@ export type DeviceWorkerMode = 'txonly' | 'rxonly' | 'io-fwd';
 export const DEVICE_WORKER_MODES: readonly DeviceWorkerMode[] = ['txonly', 'rxonly', 'io-fwd'];
 
 export interface DeviceWorkerBenchOptions extends BenchRunOptions {
+  /** The mode of the peer's counting XDP program (default native; bench pmd's default is skb, see PmdBenchOptions.peerXdp). */
+  peerXdp?: 'native' | 'skb';
   /** Default txonly. */
   mode?: DeviceWorkerMode;
   /** Frames the driver handles per round and the C loop per batch (the PMD guest's burst=; default 32). */
@@ -480,7 +482,7 @@ export async function benchDeviceWorker(o: DeviceWorkerBenchOptions): Promise<Be
   o.progress(
     `  placement ${placement}: driver CPU ${where(cpus?.driver)}, I/O thread CPUs ${ioThreadCpus(cpus, ioThreads).map(where).join('/')} ` +
       `(pairs ${Array.from({ length: queues }, (_, k) => `${k}->${k % ioThreads}`).join(' ')}), C loops with their pair's I/O thread, ` +
-      `generator CPU ${mode !== 'txonly' ? where(genCpu) : 'none'}, peer receive ${peerNapi === 'threaded' ? `in NAPI threads on CPU ${where(napiCpu)}` : 'in softirq'}; I/O poll ${policy.pollUs} µs, coalesce ${policy.coalesceUs} µs, driver niceness ${policy.driverNice}`,
+      `generator CPU ${mode !== 'txonly' ? where(genCpu) : 'none'}, peer receive ${peerNapi === 'threaded' ? `in NAPI threads on CPU ${where(napiCpu)}` : 'in softirq'}, counting in ${o.peerXdp ?? 'native'} XDP; I/O poll ${policy.pollUs} µs, coalesce ${policy.coalesceUs} µs, driver niceness ${policy.driverNice}`,
   );
   const pair = new VethPair('devw', { queues });
   const runs: Array<Record<string, unknown>> = [];
@@ -511,7 +513,7 @@ export async function benchDeviceWorker(o: DeviceWorkerBenchOptions): Promise<Be
   };
   try {
     // Frames coming back to the peer: txonly's and io-fwd's figure at the other end.
-    if (mode !== 'rxonly') counter = inNetns(pair.b.netns, () => XdpCounter.attach(xsk.ifNameToIndex(pair.b.ifname), 'native'));
+    if (mode !== 'rxonly') counter = inNetns(pair.b.netns, () => XdpCounter.attach(xsk.ifNameToIndex(pair.b.ifname), o.peerXdp ?? 'native'));
     if (peerNapi === 'threaded') pair.threadNapi('b', napiCpu!);
     const c = counter;
     for (let r = 0; r < o.runs; r++) {
@@ -610,7 +612,7 @@ export async function benchDeviceWorker(o: DeviceWorkerBenchOptions): Promise<Be
     params: {
       xdpMode: o.xdpMode, seconds: o.seconds, runs: o.runs, size: o.size, burst, queueSize: Q, eventIdx: o.eventIdx === true, queues, ioThreads,
       threadOf: Array.from({ length: queues }, (_, k) => k % ioThreads), ioThreadCpus: ioThreadCpus(cpus, ioThreads).map((c) => c ?? null),
-      cpus: cpus ?? 'not pinned', placement, peerNapi, ...(peerNapi === 'threaded' ? { peerNapiCpu: napiCpu } : {}), spinRounds: o.spinRounds ?? 'default', pollUs: policy.pollUs, coalesceUs: policy.coalesceUs, driverNice: policy.driverNice,
+      cpus: cpus ?? 'not pinned', placement, peerNapi, peerXdpMode: o.peerXdp ?? 'native', ...(peerNapi === 'threaded' ? { peerNapiCpu: napiCpu } : {}), spinRounds: o.spinRounds ?? 'default', pollUs: policy.pollUs, coalesceUs: policy.coalesceUs, driverNice: policy.driverNice,
       generator: generate ? `raw C XSK tx on the peer, batch 64, ${genCpu === undefined ? 'not pinned' : `on CPU ${genCpu}`}` : null,
       counted:
         mode === 'txonly' ? 'mpps = frames the peer XDP counter saw per second; packets = AF_XDP Tx packets the device posted'
@@ -684,7 +686,7 @@ export async function benchDeviceWorkerGuestUmem(o: DeviceWorkerBenchOptions): P
   const rows: Array<{ mpps: number; baselineMpps: number }> = [];
   let counter: XdpCounter | undefined;
   try {
-    if (mode !== 'rxonly') counter = inNetns(pair.b.netns, () => XdpCounter.attach(xsk.ifNameToIndex(pair.b.ifname), 'native'));
+    if (mode !== 'rxonly') counter = inNetns(pair.b.netns, () => XdpCounter.attach(xsk.ifNameToIndex(pair.b.ifname), o.peerXdp ?? 'native'));
     const c = counter;
     for (let r = 0; r < o.runs; r++) {
       const got: Partial<Record<'copy' | 'guest-umem', UmemSide>> = {};

@@ -15,10 +15,10 @@ export const BENCH_USAGE = `usage: xdpvm bench backend --mode txonly|rxonly [--x
                           [--size BYTES] [--batch N] [--json] [--out FILE] [--baseline FILE] [--threshold FRACTION]
        xdpvm bench device [--backend loopback [--offload none|csum|tso] | --backend af-xdp [--guest-umem]] [--xdp-mode native|skb] [--seconds S] [--runs N] [--size BYTES]
                           [--batch N] [--json] [--out FILE] [--baseline FILE] [--threshold FRACTION]
-       xdpvm bench device --backend af-xdp --threads [--guest-umem] [--mode txonly|rxonly|io-fwd] [--queues N [--io-threads M]] [--burst N] [--placement split|shared|gen-io|none] [--spin-rounds N] [--poll-us US] [--coalesce-us US] [--driver-nice N] [--peer-napi softirq|threaded] [--event-idx on|off]
+       xdpvm bench device --backend af-xdp --threads [--guest-umem] [--mode txonly|rxonly|io-fwd] [--queues N [--io-threads M]] [--burst N] [--placement split|shared|gen-io|none] [--spin-rounds N] [--poll-us US] [--coalesce-us US] [--driver-nice N] [--peer-napi softirq|threaded] [--peer-xdp native|skb] [--event-idx on|off]
                           [--xdp-mode native|skb]
                           [--seconds S] [--runs N] [--size BYTES] [--json] [--out FILE] [--baseline FILE] [--threshold FRACTION]
-       xdpvm bench pmd --mode txonly|rxonly|io-fwd [--queues N [--io-threads M]] [--placement shared|split|none] [--size BYTES] [--xdp-mode native|skb] [--seconds S] [--runs N] [--accel kvm|hosted] [--event-idx on|off] [--queue-size 256|512|1024]
+       xdpvm bench pmd --mode txonly|rxonly|io-fwd [--queues N [--io-threads M]] [--placement shared|split|none] [--size BYTES] [--xdp-mode native|skb] [--seconds S] [--runs N] [--accel kvm|hosted] [--event-idx on|off] [--queue-size 256|512|1024] [--peer-xdp skb|native]
                           [--json] [--out FILE] [--baseline FILE] [--threshold FRACTION]`;
 
 export async function benchCommand(argv: readonly string[]): Promise<number> {
@@ -67,6 +67,7 @@ async function benchDeviceCommand(argv: readonly string[]): Promise<number> {
     'coalesce-us': { type: 'number', min: 0, max: 1e6 },
     'driver-nice': { type: 'number', integer: true, min: -20, max: 19 },
     'peer-napi': { type: 'enum', values: PEER_NAPI },
+    'peer-xdp': { type: 'enum', values: ['native', 'skb'] },
     'event-idx': { type: 'enum', values: ['on', 'off'] },
     queues: { type: 'number', integer: true, min: 1, max: 8 },
     'io-threads': { type: 'number', integer: true, min: 1, max: 8 },
@@ -111,13 +112,14 @@ async function benchDeviceCommand(argv: readonly string[]): Promise<number> {
         ...(coalesce !== undefined ? { coalesceUs: coalesce } : {}),
         ...(nice !== undefined ? { driverNice: nice } : {}),
         ...(peerNapi !== undefined ? { peerNapi } : {}),
+        ...(flags['peer-xdp'] !== undefined ? { peerXdp: flags['peer-xdp'] as 'native' | 'skb' } : {}),
         ...(flags['event-idx'] === 'on' ? { eventIdx: true } : {}),
       }),
       flags,
       log,
     );
   }
-  const threadFlags = ['mode', 'burst', 'placement', 'spin-rounds', 'poll-us', 'coalesce-us', 'driver-nice', 'peer-napi', 'queues', 'io-threads', 'event-idx'];
+  const threadFlags = ['mode', 'burst', 'placement', 'spin-rounds', 'poll-us', 'coalesce-us', 'driver-nice', 'peer-napi', 'peer-xdp', 'queues', 'io-threads', 'event-idx'];
   if (threadFlags.some((f) => flags[f] !== undefined)) throw new UsageError(`${threadFlags.map((f) => `--${f}`).join(', ')} need --backend af-xdp --threads`);
   const backend = (flags.backend as string | undefined) ?? 'loopback';
   const offload = flags.offload as Offload | undefined;
@@ -143,6 +145,7 @@ async function benchPmdCommand(argv: readonly string[]): Promise<number> {
     accel: { type: 'enum', values: ['kvm', 'hosted'] },
     'event-idx': { type: 'enum', values: ['on', 'off'] },
     'queue-size': { type: 'enum', values: ['256', '512', '1024'] },
+    'peer-xdp': { type: 'enum', values: ['native', 'skb'] },
   });
   if (!flags.mode) throw new UsageError(`--mode is required\n${BENCH_USAGE}`);
   if (flags['io-threads'] !== undefined && (flags['io-threads'] as number) > ((flags.queues as number | undefined) ?? 1))
@@ -164,8 +167,9 @@ async function benchPmdCommand(argv: readonly string[]): Promise<number> {
     ...(hosted ? { accel: 'hosted' as const } : {}),
     ...(flags['event-idx'] === 'on' ? { eventIdx: true } : {}),
     queueSize: Number((flags['queue-size'] as string | undefined) ?? DEFAULT_PMD_QUEUE_SIZE),
+    ...(flags['peer-xdp'] !== undefined ? { peerXdp: flags['peer-xdp'] as 'native' | 'skb' } : {}),
   };
-  log(`bench pmd ${o.mode}: PMD guest${hosted ? ' (hosted vCPU)' : ''} under xdpvm run, ${o.queues} queue pair(s) and vCPU(s), ${o.size} B frames, ${o.queueSize}-entry virtqueues, ${o.xdpMode} XDP, ${o.runs} runs x ${o.seconds} s, against raw C on the same veth pair`);
+  log(`bench pmd ${o.mode}: PMD guest${hosted ? ' (hosted vCPU)' : ''} under xdpvm run, ${o.queues} queue pair(s) and vCPU(s), ${o.size} B frames, ${o.queueSize}-entry virtqueues, ${o.xdpMode} XDP, the peer counting in ${o.peerXdp ?? 'skb'} mode, ${o.runs} runs x ${o.seconds} s, against raw C on the same veth pair`);
   const result = await benchPmd(o);
   const first = result.params.bootToFirstPacketMs as { median: number; min: number; max: number } | null;
   if (first) log(`spawn of the VMM to the first frame at the peer: median ${first.median.toFixed(0)} ms (min ${first.min.toFixed(0)}, max ${first.max.toFixed(0)})`);
