@@ -290,6 +290,8 @@ function run(d: IoThreadData): void {
   if (d.nice !== undefined) setThreadNice(tid, d.nice, what);
   // Coalescing waits are a few tens of µs: the default 50 µs timer slack would double them.
   if (d.coalesceUs > 0 && tid > 0) setThreadTimerSlack(tid, COALESCE_TIMER_SLACK_NS, what);
+  // Guest RAM mapped now, while the guest boots: a fresh alias of tens of MiB sets off garbage collections
+  // (~5 ms each here), which must not fall between DRIVER_OK and the first frame.
   const aliases = new GuestAliases();
   for (const r of d.regions) aliases.of(r);
   const served = d.pairs.map((p, i) => new ServedPair(p, i));
@@ -326,7 +328,8 @@ function run(d: IoThreadData): void {
       if (p.session) endSession(p);
       if (p.begin(s, aliases, epoll)) active = [...active, p];
     }
-    aliases.keepOnly(active.map((p) => p.session!.regions));
+    // The regions the thread was started with stay mapped for the sessions to come (the first one's included).
+    aliases.keepOnly([d.regions, ...active.map((p) => p.session!.regions)]);
   };
   const endStopped = (): void => {
     for (const p of active) if (p.stopAsked()) endSession(p);
