@@ -40,6 +40,30 @@ test('copies between registered buffers land in order; a batch with anything unr
   assert.throws(() => batch.flush(), /outside registered memory/, 'released buffers are no longer allowed');
 });
 
+test('a copy that starts inside the range the op before matched but runs past its end is refused, batch and all', () => {
+  const a = new Uint8Array(4096);
+  const b = new Uint8Array(4096);
+  const pa = CopyBatch.addressOf(a);
+  const pb = CopyBatch.addressOf(b);
+  const batch = new CopyBatch();
+  try {
+    a.fill(9, 0, 64);
+    for (let i = 0; i < 8; i++) batch.add(pb + 64 * i, pa, 64);
+    // Same two ranges as the eight before it, one byte too long at either end.
+    batch.add(pb + 4096 - 63, pa, 64);
+    assert.throws(() => batch.flush(), /outside registered memory/);
+    batch.add(pb, pa + 4096 - 63, 64);
+    assert.throws(() => batch.flush(), /outside registered memory/);
+    assert.is(b[0], 0, 'nothing of a refused batch is copied');
+    for (let i = 0; i < 8; i++) batch.add(pb + 64 * i, pa, 64);
+    batch.flush();
+    assert.is(b[511], 9);
+  } finally {
+    CopyBatch.release(a);
+    CopyBatch.release(b);
+  }
+});
+
 test('a NaN, negative, infinite or 2^53+ address or length is refused, not cast', () => {
   const a = new Uint8Array(256);
   const pa = CopyBatch.addressOf(a);

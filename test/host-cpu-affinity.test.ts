@@ -1,11 +1,11 @@
 // Pinning the calling thread: a worker thread pins itself without moving the
 // main thread, and a CPU the process cannot use is refused, not half-applied.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { pinThisThread } from '../src/host/cpu-affinity';
+import { pinOtherThreads, pinThisThread, thisThreadId, unpinThreads } from '../src/host/cpu-affinity';
 import { sys } from '../src/native/sys';
 
 const allowed = (): string => /Cpus_allowed_list:\s*(\S+)/.exec(readFileSync('/proc/thread-self/status', 'utf8'))![1]!;
@@ -38,6 +38,23 @@ test('a CPU beyond the machine is refused and the thread stays where it was', ()
   assert.throws(() => sys.setThreadAffinity([-1]), /out of range/);
   assert.throws(() => sys.setThreadAffinity([1 << 20]), /out of range/);
   assert.is(sys.setThreadAffinity(ALL), 0);
+});
+
+test('pinOtherThreads moves every other thread of the process to one CPU, leaves the excepted ones, and unpinThreads undoes it', () => {
+  const list = (tid: string): string => /Cpus_allowed_list:\s*(\S+)/.exec(readFileSync(`/proc/self/task/${tid}/status`, 'utf8'))![1]!;
+  const me = thisThreadId();
+  const before = allowed();
+  const others = readdirSync('/proc/self/task').filter((t) => Number(t) !== me);
+  assert.ok(others.length > 0, 'Node runs helper threads');
+  const pinned = pinOtherThreads(0, [me]);
+  try {
+    assert.equal([...pinned].sort(), others.map(Number).sort());
+    for (const t of others) assert.is(list(t), '0', `thread ${t}`);
+    assert.is(allowed(), before, 'the excepted thread keeps its set');
+  } finally {
+    unpinThreads(pinned);
+  }
+  for (const t of others) assert.is(list(t), list(String(me)), `thread ${t} back on every CPU`);
 });
 
 test.run();

@@ -4,7 +4,7 @@
 // checksum. Verified here with a checksum computed from scratch.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { NetFeature as N, NetHdrFlags, VirtioFeature as V, featureMask } from 'virtio-spec-types';
+import { NetFeature as N, NetGsoType, NetHdrFlags, VirtioFeature as V, featureMask } from 'virtio-spec-types';
 import { createNetRig, ipFrame, type IpFrameOptions } from '../src/test-driver';
 
 /** RFC 1071 over bytes, from scratch: 16-bit big-endian words, end-around carry. */
@@ -112,6 +112,17 @@ test('without CSUM negotiated NEEDS_CSUM is not acted on: the frame passes uncha
   rig.driver.send(f.frame, { header: { flags: NetHdrFlags.NEEDS_CSUM, csumStart: f.l4, csumOffset: 6 } });
   const [g] = rig.driver.receiveAtLeast(1);
   assert.equal(g!.frame, f.frame);
+});
+
+test('without CSUM or HOST_TSO the header is not read: a gso_type the driver must not set (§5.1.6.2.1) goes out as a plain frame', () => {
+  const rig = createNetRig();
+  rig.driver.bringUp({ features: 0n });
+  const f = ipFrame({ proto: 'tcp', payload: 200 });
+  rig.driver.send(f.frame, { header: { flags: 0xff, gsoType: NetGsoType.TCPV4, gsoSize: 100, csumStart: 0xffff, csumOffset: 0xffff } });
+  const [g] = rig.driver.receiveAtLeast(1);
+  assert.equal(g!.frame, f.frame);
+  const c = rig.device.queuePairs()[0]!.counters;
+  assert.is(c.txDropOversize + c.txDropBadCsum, 0);
 });
 
 test.run();

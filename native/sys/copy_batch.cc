@@ -110,6 +110,9 @@ Napi::Value CopyBatch(const Napi::CallbackInfo& info) {
   // issuing them all before the copies overlaps the misses instead of taking
   // them one memmove at a time.
   const double* op = first;
+  // The ranges of the last match, valid for this call only (a range may be unregistered between calls).
+  uintptr_t dstBase = 0, srcBase = 0;
+  size_t dstLen = 0, srcLen = 0;
   for (uint32_t i = 0; i < n; i++, op += 3) {
     // Casting a negative, NaN or huge double to an integer is undefined: refuse those first.
     if (!(op[0] >= 0 && op[0] < kTwoPow53 && op[1] >= 0 && op[1] < kTwoPow53 && op[2] >= 0 && op[2] < kTwoPow53))
@@ -117,7 +120,20 @@ Napi::Value CopyBatch(const Napi::CallbackInfo& info) {
     uintptr_t dst = static_cast<uintptr_t>(op[0]);
     uintptr_t src = static_cast<uintptr_t>(op[1]);
     size_t len = static_cast<size_t>(op[2]);
-    if (!Allowed(dst, len, dstHint) || !Allowed(src, len, srcHint)) throw Napi::RangeError::New(info.Env(), "copyBatch: range outside registered memory");
+    // Most ops fall in the ranges the op before matched: compare against those first (a batch goes from one guest
+    // region to one UMEM, or back), search the registry only on a miss.
+    bool dstOk = dst >= dstBase && len <= dstLen && dst - dstBase <= dstLen - len;
+    if (!dstOk) {
+      if (!Allowed(dst, len, dstHint)) throw Napi::RangeError::New(info.Env(), "copyBatch: range outside registered memory");
+      dstLen = ranges[dstHint].length.load(std::memory_order_acquire);
+      dstBase = ranges[dstHint].base.load(std::memory_order_relaxed);
+    }
+    bool srcOk = src >= srcBase && len <= srcLen && src - srcBase <= srcLen - len;
+    if (!srcOk) {
+      if (!Allowed(src, len, srcHint)) throw Napi::RangeError::New(info.Env(), "copyBatch: range outside registered memory");
+      srcLen = ranges[srcHint].length.load(std::memory_order_acquire);
+      srcBase = ranges[srcHint].base.load(std::memory_order_relaxed);
+    }
     if (len > 0) {
       const char* s = reinterpret_cast<const char*>(src);
       __builtin_prefetch(s);

@@ -99,6 +99,32 @@ export function namedThreadCpu(prefix: string): ThreadCpu[] {
   return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.tid - b.tid));
 }
 
+/**
+ * Pins every thread of this process but `except` (Linux TIDs) to `cpu`: V8's platform workers and libuv's pool,
+ * which otherwise wake on whichever CPU and take it from a pinned busy loop. Returns the TIDs pinned, for
+ * unpinThreads; a thread that ended meanwhile, or refused, is left out.
+ */
+export function pinOtherThreads(cpu: number, except: readonly number[]): number[] {
+  let tids: string[];
+  try {
+    tids = readdirSync('/proc/self/task');
+  } catch {
+    return [];
+  }
+  const pinned: number[] = [];
+  for (const t of tids) {
+    const tid = Number(t);
+    if (except.includes(tid)) continue;
+    if (sys.setThreadAffinity([cpu], tid) === 0) pinned.push(tid);
+  }
+  return pinned;
+}
+
+/** Undoes pinOtherThreads: those threads may run on every CPU they could at start-up again (if they still exist). */
+export function unpinThreads(tids: readonly number[]): void {
+  for (const tid of tids) sys.setThreadAffinity(STARTUP_CPUS, tid);
+}
+
 /** Undoes pinThisThread: the calling thread may run on every CPU it could at start-up again. */
 export function unpinThisThread(): void {
   sys.setThreadAffinity(STARTUP_CPUS);

@@ -1,7 +1,9 @@
 // An allocation-free split-ring fast path for benchmarks, the way a poll-mode
-// driver runs a queue (§2.7.13, §2.7.14): descriptor i permanently points at
-// buffer i, so offering a buffer is one avail-ring write, and used elements
-// are read straight from the used ring into preallocated arrays. Takes over
+// driver runs a queue (§2.7.13, §2.7.14): descriptor i points at buffer i
+// unless the driver moves buffers between rings (`swapBuffers`, as a
+// forwarding PMD hands a received mbuf to transmit), so offering a buffer is
+// one avail-ring write, and used elements are read straight from the used
+// ring into preallocated arrays. Takes over
 // a DriverQueue that has had no chains added through it (and publishes for
 // it from then on: do not call the queue's publish()/kick() as well).
 import { DescFlags, SplitAvail, SplitUsed, splitAvailEventOffset } from 'virtio-spec-types';
@@ -20,10 +22,12 @@ export class SplitBufferRing {
   private readonly ring: SplitRingDriver;
   private readonly usedIdx: Uint16Array;
   private readonly usedElems: Uint32Array;
-  private readonly descLen: Uint32Array;
+  /** The descriptor table as le32 words: addr lo, addr hi, len, flags | next << 16 (16 bytes each). */
+  private readonly descWords: Uint32Array;
+  /** Guest-physical address of GuestRam.bytes[0]. */
+  private readonly ramBase: number;
   private readonly availRing: Uint16Array;
   private readonly mask: number;
-  private readonly baseOffset: number;
   /** avail->idx, and the device's avail_event (EVENT_IDX) or used->flags, as u16 views (Atomics: the device may be another thread). */
   private readonly availIdxAt: Uint16Array;
   private readonly deviceEvent: Uint16Array;
@@ -42,12 +46,12 @@ export class SplitBufferRing {
     this.ring = queue.split;
     this.size = queue.size;
     this.base = ram.alloc(this.size * bufferSize, 64);
-    this.baseOffset = ram.offsetOf(this.base);
+    this.ramBase = ram.base;
     for (let i = 0; i < this.size; i++) this.ring.writeDescriptor(i, this.base + i * bufferSize, bufferSize, writable ? DescFlags.WRITE : 0, 0);
     const usedOff = ram.offsetOf(queue.deviceAddr);
     this.usedIdx = new Uint16Array(ram.buffer, usedOff + SplitUsed.IDX, 1);
     this.usedElems = new Uint32Array(ram.buffer, usedOff + SplitUsed.RING, 2 * this.size);
-    this.descLen = new Uint32Array(ram.buffer, ram.offsetOf(queue.descAddr), 4 * this.size);
+    this.descWords = new Uint32Array(ram.buffer, ram.offsetOf(queue.descAddr), 4 * this.size);
     this.availRing = new Uint16Array(ram.buffer, ram.offsetOf(queue.driverAddr) + SplitAvail.RING, this.size);
     this.mask = this.size - 1;
     this.availIdxAt = new Uint16Array(ram.buffer, ram.offsetOf(queue.driverAddr) + SplitAvail.IDX, 1);
@@ -58,15 +62,30 @@ export class SplitBufferRing {
     this.lastUsed = this.usedIdx[0]!;
   }
 
-  /** Offset of buffer i in GuestRam.bytes (the driver writes and reads its buffers there). */
+  /** Offset in GuestRam.bytes of the buffer descriptor i points at (the driver writes and reads its buffers there). */
   bufferOffset(i: number): number {
-    return this.baseOffset + i * this.bufferSize;
+    return this.descWords[4 * i]! + this.descWords[4 * i + 1]! * 0x1_0000_0000 - this.ramBase;
+  }
+
+  /**
+   * Exchanges the buffers behind descriptor i of this ring and descriptor j of `other` (same buffer size),
+   * both owned by the driver (used, not yet offered again): the forwarding PMD's zero-copy hand-over.
+   */
+  swapBuffers(i: number, other: SplitBufferRing, j: number): void {
+    const a = this.descWords;
+    const b = other.descWords;
+    const lo = a[4 * i]!;
+    const hi = a[4 * i + 1]!;
+    a[4 * i] = b[4 * j]!;
+    a[4 * i + 1] = b[4 * j + 1]!;
+    b[4 * j] = lo;
+    b[4 * j + 1] = hi;
   }
 
   /** Makes buffer i available holding `len` bytes (transmit) or with `len` bytes of room (receive). */
   offer(i: number, len: number): void {
     const at = 4 * i + 2; // le32 len of descriptor i (16-byte descriptors: u32 index 4i + 2)
-    if (this.descLen[at] !== len) this.descLen[at] = len;
+    if (this.descWords[at] !== len) this.descWords[at] = len;
     // What SplitRingDriver.offerHead does, without a getter and a bounds walk per frame; publish() sees it through availIdx.
     const ring = this.ring;
     this.availRing[ring.availIdx & this.mask] = i;

@@ -187,7 +187,16 @@ export class SplitQueue implements Virtqueue {
     if (head >= this.size) return this.fail(QueueError.HeadOutOfRange);
     if (chain.capacity < this.size) chain.ensureCapacity(this.size);
     chain.clear();
-    const error = this.walk(head, chain);
+    // The usual buffer is one descriptor, neither NEXT nor INDIRECT: appended here, small enough for V8 to
+    // inline into the caller (no loop is possible, no stamps needed); longer chains take the walk.
+    const d = this.descU32;
+    const h = this.descBase + head * DESC_WORDS;
+    const headFlags = d[h + 3]! & 0xffff;
+    let error: QueueError;
+    if ((headFlags & (F_NEXT | F_INDIRECT)) === 0) {
+      chain.ringSlots = 1;
+      error = chain.append(this.memory, d[h]!, d[h + 1]!, d[h + 2]!, (headFlags & F_WRITE) !== 0, this.size);
+    } else error = this.walk(head, chain);
     if (error !== QueueError.None) return this.fail(error);
     chain.headId = head;
     this.lastAvail = (this.lastAvail + 1) & 0xffff;
@@ -293,17 +302,10 @@ export class SplitQueue implements Virtqueue {
     return ahead !== 0;
   }
 
-  /** Walks the chain starting at descriptor `head` into `chain` (§2.7.5, §2.7.5.3). */
+  /** Walks the chain starting at descriptor `head` into `chain` (§2.7.5, §2.7.5.3); `pop` takes single descriptors itself. */
   private walk(head: number, chain: DescriptorChain): QueueError {
     const d = this.descU32;
     const size = this.size;
-    // The usual buffer is one descriptor, neither NEXT nor INDIRECT: no loop is possible, skip the stamps.
-    const h = this.descBase + head * DESC_WORDS;
-    const headFlags = d[h + 3]! & 0xffff;
-    if ((headFlags & (F_NEXT | F_INDIRECT)) === 0) {
-      chain.ringSlots = 1;
-      return chain.append(this.memory, d[h]!, d[h + 1]!, d[h + 2]!, (headFlags & F_WRITE) !== 0, size);
-    }
     const stamps = this.stamps;
     const gen = this.nextStamp();
     let i = head;
