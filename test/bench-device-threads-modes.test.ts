@@ -53,6 +53,9 @@ for (const mode of ['txonly', 'rxonly', 'io-fwd'] as DeviceWorkerMode[]) {
       assert.is(r.secondBaseline?.name, 'raw C io-fwd');
       assert.is((r.params as Record<string, unknown>).peerNapi, 'softirq');
       assert.ok(r.secondBaseline!.ratio > 0 && Number.isFinite(r.secondBaseline!.ratio));
+      // The C forwarder's own share of raw C rx, run by run (the ceiling a forwarding device is measured against).
+      const share = run.fwdBaselineMpps! / run.baselineMpps!;
+      assert.ok(Math.abs(r.secondBaseline!.ofBaseline!.median - share) < 1e-9, `${r.secondBaseline!.ofBaseline!.median} vs ${share}`);
     } else assert.is(r.secondBaseline, undefined);
     if (mode === 'txonly') assert.ok(run.txUsed! > 0, why);
     const pm = r.perMillion!;

@@ -497,6 +497,8 @@ export async function benchDeviceWorker(o: DeviceWorkerBenchOptions): Promise<Be
   const runs: Array<Record<string, unknown>> = [];
   const rows: Array<{ mpps: number; baselineMpps: number }> = [];
   const fwdRows: Array<{ mpps: number; baselineMpps: number }> = [];
+  /** io-fwd, per run: raw C io-fwd / raw C rx. */
+  const fwdOfRx: number[] = [];
   // One C loop per queue, each where that queue's I/O thread runs.
   const cLoops = (direction: EndpointDirection): EndpointParams[] => {
     const loopCpus = ioThreadCpus(cpus, ioThreads);
@@ -604,7 +606,10 @@ export async function benchDeviceWorker(o: DeviceWorkerBenchOptions): Promise<Be
       // worker a CPU moves the throughput ratio, not this one; the rx C loop never sleeps, so there it is an upper bound).
       row.cpuRatio = (row.baselineNsPerFrame as number) / (row.workerNsPerFrame as number);
       rows.push({ mpps: dMpps, baselineMpps: cMpps });
-      if (mode === 'io-fwd') fwdRows.push({ mpps: dMpps, baselineMpps: fMpps });
+      if (mode === 'io-fwd') {
+        fwdRows.push({ mpps: dMpps, baselineMpps: fMpps });
+        if (cMpps > 0) fwdOfRx.push(fMpps / cMpps);
+      }
       runs.push(row);
     }
   } finally {
@@ -637,6 +642,7 @@ export async function benchDeviceWorker(o: DeviceWorkerBenchOptions): Promise<Be
           secondBaseline: {
             name: 'raw C io-fwd', mpps: summarize(fwdRows.map((r) => r.baselineMpps)), ...pairedRatio(fwdRows),
             packets: runs.reduce((n, r) => n + (r.fwdBaselinePackets as number), 0), peerPackets: runs.reduce((n, r) => n + (r.fwdBaselinePeerPackets as number), 0),
+            ...(fwdOfRx.length ? { ofBaseline: summarize(fwdOfRx) } : {}),
           },
         }
       : {}),

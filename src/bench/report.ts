@@ -67,7 +67,11 @@ export interface BenchResult {
    * A second baseline measured in the same runs (bench device io-fwd: raw C io-fwd beside raw C rx), with the
    * ratio against it and the packets it counted at both ends.
    */
-  secondBaseline?: { name: string; mpps: Summary; ratio: number; runRatios: Summary & { ofMedians: number }; packets: number; peerPackets: number };
+  secondBaseline?: {
+    name: string; mpps: Summary; ratio: number; runRatios: Summary & { ofMedians: number }; packets: number; peerPackets: number;
+    /** Per run, this baseline over the first (io-fwd: raw C io-fwd / raw C rx, what forwarding leaves the C loop of receiving). */
+    ofBaseline?: Summary;
+  };
   /** Events per million frames, medians over the runs (bench/per-million.ts). */
   perMillion?: Record<string, number>;
   /** CPU time per frame, baseline thread over ours (per-run medians): the cost ratio, independent of CPU share. */

@@ -205,6 +205,11 @@ function finish(result: BenchResult, flags: Flags, log: (l: string) => void): nu
       `ratio ${who} / ${sb.name}: ${fmt(sb.ratio)} (median of the per-run ratios, min ${fmt(sb.runRatios.min)}, max ${fmt(sb.runRatios.max)}; ` +
         `ratio of the medians ${fmt(sb.runRatios.ofMedians)})`,
     );
+  if (sb?.ofBaseline)
+    log(
+      `${sb.name} / ${result.baseline.name}: ${fmt(sb.ofBaseline.median)} (median of the per-run ratios, min ${fmt(sb.ofBaseline.min)}, max ${fmt(sb.ofBaseline.max)}): ` +
+        `what the C loop itself keeps of its receive rate when it forwards`,
+    );
   const bt = result.bootTimelineMs;
   if (bt && Object.keys(bt).length) {
     log('');
