@@ -5,7 +5,7 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { pinOtherThreads, pinThisThread, thisThreadId, unpinThreads } from '../src/host/cpu-affinity';
+import { benchCpus, pinOtherThreads, pinThisThread, thisThreadId, unpinThisThread, unpinThreads } from '../src/host/cpu-affinity';
 import { sys } from '../src/native/sys';
 
 const allowed = (): string => /Cpus_allowed_list:\s*(\S+)/.exec(readFileSync('/proc/thread-self/status', 'utf8'))![1]!;
@@ -55,6 +55,18 @@ test('pinOtherThreads moves every other thread of the process to one CPU, leaves
     unpinThreads(pinned);
   }
   for (const t of others) assert.is(list(t), list(String(me)), `thread ${t} back on every CPU`);
+});
+
+test('benchCpus gives the same answer from a thread that pinned itself to one CPU', () => {
+  const before = benchCpus();
+  assert.equal(before, ALL.length >= 2 ? { driver: 0, io: ALL.length - 1 } : undefined);
+  assert.ok(pinThisThread(0, 'test'));
+  try {
+    assert.is(allowed(), '0');
+    assert.equal(benchCpus(), before);
+  } finally {
+    unpinThisThread();
+  }
 });
 
 test.run();

@@ -27,11 +27,13 @@ Range ranges[kMaxRanges];
 std::atomic<size_t> count{0};
 std::mutex writer;
 
+// [p, p + len) lies inside [rb, rb + rl) (no overflow: every step compares or subtracts smaller from larger).
+inline bool Within(uintptr_t p, size_t len, uintptr_t rb, size_t rl) { return p >= rb && len <= rl && p - rb <= rl - len; }
+
 bool Inside(size_t i, uintptr_t p, size_t len) {
   size_t rl = ranges[i].length.load(std::memory_order_acquire);
   if (rl == 0) return false;
-  uintptr_t rb = ranges[i].base.load(std::memory_order_relaxed);
-  return p >= rb && len <= rl && p - rb <= rl - len;
+  return Within(p, len, ranges[i].base.load(std::memory_order_relaxed), rl);
 }
 
 // `hint` is the slot that matched last time for this operand (a batch copies
@@ -45,6 +47,22 @@ bool Allowed(uintptr_t p, size_t len, size_t& hint) {
       return true;
     }
   return false;
+}
+
+// The range one operand matched last in this copyBatch call: most ops of a batch fall in the same two (one guest
+// region, one UMEM), so they are compared with it before the registry is searched. Valid for one call only (a
+// range may be unregistered between calls); empty (length 0) matches nothing.
+struct LastMatch {
+  uintptr_t base = 0;
+  size_t length = 0;
+};
+
+bool AllowedCached(uintptr_t p, size_t len, size_t& hint, LastMatch& last) {
+  if (last.length != 0 && Within(p, len, last.base, last.length)) return true;
+  if (!Allowed(p, len, hint)) return false;
+  last.length = ranges[hint].length.load(std::memory_order_acquire);
+  last.base = ranges[hint].base.load(std::memory_order_relaxed);
+  return true;
 }
 
 Bytes BufferArg(const Napi::CallbackInfo& info) {
@@ -110,9 +128,7 @@ Napi::Value CopyBatch(const Napi::CallbackInfo& info) {
   // issuing them all before the copies overlaps the misses instead of taking
   // them one memmove at a time.
   const double* op = first;
-  // The ranges of the last match, valid for this call only (a range may be unregistered between calls).
-  uintptr_t dstBase = 0, srcBase = 0;
-  size_t dstLen = 0, srcLen = 0;
+  LastMatch dstLast, srcLast;
   for (uint32_t i = 0; i < n; i++, op += 3) {
     // Casting a negative, NaN or huge double to an integer is undefined: refuse those first.
     if (!(op[0] >= 0 && op[0] < kTwoPow53 && op[1] >= 0 && op[1] < kTwoPow53 && op[2] >= 0 && op[2] < kTwoPow53))
@@ -120,20 +136,8 @@ Napi::Value CopyBatch(const Napi::CallbackInfo& info) {
     uintptr_t dst = static_cast<uintptr_t>(op[0]);
     uintptr_t src = static_cast<uintptr_t>(op[1]);
     size_t len = static_cast<size_t>(op[2]);
-    // Most ops fall in the ranges the op before matched: compare against those first (a batch goes from one guest
-    // region to one UMEM, or back), search the registry only on a miss.
-    bool dstOk = dst >= dstBase && len <= dstLen && dst - dstBase <= dstLen - len;
-    if (!dstOk) {
-      if (!Allowed(dst, len, dstHint)) throw Napi::RangeError::New(info.Env(), "copyBatch: range outside registered memory");
-      dstLen = ranges[dstHint].length.load(std::memory_order_acquire);
-      dstBase = ranges[dstHint].base.load(std::memory_order_relaxed);
-    }
-    bool srcOk = src >= srcBase && len <= srcLen && src - srcBase <= srcLen - len;
-    if (!srcOk) {
-      if (!Allowed(src, len, srcHint)) throw Napi::RangeError::New(info.Env(), "copyBatch: range outside registered memory");
-      srcLen = ranges[srcHint].length.load(std::memory_order_acquire);
-      srcBase = ranges[srcHint].base.load(std::memory_order_relaxed);
-    }
+    if (!AllowedCached(dst, len, dstHint, dstLast) || !AllowedCached(src, len, srcHint, srcLast))
+      throw Napi::RangeError::New(info.Env(), "copyBatch: range outside registered memory");
     if (len > 0) {
       const char* s = reinterpret_cast<const char*>(src);
       __builtin_prefetch(s);

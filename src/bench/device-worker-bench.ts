@@ -314,8 +314,6 @@ async function deviceRun(
     pollUs: policy.pollUs,
     coalesceUs: policy.coalesceUs,
   });
-  // Before the driver is pinned: the CPU count comes from this thread's affinity.
-  const strayCpu = benchCpus()?.driver;
   if (cpus) pinThisThread(cpus.driver, 'benchmark driver');
   const driverTid = thisThreadId();
   let strays: number[] = [];
@@ -355,6 +353,7 @@ async function deviceRun(
     const tids = [...new Set(pairs.map((_, q) => runner.threadId(q)))];
     // The process's other threads (V8's platform workers, libuv's pool) go where no I/O thread runs: left free,
     // they woke on the I/O CPU (~1.5% of it in txonly). The raw C loops run in processes of their own.
+    const strayCpu = benchCpus()?.driver;
     if (cpus && strayCpu !== undefined) strays = pinOtherThreads(strayCpu, [driverTid, ...tids]);
     /** The poll-mode driver: every pair round-robin, for `ms`. */
     const drive = (ms: number): void => {

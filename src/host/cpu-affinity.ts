@@ -133,10 +133,12 @@ export function unpinThisThread(): void {
 /**
  * Where a benchmark puts its threads: the device's I/O worker and the
  * baseline loop share the last CPU, the driver standing in for the guest
- * takes the first. With a single CPU nothing is pinned.
+ * takes the first. With a single CPU nothing is pinned. The same from any
+ * thread, pinned or not.
  */
 export function benchCpus(): { driver: number; io: number } | undefined {
-  const n = availableParallelism();
+  // The process's CPUs as it started: availableParallelism() follows the calling thread's affinity, 1 once pinned.
+  const n = STARTUP_CPUS.length;
   return n >= 2 ? { driver: 0, io: n - 1 } : undefined;
 }
 
