@@ -28,6 +28,14 @@ export interface NetBackendQueue {
    * only be in place by the next txFlush (the device batches its copies).
    */
   txCommit(offset: number, length: number): void;
+  /**
+   * txAcquire for `n` frames of lengths[0, n) at once, each no larger than one Tx buffer (txSegmentSize;
+   * maxFrameSize without multi-buffer): their offsets go to offsets[0, k). Returns k; fewer than `n` means
+   * no more are free now (as TX_BUSY, counted the same). Each is then committed or cancelled.
+   */
+  txAcquireBurst(lengths: Uint32Array, offsets: Float64Array, n: number): number;
+  /** txCommit for offsets[i] with lengths[i] bytes, i < n, in order. */
+  txCommitBurst(offsets: Float64Array, lengths: Uint32Array, n: number): void;
   /** Gives back a frame from txAcquire that will not be committed. */
   txCancel(offset: number): void;
   /** Publishes committed frames and kicks the kernel once for the batch. */
@@ -51,6 +59,11 @@ export interface NetBackendQueue {
   rxOffset(i: number): number;
   /** Length of the i-th peeked frame. */
   rxLength(i: number): number;
+  /**
+   * Bytes before the i-th peeked frame's first byte, inside its buffer, that the device may overwrite until
+   * rxRelease (0: none). The device puts the virtio-net header there and copies header and frame in one go.
+   */
+  rxHeadroom(i: number): number;
   /** Takes the first `n` peeked frames (n may be less than peeked: the rest stay queued). */
   rxRelease(n: number): void;
   /**
@@ -93,4 +106,19 @@ export interface BackendFrames {
   /** Sent, not yet reclaimed. */
   completion: number;
   total: number;
+}
+
+/** txAcquireBurst for a backend with nothing to gain from a burst: txAcquire frame by frame. */
+export function acquireEach(be: NetBackendQueue, lengths: Uint32Array, offsets: Float64Array, n: number): number {
+  for (let i = 0; i < n; i++) {
+    const off = be.txAcquire(lengths[i]!);
+    if (off < 0) return i;
+    offsets[i] = off;
+  }
+  return n;
+}
+
+/** txCommitBurst frame by frame. */
+export function commitEach(be: NetBackendQueue, offsets: Float64Array, lengths: Uint32Array, n: number): void {
+  for (let i = 0; i < n; i++) be.txCommit(offsets[i]!, lengths[i]!);
 }

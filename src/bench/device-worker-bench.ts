@@ -31,6 +31,7 @@ import { benchCpus, pinOtherThreads, pinThisThread, setThreadNice, thisThreadId,
 import { SHARED_CPU_POLICY } from '../io/shared-cpu-policy';
 import { inNetns, VethPair } from '../host/netns';
 import { WORKER_COUNTERS, type PairCounters } from '../io/pair-counters';
+import { SERVICE_BUDGET } from '../virtio/net/queue-pair';
 import { DEFAULT_POLL_US, WorkerQueuePairRunner } from '../io/worker-queue-pair-runner';
 import { sys } from '../native/sys';
 import { xsk, type XskStatistics } from '../native/xsk';
@@ -51,7 +52,7 @@ export interface DeviceWorkerBenchOptions extends BenchRunOptions {
   peerXdp?: 'native' | 'skb';
   /** Default txonly. */
   mode?: DeviceWorkerMode;
-  /** Frames the driver handles per round and the C loop per batch (the PMD guest's burst=; default 32). */
+  /** Frames the driver handles per round (the PMD guest's burst=; default 32). The C loops take the device's batch (SERVICE_BUDGET). */
   burst?: number;
   /** Queue pairs (default 1): one socket each on the veth's queues, the driver serving all of them. */
   queues?: number;
@@ -498,14 +499,15 @@ export async function benchDeviceWorker(o: DeviceWorkerBenchOptions): Promise<Be
   const fwdRows: Array<{ mpps: number; baselineMpps: number }> = [];
   /** io-fwd, per run: raw C io-fwd / raw C rx. */
   const fwdOfRx: number[] = [];
-  // One C loop per queue, each where that queue's I/O thread runs.
+  // One C loop per queue, each where that queue's I/O thread runs, with the device's batch: the frames one
+  // service round moves per direction and sends per kick (SERVICE_BUDGET), not the driver's burst.
   const cLoops = (direction: EndpointDirection): EndpointParams[] => {
     const loopCpus = ioThreadCpus(cpus, ioThreads);
     return Array.from({ length: queues }, (_, q): EndpointParams => {
       const cpu = loopCpus[q % ioThreads];
       return {
         netns: pair.a.netns, ifname: pair.a.ifname, impl: 'c', direction, xdpMode: o.xdpMode,
-        seconds: o.seconds, size: o.size, batch: direction === 'tx' ? 64 : burst, queue: q, ...(cpu !== undefined ? { cpu } : {}),
+        seconds: o.seconds, size: o.size, batch: SERVICE_BUDGET, queue: q, ...(cpu !== undefined ? { cpu } : {}),
       };
     });
   };
@@ -623,7 +625,7 @@ export async function benchDeviceWorker(o: DeviceWorkerBenchOptions): Promise<Be
     benchmark: 'device-worker',
     workload: mode,
     params: {
-      xdpMode: o.xdpMode, seconds: o.seconds, runs: o.runs, size: o.size, burst, queueSize: Q, eventIdx: o.eventIdx === true, queues, ioThreads,
+      xdpMode: o.xdpMode, seconds: o.seconds, runs: o.runs, size: o.size, burst, baselineBatch: SERVICE_BUDGET, queueSize: Q, eventIdx: o.eventIdx === true, queues, ioThreads,
       threadOf: Array.from({ length: queues }, (_, k) => k % ioThreads), ioThreadCpus: ioThreadCpus(cpus, ioThreads).map((c) => c ?? null),
       cpus: cpus ?? 'not pinned', placement, peerNapi, peerXdpMode: o.peerXdp ?? 'native', ...(peerNapi === 'threaded' ? { peerNapiCpu: napiCpu } : {}), spinRounds: o.spinRounds ?? 'default', pollUs: policy.pollUs, coalesceUs: policy.coalesceUs, driverNice: policy.driverNice,
       generator: generate ? `raw C XSK tx on the peer, batch 64, ${genCpu === undefined ? 'not pinned' : `on CPU ${genCpu}`}` : null,

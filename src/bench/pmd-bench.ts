@@ -24,6 +24,7 @@ import { ALL_PHASES, type BootPhase, type BootTimelineJson } from '../vmm/boot-t
 import { XdpCounter } from './xdp-counter';
 import { defaultPmdIoThreads, defaultPmdPlacement, describePlacement, placementRunArgs, pmdPlacement, type PmdPlacement, type PmdPlacementName } from './pmd-placement';
 import { runCReceivers, runEndpoint, type EndpointParams, type EndpointResult } from './xsk-endpoint';
+import { SERVICE_BUDGET } from '../virtio/net/queue-pair';
 
 export type PmdMode = 'txonly' | 'rxonly' | 'io-fwd';
 
@@ -148,9 +149,11 @@ function perQueue(mpps: number[]): string {
 function endpoints(pair: VethPair, o: PmdBenchOptions, place: PmdPlacement, side: 'a' | 'b', direction: 'tx' | 'rx', seconds: number): Promise<EndpointResult[]> {
   const end = side === 'a' ? pair.a : pair.b;
   const ps = Array.from({ length: o.queues }, (_, q): EndpointParams => {
-    // Side b generates (the peer); side a is the C loop in the guest's place.
+    // Side b generates (the peer, in the PMD's bursts); side a is the C loop in the guest's place, with the
+    // device's batch: what one service round moves and sends per kick (SERVICE_BUDGET).
     const cpu = (side === 'b' ? place.generatorCpus : place.loopCpus)[q];
-    return { netns: end.netns, ifname: end.ifname, impl: 'c', direction, xdpMode: o.xdpMode, seconds, size: o.size, batch: 32, queue: q, ...(cpu !== undefined ? { cpu } : {}) };
+    const batch = side === 'a' ? SERVICE_BUDGET : 32;
+    return { netns: end.netns, ifname: end.ifname, impl: 'c', direction, xdpMode: o.xdpMode, seconds, size: o.size, batch, queue: q, ...(cpu !== undefined ? { cpu } : {}) };
   });
   // Receivers share one XDP program (an interface takes one).
   return direction === 'rx' ? runCReceivers(ps) : Promise.all(ps.map((p) => runEndpoint(p, `C ${direction} queue ${p.queue}`)));

@@ -10,7 +10,8 @@ const DEFAULT_CAPACITY = 512;
 export class CopyBatch {
   /** The queued copies as (dst, src, len) triples; `slot` hands out the next. */
   readonly ops: Float64Array;
-  private readonly capacity: number;
+  /** Entries the batch holds before it runs itself. */
+  readonly capacity: number;
   private n = 0;
 
   constructor(capacity = DEFAULT_CAPACITY) {
@@ -40,6 +41,17 @@ export class CopyBatch {
   slot(): number {
     if (this.n === this.capacity) this.flush();
     return 3 * this.n++;
+  }
+
+  /**
+   * Index in `ops` of `count` consecutive new entries (count <= capacity), running the batch first when they
+   * do not fit: a burst fills its copies without a slot() per frame.
+   */
+  reserve(count: number): number {
+    if (count > this.capacity - this.n) this.flush();
+    const at = 3 * this.n;
+    this.n += count;
+    return at;
   }
 
   /** Queues a copy of `len` bytes from address `src` to address `dst`. */

@@ -135,6 +135,19 @@ export class GuestMemory {
     return -1;
   }
 
+  /**
+   * As `find` for a range already known to be integers in [0, 2^53) (a descriptor's fields), without
+   * counting a miss: for a fast path that leaves whatever misses to a `find` that will count it.
+   */
+  regionHolding(gpa: number, len: number): number {
+    const starts = this.starts;
+    const ends = this.ends;
+    const i = this.lastHit;
+    if (i < this.regionCount && gpa >= starts[i] && len <= ends[i] - gpa) return i;
+    for (let k = 0; k < this.regionCount; k++) if (gpa >= starts[k] && len <= ends[k] - gpa) return k;
+    return -1;
+  }
+
   /** Guest-physical address of region `i`'s first byte. */
   regionBase(i: number): number {
     return this.starts[i];
@@ -162,6 +175,31 @@ export class GuestMemory {
   /** Uint32Array over region `i`: element k is the le32 at offset 4k (for Atomics on 4-aligned fields). */
   regionU32(i: number): Uint32Array {
     return this.u32Of[i];
+  }
+
+  /**
+   * Uint16Array over `count` le16 elements of region `i` from byte `offset` (2-aligned), or Uint32Array over
+   * `count` le32 (4-aligned): a ring part's own view, made once at set-up. Its element indices stay small
+   * integers, where indices into a whole region would be numbers V8 keeps as doubles (a region offset can pass
+   * 2^31), converted and checked at every access. Throws GuestMemoryError unless the range lies in the region.
+   */
+  areaU16(i: number, offset: number, count: number): Uint16Array {
+    const bytes = this.areaBytes(i, offset, 2 * count, 2);
+    return new Uint16Array(bytes.buffer, bytes.byteOffset, count);
+  }
+
+  areaU32(i: number, offset: number, count: number): Uint32Array {
+    const bytes = this.areaBytes(i, offset, 4 * count, 4);
+    return new Uint32Array(bytes.buffer, bytes.byteOffset, count);
+  }
+
+  private areaBytes(i: number, offset: number, length: number, align: number): Uint8Array {
+    const bytes = this.bytesOf[i];
+    if (bytes === undefined) throw new GuestMemoryError(`no region ${i}`);
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset % align !== 0 || length > bytes.byteLength - offset) {
+      throw new GuestMemoryError(`area [${hex(offset)}, +${length}) is not ${align}-aligned inside region ${i}`);
+    }
+    return bytes.subarray(offset, offset + length);
   }
 
   // ---------------------------------------------------------- convenience

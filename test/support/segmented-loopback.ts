@@ -4,7 +4,7 @@
 // `rxSegment` bytes, taken from the free list in reverse order so that no
 // frame is contiguous. Device tests use it to walk the multi-buffer paths
 // (TxFrameLayout, checksum fields split between buffers, TSO, Rx scatter).
-import { TX_BUSY, TX_OVERSIZE, type BackendFrames, type NetBackendQueue } from '../../src/backend/net-backend';
+import { TX_BUSY, TX_OVERSIZE, acquireEach, commitEach, type BackendFrames, type NetBackendQueue } from '../../src/backend/net-backend';
 import { QueueCounters } from '../../src/backend/queue-counters';
 
 export class SegmentedLoopback implements NetBackendQueue {
@@ -61,6 +61,14 @@ export class SegmentedLoopback implements NetBackendQueue {
     this.pending.push({ off: offset, len: length });
   }
 
+  txAcquireBurst(lengths: Uint32Array, offsets: Float64Array, n: number): number {
+    return acquireEach(this, lengths, offsets, n);
+  }
+
+  txCommitBurst(offsets: Float64Array, lengths: Uint32Array, n: number): void {
+    commitEach(this, offsets, lengths, n);
+  }
+
   txCancel(offset: number): void {
     for (let b: number | undefined = offset; b !== undefined; ) {
       const n = this.next.get(b);
@@ -109,6 +117,10 @@ export class SegmentedLoopback implements NetBackendQueue {
 
   rxOffset(i: number): number {
     return this.rx[i]![0]![0];
+  }
+
+  rxHeadroom(_i: number): number {
+    return 0;
   }
 
   rxLength(i: number): number {

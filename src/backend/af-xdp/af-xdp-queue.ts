@@ -171,6 +171,42 @@ export class AfXdpQueue implements NetBackendQueue {
     return first;
   }
 
+  /** Frames and Tx slots counted once for the burst; every length is within one UMEM frame (the caller's promise). */
+  txAcquireBurst(lengths: Uint32Array, offsets: Float64Array, n: number): number {
+    let k = n;
+    if (this.txAcquirable < k && this.countAcquirable() < k) {
+      k = this.txAcquirable;
+      this.counters.txBusy++;
+    }
+    const seg = this.txSegmentSize;
+    let i = 0;
+    for (; i < k && lengths[i]! <= seg; i++) offsets[i] = this.pool.pop();
+    this.txAcquirable -= i;
+    this.txHeld += i;
+    return i;
+  }
+
+  /** One descriptor each (frames within one UMEM frame), written straight into the Tx ring. */
+  txCommitBurst(offsets: Float64Array, lengths: Uint32Array, n: number): void {
+    const tx = this.socket.tx;
+    const words = tx.words;
+    const mask = tx.mask;
+    const first = tx.slot(this.txPending);
+    let bytes = 0;
+    for (let i = 0; i < n; i++) {
+      const w = ((first + i) & mask) << 2; // xdp_desc: addr lo, addr hi, len, options
+      const len = lengths[i]!;
+      words[w] = offsets[i]!;
+      words[w + 1] = 0;
+      words[w + 2] = len;
+      words[w + 3] = 0;
+      bytes += len;
+    }
+    this.txPending += n;
+    this.txHeld -= n;
+    this.counters.txBytes += bytes;
+  }
+
   txNext(offset: number): number {
     return this.chainNext[offset >>> this.frameShift]!;
   }
@@ -311,6 +347,11 @@ export class AfXdpQueue implements NetBackendQueue {
   rxOffset(i: number): number {
     const rx = this.socket.rx;
     return rx.words[rx.slot(this.sg ? this.rxStart[i]! : i) << 2]!;
+  }
+
+  /** The frame's offset in its UMEM frame: the kernel's XDP_PACKET_HEADROOM (plus the UMEM's) unless a program moved the data. */
+  rxHeadroom(i: number): number {
+    return this.rxOffset(i) & (this.socket.config.frameSize - 1);
   }
 
   rxLength(i: number): number {

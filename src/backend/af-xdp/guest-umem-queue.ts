@@ -24,7 +24,7 @@
 import { xsk } from '../../native/xsk';
 import type { GuestMemory } from '../../memory/guest-memory';
 import { sys } from '../../native/sys';
-import { TX_BUSY, TX_OVERSIZE, type BackendFrames, type NetBackendQueue } from '../net-backend';
+import { TX_BUSY, TX_OVERSIZE, acquireEach, commitEach, type BackendFrames, type NetBackendQueue } from '../net-backend';
 import { DIRECT_POSTED, DIRECT_REFUSED, type GuestUmemDirect } from '../guest-umem-direct';
 import { flushTxRing, writeTxDescriptor } from './af-xdp-queue';
 import { InFlightTable } from './in-flight-table';
@@ -240,6 +240,14 @@ export class GuestUmemQueue implements NetBackendQueue, GuestUmemDirect {
     this.direct.txBounced++;
   }
 
+  txAcquireBurst(lengths: Uint32Array, offsets: Float64Array, n: number): number {
+    return acquireEach(this, lengths, offsets, n);
+  }
+
+  txCommitBurst(offsets: Float64Array, lengths: Uint32Array, n: number): void {
+    commitEach(this, offsets, lengths, n);
+  }
+
   txCancel(offset: number): void {
     this.bounceGive(offset, BOUNCE_TX);
   }
@@ -378,6 +386,11 @@ export class GuestUmemQueue implements NetBackendQueue, GuestUmemDirect {
 
   rxOffset(i: number): number {
     return this.rxData(i);
+  }
+
+  /** The guest-umem path writes the header itself (GuestUmemRxPath); nothing is promised before a frame. */
+  rxHeadroom(_i: number): number {
+    return 0;
   }
 
   rxLength(i: number): number {

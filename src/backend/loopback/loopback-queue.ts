@@ -3,12 +3,14 @@
 // (`xdpvm bench device`), and a deterministic peer for device tests.
 // Frames live in fixed slots of one buffer; two index rings carry them from
 // Tx to Rx and back to the free list. Allocation-free.
-import { TX_BUSY, TX_OVERSIZE, type BackendFrames, type NetBackendQueue } from '../net-backend';
+import { TX_BUSY, TX_OVERSIZE, acquireEach, commitEach, type BackendFrames, type NetBackendQueue } from '../net-backend';
 import { QueueCounters } from '../queue-counters';
 
 export interface LoopbackOptions {
   slots?: number;
   slotSize?: number;
+  /** Bytes kept free at the start of each slot, before the frame (NetBackendQueue.rxHeadroom; default 0). */
+  headroom?: number;
 }
 
 export class LoopbackQueue implements NetBackendQueue {
@@ -33,6 +35,7 @@ export class LoopbackQueue implements NetBackendQueue {
   private pending = 0;
   private readonly shift: number;
   private readonly mask: number;
+  private readonly headroom: number;
 
   constructor(o: LoopbackOptions = {}) {
     this.slots = o.slots ?? 1024;
@@ -41,7 +44,9 @@ export class LoopbackQueue implements NetBackendQueue {
     const size = o.slotSize ?? 4096;
     if ((size & (size - 1)) !== 0) throw new RangeError('slot size must be a power of two');
     this.shift = Math.log2(size);
-    this.maxFrameSize = size;
+    this.headroom = o.headroom ?? 0;
+    if (!Number.isInteger(this.headroom) || this.headroom < 0 || this.headroom >= size) throw new RangeError('headroom must be an integer below the slot size');
+    this.maxFrameSize = size - this.headroom;
     this.frameCount = this.slots;
     this.txBuffer = this.rxBuffer = new Uint8Array(this.slots * size);
     this.free = new Uint32Array(this.slots);
@@ -62,7 +67,7 @@ export class LoopbackQueue implements NetBackendQueue {
       this.counters.txBusy++;
       return TX_BUSY;
     }
-    return this.free[--this.freeTop]! << this.shift;
+    return (this.free[--this.freeTop]! << this.shift) + this.headroom;
   }
 
   txCommit(offset: number, length: number): void {
@@ -70,6 +75,14 @@ export class LoopbackQueue implements NetBackendQueue {
     this.pendLen[this.pending] = length;
     this.pending++;
     this.counters.txBytes += length;
+  }
+
+  txAcquireBurst(lengths: Uint32Array, offsets: Float64Array, n: number): number {
+    return acquireEach(this, lengths, offsets, n);
+  }
+
+  txCommitBurst(offsets: Float64Array, lengths: Uint32Array, n: number): void {
+    commitEach(this, offsets, lengths, n);
   }
 
   txCancel(offset: number): void {
@@ -109,7 +122,11 @@ export class LoopbackQueue implements NetBackendQueue {
   }
 
   rxOffset(i: number): number {
-    return this.rxSlot[(this.rxHead + i) & this.mask]! << this.shift;
+    return (this.rxSlot[(this.rxHead + i) & this.mask]! << this.shift) + this.headroom;
+  }
+
+  rxHeadroom(_i: number): number {
+    return this.headroom;
   }
 
   rxLength(i: number): number {
@@ -143,7 +160,7 @@ export class LoopbackQueue implements NetBackendQueue {
   inject(frame: Uint8Array): boolean {
     if (frame.length > this.maxFrameSize || this.freeTop === 0) return false;
     const slot = this.free[--this.freeTop]!;
-    this.rxBuffer.set(frame, slot << this.shift);
+    this.rxBuffer.set(frame, (slot << this.shift) + this.headroom);
     this.queueReceived(slot, frame.length);
     return true;
   }

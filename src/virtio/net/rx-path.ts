@@ -8,7 +8,7 @@
 import { NetHdr, NetMtu } from 'virtio-spec-types';
 import type { GuestMemory } from '../../memory/guest-memory';
 import type { NetBackendQueue } from '../../backend/net-backend';
-import { type BatchCopies, ChainCursor, DescriptorChain, QueueError, type Virtqueue } from '../queue';
+import { type BatchCopies, BufferBurst, ChainCursor, DescriptorChain, QueueError, type Virtqueue } from '../queue';
 import { CopyBatch } from '../../memory/copy-batch';
 import type { NetQueueCounters } from './net-counters';
 
@@ -22,6 +22,7 @@ export class RxPath {
   /** The guest ran out of receive buffers: wait for its notification. */
   blocked = false;
   private readonly chains: DescriptorChain[];
+  private readonly burst: BufferBurst;
   private readonly cursor = new ChainCursor();
   private readonly hdr = new Uint8Array(HDR_SIZE);
   private readonly hdrView = new DataView(this.hdr.buffer);
@@ -46,6 +47,7 @@ export class RxPath {
     this.mtuFrame = mtu !== undefined ? mtu + NetMtu.ETH_HEADER : Number.MAX_SAFE_INTEGER;
     const n = mergeable ? MAX_CHAINS_PER_FRAME : 1;
     this.chains = Array.from({ length: n }, () => new DescriptorChain(vq.size));
+    this.burst = new BufferBurst(Math.max(1, vq.size));
     const regionAddress = Float64Array.from(mem.regions, (_, i) => CopyBatch.addressOf(mem.regionBytes(i)));
     this.copies = { batch, regionAddress, hostBase: CopyBatch.addressOf(be.rxBuffer) };
   }
@@ -58,53 +60,118 @@ export class RxPath {
 
   /** Delivers up to `budget` received frames. Returns frames taken from the backend. */
   process(budget: number): number {
-    const { vq, be, counters } = this;
     this.blocked = false;
-    const n = be.rxPeek(budget);
+    const n = this.be.rxPeek(budget);
     let taken = 0;
-    for (; taken < n; taken++) {
-      const len = be.rxLength(taken);
-      // §5.1.4.1: after MTU is negotiated the device MUST NOT pass a larger frame (taken and dropped).
-      if (len > this.mtuFrame && this.overMtu(taken, len)) {
-        counters.rxDropOverMtu++;
-        continue;
-      }
-      const total = HDR_SIZE + len;
-      vq.mark();
-      let used = 0;
-      let room = 0;
-      while (room < total && used < this.chains.length) {
-        const c = this.chains[used]!;
-        if (!vq.pop(c)) break;
-        if (c.readableCount > 0) {
-          // §5.1.6.3: receive buffers are device-writable only.
-          vq.stop(QueueError.DeviceRejected);
-          return this.finish(taken);
-        }
-        room += c.writableLength;
-        used++;
-      }
-      if (room < total) {
-        if (used === this.chains.length) {
-          // The most buffers one frame may take (one without MRG_RXBUF; MAX_CHAINS_PER_FRAME with it,
-          // whose buffers need only hold the header, §5.1.6.3.1) cannot hold it: drop this frame and
-          // keep the buffers for the next, or the queue would wait for it forever.
-          vq.rewind();
-          counters.rxDropTooSmall++;
-          continue;
-        }
-        vq.rewind();
-        if (vq.broken) return this.finish(taken);
-        counters.rxNoBuffers++;
-        this.blocked = true;
-        break;
-      }
-      if (this.segmented && be.rxSegments!(taken) > 1) this.deliverSegments(taken, used);
-      else this.deliver(be.rxOffset(taken), len, used);
-      counters.rxFrames++;
-      counters.rxBytes += len;
+    while (taken < n) {
+      // Frames that fit one one-descriptor buffer a burst at a time; takeOne() whenever the next is anything else.
+      const delivered = this.deliverBurst(taken, n);
+      taken += delivered;
+      if (delivered > 0) continue;
+      if (!this.takeOne(taken)) break;
+      taken++;
     }
     return this.finish(taken);
+  }
+
+  /**
+   * Peeked frames from `first` on, each into one buffer of a burst: header and frame in one copy when the
+   * backend leaves room for the header before the frame, else the header stored here and the frame copied.
+   * Stops at the first frame that is over the MTU, in several backend buffers, or larger than its buffer
+   * (takeOne drops it or spreads it over mergeable buffers), and at a buffer the driver made device-readable
+   * (takeOne stops the queue). Returns frames delivered.
+   */
+  private deliverBurst(first: number, n: number): number {
+    const { vq, be, burst } = this;
+    const got = vq.peekBurst(burst, n - first);
+    if (got === 0) return 0;
+    const { batch, regionAddress, hostBase } = this.copies;
+    const ops = batch.ops;
+    const { region, offset, len: room, writable, written } = burst;
+    const rx = be.rxBuffer;
+    const mtuFrame = this.mtuFrame;
+    const segmented = this.segmented;
+    let k = 0;
+    let bytes = 0;
+    for (; k < got; k++) {
+      const i = first + k;
+      const len = be.rxLength(i);
+      const total = HDR_SIZE + len;
+      if (writable[k] === 0 || room[k]! < total || len > mtuFrame || (segmented && be.rxSegments!(i) > 1)) break;
+      const off = be.rxOffset(i);
+      const dst = regionAddress[region[k]!]! + offset[k]!;
+      const at = batch.slot();
+      if (be.rxHeadroom(i) >= HDR_SIZE) {
+        // §5.1.6.4: flags..csum_offset 0, num_buffers 1 (one buffer, mergeable or not), little-endian.
+        const h = off - HDR_SIZE;
+        for (let b = h; b < h + HDR_NUM_BUFFERS; b++) rx[b] = 0;
+        rx[h + HDR_NUM_BUFFERS] = 1;
+        rx[h + HDR_NUM_BUFFERS + 1] = 0;
+        ops[at] = dst;
+        ops[at + 1] = hostBase + h;
+        ops[at + 2] = total;
+      } else {
+        this.storeHeader(region[k]!, offset[k]!, 1);
+        ops[at] = dst + HDR_SIZE;
+        ops[at + 1] = hostBase + off;
+        ops[at + 2] = len;
+      }
+      written[k] = total;
+      bytes += len;
+    }
+    vq.retireBurst(burst, k);
+    this.counters.rxFrames += k;
+    this.counters.rxBytes += bytes;
+    return k;
+  }
+
+  /**
+   * Peeked frame `i` over as many chains as it needs (mergeable buffers), or dropped when it cannot fit or is
+   * over the MTU. False: stop here (no buffers for it, or the queue stopped).
+   */
+  private takeOne(i: number): boolean {
+    const { vq, be, counters } = this;
+    const len = be.rxLength(i);
+    // §5.1.4.1: after MTU is negotiated the device MUST NOT pass a larger frame (taken and dropped).
+    if (len > this.mtuFrame && this.overMtu(i, len)) {
+      counters.rxDropOverMtu++;
+      return true;
+    }
+    const total = HDR_SIZE + len;
+    vq.mark();
+    let used = 0;
+    let room = 0;
+    while (room < total && used < this.chains.length) {
+      const c = this.chains[used]!;
+      if (!vq.pop(c)) break;
+      if (c.readableCount > 0) {
+        // §5.1.6.3: receive buffers are device-writable only.
+        vq.stop(QueueError.DeviceRejected);
+        return false;
+      }
+      room += c.writableLength;
+      used++;
+    }
+    if (room < total) {
+      if (used === this.chains.length) {
+        // The most buffers one frame may take (one without MRG_RXBUF; MAX_CHAINS_PER_FRAME with it,
+        // whose buffers need only hold the header, §5.1.6.3.1) cannot hold it: drop this frame and
+        // keep the buffers for the next, or the queue would wait for it forever.
+        vq.rewind();
+        counters.rxDropTooSmall++;
+        return true;
+      }
+      vq.rewind();
+      if (vq.broken) return false;
+      counters.rxNoBuffers++;
+      this.blocked = true;
+      return false;
+    }
+    if (this.segmented && be.rxSegments!(i) > 1) this.deliverSegments(i, used);
+    else this.deliver(be.rxOffset(i), len, used);
+    counters.rxFrames++;
+    counters.rxBytes += len;
+    return true;
   }
 
   private finish(taken: number): number {
@@ -140,6 +207,15 @@ export class RxPath {
     return len > this.mtuFrame + (tagged ? NetMtu.VLAN_TAG : 0);
   }
 
+  /** A header at `offset` of region `region`, which holds all 12 bytes: flags..csum_offset zero in three stores, then num_buffers (§5.1.6.4). */
+  private storeHeader(region: number, offset: number, numBuffers: number): void {
+    const v = this.mem.regionView(region);
+    v.setUint32(offset, 0, true);
+    v.setUint32(offset + 4, 0, true);
+    v.setUint16(offset + 8, 0, true);
+    v.setUint16(offset + HDR_NUM_BUFFERS, numBuffers, true);
+  }
+
   /** deliver() for a frame in several backend buffers: each scattered in turn across the popped chains. */
   private deliverSegments(i: number, used: number): void {
     const { vq, be } = this;
@@ -169,13 +245,7 @@ export class RxPath {
   private writeHeader(c: DescriptorChain, cur: ChainCursor, used: number): number {
     const i = c.readableCount;
     if (c.len[i]! >= HDR_SIZE) {
-      // flags..csum_offset zero in three stores, then num_buffers (§5.1.6.4).
-      const v = this.mem.regionView(c.region[i]!);
-      const o = c.offset[i]!;
-      v.setUint32(o, 0, true);
-      v.setUint32(o + 4, 0, true);
-      v.setUint16(o + 8, 0, true);
-      v.setUint16(o + HDR_NUM_BUFFERS, used, true);
+      this.storeHeader(c.region[i]!, c.offset[i]!, used);
       cur.skip(HDR_SIZE);
       return HDR_SIZE;
     }

@@ -1,4 +1,5 @@
 // Virtqueues, device side: the common interface, both layouts, and the pieces they share.
+export { BufferBurst } from './buffer-burst';
 export { type BatchCopies, ChainCursor } from './chain-cursor';
 export { DescriptorChain } from './descriptor-chain';
 export { packedNeedEvent, vringNeedEvent } from './event-idx';

@@ -18,6 +18,7 @@ import {
   packedDescRingSize,
 } from 'virtio-spec-types';
 import type { GuestMemory } from '../../memory/guest-memory';
+import type { BufferBurst } from './buffer-burst';
 import type { DescriptorChain } from './descriptor-chain';
 import { packedNeedEvent } from './event-idx';
 import { QueueError, QueueErrorCounters } from './queue-error';
@@ -240,6 +241,17 @@ export class PackedQueue implements Virtqueue {
     this.sinceMarkSlots += slots;
     this.undoable = true;
     return true;
+  }
+
+  /** Not batched for packed rings yet: every buffer goes by pop(). */
+  peekBurst(burst: BufferBurst, _max: number): number {
+    burst.count = 0;
+    return 0;
+  }
+
+  retireBurst(burst: BufferBurst, count: number): void {
+    if (this.errorCode === QueueError.None && count !== 0) this.fail(QueueError.DeviceMisuse);
+    burst.count = 0;
   }
 
   undo(): boolean {

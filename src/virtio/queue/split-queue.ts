@@ -23,6 +23,7 @@ import {
   splitUsedSize,
 } from 'virtio-spec-types';
 import type { GuestMemory } from '../../memory/guest-memory';
+import type { BufferBurst } from './buffer-burst';
 import type { DescriptorChain } from './descriptor-chain';
 import { vringNeedEvent } from './event-idx';
 import { QueueError, QueueErrorCounters } from './queue-error';
@@ -43,6 +44,18 @@ const F_INDIRECT = DescFlags.INDIRECT;
 const NO_INTERRUPT = VIRTQ_AVAIL_F_NO_INTERRUPT;
 const NO_NOTIFY = VIRTQ_USED_F_NO_NOTIFY;
 
+const TWO_POW_32 = 0x1_0000_0000;
+/** A descriptor address's high word from which the address is 2^53 or more (not an exact number). */
+const ADDR_HI_LIMIT = 0x20_0000;
+
+// Element indices in the ring parts' views (§2.7.6, §2.7.8).
+const AVAIL_FLAGS = SplitAvail.FLAGS / 2;
+const AVAIL_IDX = SplitAvail.IDX / 2;
+const AVAIL_RING = SplitAvail.RING / 2;
+const USED_FLAGS = SplitUsed.FLAGS / 2;
+const USED_IDX = SplitUsed.IDX / 2;
+const USED_RING = SplitUsed.RING / 4;
+
 const NO_AREA: RingArea = { error: QueueError.None, region: -1, offset: 0 };
 const EMPTY_U16 = new Uint16Array(0);
 const EMPTY_U32 = new Uint32Array(0);
@@ -62,21 +75,15 @@ export class SplitQueue implements Virtqueue {
   private readonly indirect: boolean;
   private readonly mask: number;
 
-  // Descriptor table (16-aligned, §2.7): its region as u32 elements and the element index of entry 0.
+  // Each ring part (§2.7) as its own view, so every index is a small integer. Descriptor table: four le32
+  // words per entry (addr lo, addr hi, len, flags | next << 16).
   private readonly descU32: Uint32Array;
-  private readonly descBase: number;
-  // Avail ring (Driver Area): its region as u16 elements, and element indices of its fields.
+  // Driver Area as le16: flags, idx, ring[size], used_event.
   private readonly availU16: Uint16Array;
-  private readonly availFlagsAt: number;
-  private readonly availIdxAt: number;
-  private readonly availRingAt: number;
   private readonly usedEventAt: number;
-  // Used ring (Device Area): u16 elements for flags/idx/avail_event, u32 elements for ring entries.
+  // Device Area: le16 for flags, idx and avail_event; le32 for the ring's elements (id, len) from word 1.
   private readonly usedU16: Uint16Array;
   private readonly usedU32: Uint32Array;
-  private readonly usedFlagsAt: number;
-  private readonly usedIdxAt: number;
-  private readonly usedRingAt: number;
   private readonly availEventAt: number;
 
   /** Loop detection: stamps[i] === stampGen once descriptor i was visited by the current walk. */
@@ -128,21 +135,12 @@ export class SplitQueue implements Virtqueue {
 
     this.size = ok ? size : 0;
     this.mask = ok ? size - 1 : 0;
-    this.descU32 = ok ? memory.regionU32(desc.region) : EMPTY_U32;
-    this.descBase = desc.offset / 4;
-    this.availU16 = ok ? memory.regionU16(avail.region) : EMPTY_U16;
-    const a = avail.offset / 2;
-    this.availFlagsAt = a + SplitAvail.FLAGS / 2;
-    this.availIdxAt = a + SplitAvail.IDX / 2;
-    this.availRingAt = a + SplitAvail.RING / 2;
-    this.usedEventAt = a + splitUsedEventOffset(this.size) / 2;
-    this.usedU16 = ok ? memory.regionU16(used.region) : EMPTY_U16;
-    this.usedU32 = ok ? memory.regionU32(used.region) : EMPTY_U32;
-    const u = used.offset;
-    this.usedFlagsAt = (u + SplitUsed.FLAGS) / 2;
-    this.usedIdxAt = (u + SplitUsed.IDX) / 2;
-    this.usedRingAt = (u + SplitUsed.RING) / 4;
-    this.availEventAt = (u + splitAvailEventOffset(this.size)) / 2;
+    this.descU32 = ok ? memory.areaU32(desc.region, desc.offset, splitDescTableSize(size) / 4) : EMPTY_U32;
+    this.availU16 = ok ? memory.areaU16(avail.region, avail.offset, splitAvailSize(size) / 2) : EMPTY_U16;
+    this.usedEventAt = splitUsedEventOffset(this.size) / 2;
+    this.usedU16 = ok ? memory.areaU16(used.region, used.offset, splitUsedSize(size) / 2) : EMPTY_U16;
+    this.usedU32 = ok ? memory.areaU32(used.region, used.offset, Math.floor(splitUsedSize(size) / 4)) : EMPTY_U32;
+    this.availEventAt = splitAvailEventOffset(this.size) / 2;
     this.stamps = new Uint32Array(this.size);
 
     this.lastAvail = ok ? availBase : 0;
@@ -183,14 +181,14 @@ export class SplitQueue implements Virtqueue {
     // More heads than descriptors: the driver re-offered some the device still holds.
     if (this.inFlight >= this.size) return this.fail(QueueError.RingOverrun);
     // Plain read, ordered after the Atomics.load of avail->idx in refreshAvail.
-    const head = this.availU16[this.availRingAt + (this.lastAvail & this.mask)];
+    const head = this.availU16[AVAIL_RING + (this.lastAvail & this.mask)];
     if (head >= this.size) return this.fail(QueueError.HeadOutOfRange);
     if (chain.capacity < this.size) chain.ensureCapacity(this.size);
     chain.clear();
     // The usual buffer is one descriptor, neither NEXT nor INDIRECT: appended here, small enough for V8 to
     // inline into the caller (no loop is possible, no stamps needed); longer chains take the walk.
     const d = this.descU32;
-    const h = this.descBase + head * DESC_WORDS;
+    const h = head * DESC_WORDS;
     const headFlags = d[h + 3]! & 0xffff;
     let error: QueueError;
     if ((headFlags & (F_NEXT | F_INDIRECT)) === 0) {
@@ -204,6 +202,69 @@ export class SplitQueue implements Virtqueue {
     this.sinceMark++;
     this.undoable = true;
     return true;
+  }
+
+  peekBurst(burst: BufferBurst, max: number): number {
+    burst.count = 0;
+    if (this.errorCode !== QueueError.None) return 0;
+    let ready = (this.availSeen - this.lastAvail) & 0xffff;
+    // Fewer seen than wanted: the driver may have added more since (one index read a burst).
+    if (ready < max) {
+      this.refreshAvail();
+      if (this.errorCode !== QueueError.None) return 0;
+      ready = (this.availSeen - this.lastAvail) & 0xffff;
+    }
+    // pop() reports a re-offered head (RingOverrun) once the device holds every descriptor.
+    const room = this.size - this.inFlight;
+    let n = ready < room ? ready : room;
+    if (n > max) n = max;
+    if (n > burst.capacity) n = burst.capacity;
+    const { availU16: avail, descU32: d, memory, mask, size } = this;
+    const { head: heads, region, offset, len: lens, writable } = burst;
+    const last = this.lastAvail;
+    let i = 0;
+    for (; i < n; i++) {
+      const head = avail[AVAIL_RING + ((last + i) & mask)]!;
+      if (head >= size) break;
+      const h = head * DESC_WORDS;
+      const flags = d[h + 3]! & 0xffff;
+      const hi = d[h + 1]!;
+      // A chain, an indirect table or an address of 2^53 or more: pop() takes it (and judges it).
+      if ((flags & (F_NEXT | F_INDIRECT)) !== 0 || hi >= ADDR_HI_LIMIT) break;
+      const gpa = hi * TWO_POW_32 + d[h]!;
+      const len = d[h + 2]!;
+      const r = memory.regionHolding(gpa, len);
+      if (r < 0) break;
+      heads[i] = head;
+      region[i] = r;
+      offset[i] = memory.regionOffset(r, gpa);
+      lens[i] = len;
+      writable[i] = (flags & F_WRITE) !== 0 ? 1 : 0;
+    }
+    burst.count = i;
+    return i;
+  }
+
+  retireBurst(burst: BufferBurst, count: number): void {
+    if (this.errorCode !== QueueError.None) return;
+    if (!(count >>> 0 === count && count <= burst.count)) {
+      this.fail(QueueError.DeviceMisuse);
+      return;
+    }
+    const { usedU32: used, mask } = this;
+    const { head: heads, written } = burst;
+    const at = this.usedIdx;
+    // §2.7.8: written now, published with used->idx in flush().
+    for (let i = 0; i < count; i++) {
+      const e = USED_RING + ((at + i) & mask) * 2;
+      used[e] = heads[i]!;
+      used[e + 1] = written[i]!;
+    }
+    this.usedIdx = (at + count) & 0xffff;
+    this.lastAvail = (this.lastAvail + count) & 0xffff;
+    this.pending += count;
+    this.undoable = false;
+    burst.count = 0;
   }
 
   undo(): boolean {
@@ -241,7 +302,7 @@ export class SplitQueue implements Virtqueue {
       return;
     }
     // §2.7.8: the element is written now, published with used->idx in flush().
-    const at = this.usedRingAt + (this.usedIdx & this.mask) * 2;
+    const at = USED_RING + (this.usedIdx & this.mask) * 2;
     this.usedU32[at] = headId;
     this.usedU32[at + 1] = writtenLen;
     this.usedIdx = (this.usedIdx + 1) & 0xffff;
@@ -253,7 +314,7 @@ export class SplitQueue implements Virtqueue {
     if (this.errorCode !== QueueError.None || this.pending === 0) return false;
     this.pending = 0;
     // §2.7.8.2: elements before the index (seq-cst store orders the plain writes above).
-    Atomics.store(this.usedU16, this.usedIdxAt, this.usedIdx);
+    Atomics.store(this.usedU16, USED_IDX, this.usedIdx);
     if (this.eventIdx) {
       // §2.7.7: full barrier (seq-cst store then load) before reading used_event.
       const event = Atomics.load(this.availU16, this.usedEventAt);
@@ -266,7 +327,7 @@ export class SplitQueue implements Virtqueue {
       return vringNeedEvent(event, this.usedIdx, old);
     }
     // §2.7.7: without EVENT_IDX the driver can only say "no interrupts" in avail->flags.
-    return (Atomics.load(this.availU16, this.availFlagsAt) & NO_INTERRUPT) === 0;
+    return (Atomics.load(this.availU16, AVAIL_FLAGS) & NO_INTERRUPT) === 0;
   }
 
   enableNotifications(after = 1): boolean {
@@ -277,7 +338,7 @@ export class SplitQueue implements Virtqueue {
       Atomics.store(this.usedU16, this.availEventAt, (this.lastAvail + n - 1) & 0xffff);
       if (n > 1) return this.refreshAvail() && ((this.availSeen - this.lastAvail) & 0xffff) >= n;
     } else if (!this.notifyOn) {
-      Atomics.store(this.usedU16, this.usedFlagsAt, 0);
+      Atomics.store(this.usedU16, USED_FLAGS, 0);
       this.notifyOn = true;
     }
     // The driver may have added buffers before it saw the store: look again (seq-cst orders store then load).
@@ -288,14 +349,14 @@ export class SplitQueue implements Virtqueue {
     if (this.errorCode !== QueueError.None) return;
     // With EVENT_IDX, leaving avail_event behind the driver's idx already suppresses notifications.
     if (!this.eventIdx && this.notifyOn) {
-      Atomics.store(this.usedU16, this.usedFlagsAt, NO_NOTIFY);
+      Atomics.store(this.usedU16, USED_FLAGS, NO_NOTIFY);
       this.notifyOn = false;
     }
   }
 
   /** Reads avail->idx; false when nothing new. A jump of more than Queue Size stops the queue (§2.7.13.3). */
   private refreshAvail(): boolean {
-    const idx = Atomics.load(this.availU16, this.availIdxAt);
+    const idx = Atomics.load(this.availU16, AVAIL_IDX);
     const ahead = (idx - this.lastAvail) & 0xffff;
     if (ahead > this.size) return this.fail(QueueError.AvailIdxJump);
     this.availSeen = idx;
@@ -315,7 +376,7 @@ export class SplitQueue implements Virtqueue {
       stamps[i] = gen;
       slots++;
       // le32 words of the 16-byte descriptor: addr lo, addr hi, len, flags | next << 16.
-      const o = this.descBase + i * DESC_WORDS;
+      const o = i * DESC_WORDS;
       const flagsNext = d[o + 3]!;
       const flags = flagsNext & 0xffff;
       if ((flags & F_INDIRECT) !== 0) {

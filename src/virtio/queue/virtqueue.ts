@@ -21,6 +21,7 @@
 // and contents. A violation stops the queue (see QueueError).
 import { VirtioFeature, featureBit } from 'virtio-spec-types';
 import type { GuestMemory } from '../../memory/guest-memory';
+import type { BufferBurst } from './buffer-burst';
 import type { DescriptorChain } from './descriptor-chain';
 import { PackedQueue } from './packed-queue';
 import type { QueueError, QueueErrorCounters } from './queue-error';
@@ -80,6 +81,18 @@ export interface Virtqueue {
    * whole chain first; on a violation the queue stops and returns false.
    */
   pop(chain: DescriptorChain): boolean;
+  /**
+   * Reads, without taking them, up to `max` next available buffers that are each one descriptor (neither
+   * NEXT nor INDIRECT) inside guest memory, into `burst`; returns how many. It stops before anything else,
+   * which pop() then takes (and judges: a violation stops the queue there). 0: nothing available, or the
+   * next buffer is for pop(). Split rings only; packed rings return 0.
+   */
+  peekBurst(burst: BufferBurst, max: number): number;
+  /**
+   * Takes the first `count` buffers of the last peekBurst() and returns them used, each with `burst.written`
+   * bytes written (0 for a buffer the device only read, §2.7.8). Not visible to the driver until flush().
+   */
+  retireBurst(burst: BufferBurst, count: number): void;
   /**
    * Gives back the buffer returned by the last pop() so the next pop()
    * returns it again (backpressure). Only the most recent pop, and only if

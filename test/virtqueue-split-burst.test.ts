@@ -1,0 +1,131 @@
+// Virtqueue.peekBurst / retireBurst: one-descriptor buffers read a burst at a
+// time, everything else left to pop() (which judges it), nothing counted twice.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { BufferBurst } from '../src/virtio/queue/buffer-burst';
+import { QueueError } from '../src/virtio/queue/queue-error';
+import { BASE_GPA, REGION_SIZE, buffers, packedRig, splitRig } from './support/virtqueue-rig';
+
+test('a burst of one-descriptor buffers: read without taking, then retired used with 0 bytes', () => {
+  const rig = splitRig({ size: 8 });
+  const { queue, driver, layout, memory } = rig;
+  const heads = [0, 1, 2].map((k) => driver.add([{ addr: layout.dataAddr + 64 * k, len: 40 + k, write: false }]));
+  driver.publish();
+  const burst = new BufferBurst(8);
+  assert.is(queue.peekBurst(burst, 8), 3);
+  assert.equal(Array.from(burst.head.subarray(0, 3)), heads);
+  assert.equal(Array.from(burst.len.subarray(0, 3)), [40, 41, 42]);
+  assert.equal(Array.from(burst.writable.subarray(0, 3)), [0, 0, 0]);
+  assert.is(memory.regionBase(burst.region[1]!) + burst.offset[1]!, layout.dataAddr + 64);
+  assert.is(queue.peekBurst(burst, 8), 3, 'peeking takes nothing');
+  queue.retireBurst(burst, 2);
+  assert.is(queue.flush(), true);
+  assert.equal(driver.pollUsed(), [{ id: heads[0], len: 0 }, { id: heads[1], len: 0 }]);
+  assert.is(queue.peekBurst(burst, 8), 1, 'the one not retired is next');
+  assert.is(burst.head[0], heads[2]);
+  assert.is(queue.peekBurst(burst, 0), 0, 'max bounds the burst');
+  assert.not.ok(queue.broken);
+  assert.ok(rig.canariesIntact());
+});
+
+test('a burst stops before a chain, which pop() takes whole', () => {
+  const rig = splitRig({ size: 8 });
+  const { queue, driver, layout, chain } = rig;
+  const a = driver.add([{ addr: layout.dataAddr, len: 64, write: false }]);
+  const b = driver.add(buffers(layout.dataAddr + 0x100, 2, 2));
+  const c = driver.add([{ addr: layout.dataAddr + 0x200, len: 64, write: false }]);
+  driver.publish();
+  const burst = new BufferBurst(8);
+  assert.is(queue.peekBurst(burst, 8), 1);
+  queue.retireBurst(burst, 1);
+  assert.is(queue.peekBurst(burst, 8), 0, 'the chain is for pop()');
+  assert.ok(queue.pop(chain));
+  assert.is(chain.headId, b);
+  assert.is(chain.count, 2);
+  queue.push(chain.headId, 0, chain.ringSlots);
+  assert.is(queue.peekBurst(burst, 8), 1);
+  assert.is(burst.head[0], c);
+  queue.retireBurst(burst, 1);
+  queue.flush();
+  assert.equal(driver.pollUsed().map((e) => e.id), [a, b, c], 'used in ring order');
+});
+
+test('a burst stops before an indirect buffer', () => {
+  const rig = splitRig({ size: 8, indirect: true });
+  const { queue, driver, layout, chain } = rig;
+  driver.add([{ addr: layout.dataAddr, len: 64, write: false }], layout.tableAddr);
+  driver.publish();
+  const burst = new BufferBurst(8);
+  assert.is(queue.peekBurst(burst, 8), 0);
+  assert.ok(queue.pop(chain));
+  assert.is(chain.count, 1);
+});
+
+test('an address outside guest memory: the burst stops before it, pop() stops the queue and counts it once', () => {
+  const rig = splitRig({ size: 8 });
+  const { queue, driver, layout, chain, memory } = rig;
+  driver.add([{ addr: layout.dataAddr, len: 64, write: false }]);
+  driver.add([{ addr: BASE_GPA + REGION_SIZE - 16, len: 64, write: false }]);
+  driver.add([{ addr: 0x1_0000_0000_0000, len: 64, write: false }]);
+  driver.publish();
+  const burst = new BufferBurst(8);
+  assert.is(queue.peekBurst(burst, 8), 1, 'only the buffer inside memory');
+  queue.retireBurst(burst, 1);
+  assert.is(queue.peekBurst(burst, 8), 0);
+  assert.is(memory.outOfRange, 0, 'a burst counts nothing');
+  assert.is(queue.pop(chain), false);
+  assert.is(queue.error, QueueError.AddressOutOfRange);
+  assert.is(memory.outOfRange, 1);
+  assert.is(queue.peekBurst(burst, 8), 0, 'a stopped queue gives no bursts');
+});
+
+test('a head out of range is left to pop(), which stops the queue', () => {
+  const rig = splitRig({ size: 8 });
+  const { queue, driver, chain } = rig;
+  driver.offerHead(8);
+  driver.publish();
+  const burst = new BufferBurst(8);
+  assert.is(queue.peekBurst(burst, 8), 0);
+  assert.is(queue.pop(chain), false);
+  assert.is(queue.error, QueueError.HeadOutOfRange);
+});
+
+test('a burst never holds more buffers than the ring has descriptors the device does not hold', () => {
+  const rig = splitRig({ size: 4 });
+  const { queue, driver, layout, chain } = rig;
+  for (let k = 0; k < 3; k++) driver.add([{ addr: layout.dataAddr + 64 * k, len: 64, write: false }]);
+  driver.publish();
+  assert.ok(queue.pop(chain));
+  assert.ok(queue.pop(chain));
+  // Heads offered again while the device holds them: avail runs ahead of what the ring can hold.
+  driver.offerHead(0);
+  driver.offerHead(1);
+  driver.publish();
+  const burst = new BufferBurst(8);
+  assert.is(queue.peekBurst(burst, 8), 2, 'four descriptors, two held: room for two');
+});
+
+test('retiring more than was peeked is device misuse and stops the queue', () => {
+  const rig = splitRig({ size: 8 });
+  const { queue, driver, layout } = rig;
+  driver.add([{ addr: layout.dataAddr, len: 64, write: false }]);
+  driver.publish();
+  const burst = new BufferBurst(8);
+  assert.is(queue.peekBurst(burst, 8), 1);
+  queue.retireBurst(burst, 2);
+  assert.is(queue.error, QueueError.DeviceMisuse);
+});
+
+test('packed rings give no bursts: every buffer goes by pop()', () => {
+  const rig = packedRig({ size: 8 });
+  const { queue, driver, layout, chain } = rig;
+  driver.add([{ addr: layout.dataAddr, len: 64, write: false }]);
+  driver.publish();
+  const burst = new BufferBurst(8);
+  assert.is(queue.peekBurst(burst, 8), 0);
+  queue.retireBurst(burst, 0);
+  assert.not.ok(queue.broken);
+  assert.ok(queue.pop(chain));
+});
+
+test.run();
