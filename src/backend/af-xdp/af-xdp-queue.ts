@@ -110,7 +110,8 @@ export class AfXdpQueue implements NetBackendQueue {
     this.chainNext = new Int32Array(txChains ? frameCount : 0).fill(-1);
     this.rxStart = new Uint32Array(this.sg ? socket.rx.size + 1 : 0);
     this.rxLen = new Uint32Array(this.sg ? socket.rx.size : 0);
-    this.frameMask = ~(frameSize - 1) >>> 0;
+    // As int32 (the same bits): a uint32 mask above 2^31 would be a double in every use.
+    this.frameMask = ~(frameSize - 1);
     this.frameCount = frameCount;
     this.txBuffer = this.rxBuffer = new Uint8Array(socket.umem);
     this.pollFd = socket.fd;
@@ -292,8 +293,7 @@ export class AfXdpQueue implements NetBackendQueue {
     const comp = this.socket.completion;
     const n = comp.available(comp.size);
     if (n === 0) return;
-    const words = comp.words;
-    for (let i = 0; i < n; i++) this.pool.push(words[comp.slot(i) << 1]! & this.frameMask);
+    this.pool.pushFromRing(comp.words, comp.slot(0), comp.mask, n, this.frameMask, 2);
     comp.release(n);
     this.counters.txCompletions += n;
   }
@@ -382,12 +382,11 @@ export class AfXdpQueue implements NetBackendQueue {
     // Every descriptor of the frames taken goes back to the pool: with multi-buffer, all of each frame's.
     const descs = this.sg ? this.rxStart[n]! : n;
     if (this.sg) for (let i = 0; i < n; i++) if (this.rxStart[i + 1]! - this.rxStart[i]! > 1) this.counters.rxMultiBuffer++;
+    const first = rx.slot(0);
+    const mask = rx.mask;
     let bytes = 0;
-    for (let i = 0; i < descs; i++) {
-      const w = rx.slot(i) << 2;
-      this.pool.push(words[w]! & this.frameMask);
-      bytes += words[w + 2]!;
-    }
+    for (let i = 0; i < descs; i++) bytes += words[(((first + i) & mask) << 2) + 2]!;
+    this.pool.pushFromRing(words, first, mask, descs, this.frameMask, 4);
     if (descs > 0) rx.release(descs);
     this.peeked = 0;
     this.counters.rxPackets += n;

@@ -18,6 +18,19 @@ export class FramePool {
     this.stack[this.top++] = addr;
   }
 
+  /**
+   * Pushes the addresses of `n` ring entries from free-running slot `first` (ring index mask `ringMask`) of
+   * `words`, entries of `stride` u32 words starting with the address's low word, each with `addrMask` applied:
+   * frames back from the Completion ring (stride 2) or the Rx ring (4).
+   */
+  pushFromRing(words: Uint32Array, first: number, ringMask: number, n: number, addrMask: number, stride: number): void {
+    const stack = this.stack;
+    let top = this.top;
+    if (n > stack.length - top) throw new Error('frame pool overflow: a frame was returned twice');
+    for (let i = 0; i < n; i++) stack[top++] = words[((first + i) & ringMask) * stride]! & addrMask;
+    this.top = top;
+  }
+
   /** A frame address; the caller checks `count` first. */
   pop(): number {
     return this.stack[--this.top]!;

@@ -8,13 +8,18 @@
 import { NetHdr, NetMtu } from 'virtio-spec-types';
 import type { GuestMemory } from '../../memory/guest-memory';
 import type { NetBackendQueue } from '../../backend/net-backend';
-import { type BatchCopies, BufferBurst, ChainCursor, DescriptorChain, QueueError, type Virtqueue } from '../queue';
+import { type BatchCopies, BufferBurst, BURST_LEN, BURST_REGION, BURST_STRIDE, BURST_WRITABLE, ChainCursor, DescriptorChain, QueueError, type Virtqueue } from '../queue';
 import { CopyBatch } from '../../memory/copy-batch';
 import type { NetQueueCounters } from './net-counters';
 
 /** Chains one frame may span: a 64 KiB frame in 1 KiB buffers, generously. */
 const MAX_CHAINS_PER_FRAME = 64;
+// Module constants: the packages' exports are getters, too slow per packet.
 const HDR_SIZE = NetHdr.SIZE;
+const B_LEN = BURST_LEN;
+const B_REGION = BURST_REGION;
+const B_STRIDE = BURST_STRIDE;
+const B_WRITABLE = BURST_WRITABLE;
 const HDR_NUM_BUFFERS = NetHdr.NUM_BUFFERS;
 const ETHERTYPE_VLAN = NetMtu.ETHERTYPE_VLAN;
 
@@ -87,7 +92,7 @@ export class RxPath {
     if (got === 0) return 0;
     const { batch, regionAddress, hostBase } = this.copies;
     const ops = batch.ops;
-    const { region, offset, len: room, writable, written } = burst;
+    const { words, offset, written } = burst;
     const rx = be.rxBuffer;
     const mtuFrame = this.mtuFrame;
     const segmented = this.segmented;
@@ -97,9 +102,11 @@ export class RxPath {
       const i = first + k;
       const len = be.rxLength(i);
       const total = HDR_SIZE + len;
-      if (writable[k] === 0 || room[k]! < total || len > mtuFrame || (segmented && be.rxSegments!(i) > 1)) break;
+      const w = k * B_STRIDE;
+      if (words[w + B_WRITABLE] === 0 || words[w + B_LEN]! < total || len > mtuFrame || (segmented && be.rxSegments!(i) > 1)) break;
       const off = be.rxOffset(i);
-      const dst = regionAddress[region[k]!]! + offset[k]!;
+      const region = words[w + B_REGION]!;
+      const dst = regionAddress[region]! + offset[k]!;
       const at = batch.slot();
       if (be.rxHeadroom(i) >= HDR_SIZE) {
         // §5.1.6.4: flags..csum_offset 0, num_buffers 1 (one buffer, mergeable or not), little-endian.
@@ -111,7 +118,7 @@ export class RxPath {
         ops[at + 1] = hostBase + h;
         ops[at + 2] = total;
       } else {
-        this.storeHeader(region[k]!, offset[k]!, 1);
+        this.storeHeader(region, offset[k]!, 1);
         ops[at] = dst + HDR_SIZE;
         ops[at + 1] = hostBase + off;
         ops[at + 2] = len;

@@ -8,7 +8,7 @@
 import { NetGsoType, NetHdr, NetHdrFlags, NetMtu } from 'virtio-spec-types';
 import type { GuestMemory } from '../../memory/guest-memory';
 import { TX_BUSY, TX_OVERSIZE, type NetBackendQueue } from '../../backend/net-backend';
-import { type BatchCopies, BufferBurst, ChainCursor, DescriptorChain, type Virtqueue } from '../queue';
+import { type BatchCopies, BufferBurst, BURST_LEN, BURST_REGION, BURST_STRIDE, BURST_WRITABLE, ChainCursor, DescriptorChain, type Virtqueue } from '../queue';
 import { CopyBatch } from '../../memory/copy-batch';
 import { gatherFromChain, sumChain } from './frame-copy';
 import type { NetQueueCounters } from './net-counters';
@@ -24,6 +24,10 @@ const HDR_FLAGS = NetHdr.FLAGS;
 const HDR_GSO_TYPE = NetHdr.GSO_TYPE;
 const HDR_CSUM_START = NetHdr.CSUM_START;
 const HDR_CSUM_OFFSET = NetHdr.CSUM_OFFSET;
+const B_LEN = BURST_LEN;
+const B_REGION = BURST_REGION;
+const B_STRIDE = BURST_STRIDE;
+const B_WRITABLE = BURST_WRITABLE;
 const GSO_NONE = NetGsoType.NONE;
 const GSO_ECN = NetGsoType.ECN;
 const NEEDS_CSUM = NetHdrFlags.NEEDS_CSUM;
@@ -163,14 +167,15 @@ export class TxPath {
     // No more than one batch of copies holds (CopyBatch.reserve).
     const n = vq.peekBurst(burst, max < this.batch.capacity ? max : this.batch.capacity);
     if (n === 0) return 0;
-    const { region, offset, len: lens, writable } = burst;
+    const { words, offset } = burst;
     const { frameLens, frameOffsets } = this;
     const limit = this.burstLimit;
     let m = 0;
     for (; m < n; m++) {
-      const len = lens[m]!;
+      const w = m * B_STRIDE;
+      const len = words[w + B_LEN]!;
       // A runt, an empty transmit buffer (device-writable: nothing to read) or one over the MTU: sendPlain's.
-      if (len < HDR_SIZE + ETH_HLEN || len > limit || writable[m] !== 0) break;
+      if (len < HDR_SIZE + ETH_HLEN || len > limit || words[w + B_WRITABLE] !== 0) break;
       frameLens[m] = len - HDR_SIZE;
     }
     if (m === 0) return 0;
@@ -185,7 +190,7 @@ export class TxPath {
     for (let i = 0, at = batch.reserve(k); i < k; i++, at += 3) {
       const frameLen = frameLens[i]!;
       ops[at] = hostBase + frameOffsets[i]!;
-      ops[at + 1] = regionAddress[region[i]!]! + offset[i]! + HDR_SIZE;
+      ops[at + 1] = regionAddress[words[i * B_STRIDE + B_REGION]!]! + offset[i]! + HDR_SIZE;
       ops[at + 2] = frameLen;
       bytes += frameLen;
     }

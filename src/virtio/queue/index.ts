@@ -1,5 +1,5 @@
 // Virtqueues, device side: the common interface, both layouts, and the pieces they share.
-export { BufferBurst } from './buffer-burst';
+export { BURST_HEAD, BURST_LEN, BURST_REGION, BURST_STRIDE, BURST_WRITABLE, BufferBurst } from './buffer-burst';
 export { type BatchCopies, ChainCursor } from './chain-cursor';
 export { DescriptorChain } from './descriptor-chain';
 export { packedNeedEvent, vringNeedEvent } from './event-idx';

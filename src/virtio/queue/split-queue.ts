@@ -23,7 +23,7 @@ import {
   splitUsedSize,
 } from 'virtio-spec-types';
 import type { GuestMemory } from '../../memory/guest-memory';
-import type { BufferBurst } from './buffer-burst';
+import { BURST_HEAD, BURST_LEN, BURST_REGION, BURST_STRIDE, BURST_WRITABLE, type BufferBurst } from './buffer-burst';
 import type { DescriptorChain } from './descriptor-chain';
 import { vringNeedEvent } from './event-idx';
 import { QueueError, QueueErrorCounters } from './queue-error';
@@ -38,6 +38,11 @@ const DESC_ADDR = SplitDesc.ADDR;
 const DESC_LEN = SplitDesc.LEN;
 const DESC_FLAGS = SplitDesc.FLAGS;
 const DESC_NEXT = SplitDesc.NEXT;
+const B_HEAD = BURST_HEAD;
+const B_LEN = BURST_LEN;
+const B_REGION = BURST_REGION;
+const B_STRIDE = BURST_STRIDE;
+const B_WRITABLE = BURST_WRITABLE;
 const F_NEXT = DescFlags.NEXT;
 const F_WRITE = DescFlags.WRITE;
 const F_INDIRECT = DescFlags.INDIRECT;
@@ -220,8 +225,12 @@ export class SplitQueue implements Virtqueue {
     if (n > max) n = max;
     if (n > burst.capacity) n = burst.capacity;
     const { availU16: avail, descU32: d, memory, mask, size } = this;
-    const { head: heads, region, offset, len: lens, writable } = burst;
+    const { words, offset } = burst;
     const last = this.lastAvail;
+    // The region the previous buffer was in, as locals: consecutive buffers are mostly in the same one.
+    let r = -1;
+    let start = 0;
+    let end = 0;
     let i = 0;
     for (; i < n; i++) {
       const head = avail[AVAIL_RING + ((last + i) & mask)]!;
@@ -233,13 +242,18 @@ export class SplitQueue implements Virtqueue {
       if ((flags & (F_NEXT | F_INDIRECT)) !== 0 || hi >= ADDR_HI_LIMIT) break;
       const gpa = hi * TWO_POW_32 + d[h]!;
       const len = d[h + 2]!;
-      const r = memory.regionHolding(gpa, len);
-      if (r < 0) break;
-      heads[i] = head;
-      region[i] = r;
-      offset[i] = memory.regionOffset(r, gpa);
-      lens[i] = len;
-      writable[i] = (flags & F_WRITE) !== 0 ? 1 : 0;
+      if (!(r >= 0 && gpa >= start && len <= end - gpa)) {
+        r = memory.regionHolding(gpa, len);
+        if (r < 0) break;
+        start = memory.regionBase(r);
+        end = start + memory.regionBytes(r).byteLength;
+      }
+      const w = i * B_STRIDE;
+      words[w + B_HEAD] = head;
+      words[w + B_LEN] = len;
+      words[w + B_REGION] = r;
+      words[w + B_WRITABLE] = (flags & F_WRITE) !== 0 ? 1 : 0;
+      offset[i] = gpa - start;
     }
     burst.count = i;
     return i;
@@ -252,12 +266,12 @@ export class SplitQueue implements Virtqueue {
       return;
     }
     const { usedU32: used, mask } = this;
-    const { head: heads, written } = burst;
+    const { words, written } = burst;
     const at = this.usedIdx;
     // §2.7.8: written now, published with used->idx in flush().
     for (let i = 0; i < count; i++) {
       const e = USED_RING + ((at + i) & mask) * 2;
-      used[e] = heads[i]!;
+      used[e] = words[i * B_STRIDE + B_HEAD]!;
       used[e + 1] = written[i]!;
     }
     this.usedIdx = (at + count) & 0xffff;
