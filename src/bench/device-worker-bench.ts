@@ -338,6 +338,7 @@ async function deviceRun(
     // Only now: a thread inherits its creator's niceness, and the I/O threads must not run at the vCPU's.
     if (policy.driverNice !== 0) setThreadNice(driverTid, policy.driverNice, 'benchmark driver');
     const bytes = ram.bytes;
+    const words16 = new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >>> 1);
     const pkt = new Uint8Array(HDR + o.size);
     pkt.set(udpFrame(o.size), HDR);
     const pktLen = pkt.length;
@@ -379,14 +380,16 @@ async function deviceRun(
                 // The PMD hands the receive buffer itself to TX, and a free transmit buffer takes its place on
                 // the receive ring; the MACs are swapped in place.
                 const t = freeTx[--d.top]!;
-                const at = rx.bufferOffset(id);
-                for (let b = at + HDR; b < at + HDR + 6; b++) {
-                  const m = bytes[b]!;
-                  bytes[b] = bytes[b + 6]!;
-                  bytes[b + 6] = m;
+                // In 16-bit words (buffers are 64-aligned, the frame 12 bytes in), as a PMD swaps them; RAM is
+                // far below 2^31 bytes, so the offset is an int32.
+                const w = (rx.bufferOffset(id) | 0) >>> 1;
+                for (let k = w + HDR / 2; k < w + HDR / 2 + 3; k++) {
+                  const m = words16[k]!;
+                  words16[k] = words16[k + 3]!;
+                  words16[k + 3] = m;
                 }
                 // §5.1.6.2: a plain frame, flags 0 and gso_type NONE; num_buffers is 0 on transmit.
-                for (let b = at; b < at + HDR; b++) bytes[b] = 0;
+                for (let k = w; k < w + HDR / 2; k++) words16[k] = 0;
                 rx.swapBuffers(id, tx, t);
                 tx.offer(t, len);
                 d.forwarded++;
