@@ -32,6 +32,20 @@ test('bench device refuses modes and bursts without --threads, unknown modes, ba
   assert.match(await usageError(['device', '--backend', 'af-xdp', '--peer-napi', 'threaded']), /--threads/);
   assert.throws(() => checkDeviceWorkerOptions({ mode: 'io-fwd', burst: 300, seconds: 1, runs: 1, size: 64, xdpMode: 'native', progress: () => {} }), /burst/);
   assert.throws(() => checkDeviceWorkerOptions({ mode: 'rxonly', seconds: 1, runs: 1, size: 4000, xdpMode: 'native', progress: () => {} }), /size/);
+  assert.match(await usageError(['device', '--backend', 'af-xdp', '--threads', '--queue-size', '300']), /--queue-size must be one of 256, 512, 1024/);
+  assert.match(await usageError(['device', '--backend', 'af-xdp', '--queue-size', '1024']), /--threads/);
+  assert.throws(() => checkDeviceWorkerOptions({ queueSize: 2048, seconds: 1, runs: 1, size: 64, xdpMode: 'native', progress: () => {} }), /queue-size/);
+  assert.throws(() => checkDeviceWorkerOptions({ queueSize: 512, burst: 513, seconds: 1, runs: 1, size: 64, xdpMode: 'native', progress: () => {} }), /burst/);
+  assert.not.throws(() => checkDeviceWorkerOptions({ queueSize: 1024, burst: 1024, seconds: 1, runs: 1, size: 64, xdpMode: 'native', progress: () => {} }));
+});
+
+test('bench device --threads --queue-size 1024 with 8 pairs: 1024-entry rings, the driver RAM sized for them, frames counted at both ends', async () => {
+  // 8 pairs of two 1024-entry rings of 2 KiB buffers need 32 MiB: more than the 16 MiB the bench starts from.
+  const r = await benchDeviceWorker({ mode: 'txonly', queueSize: 1024, queues: 8, ioThreads: 1, seconds: 0.3, runs: 1, size: 64, xdpMode: 'native', progress: () => {} });
+  assert.is((r.params as Record<string, unknown>).queueSize, 1024);
+  const run = r.runs[0] as Record<string, number>;
+  assert.ok(run.packets! > 0 && run.peerPackets! > 0, JSON.stringify(run));
+  assert.ok(run.baselinePackets! > 0 && run.baselinePeerPackets! > 0, JSON.stringify(run));
 });
 
 for (const mode of ['txonly', 'rxonly', 'io-fwd'] as DeviceWorkerMode[]) {

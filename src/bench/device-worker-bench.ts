@@ -52,6 +52,8 @@ export interface DeviceWorkerBenchOptions extends BenchRunOptions {
   peerXdp?: 'native' | 'skb';
   /** Default txonly. */
   mode?: DeviceWorkerMode;
+  /** Entries of every virtqueue (DEVICE_QUEUE_SIZES; default 256; bench pmd's default is 1024). */
+  queueSize?: number;
   /** Frames the driver handles per round (the PMD guest's burst=; default 32). The C loops take the device's batch (SERVICE_BUDGET). */
   burst?: number;
   /** Queue pairs (default 1): one socket each on the veth's queues, the driver serving all of them. */
@@ -120,12 +122,15 @@ function placeThreads(p: Placement): { cpus: Cpus; generator: number | undefined
   return { cpus: c, generator: p === 'gen-io' ? c.io : undefined };
 }
 
-const RAM = 16 << 20;
+/** Guest RAM of the driver at least; more when the rings' buffers need it (benchRam). */
+const MIN_RAM = 16 << 20;
 /** How long the driver loop runs before the window opens (its code and the worker's get optimised meanwhile). */
 const WARMUP_MS = 300;
 /** Quiet time after the warm-up: the worker drains the rings and publishes its counters. */
 const DRAIN_MS = 30;
-const Q = 256;
+/** Virtqueue sizes the bench takes (--queue-size; bench pmd takes the same). */
+export const DEVICE_QUEUE_SIZES = [256, 512, 1024] as const;
+const DEFAULT_QUEUE_SIZE = 256;
 const BUF = 2048;
 // Per-packet code reads these: the package's exports are getters.
 const HDR = NetHdr.SIZE;
@@ -224,22 +229,23 @@ class DriverPair {
   readonly txq: DriverQueue;
   readonly rx: SplitBufferRing;
   readonly tx: SplitBufferRing;
-  readonly freeTx = new Uint16Array(Q);
+  readonly freeTx: Uint16Array;
   top = 0;
   txUsed = 0;
   rxUsed = 0;
   forwarded = 0;
   fwdDropped = 0;
 
-  constructor(ram: GuestRam, eventIdx: boolean, notify: (index: number) => void) {
-    this.rxq = new DriverQueue({ index: 0, size: Q, kind: 'split', eventIdx, ram, notify: () => notify(0) });
-    this.txq = new DriverQueue({ index: 1, size: Q, kind: 'split', eventIdx, ram, notify: () => notify(1) });
+  constructor(ram: GuestRam, size: number, eventIdx: boolean, notify: (index: number) => void) {
+    this.freeTx = new Uint16Array(size);
+    this.rxq = new DriverQueue({ index: 0, size, kind: 'split', eventIdx, ram, notify: () => notify(0) });
+    this.txq = new DriverQueue({ index: 1, size, kind: 'split', eventIdx, ram, notify: () => notify(1) });
     // A polling driver: no used-buffer notifications (the PMD without irq=).
     this.rxq.setInterrupts(false);
     this.txq.setInterrupts(false);
     this.rx = new SplitBufferRing(this.rxq, ram, BUF, true);
     this.tx = new SplitBufferRing(this.txq, ram, BUF, false);
-    for (let i = Q - 1; i >= 0; i--) this.freeTx[this.top++] = i;
+    for (let i = size - 1; i >= 0; i--) this.freeTx[this.top++] = i;
   }
 
   get kicks(): Kicks {
@@ -292,16 +298,17 @@ async function deviceRun(
   netns: string,
   ifname: string,
   mode: DeviceWorkerMode,
-  o: DeviceWorkerBenchOptions & { burst: number; queues: number; ioThreads: number },
+  o: DeviceWorkerBenchOptions & { burst: number; queues: number; ioThreads: number; queueSize: number },
   cpus: Cpus,
   policy: { pollUs: number; coalesceUs: number; driverNice: number },
   peer: (() => number) | undefined,
   guestUmem = false,
 ): Promise<DeviceRunsResult> {
   const nq = o.queues;
+  const RAM = benchRam(nq, o.queueSize);
   // guest-umem: the driver's RAM, with bounce frames behind it, is the UMEM the I/O threads service in place.
   const umem = guestUmem ? sys.guestMemory(RAM + guestUmemTailBytes(nq, DEFAULT_RING_SIZE)) : undefined;
-  const backend = openBenchBackend(netns, ifname, o.xdpMode, nq, umem);
+  const backend = openBenchBackend(netns, ifname, o.xdpMode, nq, umem, RAM);
   const mapping = umem ?? sys.mapAnonymous(RAM);
   const threadOf = Array.from({ length: nq }, (_, k) => k % o.ioThreads);
   const ioCpus = ioThreadCpus(cpus, o.ioThreads);
@@ -326,7 +333,7 @@ async function deviceRun(
     for (let q = 0; q < nq; q++) {
       const fds = runner.fds[q]!;
       // §4.1.5.2 in spirit: a notify is one eventfd write, as an ioeventfd turns the PMD's MMIO write into.
-      const d = new DriverPair(ram, eventIdx, (index) => void sys.eventfdWrite(index === 0 ? fds.rxKick : fds.txKick, 1));
+      const d = new DriverPair(ram, o.queueSize, eventIdx, (index) => void sys.eventfdWrite(index === 0 ? fds.rxKick : fds.txKick, 1));
       pairs.push(d);
       runner.start(
         { pair: q, rx: { ...ringConfig(d.rxq), index: 2 * q }, tx: { ...ringConfig(d.txq), index: 2 * q + 1 }, features, mergeable: false, offloads: { csum: false, tso: false } },
@@ -344,7 +351,7 @@ async function deviceRun(
     const pktLen = pkt.length;
     if (mode !== 'txonly') {
       for (const d of pairs) {
-        for (let i = 0; i < Q; i++) d.rx.offer(i, BUF);
+        for (let i = 0; i < d.rx.size; i++) d.rx.offer(i, BUF);
         d.rx.kick();
       }
     }
@@ -463,8 +470,10 @@ async function deviceRun(
   }
 }
 
-export function checkDeviceWorkerOptions(o: DeviceWorkerBenchOptions): { mode: DeviceWorkerMode; burst: number; queues: number; ioThreads: number } {
+export function checkDeviceWorkerOptions(o: DeviceWorkerBenchOptions): { mode: DeviceWorkerMode; burst: number; queues: number; ioThreads: number; queueSize: number } {
   const mode = o.mode ?? 'txonly';
+  const queueSize = o.queueSize ?? DEFAULT_QUEUE_SIZE;
+  if (!(DEVICE_QUEUE_SIZES as readonly number[]).includes(queueSize)) throw new RangeError(`queue-size: ${queueSize} is not ${DEVICE_QUEUE_SIZES.join(', ')}`);
   const queues = o.queues ?? 1;
   const ioThreads = o.ioThreads ?? queues;
   if (!Number.isInteger(queues) || queues < 1 || queues > 8) throw new RangeError(`queues: ${queues} is not 1..8`);
@@ -473,15 +482,21 @@ export function checkDeviceWorkerOptions(o: DeviceWorkerBenchOptions): { mode: D
   if (o.peerNapi !== undefined && !PEER_NAPI.includes(o.peerNapi)) throw new RangeError(`peer-napi: '${String(o.peerNapi)}' is not ${PEER_NAPI.join(', ')}`);
   if (!DEVICE_WORKER_MODES.includes(mode)) throw new RangeError(`mode: '${String(mode)}' is not ${DEVICE_WORKER_MODES.join(', ')}`);
   const burst = o.burst ?? 32;
-  if (!Number.isInteger(burst) || burst < 1 || burst > Q) throw new RangeError(`burst: ${burst} is not 1..${Q}`);
+  if (!Number.isInteger(burst) || burst < 1 || burst > queueSize) throw new RangeError(`burst: ${burst} is not 1..${queueSize}`);
   if (!Number.isInteger(o.size) || o.size < 60 || o.size > BUF - HDR) throw new RangeError(`size: ${o.size} is not 60..${BUF - HDR}`);
   if (!(o.seconds > 0) || !Number.isInteger(o.runs) || o.runs < 1) throw new RangeError('seconds must be > 0 and runs a positive integer');
-  return { mode, burst, queues, ioThreads };
+  return { mode, burst, queues, ioThreads, queueSize };
+}
+
+/** The driver's RAM: every pair's receive and transmit buffers (BUF each) and rings, at least MIN_RAM, whole MiB. */
+function benchRam(queues: number, queueSize: number): number {
+  const need = queues * 2 * queueSize * BUF + (1 << 20);
+  return Math.max(MIN_RAM, Math.ceil(need / (1 << 20)) << 20);
 }
 
 export async function benchDeviceWorker(o: DeviceWorkerBenchOptions): Promise<BenchResult> {
-  const { mode, burst, queues, ioThreads } = checkDeviceWorkerOptions(o);
-  const oo = { ...o, burst, queues, ioThreads };
+  const { mode, burst, queues, ioThreads, queueSize } = checkDeviceWorkerOptions(o);
+  const oo = { ...o, burst, queues, ioThreads, queueSize };
   // The I/O worker and the C loop on the same CPU (their softirq work lands there too), the driver on another:
   // otherwise each run measures where the scheduler put the threads as much as the code.
   const placement = o.placement ?? defaultPlacement(mode);
@@ -628,7 +643,7 @@ export async function benchDeviceWorker(o: DeviceWorkerBenchOptions): Promise<Be
     benchmark: 'device-worker',
     workload: mode,
     params: {
-      xdpMode: o.xdpMode, seconds: o.seconds, runs: o.runs, size: o.size, burst, baselineBatch: SERVICE_BUDGET, queueSize: Q, eventIdx: o.eventIdx === true, queues, ioThreads,
+      xdpMode: o.xdpMode, seconds: o.seconds, runs: o.runs, size: o.size, burst, baselineBatch: SERVICE_BUDGET, queueSize, eventIdx: o.eventIdx === true, queues, ioThreads,
       threadOf: Array.from({ length: queues }, (_, k) => k % ioThreads), ioThreadCpus: ioThreadCpus(cpus, ioThreads).map((c) => c ?? null),
       cpus: cpus ?? 'not pinned', placement, peerNapi, peerXdpMode: o.peerXdp ?? 'native', ...(peerNapi === 'threaded' ? { peerNapiCpu: napiCpu } : {}), spinRounds: o.spinRounds ?? 'default', pollUs: policy.pollUs, coalesceUs: policy.coalesceUs, driverNice: policy.driverNice,
       generator: generate ? `raw C XSK tx on the peer, batch 64, ${genCpu === undefined ? 'not pinned' : `on CPU ${genCpu}`}` : null,
@@ -656,14 +671,17 @@ export async function benchDeviceWorker(o: DeviceWorkerBenchOptions): Promise<Be
   };
 }
 
-/** The device's backend on the veth: the copy path, or (a guest-RAM mapping given) guest RAM as the UMEM; the mapping goes if it fails. */
-function openBenchBackend(netns: string, ifname: string, xdpMode: DeviceWorkerBenchOptions['xdpMode'], queues: number, umem: ArrayBuffer | undefined): AfXdpBackend {
+/**
+ * The device's backend on the veth: the copy path, or (a guest-RAM mapping given, its first `ramBytes` the
+ * guest's) guest RAM as the UMEM; the mapping goes if it fails.
+ */
+function openBenchBackend(netns: string, ifname: string, xdpMode: DeviceWorkerBenchOptions['xdpMode'], queues: number, umem: ArrayBuffer | undefined, ramBytes: number): AfXdpBackend {
   try {
     return inNetns(netns, () =>
       AfXdpBackend.open(
         { id: 'bench', ifname, mode: xdpMode, forceCopy: false, queues, startQueue: 0, inhibit: false, guestUmem: umem ? 'on' : 'off' },
         undefined,
-        umem ? { guestRam: { buffer: umem, guestLength: RAM, hugePages: false } } : {},
+        umem ? { guestRam: { buffer: umem, guestLength: ramBytes, hugePages: false } } : {},
       ),
     );
   } catch (e) {
@@ -686,8 +704,8 @@ interface UmemSide {
  * the per-run ratios (guest-umem / copy path); CPU per frame of the I/O threads beside it.
  */
 export async function benchDeviceWorkerGuestUmem(o: DeviceWorkerBenchOptions): Promise<BenchResult> {
-  const { mode, burst, queues, ioThreads } = checkDeviceWorkerOptions(o);
-  const oo = { ...o, burst, queues, ioThreads };
+  const { mode, burst, queues, ioThreads, queueSize } = checkDeviceWorkerOptions(o);
+  const oo = { ...o, burst, queues, ioThreads, queueSize };
   const placement = o.placement ?? defaultPlacement(mode);
   const { cpus, generator: genCpu } = placeThreads(placement);
   const policy = threadPolicy(o, placement);
@@ -753,7 +771,7 @@ export async function benchDeviceWorkerGuestUmem(o: DeviceWorkerBenchOptions): P
     subject: 'guest-umem',
     workload: mode,
     params: {
-      xdpMode: o.xdpMode, seconds: o.seconds, runs: o.runs, size: o.size, burst, queueSize: Q, eventIdx: o.eventIdx === true, queues, ioThreads,
+      xdpMode: o.xdpMode, seconds: o.seconds, runs: o.runs, size: o.size, burst, queueSize, eventIdx: o.eventIdx === true, queues, ioThreads,
       cpus: cpus ?? 'not pinned', placement, pollUs: policy.pollUs, coalesceUs: policy.coalesceUs, driverNice: policy.driverNice,
       compared: 'guest-umem=on (guest RAM as the UMEM, serviced in place by the I/O threads) against guest-umem=off (copied into 4 KiB UMEM frames)',
       counted:

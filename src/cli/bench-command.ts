@@ -6,7 +6,7 @@ import { benchDevice, benchDeviceAfXdp, MAX_TSO_FRAME, OFFLOADS, type Offload } 
 import { benchPmd, DEFAULT_PMD_QUEUE_SIZE, pmdBenchUnavailable, type PmdMode } from '../bench/pmd-bench';
 import { PMD_PLACEMENTS, type PmdPlacementName } from '../bench/pmd-placement';
 import { BENCH_LINUX_USAGE, benchTcpCommand, benchTestpmdCommand } from './bench-linux-command';
-import { benchDeviceWorker, benchDeviceWorkerGuestUmem, defaultPlacement, PEER_NAPI, PLACEMENTS, type DeviceWorkerMode, type PeerNapi, type Placement } from '../bench/device-worker-bench';
+import { benchDeviceWorker, benchDeviceWorkerGuestUmem, defaultPlacement, DEVICE_QUEUE_SIZES, PEER_NAPI, PLACEMENTS, type DeviceWorkerMode, type PeerNapi, type Placement } from '../bench/device-worker-bench';
 import { compareWithBaseline, fmt, publishResult, subjectName, table, type BenchResult } from '../bench/report';
 import { BENCH_FLAGS, parseFlags, publishFlags, UsageError, type Flags } from './args';
 
@@ -15,7 +15,7 @@ export const BENCH_USAGE = `usage: xdpvm bench backend --mode txonly|rxonly [--x
                           [--size BYTES] [--batch N] [--json] [--out FILE] [--baseline FILE] [--threshold FRACTION]
        xdpvm bench device [--backend loopback [--offload none|csum|tso] | --backend af-xdp [--guest-umem]] [--xdp-mode native|skb] [--seconds S] [--runs N] [--size BYTES]
                           [--batch N] [--json] [--out FILE] [--baseline FILE] [--threshold FRACTION]
-       xdpvm bench device --backend af-xdp --threads [--guest-umem] [--mode txonly|rxonly|io-fwd] [--queues N [--io-threads M]] [--burst N] [--placement split|shared|gen-io|none] [--spin-rounds N] [--poll-us US] [--coalesce-us US] [--driver-nice N] [--peer-napi softirq|threaded] [--peer-xdp native|skb] [--event-idx on|off]
+       xdpvm bench device --backend af-xdp --threads [--guest-umem] [--mode txonly|rxonly|io-fwd] [--queues N [--io-threads M]] [--burst N] [--placement split|shared|gen-io|none] [--spin-rounds N] [--poll-us US] [--coalesce-us US] [--driver-nice N] [--peer-napi softirq|threaded] [--peer-xdp native|skb] [--event-idx on|off] [--queue-size 256|512|1024]
                           [--xdp-mode native|skb]
                           [--seconds S] [--runs N] [--size BYTES] [--json] [--out FILE] [--baseline FILE] [--threshold FRACTION]
        xdpvm bench pmd --mode txonly|rxonly|io-fwd [--queues N [--io-threads M]] [--placement shared|split|none] [--size BYTES] [--xdp-mode native|skb] [--seconds S] [--runs N] [--accel kvm|hosted] [--event-idx on|off] [--queue-size 256|512|1024] [--peer-xdp skb|native]
@@ -60,7 +60,7 @@ async function benchDeviceCommand(argv: readonly string[]): Promise<number> {
     batch: { type: 'number', integer: true, min: 1, max: 256 },
     threads: { type: 'boolean' },
     mode: { type: 'enum', values: ['txonly', 'rxonly', 'io-fwd'] },
-    burst: { type: 'number', integer: true, min: 1, max: 256 },
+    burst: { type: 'number', integer: true, min: 1, max: 1024 },
     placement: { type: 'enum', values: PLACEMENTS },
     'spin-rounds': { type: 'number', integer: true, min: 0, max: 1e9 },
     'poll-us': { type: 'number', min: 0, max: 1e7 },
@@ -69,6 +69,7 @@ async function benchDeviceCommand(argv: readonly string[]): Promise<number> {
     'peer-napi': { type: 'enum', values: PEER_NAPI },
     'peer-xdp': { type: 'enum', values: ['native', 'skb'] },
     'event-idx': { type: 'enum', values: ['on', 'off'] },
+    'queue-size': { type: 'enum', values: DEVICE_QUEUE_SIZES.map(String) },
     queues: { type: 'number', integer: true, min: 1, max: 8 },
     'io-threads': { type: 'number', integer: true, min: 1, max: 8 },
     offload: { type: 'enum', values: OFFLOADS },
@@ -89,7 +90,8 @@ async function benchDeviceCommand(argv: readonly string[]): Promise<number> {
     const mode = (flags.mode as DeviceWorkerMode | undefined) ?? 'txonly';
     const burst = (flags.burst as number | undefined) ?? 32;
     if (o.size > 2048 - 12) throw new UsageError(`--size: at most ${2048 - 12} with --threads (one 2 KiB buffer per frame)`);
-    log(`bench device ${mode} (af-xdp, device in its I/O worker, poll-mode driver in this thread): ${o.size} B frames, burst ${burst}, ${o.runs} runs x ${o.seconds} s`);
+    const queueSize = flags['queue-size'] !== undefined ? Number(flags['queue-size']) : undefined;
+    log(`bench device ${mode} (af-xdp, device in its I/O worker, poll-mode driver in this thread): ${o.size} B frames, burst ${burst}, ${queueSize ?? 256}-entry virtqueues, ${o.runs} runs x ${o.seconds} s`);
     const xdpMode = (flags['xdp-mode'] as 'native' | 'skb' | undefined) ?? 'native';
     const placement = (flags.placement as Placement | undefined) ?? defaultPlacement(mode);
     const spin = flags['spin-rounds'] as number | undefined;
@@ -114,12 +116,13 @@ async function benchDeviceCommand(argv: readonly string[]): Promise<number> {
         ...(peerNapi !== undefined ? { peerNapi } : {}),
         ...(flags['peer-xdp'] !== undefined ? { peerXdp: flags['peer-xdp'] as 'native' | 'skb' } : {}),
         ...(flags['event-idx'] === 'on' ? { eventIdx: true } : {}),
+        ...(queueSize !== undefined ? { queueSize } : {}),
       }),
       flags,
       log,
     );
   }
-  const threadFlags = ['mode', 'burst', 'placement', 'spin-rounds', 'poll-us', 'coalesce-us', 'driver-nice', 'peer-napi', 'peer-xdp', 'queues', 'io-threads', 'event-idx'];
+  const threadFlags = ['mode', 'burst', 'placement', 'spin-rounds', 'poll-us', 'coalesce-us', 'driver-nice', 'peer-napi', 'peer-xdp', 'queues', 'io-threads', 'event-idx', 'queue-size'];
   if (threadFlags.some((f) => flags[f] !== undefined)) throw new UsageError(`${threadFlags.map((f) => `--${f}`).join(', ')} need --backend af-xdp --threads`);
   const backend = (flags.backend as string | undefined) ?? 'loopback';
   const offload = flags.offload as Offload | undefined;
