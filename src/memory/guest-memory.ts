@@ -119,17 +119,8 @@ export class GuestMemory {
    */
   find(gpa: number, len: number): number {
     if (Number.isSafeInteger(gpa) && Number.isSafeInteger(len) && gpa >= 0 && len >= 0) {
-      const starts = this.starts;
-      const ends = this.ends;
-      let i = this.lastHit;
-      // `len <= end - gpa` cannot overflow: both sides are exact below 2^53.
-      if (i < this.regionCount && gpa >= starts[i] && len <= ends[i] - gpa) return i;
-      for (i = 0; i < this.regionCount; i++) {
-        if (gpa >= starts[i] && len <= ends[i] - gpa) {
-          this.lastHit = i;
-          return i;
-        }
-      }
+      const r = this.regionHolding(gpa, len);
+      if (r >= 0) return r;
     }
     this.rejected++;
     return -1;
@@ -142,9 +133,15 @@ export class GuestMemory {
   regionHolding(gpa: number, len: number): number {
     const starts = this.starts;
     const ends = this.ends;
-    const i = this.lastHit;
-    if (i < this.regionCount && gpa >= starts[i] && len <= ends[i] - gpa) return i;
-    for (let k = 0; k < this.regionCount; k++) if (gpa >= starts[k] && len <= ends[k] - gpa) return k;
+    const hit = this.lastHit;
+    // `len <= end - gpa` cannot overflow: both sides are exact below 2^53.
+    if (hit < this.regionCount && gpa >= starts[hit] && len <= ends[hit] - gpa) return hit;
+    for (let i = 0; i < this.regionCount; i++) {
+      if (gpa >= starts[i] && len <= ends[i] - gpa) {
+        this.lastHit = i;
+        return i;
+      }
+    }
     return -1;
   }
 

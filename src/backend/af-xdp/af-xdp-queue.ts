@@ -187,25 +187,11 @@ export class AfXdpQueue implements NetBackendQueue {
     return i;
   }
 
-  /** One descriptor each (frames within one UMEM frame), written straight into the Tx ring. */
+  /** One descriptor each (frames within one UMEM frame). */
   txCommitBurst(offsets: Float64Array, lengths: Uint32Array, n: number): void {
-    const tx = this.socket.tx;
-    const words = tx.words;
-    const mask = tx.mask;
-    const first = tx.slot(this.txPending);
-    let bytes = 0;
-    for (let i = 0; i < n; i++) {
-      const w = ((first + i) & mask) << 2; // xdp_desc: addr lo, addr hi, len, options
-      const len = lengths[i]!;
-      words[w] = offsets[i]!;
-      words[w + 1] = 0;
-      words[w + 2] = len;
-      words[w + 3] = 0;
-      bytes += len;
-    }
+    for (let i = 0; i < n; i++) writeTxDescriptor(this.socket, this.counters, this.txPending + i, offsets[i]!, 0, lengths[i]!);
     this.txPending += n;
     this.txHeld -= n;
-    this.counters.txBytes += bytes;
   }
 
   txNext(offset: number): number {
@@ -351,7 +337,7 @@ export class AfXdpQueue implements NetBackendQueue {
 
   /** The frame's offset in its UMEM frame: the kernel's XDP_PACKET_HEADROOM (plus the UMEM's) unless a program moved the data. */
   rxHeadroom(i: number): number {
-    return this.rxOffset(i) & (this.socket.config.frameSize - 1);
+    return this.rxOffset(i) & ~this.frameMask;
   }
 
   rxLength(i: number): number {
