@@ -31,6 +31,14 @@ export class FramePool {
     this.top = top;
   }
 
+  /** `n` frame addresses into `out[0..n)`; the caller checks `count` first. */
+  popInto(out: Float64Array, n: number): void {
+    const stack = this.stack;
+    let top = this.top;
+    for (let i = 0; i < n; i++) out[i] = stack[--top]!;
+    this.top = top;
+  }
+
   /** A frame address; the caller checks `count` first. */
   pop(): number {
     return this.stack[--this.top]!;
