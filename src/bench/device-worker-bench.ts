@@ -28,7 +28,7 @@ import { AfXdpBackend } from '../backend/af-xdp/af-xdp-backend';
 import { guestUmemTailBytes } from '../backend/af-xdp/guest-umem';
 import { DEFAULT_RING_SIZE } from '../backend/af-xdp/xsk-socket';
 import { benchCpus, pinOtherThreads, pinThisThread, setThreadNice, thisThreadId, threadSchedNs, unpinThisThread, unpinThreads } from '../host/cpu-affinity';
-import { SHARED_CPU_POLICY } from '../io/shared-cpu-policy';
+import { SHARED_CPU_POLICY, coalesceUsProblem } from '../io/shared-cpu-policy';
 import { inNetns, VethPair } from '../host/netns';
 import { WORKER_COUNTERS, type PairCounters } from '../io/pair-counters';
 import { SERVICE_BUDGET } from '../virtio/net/queue-pair';
@@ -487,6 +487,8 @@ export function checkDeviceWorkerOptions(o: DeviceWorkerBenchOptions): { mode: D
   if (o.placement !== undefined && !PLACEMENTS.includes(o.placement)) throw new RangeError(`placement: '${String(o.placement)}' is not ${PLACEMENTS.join(', ')}`);
   if (o.peerNapi !== undefined && !PEER_NAPI.includes(o.peerNapi)) throw new RangeError(`peer-napi: '${String(o.peerNapi)}' is not ${PEER_NAPI.join(', ')}`);
   if (!DEVICE_WORKER_MODES.includes(mode)) throw new RangeError(`mode: '${String(mode)}' is not ${DEVICE_WORKER_MODES.join(', ')}`);
+  const coalesceProblem = o.coalesceUs !== undefined ? coalesceUsProblem(o.coalesceUs) : undefined;
+  if (coalesceProblem) throw new RangeError(`coalesce-us: ${coalesceProblem}`);
   const burst = o.burst ?? 32;
   if (!Number.isInteger(burst) || burst < 1 || burst > queueSize) throw new RangeError(`burst: ${burst} is not 1..${queueSize}`);
   if (!Number.isInteger(o.size) || o.size < 60 || o.size > BUF - HDR) throw new RangeError(`size: ${o.size} is not 60..${BUF - HDR}`);

@@ -13,6 +13,7 @@ import { availableParallelism } from 'node:os';
 import type { IoThreadSettings } from './net/virtio-net-pci';
 import { parseMemorySize } from './memory-layout';
 import { threadMapping } from '../io/io-thread-protocol';
+import { coalesceUsProblem } from '../io/shared-cpu-policy';
 
 export interface RunNet {
   id: string;
@@ -102,7 +103,11 @@ function parseIoThreadSettings(kv: Map<string, string>): IoThreadSettings | unde
   const shrink = kv.get('poll-shrink');
   if (shrink !== undefined) io.pollShrink = parseInteger(shrink, `${w}: poll-shrink`, 0, 1024);
   const coalesce = kv.get('coalesce-us');
-  if (coalesce !== undefined) io.coalesceUs = parseInteger(coalesce, `${w}: coalesce-us`, 0, 100000);
+  if (coalesce !== undefined) {
+    io.coalesceUs = parseInteger(coalesce, `${w}: coalesce-us`, 0, 100000);
+    const problem = coalesceUsProblem(io.coalesceUs);
+    if (problem) throw new RunOptionError(`${w}: coalesce-us: ${problem}`);
+  }
   const nice = kv.get('io-nice');
   if (nice !== undefined) io.nice = parseInteger(nice, `${w}: io-nice`, -20, 19);
   return Object.keys(io).length > 0 ? io : undefined;
