@@ -18,6 +18,8 @@ import { withWorkerRig } from './support/worker-rig';
 
 const COALESCE_US = 100_000;
 const BURST = 4;
+/** Sleeps until the out-of-buffers timeout has backed off to 200 ms (io-thread.ts: DEFER_MIN_MS doubling to SLEEP_MS). */
+const DEFERRED_SLEEPS = 9;
 
 function ring(index: number, base: number): QueueConfig {
   return { index, size: 256, kind: 'split', enabled: true, descAddr: base, driverAddr: base + 0x1000, deviceAddr: base + 0x2000 };
@@ -44,9 +46,12 @@ test('a receive-buffer kick that wakes a coalescing I/O thread out of buffers is
     await sendAll(qb, Array.from({ length: 8 * BURST }, (_, i) => makeFrame(i, 64, 7)));
     for (let i = 0; i < 300 && rxDrv.usedIdx() < BURST; i++) await sleep(10);
     assert.is(rxDrv.usedIdx(), BURST, 'the first buffers were filled');
+    // Out of buffers, the thread sleeps with a timeout that backs off (1, 2, 4 ... 200 ms). A timeout firing between
+    // the buffers' post and the kick would serve them at once, not through the kick: wait until it has backed off
+    // past the coalescing wait (1 + 2 + ... + 128 ms), so the kick is what wakes it.
     const asleep = runner.counters(0)?.sleeps ?? 0;
-    for (let i = 0; i < 300 && (runner.counters(0)?.sleeps ?? 0) === asleep; i++) await sleep(10);
-    assert.ok((runner.counters(0)?.sleeps ?? 0) > asleep, 'out of buffers, the I/O thread went to sleep');
+    for (let i = 0; i < 300 && (runner.counters(0)?.sleeps ?? 0) < asleep + DEFERRED_SLEEPS; i++) await sleep(10);
+    assert.ok((runner.counters(0)?.sleeps ?? 0) >= asleep + DEFERRED_SLEEPS, 'out of buffers, the I/O thread went to sleep');
     assert.ok(post(BURST), 'the sleeping I/O thread, out of buffers, asked for a kick (used->flags without NO_NOTIFY)');
     sys.eventfdWrite(runner.fds[0]!.rxKick, 1);
     await sleep(10);
