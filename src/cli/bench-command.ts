@@ -22,6 +22,23 @@ export const BENCH_USAGE = `usage: xdpvm bench backend --mode txonly|rxonly [--x
                           [--json] [--out FILE] [--baseline FILE] [--threshold FRACTION]`;
 
 export async function benchCommand(argv: readonly string[]): Promise<number> {
+  // Ctrl-C or a kill mid-run: leave through process.exit, whose 'exit' hook removes the namespaces (and with them
+  // the veths and XDP programs) the bench made (host/netns.ts); the default action would leave them behind.
+  const onSignal = (signal: NodeJS.Signals): void => {
+    process.stderr.write(`xdpvm: bench: ${signal}, removing its namespaces\n`);
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    return await runBench(argv);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+async function runBench(argv: readonly string[]): Promise<number> {
   const [what, ...rest] = argv;
   if (what === 'device') return benchDeviceCommand(rest);
   if (what === 'pmd') return benchPmdCommand(rest);

@@ -30,6 +30,16 @@ export interface VethPairOptions {
   mtu?: number;
 }
 
+/**
+ * Pairs not yet removed. An exit that skips the owners' `finally` blocks (an uncaught error such as EPIPE on a
+ * closed stdout, process.exit from a signal handler) still removes them: named namespaces outlive the process.
+ */
+const livePairs = new Set<VethPair>();
+let exitHookInstalled = false;
+function removeLivePairs(): void {
+  for (const p of [...livePairs]) p.remove();
+}
+
 /** Two namespaces joined by a veth pair: `a.ifname` in `a.netns`, `b.ifname` in `b.netns`. */
 export class VethPair {
   private static serial = 0;
@@ -42,6 +52,11 @@ export class VethPair {
     this.a = { netns: `xdpvm-${tag}-a-${id}`, ifname: 'xv-a' };
     this.b = { netns: `xdpvm-${tag}-b-${id}`, ifname: 'xv-b' };
     const q = String(opts.queues ?? 1);
+    livePairs.add(this);
+    if (!exitHookInstalled) {
+      process.on('exit', removeLivePairs);
+      exitHookInstalled = true;
+    }
     try {
       ip(['netns', 'add', this.a.netns]);
       ip(['netns', 'add', this.b.netns]);
@@ -85,6 +100,7 @@ export class VethPair {
   remove(): void {
     if (this.removed) return;
     this.removed = true;
+    livePairs.delete(this);
     for (const ns of [this.a.netns, this.b.netns]) {
       try {
         ip(['netns', 'delete', ns]);
