@@ -48,13 +48,17 @@ export function kickTxRing(socket: XskSocket, counters: QueueCounters): void {
  */
 export function writeTxDescriptor(socket: XskSocket, counters: QueueCounters, pending: number, addrLo: number, addrHi: number, length: number): void {
   const tx = socket.tx;
-  const w = tx.slot(pending) << 2; // xdp_desc: addr lo, addr hi, len, options
-  const words = tx.words;
+  putTxDescriptor(tx.words, tx.slot(pending), addrLo, addrHi, length);
+  counters.txBytes += length;
+}
+
+/** The xdp_desc at ring index `slot` of `words`: addr lo, addr hi, len, options (none). */
+function putTxDescriptor(words: Uint32Array, slot: number, addrLo: number, addrHi: number, length: number): void {
+  const w = slot << 2;
   words[w] = addrLo;
   words[w + 1] = addrHi;
   words[w + 2] = length;
   words[w + 3] = 0;
-  counters.txBytes += length;
 }
 
 /** Publishes `n` written Tx descriptors; copy and skb modes only transmit inside a syscall: one kick per batch. */
@@ -190,18 +194,14 @@ export class AfXdpQueue implements NetBackendQueue {
 
   /** One descriptor each (frames within one UMEM frame). */
   txCommitBurst(offsets: Float64Array, lengths: Uint32Array, n: number): void {
-    // writeTxDescriptor's work in one loop: the slot from one base, the bytes counted once.
+    // writeTxDescriptor's work, the slot taken from one base and the bytes counted once.
     const tx = this.socket.tx;
     const { words, mask } = tx;
     const first = tx.slot(this.txPending);
     let bytes = 0;
     for (let i = 0; i < n; i++) {
-      const w = ((first + i) & mask) << 2;
       const length = lengths[i]!;
-      words[w] = offsets[i]!;
-      words[w + 1] = 0;
-      words[w + 2] = length;
-      words[w + 3] = 0;
+      putTxDescriptor(words, (first + i) & mask, offsets[i]!, 0, length);
       bytes += length;
     }
     this.counters.txBytes += bytes;
