@@ -7,6 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { benchDeviceWorker, checkDeviceWorkerOptions, type DeviceWorkerMode } from '../src/bench/device-worker-bench';
 import { parseVmmCounters, sumPairs } from '../src/bench/per-million';
+import { DEFAULT_PMD_QUEUE_SIZE } from '../src/bench/pmd-bench';
 import { UsageError } from '../src/cli/args';
 import { benchCommand } from '../src/cli/bench-command';
 
@@ -30,7 +31,7 @@ test('bench device refuses modes and bursts without --threads, unknown modes, ba
   assert.match(await usageError(['device', '--backend', 'af-xdp', '--threads', '--batch', '32']), /--burst/);
   assert.match(await usageError(['device', '--backend', 'af-xdp', '--threads', '--peer-napi', 'busy']), /--peer-napi must be one of softirq, threaded/);
   assert.match(await usageError(['device', '--backend', 'af-xdp', '--peer-napi', 'threaded']), /--threads/);
-  assert.throws(() => checkDeviceWorkerOptions({ mode: 'io-fwd', burst: 300, seconds: 1, runs: 1, size: 64, xdpMode: 'native', progress: () => {} }), /burst/);
+  assert.throws(() => checkDeviceWorkerOptions({ mode: 'io-fwd', queueSize: 256, burst: 300, seconds: 1, runs: 1, size: 64, xdpMode: 'native', progress: () => {} }), /burst/);
   assert.throws(() => checkDeviceWorkerOptions({ mode: 'rxonly', seconds: 1, runs: 1, size: 4000, xdpMode: 'native', progress: () => {} }), /size/);
   assert.match(await usageError(['device', '--backend', 'af-xdp', '--threads', '--queue-size', '300']), /--queue-size must be one of 256, 512, 1024/);
   assert.match(await usageError(['device', '--backend', 'af-xdp', '--queue-size', '1024']), /--threads/);
@@ -40,6 +41,26 @@ test('bench device refuses modes and bursts without --threads, unknown modes, ba
   // A coalescing wait under 25 µs costs more than it gathers (io-fwd fell to 0.06 Mpps at 10 µs): refused; 0 is off.
   assert.throws(() => checkDeviceWorkerOptions({ coalesceUs: 10, seconds: 1, runs: 1, size: 64, xdpMode: 'native', progress: () => {} }), /coalesce-us: 10 µs is below the 25 µs/);
   for (const coalesceUs of [0, 25, 50]) assert.not.throws(() => checkDeviceWorkerOptions({ coalesceUs, seconds: 1, runs: 1, size: 64, xdpMode: 'native', progress: () => {} }));
+});
+
+test('bench device --threads refuses what checkDeviceWorkerOptions refuses as a usage error, before it prints the run header', async () => {
+  const written: string[] = [];
+  const write = process.stderr.write;
+  process.stderr.write = ((chunk: string | Uint8Array): boolean => {
+    written.push(String(chunk));
+    return true;
+  }) as typeof process.stderr.write;
+  try {
+    assert.match(await usageError(['device', '--backend', 'af-xdp', '--threads', '--queue-size', '256', '--burst', '300']), /burst: 300 is not 1\.\.256/);
+    assert.match(await usageError(['device', '--backend', 'af-xdp', '--threads', '--coalesce-us', '10']), /coalesce-us: 10 µs/);
+  } finally {
+    process.stderr.write = write;
+  }
+  assert.equal(written, []);
+});
+
+test('bench device --threads takes bench pmd\'s virtqueue size by default', () => {
+  assert.is(checkDeviceWorkerOptions({ seconds: 1, runs: 1, size: 64, xdpMode: 'native', progress: () => {} }).queueSize, DEFAULT_PMD_QUEUE_SIZE);
 });
 
 test('bench device --threads --queue-size 1024 with 8 pairs: 1024-entry rings, the driver RAM sized for them, frames counted at both ends', async () => {

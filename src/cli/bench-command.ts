@@ -6,7 +6,7 @@ import { benchDevice, benchDeviceAfXdp, MAX_TSO_FRAME, OFFLOADS, type Offload } 
 import { benchPmd, DEFAULT_PMD_QUEUE_SIZE, pmdBenchUnavailable, type PmdMode } from '../bench/pmd-bench';
 import { PMD_PLACEMENTS, type PmdPlacementName } from '../bench/pmd-placement';
 import { BENCH_LINUX_USAGE, benchTcpCommand, benchTestpmdCommand } from './bench-linux-command';
-import { benchDeviceWorker, benchDeviceWorkerGuestUmem, defaultPlacement, DEVICE_QUEUE_SIZES, PEER_NAPI, PLACEMENTS, type DeviceWorkerMode, type PeerNapi, type Placement } from '../bench/device-worker-bench';
+import { benchDeviceWorker, benchDeviceWorkerGuestUmem, checkDeviceWorkerOptions, defaultPlacement, DEVICE_QUEUE_SIZES, PEER_NAPI, PLACEMENTS, type DeviceWorkerBenchOptions, type DeviceWorkerMode, type PeerNapi, type Placement } from '../bench/device-worker-bench';
 import { compareWithBaseline, fmt, publishResult, subjectName, table, type BenchResult } from '../bench/report';
 import { BENCH_FLAGS, parseFlags, publishFlags, UsageError, type Flags } from './args';
 
@@ -108,7 +108,6 @@ async function benchDeviceCommand(argv: readonly string[]): Promise<number> {
     const burst = (flags.burst as number | undefined) ?? 32;
     if (o.size > 2048 - 12) throw new UsageError(`--size: at most ${2048 - 12} with --threads (one 2 KiB buffer per frame)`);
     const queueSize = flags['queue-size'] !== undefined ? Number(flags['queue-size']) : undefined;
-    log(`bench device ${mode} (af-xdp, device in its I/O worker, poll-mode driver in this thread): ${o.size} B frames, burst ${burst}, ${queueSize ?? 256}-entry virtqueues, ${o.runs} runs x ${o.seconds} s`);
     const xdpMode = (flags['xdp-mode'] as 'native' | 'skb' | undefined) ?? 'native';
     const placement = (flags.placement as Placement | undefined) ?? defaultPlacement(mode);
     const spin = flags['spin-rounds'] as number | undefined;
@@ -119,22 +118,31 @@ async function benchDeviceCommand(argv: readonly string[]): Promise<number> {
     const queues = (flags.queues as number | undefined) ?? 1;
     const ioThreads = (flags['io-threads'] as number | undefined) ?? queues;
     if (ioThreads > queues) throw new UsageError('--io-threads: at most one I/O thread per queue pair (--queues)');
-    if (queues > 1) log(`  ${queues} queue pairs on ${ioThreads} I/O thread(s); one driver thread serves them all, round-robin`);
     // guest-umem: the same device run with guest RAM as the UMEM against the copy path, run by run.
     if (flags['guest-umem'] && peerNapi === 'threaded') throw new UsageError('--peer-napi threaded: the --guest-umem comparison keeps the peer in softirq');
+    const options: DeviceWorkerBenchOptions = {
+      mode, burst, placement, queues, ioThreads, seconds: o.seconds, runs: o.runs, size: o.size, xdpMode, progress: log,
+      ...(spin !== undefined ? { spinRounds: spin } : {}),
+      ...(poll !== undefined ? { pollUs: poll } : {}),
+      ...(coalesce !== undefined ? { coalesceUs: coalesce } : {}),
+      ...(nice !== undefined ? { driverNice: nice } : {}),
+      ...(peerNapi !== undefined ? { peerNapi } : {}),
+      ...(flags['peer-xdp'] !== undefined ? { peerXdp: flags['peer-xdp'] as 'native' | 'skb' } : {}),
+      ...(flags['event-idx'] === 'on' ? { eventIdx: true } : {}),
+      ...(queueSize !== undefined ? { queueSize } : {}),
+    };
+    // Options the bench refuses are refused before anything is printed of the run.
+    let checked: ReturnType<typeof checkDeviceWorkerOptions>;
+    try {
+      checked = checkDeviceWorkerOptions(options);
+    } catch (e) {
+      throw e instanceof RangeError ? new UsageError(e.message) : e;
+    }
+    log(`bench device ${mode} (af-xdp, device in its I/O worker, poll-mode driver in this thread): ${o.size} B frames, burst ${checked.burst}, ${checked.queueSize}-entry virtqueues, ${o.runs} runs x ${o.seconds} s`);
+    if (queues > 1) log(`  ${queues} queue pairs on ${ioThreads} I/O thread(s); one driver thread serves them all, round-robin`);
     const bench = flags['guest-umem'] ? benchDeviceWorkerGuestUmem : benchDeviceWorker;
     return finish(
-      await bench({
-        mode, burst, placement, queues, ioThreads, seconds: o.seconds, runs: o.runs, size: o.size, xdpMode, progress: log,
-        ...(spin !== undefined ? { spinRounds: spin } : {}),
-        ...(poll !== undefined ? { pollUs: poll } : {}),
-        ...(coalesce !== undefined ? { coalesceUs: coalesce } : {}),
-        ...(nice !== undefined ? { driverNice: nice } : {}),
-        ...(peerNapi !== undefined ? { peerNapi } : {}),
-        ...(flags['peer-xdp'] !== undefined ? { peerXdp: flags['peer-xdp'] as 'native' | 'skb' } : {}),
-        ...(flags['event-idx'] === 'on' ? { eventIdx: true } : {}),
-        ...(queueSize !== undefined ? { queueSize } : {}),
-      }),
+      await bench(options),
       flags,
       log,
     );
