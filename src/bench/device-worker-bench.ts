@@ -36,12 +36,12 @@ import { SERVICE_BUDGET } from '../virtio/net/queue-pair';
 import { DEFAULT_POLL_US, WorkerQueuePairRunner } from '../io/worker-queue-pair-runner';
 import { sys } from '../native/sys';
 import { xsk, type XskStatistics } from '../native/xsk';
-import { DriverQueue, GuestRam, SplitBufferRing } from '../test-driver';
+import { type DriverQueue, GuestRam } from '../test-driver';
 import type { QueueConfig } from '../virtio/device';
 import { formatPerMillion, medianPerMillion, perMillion, type Kicks, type PerMillion } from './per-million';
 import { resultHeader, type BenchResult } from './report';
 import { pairedRatio, summarize } from './stats';
-import { udpFrame } from './udp-frame';
+import { PMD_BUFFER_SIZE, PmdDriverPair, type PmdDriverCounts } from './pmd-driver';
 import { XdpCounter } from './xdp-counter';
 import { runCReceivers, runEndpoint, type EndpointDirection, type EndpointParams, type EndpointResult } from './xsk-endpoint';
 
@@ -144,10 +144,9 @@ export const DEVICE_QUEUE_SIZES = [256, 512, 1024] as const;
  * txonly and rxonly the same with both.
  */
 const DEFAULT_QUEUE_SIZE = DEFAULT_PMD_QUEUE_SIZE;
-const BUF = 2048;
+const BUF = PMD_BUFFER_SIZE;
 // Per-packet code reads these: the package's exports are getters.
 const HDR = NetHdr.SIZE;
-const ETH_HLEN = 14;
 /** The generator starts this long before the measured window and stops after it. */
 const GEN_LEAD_MS = 400;
 const GEN_MARGIN_S = 2.5;
@@ -236,54 +235,6 @@ function ringConfig(q: DriverQueue): QueueConfig {
   return { index: q.index, size: q.size, kind: 'split', enabled: true, descAddr: q.descAddr, driverAddr: q.driverAddr, deviceAddr: q.deviceAddr };
 }
 
-/** One queue pair as the poll-mode driver sees it: its rings, its buffers, its free transmit buffers. */
-class DriverPair {
-  readonly rxq: DriverQueue;
-  readonly txq: DriverQueue;
-  readonly rx: SplitBufferRing;
-  readonly tx: SplitBufferRing;
-  readonly freeTx: Uint16Array;
-  top = 0;
-  txUsed = 0;
-  rxUsed = 0;
-  forwarded = 0;
-  fwdDropped = 0;
-
-  constructor(ram: GuestRam, size: number, eventIdx: boolean, notify: (index: number) => void) {
-    this.freeTx = new Uint16Array(size);
-    this.rxq = new DriverQueue({ index: 0, size, kind: 'split', eventIdx, ram, notify: () => notify(0) });
-    this.txq = new DriverQueue({ index: 1, size, kind: 'split', eventIdx, ram, notify: () => notify(1) });
-    // A polling driver: no used-buffer notifications (the PMD without irq=).
-    this.rxq.setInterrupts(false);
-    this.txq.setInterrupts(false);
-    this.rx = new SplitBufferRing(this.rxq, ram, BUF, true);
-    this.tx = new SplitBufferRing(this.txq, ram, BUF, false);
-    for (let i = size - 1; i >= 0; i--) this.freeTx[this.top++] = i;
-  }
-
-  get kicks(): Kicks {
-    return { tx: this.txq.kicks, rx: this.rxq.kicks };
-  }
-
-  snapshot(): DriverCounts {
-    return { txUsed: this.txUsed, rxUsed: this.rxUsed, forwarded: this.forwarded, fwdDropped: this.fwdDropped };
-  }
-
-  /** What this pair counted since `then` (a snapshot). */
-  since(then: DriverCounts): DriverCounts {
-    const now = this.snapshot();
-    return { txUsed: now.txUsed - then.txUsed, rxUsed: now.rxUsed - then.rxUsed, forwarded: now.forwarded - then.forwarded, fwdDropped: now.fwdDropped - then.fwdDropped };
-  }
-}
-
-/** What the driver counts of one pair. */
-interface DriverCounts {
-  txUsed: number;
-  rxUsed: number;
-  forwarded: number;
-  fwdDropped: number;
-}
-
 /** The CPU of each I/O thread: round-robin over the CPUs from `cpus.io` down, the driver's CPU last. */
 function ioThreadCpus(cpus: Cpus, threads: number): (number | undefined)[] {
   if (!cpus) return Array.from({ length: threads }, () => undefined);
@@ -340,13 +291,13 @@ async function deviceRun(
   let strays: number[] = [];
   try {
     const ram = new GuestRam(RAM, 0, mapping);
-    const pairs: DriverPair[] = [];
+    const pairs: PmdDriverPair[] = [];
     const eventIdx = o.eventIdx === true;
     const features = eventIdx ? featureMask(VirtioFeature.VERSION_1, VirtioFeature.EVENT_IDX) : featureMask(VirtioFeature.VERSION_1);
     for (let q = 0; q < nq; q++) {
       const fds = runner.fds[q]!;
       // §4.1.5.2 in spirit: a notify is one eventfd write, as an ioeventfd turns the PMD's MMIO write into.
-      const d = new DriverPair(ram, o.queueSize, eventIdx, (index) => void sys.eventfdWrite(index === 0 ? fds.rxKick : fds.txKick, 1));
+      const d = new PmdDriverPair(ram, { mode, size: o.queueSize, burst: o.burst, frameSize: o.size, eventIdx, notify: (index) => void sys.eventfdWrite(index === 0 ? fds.rxKick : fds.txKick, 1) });
       pairs.push(d);
       runner.start(
         { pair: q, rx: { ...ringConfig(d.rxq), index: 2 * q }, tx: { ...ringConfig(d.txq), index: 2 * q + 1 }, features, mergeable: false, offloads: { csum: false, tso: false } },
@@ -357,18 +308,7 @@ async function deviceRun(
     if (!pairs.every((_, q) => runner.isRunning(q))) throw new Error('bench: the I/O threads did not start');
     // Only now: a thread inherits its creator's niceness, and the I/O threads must not run at the vCPU's.
     if (policy.driverNice !== 0) setThreadNice(driverTid, policy.driverNice, 'benchmark driver');
-    const bytes = ram.bytes;
-    const words16 = new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >>> 1);
-    const pkt = new Uint8Array(HDR + o.size);
-    pkt.set(udpFrame(o.size), HDR);
-    const pktLen = pkt.length;
-    if (mode !== 'txonly') {
-      for (const d of pairs) {
-        for (let i = 0; i < d.rx.size; i++) d.rx.offer(i, BUF);
-        d.rx.kick();
-      }
-    }
-    const burst = o.burst;
+    for (const d of pairs) d.start();
     const fwd = mode === 'io-fwd';
     const txOnly = mode === 'txonly';
     const fds = backend.sockets.map((s) => s.fd);
@@ -382,52 +322,7 @@ async function deviceRun(
       const deadline = performance.now() + ms;
       for (let iter = 0; ; iter++) {
         if ((iter & 255) === 0 && performance.now() >= deadline) break;
-        for (let q = 0; q < nq; q++) {
-          const d = pairs[q]!;
-          const { rx, tx, freeTx } = d;
-          // Transmitted buffers come back to the free list.
-          let n = tx.pollUsed();
-          for (let k = 0; k < n; k++) freeTx[d.top++] = tx.usedIds[k]!;
-          d.txUsed += n;
-          // Received frames: counted and dropped, or (io-fwd) sent back with the MACs swapped.
-          n = rx.pollUsed(burst);
-          for (let k = 0; k < n; k++) {
-            const id = rx.usedIds[k]!;
-            const len = rx.usedLens[k]!;
-            d.rxUsed++;
-            if (fwd && len >= HDR + ETH_HLEN && len <= BUF) {
-              if (d.top > 0) {
-                // The PMD hands the receive buffer itself to TX, and a free transmit buffer takes its place on
-                // the receive ring; the MACs are swapped in place.
-                const t = freeTx[--d.top]!;
-                // In 16-bit words (buffers are 64-aligned, the frame 12 bytes in), as a PMD swaps them; RAM is
-                // far below 2^31 bytes, so the offset is an int32.
-                const w = (rx.bufferOffset(id) | 0) >>> 1;
-                for (let k = w + HDR / 2; k < w + HDR / 2 + 3; k++) {
-                  const m = words16[k]!;
-                  words16[k] = words16[k + 3]!;
-                  words16[k + 3] = m;
-                }
-                // §5.1.6.2: a plain frame, flags 0 and gso_type NONE; num_buffers is 0 on transmit.
-                for (let k = w; k < w + HDR / 2; k++) words16[k] = 0;
-                rx.swapBuffers(id, tx, t);
-                tx.offer(t, len);
-                d.forwarded++;
-              } else d.fwdDropped++;
-            }
-            rx.offer(id, BUF);
-          }
-          if (txOnly) {
-            const k = burst < d.top ? burst : d.top;
-            for (let i = 0; i < k; i++) {
-              const t = freeTx[--d.top]!;
-              bytes.set(pkt, tx.bufferOffset(t));
-              tx.offer(t, pktLen);
-            }
-          }
-          tx.kick();
-          rx.kick();
-        }
+        for (let q = 0; q < nq; q++) pairs[q]!.round();
       }
     };
     // Warm-up, unmeasured: the driver's and the worker's hot code is optimised only once it has run (an idle wait
@@ -466,7 +361,7 @@ async function deviceRun(
     const figure = (q: number): number => (txOnly ? perPair[q]!.backend.txPackets : fwd ? inWindow[q]!.forwarded : inWindow[q]!.rxUsed);
     const queueMpps = pairs.map((_, q) => figure(q) / seconds / 1e6);
     const packets = pairs.reduce((sum, _, q) => sum + figure(q), 0);
-    const sum = (k: keyof DriverCounts): number => inWindow.reduce((acc, w) => acc + w[k], 0);
+    const sum = (k: keyof PmdDriverCounts): number => inWindow.reduce((acc, w) => acc + w[k], 0);
     return {
       packets, txUsed: sum('txUsed'), rxUsed: sum('rxUsed'), fwdDropped: sum('fwdDropped'), kicks, seconds, counters, peerPackets, kernel,
       workerNsPerFrame: workerCpu / Math.max(1, packets), driverNsPerFrame: driverCpu / Math.max(1, packets), workerCpuWait, driverCpuWait,

@@ -32,6 +32,8 @@ export class SplitBufferRing {
   private readonly availIdxAt: Uint16Array;
   private readonly deviceEvent: Uint16Array;
   private published: number;
+  /** The driver's avail index: offers advance it, kick() publishes it (and keeps the ring's in step). */
+  private availIdx: number;
   private lastUsed = 0;
 
   constructor(
@@ -57,6 +59,7 @@ export class SplitBufferRing {
     this.availIdxAt = new Uint16Array(ram.buffer, ram.offsetOf(queue.driverAddr) + SplitAvail.IDX, 1);
     this.deviceEvent = new Uint16Array(ram.buffer, usedOff + (queue.eventIdx ? splitAvailEventOffset(this.size) : SplitUsed.FLAGS), 1);
     this.published = this.ring.availIdx;
+    this.availIdx = this.published;
     this.usedIds = new Uint32Array(this.size);
     this.usedLens = new Uint32Array(this.size);
     this.lastUsed = this.usedIdx[0]!;
@@ -86,10 +89,10 @@ export class SplitBufferRing {
   offer(i: number, len: number): void {
     const at = 4 * i + 2; // le32 len of descriptor i (16-byte descriptors: u32 index 4i + 2)
     if (this.descWords[at] !== len) this.descWords[at] = len;
-    // What SplitRingDriver.offerHead does, without a getter and a bounds walk per frame; publish() sees it through availIdx.
-    const ring = this.ring;
-    this.availRing[ring.availIdx & this.mask] = i;
-    ring.availIdx = (ring.availIdx + 1) & 0xffff;
+    // What SplitRingDriver.offerHead does, on an index kept here (kick() hands it back to the ring).
+    const idx = this.availIdx;
+    this.availRing[idx & this.mask] = i;
+    this.availIdx = (idx + 1) & 0xffff;
   }
 
   /**
@@ -98,9 +101,10 @@ export class SplitBufferRing {
    * ahead of it (a device in another thread that just re-armed would otherwise miss its kick).
    */
   kick(): boolean {
-    const now = this.ring.availIdx;
+    const now = this.availIdx;
     const old = this.published;
     if (now === old) return false;
+    this.ring.availIdx = now;
     Atomics.store(this.availIdxAt, 0, now);
     this.published = now;
     const event = Atomics.load(this.deviceEvent, 0);
