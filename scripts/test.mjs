@@ -10,6 +10,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensure, ensureKvmHarness } from './ensure.mjs';
+import { ourNetns, sweepDeadNetns } from './netns-sweep.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 ensure({ forTests: true });
@@ -58,6 +59,9 @@ const skips = [];
 /** The output of each failed file, printed again at the very end: CI logs are often read from the tail. */
 const failedOutput = [];
 const t0 = Date.now();
+// Left by an earlier run that was killed (its processes are gone): not this run's to count, but removed.
+const stale = sweepDeadNetns();
+if (stale.length > 0) process.stdout.write(`removed ${stale.length} network namespaces left by processes that are gone: ${stale.join(' ')}\n`);
 process.stdout.write(`setup done; running ${files.length} test files\n`);
 
 function account(rel, rawStdout, status) {
@@ -106,6 +110,7 @@ for (const file of hostFiles) {
   const rel = path.relative(root, file);
   process.stdout.write(`\n=== ${rel}\n`);
   const started = Date.now();
+  const before = new Set(ourNetns().map((n) => n.name));
   const r = spawnSync(process.execPath, ['--enable-source-maps', file], {
     cwd: root,
     encoding: 'utf8',
@@ -117,6 +122,14 @@ for (const file of hostFiles) {
   process.stdout.write(r.stderr ?? '');
   process.stdout.write(`(${rel}: ${((Date.now() - started) / 1000).toFixed(1)} s)\n`);
   account(rel, `${r.stdout ?? ''}${r.stderr ?? ''}`, r.status ?? r.signal);
+  // A namespace the file's processes made and did not remove is a failed tear-down (removed here, so the
+  // next files start clean); one of a process still running (not the file's) is left alone.
+  const leaked = sweepDeadNetns(before);
+  if (leaked.length > 0) {
+    failed += 1;
+    failures.push(`${rel}: left ${leaked.length} network namespaces behind (${leaked.join(' ')})`);
+    process.stdout.write(`${rel} left network namespaces behind, removed now: ${leaked.join(' ')}\n`);
+  }
 }
 
 if (tcgFiles.length > 0) {
