@@ -7,8 +7,8 @@
 // asks for one (used->flags without NO_NOTIFY; with --event-idx on, its
 // avail_event), interrupts suppressed. EVENT_IDX is off by default, as in
 // the PMD guest's default and DPDK's virtio PMD.
-// The driver's rings are the test driver's (src/test-driver: DriverQueue +
-// SplitBufferRing).
+// The driver is PmdDriverPair (pmd-driver.ts), one per queue pair, on the
+// test driver's rings (src/test-driver: DriverQueue + SplitBufferRing).
 //
 // The peer end of the veth: an XDP program counting and dropping what
 // arrives (txonly, io-fwd) and the raw C XSK generator (rxonly, io-fwd).
