@@ -11,6 +11,7 @@ import { sys } from '../src/native/sys';
 import { openFds } from './support/fd-count';
 import { openBackend, withVeth } from './support/veth-backends';
 import { repoRoot } from '../src/repo-root';
+import { nobodyTest } from './support/unprivileged';
 
 const root = repoRoot();
 
@@ -92,7 +93,7 @@ test('another program already attached', async () => {
   );
 });
 
-test('RLIMIT_MEMLOCK too small for the UMEM (unprivileged process)', () => {
+nobodyTest('RLIMIT_MEMLOCK too small for the UMEM (unprivileged process)', () => {
   // As root we hold CAP_IPC_LOCK and are never limited: run the check as nobody, no capabilities.
   const script = `
     const { AfXdpBackend } = require(${JSON.stringify(path.join(root, 'dist/src/backend/af-xdp/af-xdp-backend.js'))});

@@ -16,6 +16,7 @@ import { withBpffs } from './support/bpffs';
 import { frameSeq, frameTag, makeFrame } from './support/frames';
 import { receive, sendAll } from './support/queue-traffic';
 import { openBackend, withVeth } from './support/veth-backends';
+import { nobodyTest } from './support/unprivileged';
 
 const root = path.resolve(__dirname, '..', '..');
 const XDPVM = path.join(root, 'bin', 'xdpvm');
@@ -71,7 +72,7 @@ interface EndpointResult {
   mode: string;
 }
 
-test('pinned for nobody; a child with only CAP_NET_RAW moves traffic both ways through map-path; --unpin-map detaches', async () => {
+nobodyTest('pinned for nobody; a child with only CAP_NET_RAW moves traffic both ways through map-path; --unpin-map detaches', async () => {
   await withBpffs(async (dir) => {
     await withVeth('pinmap', {}, async (pair) => {
       const mapPath = path.join(dir, 'xsks_map');
@@ -128,7 +129,7 @@ test('pinned for nobody; a child with only CAP_NET_RAW moves traffic both ways t
   });
 });
 
-test('measured: the map needs no capability at all; only socket(AF_XDP) needs CAP_NET_RAW', async () => {
+nobodyTest('measured: the map needs no capability at all; only socket(AF_XDP) needs CAP_NET_RAW', async () => {
   await withBpffs(async (dir) => {
     await withVeth('pincap', {}, async (pair) => {
       const mapPath = path.join(dir, 'xsks_map');
@@ -163,7 +164,7 @@ test('measured: the map needs no capability at all; only socket(AF_XDP) needs CA
   });
 });
 
-test('a pin the user may not open (--user root): permission denied, nothing set up', async () => {
+nobodyTest('a pin the user may not open (--user root): permission denied, nothing set up', async () => {
   await withBpffs(async (dir) => {
     await withVeth('pinperm', {}, async (pair) => {
       const mapPath = path.join(dir, 'xsks_map');

@@ -10,11 +10,12 @@ import { frameSeq, frameTag, makeFrame } from './support/frames';
 import { receive, sendAll } from './support/queue-traffic';
 import { openBackend, withVeth } from './support/veth-backends';
 import { repoRoot } from '../src/repo-root';
+import { nobodyTest } from './support/unprivileged';
 
 const root = repoRoot();
 const N = 200;
 
-test('traffic flows both ways in a child whose capability sets are empty', async () => {
+nobodyTest('traffic flows both ways in a child whose capability sets are empty', async () => {
   await withVeth('helper', {}, async (pair) => {
     const peer = openBackend(pair.b.netns, `af-xdp,id=p,ifname=${pair.b.ifname}`);
     try {
