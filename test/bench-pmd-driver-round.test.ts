@@ -1,4 +1,4 @@
-// The PMD stand-in of `bench device --threads` (PmdDriverPair.round): what one
+// The PMD stand-in of `bench device --threads` (PmdDriverPair.round; named bench-: no KVM needed): what one
 // round does to the rings, seen from the device side of real virtqueues. In
 // io-fwd a received frame goes back out in the same buffer with its MACs
 // swapped and a zeroed header, and its receive slot gets a free transmit
