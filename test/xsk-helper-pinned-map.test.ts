@@ -16,13 +16,12 @@ import { withBpffs } from './support/bpffs';
 import { frameSeq, frameTag, makeFrame } from './support/frames';
 import { receive, sendAll } from './support/queue-traffic';
 import { openBackend, withVeth } from './support/veth-backends';
-import { nobodyTest } from './support/unprivileged';
+import { NOBODY_UID as NOBODY, nobodyTest } from './support/unprivileged';
 
 const root = path.resolve(__dirname, '..', '..');
 const XDPVM = path.join(root, 'bin', 'xdpvm');
 const ENDPOINT = path.join(root, 'dist', 'test', 'support', 'inhibit-endpoint.js');
 const PROBE = path.join(root, 'dist', 'test', 'support', 'map-path-probe.js');
-const NOBODY = 65534;
 const N = 200;
 
 function xdpvm(netns: string | undefined, args: string[]): { code: number; out: string; err: string } {

@@ -105,7 +105,7 @@ async function benchDeviceCommand(argv: readonly string[]): Promise<number> {
     if (flags.backend !== 'af-xdp') throw new UsageError('--threads needs --backend af-xdp');
     if (flags.batch !== undefined) throw new UsageError('--threads takes --burst (frames per driver round, as the PMD guest), not --batch');
     const mode = (flags.mode as DeviceWorkerMode | undefined) ?? 'txonly';
-    const burst = (flags.burst as number | undefined) ?? 32;
+    const burst = flags.burst as number | undefined;
     if (o.size > 2048 - 12) throw new UsageError(`--size: at most ${2048 - 12} with --threads (one 2 KiB buffer per frame)`);
     const queueSize = flags['queue-size'] !== undefined ? Number(flags['queue-size']) : undefined;
     const xdpMode = (flags['xdp-mode'] as 'native' | 'skb' | undefined) ?? 'native';
@@ -121,7 +121,8 @@ async function benchDeviceCommand(argv: readonly string[]): Promise<number> {
     // guest-umem: the same device run with guest RAM as the UMEM against the copy path, run by run.
     if (flags['guest-umem'] && peerNapi === 'threaded') throw new UsageError('--peer-napi threaded: the --guest-umem comparison keeps the peer in softirq');
     const options: DeviceWorkerBenchOptions = {
-      mode, burst, placement, queues, ioThreads, seconds: o.seconds, runs: o.runs, size: o.size, xdpMode, progress: log,
+      mode, placement, queues, ioThreads, seconds: o.seconds, runs: o.runs, size: o.size, xdpMode, progress: log,
+      ...(burst !== undefined ? { burst } : {}),
       ...(spin !== undefined ? { spinRounds: spin } : {}),
       ...(poll !== undefined ? { pollUs: poll } : {}),
       ...(coalesce !== undefined ? { coalesceUs: coalesce } : {}),

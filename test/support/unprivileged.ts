@@ -23,9 +23,13 @@ export function unreachableBy(uid: number, file = path.join(repoRoot(), 'dist', 
   return `uid ${uid} cannot read ${file}`;
 }
 
+/** Why nobody cannot run this checkout, looked at once per test file. */
+let nobodyWhy: string | undefined | null = null;
+
 /** A test that runs this checkout's code as nobody: skipped, with the reason, where nobody cannot reach it. */
 export function nobodyTest(name: string, fn: () => unknown): void {
-  const why = unreachableBy(NOBODY_UID);
+  if (nobodyWhy === null) nobodyWhy = unreachableBy(NOBODY_UID);
+  const why = nobodyWhy;
   if (why) skipTest(name, why);
   else test(name, fn as () => void);
 }
