@@ -178,6 +178,43 @@ test('frames the in-place path cannot carry (header in its own buffer + frame ov
   });
 });
 
+test('one-descriptor frames go in place a burst at a time; chains, runts and header-apart frames between them keep ring order', async () => {
+  await withGuestUmemRig('gumemb', { rx: false }, async ({ peer: b, rig, q }) => {
+    const tx = rig.driver.tx();
+    // In place: one descriptor (the burst), header apart + one frame buffer (pop, in place); copied: over three.
+    const layouts: Array<Parameters<typeof tx.add>[1]> = [{}, {}, { descriptors: 3 }, {}, { indirect: false, separateHeader: true }, {}, {}];
+    const sent: Uint8Array[] = [];
+    let inPlace = 0;
+    for (let i = 0; i < 40; i++) {
+      const layout = layouts[i % layouts.length]!;
+      const f = makeFrame(i, 60 + 37 * i, 5);
+      assert.ok(tx.add(f, layout));
+      sent.push(f);
+      if (layout.descriptors === undefined) inPlace++;
+      // A runt (header and 10 bytes) in the middle: dropped, counted, used at once.
+      if (i === 20) assert.ok(tx.add(new Uint8Array(10)));
+    }
+    tx.kick();
+    const got = await receive(b.queues[0]!, sent.length, 5000, isTest);
+    assert.equal(got.map(frameSeq), sent.map((_, i) => i), 'ring order at the peer');
+    got.forEach((f, i) => assert.equal(f, sent[i]));
+    for (let k = 0; k < 100 && tx.inFlight > 0; k++) {
+      rig.driver.poll();
+      tx.reclaim();
+      if (tx.inFlight > 0) await sleep(1);
+    }
+    assert.is(tx.inFlight, 0, 'every chain came back used, the held ones once the kernel completed them');
+    assert.is(q.direct.txDirect, inPlace);
+    assert.is(q.direct.txDirectCompleted, inPlace);
+    assert.is(q.direct.txBounced, sent.length - inPlace);
+    const c = rig.device.queuePairs()[0]!.counters;
+    assert.is(c.txFrames, sent.length);
+    assert.is(c.txDropRunt, 1);
+    assert.is(q.direct.unknownCompletions, 0);
+    assert.not.ok(rig.driver.needsReset);
+  });
+});
+
 test('a transmitted chain is used only after the kernel completed it', async () => {
   await withGuestUmemRig('gumemu', { rx: false }, async ({ peer: b, rig, q }) => {
     const K = 32;

@@ -1,5 +1,6 @@
-// Virtqueue.peekBurst / retireBurst: one-descriptor buffers read a burst at a
-// time, everything else left to pop() (which judges it), nothing counted twice.
+// Virtqueue.peekBurst / retireBurst / holdBurst: one-descriptor buffers read a
+// burst at a time, everything else left to pop() (which judges it), nothing
+// counted twice; held buffers are in flight until pushed.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BURST_HEAD, BURST_LEN, BURST_REGION, BURST_STRIDE, BURST_WRITABLE, BufferBurst } from '../src/virtio/queue/buffer-burst';
@@ -119,6 +120,54 @@ test('retiring more than was peeked is device misuse and stops the queue', () =>
   assert.is(queue.error, QueueError.DeviceMisuse);
 });
 
+test('held buffers stay in flight until pushed: none used at holding, each used once pushed, and they count against the ring', () => {
+  const rig = splitRig({ size: 4 });
+  const { queue, driver, layout } = rig;
+  const heads = [0, 1, 2].map((k) => driver.add([{ addr: layout.dataAddr + 64 * k, len: 64, write: false }]));
+  driver.publish();
+  const burst = new BufferBurst(8);
+  assert.is(queue.peekBurst(burst, 8), 3);
+  queue.holdBurst(burst, 2);
+  assert.is(queue.flush(), false, 'holding writes no used element');
+  assert.equal(driver.pollUsed(), []);
+  assert.is(queue.peekBurst(burst, 8), 1, 'the one not held is next');
+  assert.is(field(burst, BURST_HEAD, 1)[0], heads[2]);
+  // The two held and one more offered again while held: only size - held = 2 may be peeked.
+  driver.offerHead(heads[0]!);
+  driver.offerHead(heads[1]!);
+  driver.publish();
+  assert.is(queue.peekBurst(burst, 8), 2, 'four descriptors, two held: room for two');
+  queue.retireBurst(burst, 1);
+  // Pushed out of order (the kernel completed the second first): used in push order, retired one first.
+  queue.push(heads[1]!, 0, 1);
+  queue.push(heads[0]!, 0, 1);
+  assert.is(queue.flush(), true);
+  assert.equal(driver.pollUsed().map((e) => e.id), [heads[2], heads[1], heads[0]]);
+  assert.not.ok(queue.broken);
+  assert.ok(rig.canariesIntact());
+});
+
+test('holding more than was peeked, or pushing more than is held, is device misuse and stops the queue', () => {
+  const rig = splitRig({ size: 8 });
+  const { queue, driver, layout } = rig;
+  const head = driver.add([{ addr: layout.dataAddr, len: 64, write: false }]);
+  driver.publish();
+  const burst = new BufferBurst(8);
+  assert.is(queue.peekBurst(burst, 8), 1);
+  queue.holdBurst(burst, 1);
+  queue.push(head, 0, 1);
+  assert.not.ok(queue.broken);
+  queue.push(head, 0, 1);
+  assert.is(queue.error, QueueError.DeviceMisuse, 'a second push of the one held buffer');
+
+  const again = splitRig({ size: 8 });
+  again.driver.add([{ addr: again.layout.dataAddr, len: 64, write: false }]);
+  again.driver.publish();
+  assert.is(again.queue.peekBurst(burst, 8), 1);
+  again.queue.holdBurst(burst, 2);
+  assert.is(again.queue.error, QueueError.DeviceMisuse);
+});
+
 test('packed rings give no bursts: every buffer goes by pop()', () => {
   const rig = packedRig({ size: 8 });
   const { queue, driver, layout, chain } = rig;
@@ -127,6 +176,7 @@ test('packed rings give no bursts: every buffer goes by pop()', () => {
   const burst = new BufferBurst(8);
   assert.is(queue.peekBurst(burst, 8), 0);
   queue.retireBurst(burst, 0);
+  queue.holdBurst(burst, 0);
   assert.not.ok(queue.broken);
   assert.ok(queue.pop(chain));
 });

@@ -23,6 +23,8 @@ export interface GuestUmemDirect {
   attach(memory: GuestMemory): void;
 
   // Guest -> wire.
+  /** Whether txPost would take (region, offset, len) as far as memory goes, counting nothing: for a device reading ahead. */
+  txTakes(region: number, offset: number, len: number): boolean;
   /** Posts `len` bytes at (region, offset) for sending; DIRECT_POSTED, DIRECT_REFUSED or TX_BUSY. */
   txPost(region: number, offset: number, len: number, headId: number, ringSlots: number): number;
   /** Takes the kernel's completions; returns how many posted chains are done (txDoneHead/txDoneSlots 0..n-1). */

@@ -49,6 +49,9 @@ const SMALL_PAGE = 4096;
 /** What a bounce frame is out for. */
 const BOUNCE_TX = 1;
 const BOUNCE_RX = 2;
+/** locate(): not wholly inside a registered region (or longer than a chunk); inside, but across a DMA unit. */
+const OUTSIDE = -1;
+const CROSSES_UNIT = -2;
 
 export class GuestUmemCounters {
   /** Frames sent from guest memory in place / copied to a bounce frame first. */
@@ -177,17 +180,26 @@ export class GuestUmemQueue implements NetBackendQueue, GuestUmemDirect {
     }
   }
 
-  /** UMEM address of [offset, offset + len) in region `r` when the kernel may be given it, else -1. */
-  private umemAddress(r: number, offset: number, len: number): number {
+  /** UMEM address of [offset, offset + len) in region `r` when the kernel may be given it, else OUTSIDE or CROSSES_UNIT. */
+  private locate(r: number, offset: number, len: number): number {
     const start = r >= 0 && r < this.regionStart.length ? this.regionStart[r]! : -1;
-    if (start < 0 || offset < 0 || len > GUEST_UMEM_CHUNK || offset + len > this.regionLength[r]!) {
-      this.direct.refusedOutside++;
-      return -1;
-    }
+    if (start < 0 || offset < 0 || len > GUEST_UMEM_CHUNK || offset + len > this.regionLength[r]!) return OUTSIDE;
     const a = start + offset;
     const unit = this.contiguous;
-    if (unit !== Number.POSITIVE_INFINITY && (a % unit) + len > unit) return -1;
+    if (unit !== Number.POSITIVE_INFINITY && (a % unit) + len > unit) return CROSSES_UNIT;
     return a;
+  }
+
+  /** locate(), counting a range outside registered memory; -1 for any refusal. */
+  private umemAddress(r: number, offset: number, len: number): number {
+    const a = this.locate(r, offset, len);
+    if (a >= 0) return a;
+    if (a === OUTSIDE) this.direct.refusedOutside++;
+    return -1;
+  }
+
+  txTakes(region: number, offset: number, len: number): boolean {
+    return this.locate(region, offset, len) >= 0;
   }
 
   // ---- bounce frames (NetBackendQueue, the copy path) ----

@@ -72,6 +72,8 @@ export class TxPath {
   private readonly readsHeader: boolean;
   /** Neither a header to read nor the guest-umem path: frames go by sendBurst, or sendPlain. */
   private readonly plain: boolean;
+  /** No header to read, guest-umem path: frames go in place by GuestUmemTx.sendBurst, or by sendByHeader. */
+  private readonly directBurst: boolean;
   private readonly burst: BufferBurst;
   /** sendBurst's frames: their lengths and, once acquired, their Tx buffer offsets. */
   private readonly frameLens: Uint32Array;
@@ -98,6 +100,7 @@ export class TxPath {
     this.direct = be.guestUmem ? new GuestUmemTx(be.guestUmem, mem) : undefined;
     this.readsHeader = offloads.csum || offloads.tso;
     this.plain = !this.readsHeader && this.direct === undefined;
+    this.directBurst = !this.readsHeader && this.direct !== undefined;
     this.burst = new BufferBurst(Math.max(1, vq.size));
     this.frameLens = new Uint32Array(this.burst.capacity);
     this.frameOffsets = new Float64Array(this.burst.capacity);
@@ -121,13 +124,25 @@ export class TxPath {
     this.blocked = false;
     this.direct?.complete(vq);
     let done = 0;
-    const plain = this.plain;
+    const { plain, directBurst } = this;
     while (done < budget) {
       // Plain frames a burst at a time; pop() takes one chain whenever the next is anything else.
       if (plain) {
         const sent = this.sendBurst(budget - done);
         done += sent;
         if (this.blocked) break;
+        if (sent > 0) continue;
+      } else if (directBurst) {
+        const direct = this.direct!;
+        const sent = direct.sendBurst(vq, this.burst, budget - done, this.burstLimit);
+        done += sent;
+        counters.txFrames += sent;
+        counters.txBytes += direct.burstBytes;
+        if (direct.busy) {
+          this.blocked = true;
+          counters.txBackpressure++;
+          break;
+        }
         if (sent > 0) continue;
       }
       if (!vq.pop(chain)) break;

@@ -254,6 +254,10 @@ export class PackedQueue implements Virtqueue {
     burst.count = 0;
   }
 
+  holdBurst(burst: BufferBurst, count: number): void {
+    this.retireBurst(burst, count);
+  }
+
   undo(): boolean {
     const slots = this.lastPopSlots;
     if (this.errorCode !== QueueError.None || !this.undoable || this.inFlight < slots) return false;

@@ -281,6 +281,19 @@ export class SplitQueue implements Virtqueue {
     burst.count = 0;
   }
 
+  holdBurst(burst: BufferBurst, count: number): void {
+    if (this.errorCode !== QueueError.None) return;
+    if (!(count >>> 0 === count && count <= burst.count)) {
+      this.fail(QueueError.DeviceMisuse);
+      return;
+    }
+    // peekBurst() took no more than size - inFlight, so the held ones fit.
+    this.lastAvail = (this.lastAvail + count) & 0xffff;
+    this.inFlight += count;
+    this.undoable = false;
+    burst.count = 0;
+  }
+
   undo(): boolean {
     if (this.errorCode !== QueueError.None || !this.undoable || this.inFlight === 0) return false;
     this.undoable = false;

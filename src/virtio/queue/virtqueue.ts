@@ -94,6 +94,12 @@ export interface Virtqueue {
    */
   retireBurst(burst: BufferBurst, count: number): void;
   /**
+   * Takes the first `count` buffers of the last peekBurst() without returning them: each is in flight, as if
+   * popped, until the device push()es it (head id from the burst, one ring slot). For buffers another party
+   * still reads after the call (guest RAM as the UMEM: the kernel transmits them in place).
+   */
+  holdBurst(burst: BufferBurst, count: number): void;
+  /**
    * Gives back the buffer returned by the last pop() so the next pop()
    * returns it again (backpressure). Only the most recent pop, and only if
    * it has not been pushed. Returns false when there is nothing to undo.
