@@ -15,17 +15,16 @@ import { NetHdr } from 'virtio-spec-types';
 import type { GuestMemory } from '../../memory/guest-memory';
 import { DIRECT_POSTED, type GuestUmemDirect } from '../../backend/guest-umem-direct';
 import { TX_BUSY } from '../../backend/net-backend';
-import { type BufferBurst, BURST_HEAD, BURST_LEN, BURST_REGION, BURST_STRIDE, BURST_WRITABLE, DescriptorChain, QueueError, type Virtqueue } from '../queue';
+import { type BufferBurst, BURST_HEAD, BURST_LEN, BURST_REGION, BURST_STRIDE, DescriptorChain, QueueError, type Virtqueue } from '../queue';
 import type { NetQueueCounters } from './net-counters';
+import { isBurstTxBuffer } from './tx-burst-buffer';
 
 const HDR_SIZE = NetHdr.SIZE;
 const HDR_NUM_BUFFERS = NetHdr.NUM_BUFFERS;
-const ETH_HLEN = 14;
 const B_HEAD = BURST_HEAD;
 const B_LEN = BURST_LEN;
 const B_REGION = BURST_REGION;
 const B_STRIDE = BURST_STRIDE;
-const B_WRITABLE = BURST_WRITABLE;
 
 /** TxPath's hook: sends a chain in place, and writes used entries for what the kernel completed. */
 export class GuestUmemTx {
@@ -60,9 +59,9 @@ export class GuestUmemTx {
     let touched = this.touched;
     let m = 0;
     for (; m < n; m++) {
+      if (!isBurstTxBuffer(words, m, limit)) break;
       const w = m * B_STRIDE;
       const len = words[w + B_LEN]!;
-      if (len < HDR_SIZE + ETH_HLEN || len > limit || words[w + B_WRITABLE] !== 0) break;
       const r = words[w + B_REGION]!;
       const at = offset[m]! + HDR_SIZE;
       // One the kernel may not be given: pop() takes it, and txPost refuses (and counts) it once, there.

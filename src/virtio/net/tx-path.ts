@@ -8,13 +8,14 @@
 import { NetGsoType, NetHdr, NetHdrFlags, NetMtu } from 'virtio-spec-types';
 import type { GuestMemory } from '../../memory/guest-memory';
 import { TX_BUSY, TX_OVERSIZE, type NetBackendQueue } from '../../backend/net-backend';
-import { type BatchCopies, BufferBurst, BURST_LEN, BURST_REGION, BURST_STRIDE, BURST_WRITABLE, ChainCursor, DescriptorChain, type Virtqueue } from '../queue';
+import { type BatchCopies, BufferBurst, BURST_LEN, BURST_REGION, BURST_STRIDE, ChainCursor, DescriptorChain, type Virtqueue } from '../queue';
 import { CopyBatch } from '../../memory/copy-batch';
 import { gatherFromChain, sumChain } from './frame-copy';
 import type { NetQueueCounters } from './net-counters';
 import { TsoSegmenter } from './tso-segmenter';
 import { TxFrameLayout } from './tx-frame-layout';
 import { GuestUmemTx } from './guest-umem-path';
+import { isBurstTxBuffer } from './tx-burst-buffer';
 import { DIRECT_POSTED } from '../../backend/guest-umem-direct';
 
 const ETH_HLEN = 14;
@@ -27,7 +28,6 @@ const HDR_CSUM_OFFSET = NetHdr.CSUM_OFFSET;
 const B_LEN = BURST_LEN;
 const B_REGION = BURST_REGION;
 const B_STRIDE = BURST_STRIDE;
-const B_WRITABLE = BURST_WRITABLE;
 const GSO_NONE = NetGsoType.NONE;
 const GSO_ECN = NetGsoType.ECN;
 const NEEDS_CSUM = NetHdrFlags.NEEDS_CSUM;
@@ -187,11 +187,9 @@ export class TxPath {
     const limit = this.burstLimit;
     let m = 0;
     for (; m < n; m++) {
-      const w = m * B_STRIDE;
-      const len = words[w + B_LEN]!;
       // A runt, an empty transmit buffer (device-writable: nothing to read) or one over the MTU: sendPlain's.
-      if (len < HDR_SIZE + ETH_HLEN || len > limit || words[w + B_WRITABLE] !== 0) break;
-      frameLens[m] = len - HDR_SIZE;
+      if (!isBurstTxBuffer(words, m, limit)) break;
+      frameLens[m] = words[m * B_STRIDE + B_LEN]! - HDR_SIZE;
     }
     if (m === 0) return 0;
     const k = be.txAcquireBurst(frameLens, frameOffsets, m);
