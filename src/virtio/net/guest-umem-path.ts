@@ -43,10 +43,11 @@ export class GuestUmemTx {
 
   /**
    * The usual frame a burst at a time: header and frame in one readable descriptor in registered memory (a
-   * runt, one over `limit`, one the kernel may not be given or anything else stops the burst: pop() takes it). Each frame's first and last byte are read for the whole
-   * burst before anything is posted: the kernel's copy-mode transmit reads one frame at a time between much
-   * other work, so a frame the driver's CPU just wrote costs it a full cache miss each; read here, the misses
-   * overlap and the kernel finds the lines in this CPU's cache. Returns frames posted (held until completed).
+   * runt, one over `limit`, one the kernel may not be given or anything else stops the burst: pop() takes it).
+   * Each frame's first and last byte are read for the whole burst before anything is posted: the kernel's
+   * copy-mode transmit reads one frame at a time between much other work, so a frame the driver's CPU just
+   * wrote costs it a full cache miss each; read here, the misses overlap and the kernel finds the lines in this
+   * CPU's cache. Returns frames posted (held until completed).
    */
   sendBurst(vq: Virtqueue, burst: BufferBurst, max: number, limit: number): number {
     this.busy = false;

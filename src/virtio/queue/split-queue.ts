@@ -260,11 +260,7 @@ export class SplitQueue implements Virtqueue {
   }
 
   retireBurst(burst: BufferBurst, count: number): void {
-    if (this.errorCode !== QueueError.None) return;
-    if (!(count >>> 0 === count && count <= burst.count)) {
-      this.fail(QueueError.DeviceMisuse);
-      return;
-    }
+    if (!this.takeBurst(burst, count)) return;
     const { usedU32: used, mask } = this;
     const { words, written } = burst;
     const at = this.usedIdx;
@@ -275,23 +271,25 @@ export class SplitQueue implements Virtqueue {
       used[e + 1] = written[i]!;
     }
     this.usedIdx = (at + count) & 0xffff;
-    this.lastAvail = (this.lastAvail + count) & 0xffff;
     this.pending += count;
-    this.undoable = false;
-    burst.count = 0;
   }
 
   holdBurst(burst: BufferBurst, count: number): void {
-    if (this.errorCode !== QueueError.None) return;
+    // peekBurst() took no more than size - inFlight, so the held ones fit.
+    if (this.takeBurst(burst, count)) this.inFlight += count;
+  }
+
+  /** The first `count` buffers of the last peekBurst() leave the avail ring; false: the queue is (now) broken. */
+  private takeBurst(burst: BufferBurst, count: number): boolean {
+    if (this.errorCode !== QueueError.None) return false;
     if (!(count >>> 0 === count && count <= burst.count)) {
       this.fail(QueueError.DeviceMisuse);
-      return;
+      return false;
     }
-    // peekBurst() took no more than size - inFlight, so the held ones fit.
     this.lastAvail = (this.lastAvail + count) & 0xffff;
-    this.inFlight += count;
     this.undoable = false;
     burst.count = 0;
+    return true;
   }
 
   undo(): boolean {
