@@ -4,7 +4,7 @@
 // naming -kernel or -initrd.
 import { MpState } from '../kvm/vcpu';
 import type { GuestMemory } from '../memory/guest-memory';
-import { applyBootState, hostTscKhz, loadBareMetal } from './loader';
+import { applyBootState, hostTscKhz, loadBareMetal, SystemBlockSnapshot } from './loader';
 import { FAULT_PORT } from './loader/boot-info';
 import { detectKernelKind } from './loader/kernel-kind';
 import { loadLinux } from './loader/linux-loader';
@@ -36,8 +36,11 @@ export function bootPlanFor(
   }
   if (initrd) throw new RunOptionError(`-initrd: '${kernelPath}' is a bare-metal ELF, which takes no initrd`);
   return (memory, cpus) => {
-    const boot = loadBareMetal({ ram: memory.regionBytes(0), image: kernel, commandLine: append, vcpus: cpus, mmio: PCI_MMIO32, tscKhz: hostTscKhz(), iopl });
+    const ram = memory.regionBytes(0);
+    const boot = loadBareMetal({ ram, image: kernel, commandLine: append, vcpus: cpus, mmio: PCI_MMIO32, tscKhz: hostTscKhz(), iopl });
+    const snapshot = SystemBlockSnapshot.take(ram, boot.layout);
     return {
+      systemBlockReport: () => snapshot.describe(ram),
       faultPort: FAULT_PORT,
       bootInfo: boot.vcpus.map((v) => v.bootInfo),
       setupVcpu(vcpu, index) {

@@ -30,6 +30,7 @@ import { KVM_IDENTITY_MAP_ADDR, KVM_TSS_ADDR, PCI_MMIO32, ramSlots } from './mem
 import { VirtioNetPci, type IoThreadSettings } from './net/virtio-net-pci';
 import { planGuestUmem } from './guest-umem-plan';
 import { ExitMailbox, serveMailbox, Slot, StopReason, type ExitKind } from './vcpu/exit-mailbox';
+import { RecentExits } from './vcpu/recent-exits';
 import { CoalescedWrites } from './coalesced-writes';
 import { PCI_CONFIG_ADDRESS_PORT } from '../pci/config-address';
 import type { VcpuCpuMessage, VcpuWorkerData } from './vcpu/vcpu-worker';
@@ -60,6 +61,8 @@ export interface BootPlan {
   faultPort?: number;
   /** Bare-metal guests: each vCPU's boot info address (what a hosted vCPU process starts from). */
   bootInfo?: readonly number[];
+  /** Bare-metal guests: whether the VMM-built system block is still as loaded (said after a triple fault). */
+  systemBlockReport?(): string;
 }
 
 /** How the vCPUs run: KVM, or (no /dev/kvm, PMD test guest only) the guest's hosted build as a process per vCPU. */
@@ -116,6 +119,9 @@ export class Machine {
   private readonly exits: ExitRouter;
   private finish: ((r: RunResult) => void) | undefined;
   private faultPort: number | undefined;
+  private systemBlockReport: (() => string) | undefined;
+  /** Per vCPU, its last register accesses (said after a triple fault). */
+  private readonly recentExits: RecentExits[] = [];
   private readonly serial: Serial8250;
   private result: RunResult | undefined;
   private coalesced: CoalescedWrites | undefined;
@@ -191,6 +197,7 @@ export class Machine {
 
       const plan = config.load(this.memory, config.cpus);
       this.faultPort = plan.faultPort;
+      this.systemBlockReport = plan.systemBlockReport?.bind(plan);
       if (accel.kind === 'hosted' && hostedVm) {
         if (!plan.bootInfo) throw new Error('-accel hosted: runs only the PMD test guest (a bare-metal ELF); a Linux kernel needs KVM');
         this.hosted = { vm: hostedVm, executable: accel.executable, bootInfo: plan.bootInfo };
@@ -262,7 +269,13 @@ export class Machine {
         ...(this.config.vcpuNice !== undefined ? { nice: this.config.vcpuNice } : {}),
       };
       // Serving begins before the thread can post an exit (serveMailbox copes either way, see there).
-      serving.push(serveMailbox(box, (kind, address, bytes) => this.exit(kind, address, bytes), (reason, detail) => this.vcpuStopped(i, reason, detail)));
+      const recent = new RecentExits();
+      this.recentExits.push(recent);
+      const onExit = (kind: ExitKind, address: number, bytes: Uint8Array): void => {
+        recent.note(kind, address, bytes.length);
+        this.exit(kind, address, bytes);
+      };
+      serving.push(serveMailbox(box, onExit, (reason, detail) => this.vcpuStopped(i, reason, detail)));
       this.workers[i]!.postMessage(data);
     }
     // Logged console output reaches the console at the guest's next exit, or at the latest here.
@@ -303,7 +316,7 @@ export class Machine {
       case StopReason.Requested:
         return;
       case StopReason.Shutdown:
-        return this.end({ reason: 'shutdown', status: 0, detail: `vCPU ${id}: ${detail}` });
+        return this.end({ reason: 'shutdown', status: 0, detail: `vCPU ${id}: ${detail}${this.shutdownContext(id)}` });
       case StopReason.SystemReset:
         return this.end({ reason: 'reset', status: 0, detail: `vCPU ${id}: ${detail}` });
       case StopReason.SystemShutdown:
@@ -313,6 +326,21 @@ export class Machine {
       default:
         return this.end({ reason: 'error', status: 0, detail: `vCPU ${id}: ${detail}` });
     }
+  }
+
+  /**
+   * What is left to say after a triple fault (the registers are gone on SVM, see recent-exits.ts): the vCPU's last
+   * accesses and, for a bare-metal guest, whether its system block is intact (a host-side writer, or the guest).
+   */
+  private shutdownContext(id: number): string {
+    const parts: Array<string | undefined> = [this.recentExits[id]?.describe()];
+    try {
+      parts.push(this.systemBlockReport?.());
+    } catch (e) {
+      parts.push(`the system block could not be checked (${(e as Error).message})`);
+    }
+    const said = parts.filter((p): p is string => p !== undefined);
+    return said.length ? `; ${said.join('; ')}` : '';
   }
 
   /** `rsp=HEX cr2=HEX` from the vCPU thread -> the exception frame the stub left on the guest's stack. */

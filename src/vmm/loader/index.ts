@@ -6,3 +6,4 @@ export * from './exception-stubs';
 export * from './gdt';
 export * from './host-tsc';
 export * from './page-tables';
+export * from './system-block-snapshot';
