@@ -4,7 +4,9 @@
 // txonly with 2 queue pairs and 2 vCPUs once hung with no console output
 // under heavy load. --load N adds N busy-looping processes for the duration
 // (keep it short on a shared host).
-//   node scripts/boot-stress.mjs [--boots 30] [--queues 2] [--load 2] [--timeout-ms 20000]
+// --props adds -netdev properties (e.g. ,guest-umem=on), --xdp-mode picks the attach mode; a boot that ends in
+// a triple fault prints the VMM's account of it (last exits, the system block as loaded or not).
+//   node scripts/boot-stress.mjs [--boots 30] [--queues 2] [--load 2] [--timeout-ms 20000] [--props ,guest-umem=on] [--xdp-mode native|skb]
 // Needs root and /dev/kvm; run `npm run build` first. Exit status 1 if any boot hung or failed.
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -27,6 +29,14 @@ const boots = opt('boots', 30);
 const queues = opt('queues', 2);
 const load = opt('load', 2);
 const timeoutMs = opt('timeout-ms', 20_000);
+const text = (name) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+const props = text('props');
+const xdpMode = text('xdp-mode');
+if (props !== undefined && !/^(,[a-z_-]+=[A-Za-z0-9_.-]+)+$/.test(props)) throw new Error(`--props: '${props}' is not a list of ,key=value`);
+if (xdpMode !== undefined && xdpMode !== 'native' && xdpMode !== 'skb') throw new Error(`--xdp-mode: '${xdpMode}' is not native or skb`);
 
 const hogs = Array.from({ length: load }, () => spawn(process.execPath, ['-e', 'for(;;);'], { stdio: 'ignore' }));
 const pair = new VethPair('stress', { queues });
@@ -38,6 +48,8 @@ try {
     const before = counter.total();
     const vm = PmdVm.start({
       netns: pair.a.netns, ifname: pair.a.ifname, cpus: queues, queues,
+      ...(props ? { netdevProps: props } : {}),
+      ...(xdpMode ? { xdpMode } : {}),
       append: `mode=txonly queues=${queues} count=500 timeout=60`, timeline: true, timeoutMs,
     });
     const e = await vm.exited;
