@@ -60,7 +60,7 @@ interface Rig {
 async function withThreadRig(tag: string, body: (r: Rig) => Promise<void>): Promise<void> {
   await withVeth(tag, {}, async (pair) => {
     const area = sys.guestMemory(MEM + guestUmemTailBytes(1, TEST_TUNING.ringSize));
-    const foreign = sys.mapAnonymous(FOREIGN);
+    const foreign = sys.mapAnonymous(FOREIGN, 'base');
     const a = inNetns(pair.a.netns, () =>
       AfXdpBackend.open(parseAfXdpOptions(`af-xdp,id=a,ifname=${pair.a.ifname},guest-umem=on`), TEST_TUNING, {
         guestRam: { buffer: area, guestLength: MEM, hugePages: false },

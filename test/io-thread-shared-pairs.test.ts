@@ -100,7 +100,7 @@ class GuestPair {
 }
 
 async function withSharedThread(body: (r: { runner: WorkerQueuePairRunner; bytes: Uint8Array; memory: GuestMemory; pairs: GuestPair[] }) => Promise<void>): Promise<void> {
-  const ram = sys.mapAnonymous(MEM);
+  const ram = sys.mapAnonymous(MEM, 'thp');
   const bytes = new Uint8Array(ram);
   const runner = new WorkerQueuePairRunner({
     regions: [{ gpa: 0, address: sys.addressOf(ram), length: MEM }],

@@ -17,7 +17,7 @@ test('socketDomain of a non-socket fd is a negative errno', () => {
 });
 
 test('an unmapped mapping is detached, not dangling', () => {
-  const ab = sys.mapAnonymous(1 << 16);
+  const ab = sys.mapAnonymous(1 << 16, 'base');
   const view = new Uint8Array(ab);
   view[100] = 7;
   assert.is(view[100], 7);

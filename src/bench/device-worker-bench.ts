@@ -273,7 +273,7 @@ async function deviceRun(
   // guest-umem: the driver's RAM, with bounce frames behind it, is the UMEM the I/O threads service in place.
   const umem = guestUmem ? sys.guestMemory(RAM + guestUmemTailBytes(nq, DEFAULT_RING_SIZE)) : undefined;
   const backend = openBenchBackend(netns, ifname, o.xdpMode, nq, umem, RAM);
-  const mapping = umem ?? sys.mapAnonymous(RAM);
+  const mapping = umem ?? sys.mapAnonymous(RAM, 'thp');
   const threadOf = Array.from({ length: nq }, (_, k) => k % o.ioThreads);
   const ioCpus = ioThreadCpus(cpus, o.ioThreads);
   const runner = new WorkerQueuePairRunner({

@@ -26,7 +26,7 @@ const TWO_POW_32 = 0x1_0000_0000;
 
 /** One ring's shared words as the kernel side sees them. */
 class SimRing {
-  readonly buffer = sys.mapAnonymous(4096);
+  readonly buffer = sys.mapAnonymous(4096, 'base');
   readonly prod = new Uint32Array(this.buffer, OFFSETS.producer, 1);
   readonly cons = new Uint32Array(this.buffer, OFFSETS.consumer, 1);
   readonly words = new Uint32Array(this.buffer, OFFSETS.desc, (RING * 16) / 4);

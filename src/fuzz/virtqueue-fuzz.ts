@@ -77,7 +77,7 @@ interface Arena {
 
 function makeArena(tail = 0): Arena {
   // With a tail the arena is a mapping (a target may hand it to native code as one UMEM), tail at its end.
-  const buffer = tail > 0 ? sys.mapAnonymous(Math.ceil((BACKING_SIZE + tail) / 4096) * 4096) : new ArrayBuffer(BACKING_SIZE);
+  const buffer = tail > 0 ? sys.mapAnonymous(Math.ceil((BACKING_SIZE + tail) / 4096) * 4096, 'base') : new ArrayBuffer(BACKING_SIZE);
   const backing = new Uint8Array(buffer, 0, BACKING_SIZE).fill(CANARY);
   return {
     backing,

@@ -55,7 +55,8 @@ export type SysConstantName =
 
 export interface SysAddon extends UnixSocketAddon {
   // Mappings (native/common/mapping.cc): explicit lifetime, unmap detaches.
-  mapAnonymous(length: number, hugepages?: boolean): ArrayBuffer;
+  /** Populated private memory of 4 KiB pages, transparent huge pages (best effort) or reserved huge pages (mapping.cc). */
+  mapAnonymous(length: number, pages: 'base' | 'thp' | 'hugetlb'): ArrayBuffer;
   mapFd(fd: number, offset: number, length: number): ArrayBuffer;
   unmap(buffer: ArrayBuffer): void;
   addressOf(buffer: ArrayBuffer): bigint;

@@ -26,7 +26,7 @@ export async function withWorkerRig(tag: string, options: RigRunnerOptions, body
   await withVeth(tag, {}, async (pair) => {
     const a = openUnservicedBackend(pair.a.netns, `af-xdp,id=a,ifname=${pair.a.ifname}`);
     const b = openBackend(pair.b.netns, `af-xdp,id=b,ifname=${pair.b.ifname}`);
-    const ram = sys.mapAnonymous(RIG_MEM);
+    const ram = sys.mapAnonymous(RIG_MEM, 'thp');
     const bytes = new Uint8Array(ram);
     const runner = new WorkerQueuePairRunner({
       regions: [{ gpa: 0, address: sys.addressOf(ram), length: RIG_MEM }],

@@ -75,7 +75,7 @@ static u64 bar_address(u8 dev, u8 fn, u8 bar)
     if (lo & 1)
         return 0; /* I/O BAR: the virtio structures this driver uses live in memory BARs */
     u64 addr = lo & ~0xfull;
-    if (bar_is_mem64(dev, fn, bar)) {
+    if (((lo >> 1) & 3) == 2) { /* 64-bit memory BAR: the next register holds the high half */
         if (bar == 5)
             return 0;
         addr |= (u64)pci_read32(dev, fn, bar_reg((u8)(bar + 1))) << 32;
@@ -192,6 +192,54 @@ static int find_virtio_net(u8 *dev_out, u8 *fn_out)
 
 static u64 g_mmio_base, g_mmio_size;
 
+/*
+ * The capability list, read once. Every config read is a VM exit (~0.2 ms
+ * each under a PVM host, most of this guest's boot), so each capability is
+ * read a dword at a time: ID, next pointer, and cfg_type of a virtio
+ * capability (§4.1.4: cap_vndr, cap_next, cap_len, cfg_type) or MSI-X
+ * Message Control (PCI 3.0 §6.8.2) in the first, the BAR in the second.
+ */
+#define MAX_CAPS 48
+
+struct cap {
+    u8 ptr, id, type, bar;
+    u16 upper; /* bits 31:16 of the first dword: MSI-X Message Control */
+};
+
+/* BAR addresses as read once (bar_address), until this driver moves one. */
+struct bar_cache {
+    u8 known;
+    u64 addr[6];
+};
+
+static u64 cached_bar(const struct virtio_pci_dev *d, struct bar_cache *c, u8 bar)
+{
+    if (bar > 5)
+        return 0;
+    if (!(c->known & (1u << bar))) {
+        c->addr[bar] = bar_address(d->dev, d->fn, bar);
+        c->known |= (u8)(1u << bar);
+    }
+    return c->addr[bar];
+}
+
+static int read_caps(const struct virtio_pci_dev *d, struct cap *caps)
+{
+    int n = 0;
+    u8 ptr = pci_read8(d->dev, d->fn, PCI_CAP_PTR) & 0xfc;
+    while (ptr && n < MAX_CAPS) {
+        u32 head = pci_read32(d->dev, d->fn, ptr);
+        struct cap *c = &caps[n++];
+        c->ptr = ptr;
+        c->id = (u8)head;
+        c->type = (u8)(head >> 24);
+        c->upper = (u16)(head >> 16);
+        c->bar = c->id == PCI_CAP_ID_VNDR ? (u8)pci_read32(d->dev, d->fn, (u8)(ptr + VCAP_BAR)) : 0xff;
+        ptr = (u8)(head >> 8) & 0xfc;
+    }
+    return n;
+}
+
 void pci_find_virtio_net(struct virtio_pci_dev *d, u64 mmio_base, u64 mmio_size)
 {
     memset(d, 0, sizeof(*d));
@@ -206,54 +254,53 @@ void pci_find_virtio_net(struct virtio_pci_dev *d, u64 mmio_base, u64 mmio_size)
     /* BARs the virtio capabilities name must decode inside the window (assign them if firmware did not). */
     u16 cmd = pci_read16(d->dev, d->fn, PCI_COMMAND);
     pci_write16(d->dev, d->fn, PCI_COMMAND, (u16)(cmd & ~(PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER)));
+    struct cap caps[MAX_CAPS];
+    int ncaps = read_caps(d, caps);
+    struct bar_cache bars = { 0, { 0 } };
     u64 next_free = 0; /* window_used_top(), on the first BAR that needs placing */
-    u8 ptr = pci_read8(d->dev, d->fn, PCI_CAP_PTR) & 0xfc;
-    for (int guard = 0; ptr && guard < 48; guard++) {
-        if (pci_read8(d->dev, d->fn, ptr) == PCI_CAP_ID_VNDR) {
-            u8 type = pci_read8(d->dev, d->fn, (u8)(ptr + VCAP_CFG_TYPE));
-            u8 bar = pci_read8(d->dev, d->fn, (u8)(ptr + VCAP_BAR));
-            if (type >= VIRTIO_PCI_CAP_COMMON_CFG && type <= VIRTIO_PCI_CAP_DEVICE_CFG && bar <= 5)
-                assign_bar_if_needed(d->dev, d->fn, bar, mmio_base, mmio_size, &next_free);
-        }
-        ptr = pci_read8(d->dev, d->fn, (u8)(ptr + 1)) & 0xfc;
+    for (int i = 0; i < ncaps; i++) {
+        const struct cap *c = &caps[i];
+        if (c->id != PCI_CAP_ID_VNDR || c->type < VIRTIO_PCI_CAP_COMMON_CFG || c->type > VIRTIO_PCI_CAP_DEVICE_CFG || c->bar > 5)
+            continue;
+        u64 a = cached_bar(d, &bars, c->bar);
+        if (a >= mmio_base && a < mmio_base + mmio_size)
+            continue;
+        assign_bar_if_needed(d->dev, d->fn, c->bar, mmio_base, mmio_size, &next_free);
+        bars.known &= (u8)~(1u << c->bar); /* moved: read it again */
     }
 
-    /* §4.1.4: walk the list; the first capability of each type the driver can use wins. */
-    ptr = pci_read8(d->dev, d->fn, PCI_CAP_PTR) & 0xfc;
-    for (int guard = 0; ptr && guard < 48; guard++) {
-        u8 id = pci_read8(d->dev, d->fn, ptr);
-        u8 next = pci_read8(d->dev, d->fn, (u8)(ptr + 1)) & 0xfc;
-        if (id == PCI_CAP_ID_MSIX && !d->msix_cap) {
+    /* §4.1.4: the first capability of each type the driver can use wins. */
+    for (int i = 0; i < ncaps; i++) {
+        const struct cap *c = &caps[i];
+        u8 ptr = c->ptr;
+        if (c->id == PCI_CAP_ID_MSIX && !d->msix_cap) {
             /* PCI 3.0 §6.8.2: Message Control (table size - 1 in bits 10:0), then Table Offset/BIR. */
             u32 table = pci_read32(d->dev, d->fn, (u8)(ptr + 4));
-            u64 base = bar_address(d->dev, d->fn, (u8)(table & 7));
+            u64 base = cached_bar(d, &bars, (u8)(table & 7));
             if (base) {
                 d->msix_cap = ptr;
-                d->msix_size = (u16)((pci_read16(d->dev, d->fn, (u8)(ptr + 2)) & 0x7ff) + 1);
+                d->msix_size = (u16)((c->upper & 0x7ff) + 1);
                 d->msix_table = base + (table & ~7u);
             }
         }
-        if (id == PCI_CAP_ID_VNDR) {
-            u8 type = pci_read8(d->dev, d->fn, (u8)(ptr + VCAP_CFG_TYPE));
-            u8 bar = pci_read8(d->dev, d->fn, (u8)(ptr + VCAP_BAR));
-            u32 off = pci_read32(d->dev, d->fn, (u8)(ptr + VCAP_OFFSET));
-            u32 len = pci_read32(d->dev, d->fn, (u8)(ptr + VCAP_LENGTH));
+        if (c->id == PCI_CAP_ID_VNDR) {
             struct virtio_region *r = 0;
-            if (type == VIRTIO_PCI_CAP_COMMON_CFG) r = &d->common;
-            else if (type == VIRTIO_PCI_CAP_NOTIFY_CFG) r = &d->notify;
-            else if (type == VIRTIO_PCI_CAP_ISR_CFG) r = &d->isr;
-            else if (type == VIRTIO_PCI_CAP_DEVICE_CFG) r = &d->device;
-            u64 base = bar_address(d->dev, d->fn, bar);
+            if (c->type == VIRTIO_PCI_CAP_COMMON_CFG) r = &d->common;
+            else if (c->type == VIRTIO_PCI_CAP_NOTIFY_CFG) r = &d->notify;
+            else if (c->type == VIRTIO_PCI_CAP_ISR_CFG) r = &d->isr;
+            else if (c->type == VIRTIO_PCI_CAP_DEVICE_CFG) r = &d->device;
+            if (!r || r->addr)
+                continue;
+            u64 base = cached_bar(d, &bars, c->bar);
             /* §4.1.4.1: skip capabilities naming a reserved BAR or one this driver cannot map. */
-            if (r && !r->addr && base) {
-                r->addr = base + off;
-                r->len = len;
-                r->bar = bar;
-                if (type == VIRTIO_PCI_CAP_NOTIFY_CFG)
-                    d->notify_mult = pci_read32(d->dev, d->fn, (u8)(ptr + VCAP_NOTIFY_MULT));
-            }
+            if (!base)
+                continue;
+            r->addr = base + pci_read32(d->dev, d->fn, (u8)(ptr + VCAP_OFFSET));
+            r->len = pci_read32(d->dev, d->fn, (u8)(ptr + VCAP_LENGTH));
+            r->bar = c->bar;
+            if (c->type == VIRTIO_PCI_CAP_NOTIFY_CFG)
+                d->notify_mult = pci_read32(d->dev, d->fn, (u8)(ptr + VCAP_NOTIFY_MULT));
         }
-        ptr = next;
     }
     if (!d->common.addr) fatal(EXIT_DEVICE, "no usable COMMON_CFG capability (§4.1.4.3)", 0);
     if (!d->notify.addr) fatal(EXIT_DEVICE, "no usable NOTIFY_CFG capability (§4.1.4.4)", 0);

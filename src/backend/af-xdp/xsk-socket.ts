@@ -2,6 +2,7 @@
 // bound to (interface, queue). Servicing the rings is AfXdpQueue's job.
 import { RingId, xsk, type NativeError, type RawRing, type RingOffsets } from '../../native/xsk';
 import { sys } from '../../native/sys';
+import { bootMappingPages } from '../../host/free-page-reporting';
 import type { MultiBufferMode } from './af-xdp-options';
 import { ConsumerRing, ProducerRing } from './xsk-ring';
 
@@ -132,7 +133,7 @@ export class XskSocket {
     const fd = config.fd ?? xsk.socket();
     const mapped: ArrayBuffer[] = [];
     try {
-      const umem = external ? external.buffer : sys.mapAnonymous(frameSize * frameCount);
+      const umem = external ? external.buffer : sys.mapAnonymous(frameSize * frameCount, bootMappingPages());
       if (!external) mapped.push(umem);
       try {
         if (external?.sharedWith === undefined) xsk.umemRegister(fd, umem, external?.chunkSize ?? frameSize, external?.headroom ?? 0, external?.flags ?? 0);
