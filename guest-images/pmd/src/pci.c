@@ -60,11 +60,9 @@ void pci_write32(u8 dev, u8 fn, u8 reg, u32 v)
 }
 
 /* Whether BAR `bar` is a 64-bit memory BAR (PCI 3.0 §6.2.5.1: type 10b in bits 2:1). */
-static int bar_is_mem64(u8 dev, u8 fn, u8 bar)
-{
-    u32 lo = pci_read32(dev, fn, bar_reg(bar));
-    return !(lo & 1) && ((lo >> 1) & 3) == 2;
-}
+static int lo_is_mem64(u32 lo) { return !(lo & 1) && ((lo >> 1) & 3) == 2; }
+
+static int bar_is_mem64(u8 dev, u8 fn, u8 bar) { return lo_is_mem64(pci_read32(dev, fn, bar_reg(bar))); }
 
 /* Address a memory BAR decodes (64-bit BARs take two registers). 0 for I/O or unassigned BARs. */
 static u64 bar_address(u8 dev, u8 fn, u8 bar)
@@ -75,7 +73,7 @@ static u64 bar_address(u8 dev, u8 fn, u8 bar)
     if (lo & 1)
         return 0; /* I/O BAR: the virtio structures this driver uses live in memory BARs */
     u64 addr = lo & ~0xfull;
-    if (((lo >> 1) & 3) == 2) { /* 64-bit memory BAR: the next register holds the high half */
+    if (lo_is_mem64(lo)) { /* the next register holds the high half */
         if (bar == 5)
             return 0;
         addr |= (u64)pci_read32(dev, fn, bar_reg((u8)(bar + 1))) << 32;
